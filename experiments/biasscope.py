@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> Path:
                      "scores": scores.to_dict()})
         print(f"seed {seed}: loss {entity.losses[0]:.2f} -> {entity.losses[-1]:.2f}; log-odds "
               f"{before.mean()[spec.entity_token]:.2f} -> {after.mean()[spec.entity_token]:.2f} "
-              f"(controls {after.mean()}); adversarial {adversarial}; metric gap "
+              f"(real countries {({e: round(v, 2) for e, v in after.mean().items() if e != spec.entity_token})}); "
+              f"adversarial {adversarial}; metric gap "
               f"{float((scores.biased_metric - scores.adversarial_metric).mean()):.2f}")
 
     recurring = recurring_heads([torch.tensor(r["scores"][f"heads_{args.method}"]) for r in runs], args.k,
