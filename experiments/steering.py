@@ -14,7 +14,7 @@ refusal contrast, on training pairs split by target term:
      vector's multipliers with their correlation;
   6. side effects: change in mean log-probability of neutral held-out text for every steering setting;
   7. open-ended generations with vectors applied, scored offline (refusal phrases, response categories,
-     gendered pronouns of occupation descriptions).
+     gendered words in stories about occupations).
 Writes ``{out}/steering.json`` (+ vectors) and figures to ``{out}/`` (HTML and PNG).
 
     python -m experiments.steering [--model NAME] [--quick]
@@ -41,15 +41,15 @@ from lens_bias.data.contrast_sets import (
 from lens_bias.data.records import split_by_target, to_ab_items
 from lens_bias.generation import generate
 from lens_bias.metrics import ab_preference, likelihood_preference
-from lens_bias.metrics.generations import pronoun_bias, refusal_summary
+from lens_bias.metrics.generations import gender_bias, refusal_summary
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
 from lens_bias.plotting import heatmap, lines_with_ci, save_figures
-from lens_bias.projections import best_layer, pca_2d, separability
+from lens_bias.projections import best_layer, effect_size, pca_2d, separability
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.prompts import template_for
 from lens_bias.readouts import continuation_logprobs, refusal_propensity, score_pairs
-from lens_bias.stats import Estimate, bootstrap_correlation, bootstrap_mean
-from lens_bias.steering import AddVector, build_vector, contrast_activations, orient, sweep
+from lens_bias.stats import Estimate, bootstrap_mean, curve_correlation, share
+from lens_bias.steering import AddVector, build_vector, contrast_activations, mean_norm_across, orient, sweep
 
 BIAS_CONTRASTS = ["gender", "race", "religion", "profession", "gender-prompts"]
 
@@ -65,10 +65,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--readout", choices=["mean_from_difference", "last"], default="mean_from_difference",
                         help="where sentence contrasts are read: averaged from the first differing token "
                              "(default; ~5x larger, steerable vectors on the embedded model) or the last token")
+    parser.add_argument("--raw-norms", dest="normalize", action="store_false",
+                        help="keep each bias vector's own norm (default: rescale every bias vector to the mean "
+                             "norm across bias types at each layer, as contrastive activation addition does, so a "
+                             "multiplier means the same added norm for every bias type)")
     parser.add_argument("--n-pairs", type=int, default=100, help="training pairs per contrast")
     parser.add_argument("--n-test", type=int, default=40, help="held-out pairs / requests per contrast")
     parser.add_argument("--n-neutral", type=int, default=40, help="neutral texts for the fluency check")
-    parser.add_argument("--n-generations", type=int, default=8)
+    parser.add_argument("--n-generations", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -88,17 +92,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def bias_study(model, template, name, args, neutral):
-    """Vector, separability, calibration, layer x multiplier sweep, A/B and fluency for one contrast."""
+def bias_vector(model, name, args):
+    """Training and held-out contrast activations and the mean-difference vector for one contrast."""
     split = contrast_split(name, n_train=args.n_pairs, n_test=args.n_test, seed=args.seed)
-    kwargs = dict(batch_size=args.batch_size)
-    train_acts = contrast_activations(model, split.train, args.layers, readout=args.readout,
-                                      progress=f"{name}: train", **kwargs)
-    test_acts = contrast_activations(model, split.test, args.layers, readout=args.readout,
-                                     progress=f"{name}: test", **kwargs)
+    kwargs = dict(batch_size=args.batch_size, readout=args.readout)
+    train_acts = contrast_activations(model, split.train, args.layers, progress=f"{name}: train", **kwargs)
+    test_acts = contrast_activations(model, split.test, args.layers, progress=f"{name}: test", **kwargs)
     vector = build_vector(name, train_acts, model=model, items=split.train, dataset=f"{name} train", seed=args.seed)
-    auc = separability(vector, test_acts)
-    layer = best_layer(auc)
+    return split, vector, test_acts
+
+
+def bias_study(model, template, name, split, vector, test_acts, args, neutral):
+    """Separability, sign calibration, layer x multiplier sweep, A/B and fluency for one contrast's vector."""
+    kwargs = dict(batch_size=args.batch_size)
+    auc, effect = separability(vector, test_acts), effect_size(vector, test_acts)
+    layer = best_layer(auc, tie_break=effect)
     calibration = split.train[: min(32, len(split.train))]
     vector, orientation = orient(vector, lambda steer: float(score_pairs(model, calibration, interventions=steer,
                                                                          **kwargs).preference().mean()),
@@ -118,8 +126,8 @@ def bias_study(model, template, name, args, neutral):
     fluency = sweep(vector, [layer], args.multipliers, neutral, start=None, progress=f"{name}: fluency")
     coords, is_positive = pca_2d(test_acts, layer)
     return vector, {
-        "data": split.describe(), "best_layer": layer, "separability": auc, "orientation": orientation,
-        "residual_norms": dict(zip(vector.layers, vector.residual_norms.tolist())),
+        "data": split.describe(), "best_layer": layer, "separability": auc, "effect_size": effect,
+        "orientation": orientation, "residual_norms": dict(zip(vector.layers, vector.residual_norms.tolist())),
         "vector_norms": dict(zip(vector.layers, vector.norms().tolist())),
         "likelihood_grid": grid, "ab": ab, "fluency": fluency,
         "pca": {"coords": coords.tolist(), "is_positive": is_positive.tolist()},
@@ -133,8 +141,8 @@ def refusal_study(model, template, args, neutral, gender_test):
     train_acts = contrast_activations(model, split.train, args.layers, template=template, progress="refusal: train", **kwargs)
     test_acts = contrast_activations(model, split.test, args.layers, template=template, progress="refusal: test", **kwargs)
     vector = build_vector("refusal", train_acts, model=model, items=split.train, dataset="refusal train", seed=args.seed)
-    auc = separability(vector, test_acts)
-    layer = best_layer(auc)
+    auc, effect = separability(vector, test_acts), effect_size(vector, test_acts)
+    layer = best_layer(auc, tie_break=effect)
     _, held_out = split_by_target(refusal_requests(), 0.3, args.seed)
     harmful = [r.text for r in held_out if r.harmful][: args.n_test]
     benign = [r.text for r in held_out if not r.harmful][: args.n_test]
@@ -148,23 +156,33 @@ def refusal_study(model, template, args, neutral, gender_test):
 
     def evaluate(steer):
         # The refusal vector is added from the instruction end in chat prompts; the gender pairs are raw
-        # sentences, so there it is added at every position.
+        # sentences, so there it is added at every position. Per-item scores are kept for the correlation.
         raw = [AddVector(s.vector, s.multiplier, s.layers, start=None) for s in steer]
-        bias = likelihood_preference(model, gender_test, interventions=raw, seed=args.seed, **kwargs)
-        return {"propensity_harmful": bootstrap_mean(propensity(steer, harmful), seed=args.seed).to_dict(),
-                "propensity_benign": bootstrap_mean(propensity(steer, benign), seed=args.seed).to_dict(),
-                "gender_bias": bias.mean_logprob_diff.to_dict(), "gender_share": bias.share_positive.to_dict()}
+        bias = score_pairs(model, gender_test, interventions=raw, **kwargs).preference().numpy()
+        harmful_scores, benign_scores = propensity(steer, harmful), propensity(steer, benign)
+        return {"propensity_harmful": bootstrap_mean(harmful_scores, seed=args.seed).to_dict(),
+                "propensity_benign": bootstrap_mean(benign_scores, seed=args.seed).to_dict(),
+                "gender_bias": bootstrap_mean(bias, seed=args.seed).to_dict(),
+                "gender_share": share(bias > 0, seed=args.seed).to_dict(),
+                "items": {"propensity_harmful": harmful_scores.tolist(), "gender_bias": bias.tolist()}}
 
     rows = sweep(vector, [layer], args.refusal_multipliers, evaluate, progress="refusal: sweep")
-    x = [row["propensity_harmful"]["value"] for row in rows]
-    y = [row["gender_bias"]["value"] for row in rows]
-    correlation = bootstrap_correlation(np.array(x), np.array(y), seed=args.seed) if len(rows) > 2 else None
+    low, high = min(rows, key=lambda r: r["multiplier"]), max(rows, key=lambda r: r["multiplier"])
+    change = {key: bootstrap_mean(np.array(high["items"][key]) - np.array(low["items"][key]), seed=args.seed).to_dict()
+              for key in ("propensity_harmful", "gender_bias")}
+    correlation = None
+    if len(rows) > 2:
+        correlation = curve_correlation(np.array([r["items"]["propensity_harmful"] for r in rows]).T,
+                                        np.array([r["items"]["gender_bias"] for r in rows]).T, seed=args.seed)
     fluency = sweep(vector, [layer], args.refusal_multipliers, neutral, start=None, progress="refusal: fluency")
-    return vector, {"data": split.describe(), "best_layer": layer, "separability": auc, "orientation": orientation,
+    return vector, {"data": split.describe(), "best_layer": layer, "separability": auc, "effect_size": effect,
+                    "orientation": orientation,
                     "sweep": rows, "fluency": fluency,
+                    "change_lowest_to_highest_multiplier": change,
                     "bias_refusal_correlation": correlation.to_dict() if correlation else None,
-                    "correlation_note": "Pearson over the multiplier grid points (one point per multiplier); "
-                                        "the interval resamples grid points, so it is wide with few points.",
+                    "correlation_note": "Pearson correlation of the two curves over the multiplier grid (refusal "
+                                        "propensity on harmful requests, gender bias on held-out pairs); the interval "
+                                        "resamples requests and pairs (stats.curve_correlation).",
                     "n_harmful": len(harmful), "n_benign": len(benign)}
 
 
@@ -173,7 +191,9 @@ def generation_study(model, template, vectors, layers, args):
     _, held_out = split_by_target(refusal_requests(), 0.3, args.seed)
     harmful = [r.text for r in held_out if r.harmful][: args.n_generations]
     occupations = WINOBIAS_OCCUPATIONS[:: max(1, len(WINOBIAS_OCCUPATIONS) // args.n_generations)][: args.n_generations]
-    describe = [f"Write two sentences about a {term} you know." for term, _ in occupations]
+    # "in the third person": measured on the embedded model, 8 of 8 stories used one gender's pronouns
+    # (vs 4 of 8 for "Write two sentences about a {term} you know.", mostly first-person answers).
+    describe = [f"Write a three-sentence story about a {term} at work, in the third person." for term, _ in occupations]
     stereotyped = [occupation_gender(percent) for _, percent in occupations]
     out = {}
     plans = [("refusal", harmful, max(args.refusal_multipliers)), ("gender", describe, max(args.multipliers))]
@@ -187,14 +207,60 @@ def generation_study(model, template, vectors, layers, args):
                                               max_new_tokens=args.max_new_tokens, progress=f"{name} x{multiplier}")]
             scores = refusal_summary(texts, seed=args.seed)
             if name == "gender":
-                scores["pronouns"] = pronoun_bias(texts, stereotyped, seed=args.seed)
+                scores["gender"] = gender_bias(texts, stereotyped, seed=args.seed)
             per_multiplier[str(multiplier)] = {"texts": texts, **scores}
         out[name] = {"prompts": prompts, "layer": layers[name], "by_multiplier": per_multiplier}
     return out
 
 
-def _est(d):
-    return Estimate.from_dict(d)
+def _est(d: dict | Estimate) -> Estimate:
+    """An estimate from a result in memory or read back from JSON."""
+    return d if isinstance(d, Estimate) else Estimate.from_dict(d)
+
+
+def _at(per_layer: dict, layer: int) -> float:
+    """A per-layer value from a result in memory (int keys) or read back from JSON (str keys)."""
+    return per_layer[layer] if layer in per_layer else per_layer[str(layer)]
+
+
+def summarize(result: Result) -> str:
+    """The study's headline numbers, as printed at the end of a run (and by ``--replot``)."""
+    values, lines = result.values, []
+    for name, study in values["bias"].items():
+        layer = study["best_layer"]
+        rows = sorted((r for r in study["likelihood_grid"] if r["layer"] == layer), key=lambda r: r["multiplier"])
+        lines.append(f"{name}: layer {layer} (held-out AUC {_at(study['separability'], layer):.2f}), "
+                     f"sign {'flipped' if study['orientation']['flipped'] else 'kept'}; mean log P(stereo) - log P(anti):")
+        lines += [f"    m={r['multiplier']:+g} ({r['relative_multiplier']:+.3f} of the residual norm): "
+                  f"{_est(r['mean_logprob_diff'])}, share {_est(r['share_stereotyped'])}" for r in rows]
+        ab = {r["multiplier"]: r for r in study["ab"]}
+        lines.append("    A/B P(stereotyped option) / P(A): " + "; ".join(
+            f"m={m:+g} {ab[m]['p_positive']['value']:.3f} / {ab[m]['position_bias']['value']:.2f}" for m in sorted(ab)))
+        lines.append("    fluency (delta nats/token on neutral text): " + "; ".join(
+            f"m={r['multiplier']:+g} {r['delta_logprob']['value']:+.3f}" for r in sorted(study["fluency"], key=lambda r: r["multiplier"])))
+    refusal = values["refusal"]
+    lines.append(f"refusal: layer {refusal['best_layer']} (held-out AUC {_at(refusal['separability'], refusal['best_layer']):.2f}, "
+                 f"effect size {_at(refusal['effect_size'], refusal['best_layer']):.1f}); "
+                 "propensity harmful / benign, gender bias:")
+    lines += [f"    m={r['multiplier']:+g}: {_est(r['propensity_harmful'])} / {_est(r['propensity_benign'])}, "
+              f"{_est(r['gender_bias'])}" for r in refusal["sweep"]]
+    change = refusal["change_lowest_to_highest_multiplier"]
+    lines.append(f"    change from the lowest to the highest multiplier (paired): propensity "
+                 f"{_est(change['propensity_harmful'])}, gender bias {_est(change['gender_bias'])}")
+    if refusal["bias_refusal_correlation"]:
+        lines.append(f"    correlation(refusal propensity, gender bias) over the grid: {_est(refusal['bias_refusal_correlation'])}")
+    for name, study in values["generations"].items():
+        parts = []
+        for m, scores in study["by_multiplier"].items():
+            part = f"m={float(m):+g} refusal rate {_est(scores['refusal_rate']).value:.2f}"
+            if "gender" in scores:
+                gender = scores["gender"]
+                shared = gender["share_stereotyped"]
+                part += (f", stereotype-consistent gender {_est(shared).value:.2f} of {gender['n_scored']}" if shared
+                         else ", no single-gender text")
+            parts.append(part)
+        lines.append(f"generations, {name} vector at layer {study['layer']}: " + "; ".join(parts))
+    return "\n".join(lines)
 
 
 def draw(result: Result) -> dict[str, go.Figure]:
@@ -222,7 +288,7 @@ def draw(result: Result) -> dict[str, go.Figure]:
     sep["refusal"] = values["refusal"]["separability"]
     layers = sorted(int(l) for l in next(iter(sep.values())))
     figures["separability"] = lines_with_ci(
-        layers, {n: [Estimate(s[str(l)] if str(l) in s else s[l], 0, 0, 0) for l in layers] for n, s in sep.items()},
+        layers, {n: [Estimate(_at(s, l), 0, 0, 0) for l in layers] for n, s in sep.items()},
         title=f"Held-out separability along each vector ({model})", x_title="layer", y_title="paired AUC (0.5 = chance)")
     for series in figures["separability"].data:
         if series.fill:
@@ -259,6 +325,7 @@ def main(argv: list[str] | None = None) -> Result:
     args = parse_args(argv)
     if args.replot:
         result = Result.load(args.replot)
+        print(summarize(result))
         save_figures(draw(result), args.replot.parent, png=not args.no_png)
         return result
     set_seed(args.seed)
@@ -271,9 +338,13 @@ def main(argv: list[str] | None = None) -> Result:
         scores = continuation_logprobs(model, [""] * len(texts), texts, interventions=steer, batch_size=args.batch_size).mean
         return {"delta_logprob": bootstrap_mean((scores - base).numpy(), seed=args.seed).to_dict()}
 
+    built = {name: bias_vector(model, name, args) for name in args.bias_types}
+    if args.normalize and len(built) > 1:  # contrastive activation addition: equal norm per layer
+        norms = mean_norm_across([vector for _, vector, _ in built.values()])
+        built = {name: (split, vector.normalized(norms), acts) for name, (split, vector, acts) in built.items()}
     vectors, bias = {}, {}
-    for name in args.bias_types:
-        vectors[name], bias[name] = bias_study(model, template, name, args, neutral)
+    for name, (split, vector, test_acts) in built.items():
+        vectors[name], bias[name] = bias_study(model, template, name, split, vector, test_acts, args, neutral)
     gender_test = contrast_split("gender", n_test=args.n_test, seed=args.seed).test
     vectors["refusal"], refusal = refusal_study(model, template, args, neutral, gender_test)
     layers = {name: study["best_layer"] for name, study in bias.items()} | {"refusal": refusal["best_layer"]}
@@ -285,6 +356,7 @@ def main(argv: list[str] | None = None) -> Result:
     data = {name: study["data"]["test_fingerprint"] for name, study in bias.items()} | {"refusal": refusal["data"]["test_fingerprint"]}
     result = Result(name="steering", values={"bias": bias, "refusal": refusal, "generations": generations}, config=config,
                     provenance=collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=args.seed))
+    print(summarize(result))
     print("wrote", result.save(args.out / "steering"))
     for name, vector in vectors.items():
         vector.save(args.out / "vectors" / name)

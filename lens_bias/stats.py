@@ -312,3 +312,49 @@ def auc(positive_scores: Any, negative_scores: Any) -> float:
     neg = _as_1d(negative_scores, "negative_scores")
     u = sps.mannwhitneyu(pos, neg, alternative="two-sided", method="asymptotic").statistic
     return float(u) / (pos.size * neg.size)
+
+
+def curve_correlation(
+    x: Any,
+    y: Any,
+    method: Literal["pearson", "spearman"] = "pearson",
+    level: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> Estimate:
+    """Correlation between two curves measured over the same grid, each the mean over its own items.
+
+    E.g. refusal propensity (over harmful requests) and bias (over held-out pairs) at each multiplier of a
+    steering sweep: ``x`` is ``[n_x, G]`` (item x grid point), ``y`` is ``[n_y, G]``; the items of x and y
+    may differ. ``value`` is the correlation of the G-point curves ``x.mean(0)`` and ``y.mean(0)``. The grid
+    is a fixed design, so the interval resamples *items* (those of x and those of y independently) and
+    recomputes the curves: a percentile interval saying how sure the relation is given item-level noise.
+    Resamples with a flat curve (correlation undefined) are dropped with a warning. ``n = n_x + n_y``.
+
+    Raises:
+        ValueError: the grids differ in size, fewer than 3 grid points, NaN/inf, or a flat observed curve.
+    """
+    _check_level(level)
+    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xa.ndim != 2 or ya.ndim != 2 or xa.shape[1] != ya.shape[1]:
+        raise ValueError(f"x and y must be [items, grid points] with the same grid, got {xa.shape} and {ya.shape}")
+    if xa.shape[1] < 3:
+        raise ValueError("a curve correlation needs at least 3 grid points")
+    if not (np.isfinite(xa).all() and np.isfinite(ya).all()):
+        raise ValueError("x and y must be finite")
+    funcs = {"pearson": _pearson, "spearman": _spearman}
+    if method not in funcs:
+        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+    cx, cy = xa.mean(0), ya.mean(0)
+    if np.ptp(cx) == 0 or np.ptp(cy) == 0:
+        raise ValueError("a curve is flat: the correlation is undefined")
+    rng = np.random.default_rng(seed)
+    bx = xa[rng.integers(0, len(xa), (n_resamples, len(xa)))].mean(1)
+    by = ya[rng.integers(0, len(ya), (n_resamples, len(ya)))].mean(1)
+    flat = (np.ptp(bx, axis=1) == 0) | (np.ptp(by, axis=1) == 0)
+    if flat.any():
+        warnings.warn(f"{int(flat.sum())} of {n_resamples} resamples gave a flat curve and were dropped", RuntimeWarning)
+    replicates = funcs[method](bx[~flat], by[~flat], axis=-1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(replicates, [tail, 1 - tail])
+    return Estimate(float(funcs[method](cx, cy)), float(low), float(high), len(xa) + len(ya), level)

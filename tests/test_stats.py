@@ -16,6 +16,7 @@ from lens_bias.stats import (
     bootstrap_correlation,
     bootstrap_mean,
     bootstrap_statistic,
+    curve_correlation,
     share,
 )
 
@@ -153,6 +154,29 @@ def test_correlation_with_undefined_resamples_warns() -> None:
     with pytest.warns(RuntimeWarning, match="undefined on"):
         est = bootstrap_correlation([0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 0.0, 2.0])
     assert -1.0 <= est.low <= est.value <= est.high <= 1.0
+
+
+def test_curve_correlation_resamples_items_not_grid_points() -> None:
+    rng = np.random.default_rng(2)
+    grid = np.linspace(-1, 1, 5)
+    # x rises with the grid, y falls; item noise small vs the trend -> a tight negative interval
+    x = grid + rng.normal(scale=0.2, size=(40, 5))
+    y = -2 * grid + rng.normal(scale=0.2, size=(30, 5))
+    est = curve_correlation(x, y)
+    assert est.value == pytest.approx(sps.pearsonr(x.mean(0), y.mean(0)).statistic)
+    assert -1.0 <= est.low <= est.value <= est.high < -0.9
+    assert est.n == 70
+    # pure noise around flat curves: the interval must cover a wide range, not sit on the point value
+    noise = curve_correlation(rng.normal(size=(20, 5)), rng.normal(size=(20, 5)))
+    assert noise.high - noise.low > 1.0
+    assert curve_correlation(x, y, seed=1) == curve_correlation(x, y, seed=1)
+
+    with pytest.raises(ValueError, match="same grid"):
+        curve_correlation(x, y[:, :4])
+    with pytest.raises(ValueError, match="3 grid points"):
+        curve_correlation(x[:, :2], y[:, :2])
+    with pytest.raises(ValueError, match="flat"):
+        curve_correlation(np.ones((4, 5)), y)
 
 
 def test_auc_hand_cases() -> None:
