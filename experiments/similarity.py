@@ -86,6 +86,11 @@ def within_model(vectors, activations, seed):
     }
 
 
+def _shown(layers: list[int]) -> list[int]:
+    """The first, last and two evenly spaced layers in between (the layers figures and summaries show)."""
+    return sorted({layers[0], layers[len(layers) // 3], layers[2 * len(layers) // 3], layers[-1]})
+
+
 def draw(result: Result) -> dict[str, object]:
     """Figures from a saved similarity result: name -> plotly figure."""
     values, model = result.values, result.provenance["model"]["name"]
@@ -93,7 +98,7 @@ def draw(result: Result) -> dict[str, object]:
     within = values.get("within")
     if within:
         layers, names = within["layers"], within["contrasts"]
-        shown = sorted({layers[0], layers[len(layers) // 3], layers[2 * len(layers) // 3], layers[-1]})
+        shown = _shown(layers)
         grid = make_subplots(rows=1, cols=len(shown), subplot_titles=[f"layer {l}" for l in shown])
         for col, layer in enumerate(shown, start=1):
             sub = heatmap(within["bias_by_bias"][layers.index(layer)], names, names, title="t", x_title="",
@@ -125,10 +130,38 @@ def draw(result: Result) -> dict[str, object]:
     return figures
 
 
+def summarize(result: Result) -> str:
+    """Headline numbers at four layers: bias x bias cosines next to their baselines; the cross-checkpoint
+    comparison when there is one."""
+    values, lines = result.values, []
+    within = values.get("within")
+    if within:
+        layers, names = within["layers"], within["contrasts"]
+        for layer in _shown(layers):
+            i = layers.index(layer)
+            matrix = within["bias_by_bias"][i]
+            pairs = ", ".join(f"{a}/{b} {matrix[x][y]:.2f}" for x, a in enumerate(names) for y, b in enumerate(names) if x < y)
+            halves = ", ".join(f"{n} {within['split_half'][n][i]:.2f}" for n in names)
+            lines.append(f"layer {layer}: mean off-diagonal cosine {Estimate.from_dict(within['off_diagonal'][i])}; "
+                         f"shuffled-label null |cos| q95 {within['null_abs_q95'][i]:.2f}")
+            lines.append(f"    pairs: {pairs}")
+            lines.append(f"    split-half reliability: {halves}")
+    cross = values.get("cross")
+    if cross:
+        for layer in _shown(cross["layers"]):
+            i = cross["layers"].index(layer)
+            self_sim = ", ".join(f"{b} {vs[i]:.2f}" for b, vs in cross["self_similarity"].items())
+            lines.append(f"layer {layer}: off-diagonal base {Estimate.from_dict(cross['off_diagonal_a'][i])}, chat "
+                         f"{Estimate.from_dict(cross['off_diagonal_b'][i])}, chat - base "
+                         f"{Estimate.from_dict(cross['difference'][i])}; same vector across checkpoints: {self_sim}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> Result:
     args = parse_args(argv)
     if args.replot:
         result = Result.load(args.replot)
+        print(summarize(result))
         save_figures(draw(result), args.replot.parent, png=not args.no_png)
         return result
     if (args.base is None) != (args.chat is None):
@@ -157,6 +190,7 @@ def main(argv: list[str] | None = None) -> Result:
                     provenance=collect_provenance(model_record=models[names[-1]], seed=args.seed,
                                                   data={k: v["train_fingerprint"] for k, v in built[names[-1]][2].items()})
                     | {"models": models, "contrasts": built[names[-1]][2]})
+    print(summarize(result))
     print("wrote", result.save(args.out / "similarity"))
     for name, vector in built[names[-1]][0].items():
         vector.save(args.out / "vectors" / name)

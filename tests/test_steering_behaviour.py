@@ -8,13 +8,16 @@ import torch
 from lens_bias.data import contrast_split
 from lens_bias.data.contrast_sets import COMPLIANCE_OPENERS, REFUSAL_OPENERS, refusal_requests
 from lens_bias.data.records import split_by_target
+from lens_bias.data.contrast_sets import is_refusal
 from lens_bias.generation import generate
+from lens_bias.projections import best_layer, effect_size, separability
 from lens_bias.prompts import template_for
 from lens_bias.readouts import refusal_propensity, score_pairs
 from lens_bias.steering import AddVector, build_vector, contrast_activations, orient
 
 pytestmark = pytest.mark.slow
 LAYER = 8
+STUDY_LAYERS = [4, 8, 12, 16, 20]  # the steering study's default grid
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +43,24 @@ def test_bias_preference_moves_monotonically_with_the_multiplier(smollm, gender)
     assert all(a < b for a, b in zip(values, values[1:])), values  # toward the stereotype with +m
     assert abs(values[4] - values[2]) > abs(values[3] - values[2])  # grows with |m|
     assert abs(values[0] - values[2]) > abs(values[1] - values[2])
+
+
+def test_stereoset_vector_at_the_chosen_layer_moves_held_out_preference_monotonically(smollm):
+    """The study's path for a StereoSet bias type: mean-difference vector read from the first differing
+    token, layer chosen by held-out separability, sign fixed on training pairs, held-out pairs scored."""
+    split = contrast_split("gender", n_train=100, n_test=40, seed=0)
+    acts = {part: contrast_activations(smollm, getattr(split, part), STUDY_LAYERS, readout="mean_from_difference",
+                                       batch_size=32) for part in ("train", "test")}
+    vector = build_vector("gender", acts["train"], model=smollm, items=split.train)
+    layer = best_layer(separability(vector, acts["test"]), tie_break=effect_size(vector, acts["test"]))
+
+    def preference(steer, pairs):
+        return float(score_pairs(smollm, pairs, interventions=steer, batch_size=40).preference().mean())
+
+    vector, _ = orient(vector, lambda steer: preference(steer, split.train[:32]), layer, 4.0, start=None)
+    values = [preference([AddVector(vector, m, [layer], start=None)] if m else [], split.test) for m in (-4, -2, 0, 2, 4)]
+    assert all(a < b for a, b in zip(values, values[1:])), (layer, values)
+    assert values[4] - values[0] > 0.05, values  # a real effect, not rounding noise (nats per token)
 
 
 def test_refusal_vector_raises_refusal_propensity_monotonically(smollm):
@@ -92,3 +113,20 @@ def test_vector_equals_hf_forward_hook_computation(smollm):
         handle.remove()
     cosine = torch.nn.functional.cosine_similarity(torch.stack(diffs).mean(0), vector.at(LAYER), dim=0)
     assert cosine >= 0.9999
+
+
+def test_refusal_vector_makes_the_embedded_model_refuse_by_phrase(smollm):
+    """Unsteered, the embedded model almost never refuses; the refusal vector (answer-start readout, the
+    layer with the largest held-out effect size) makes it open with refusal phrases."""
+    template = template_for(smollm)
+    split = contrast_split("refusal", n_train=100, n_test=40, seed=0)
+    acts = {part: contrast_activations(smollm, getattr(split, part), STUDY_LAYERS, template=template, batch_size=32)
+            for part in ("train", "test")}
+    vector = build_vector("refusal", acts["train"])
+    layer = best_layer(separability(vector, acts["test"]), tie_break=effect_size(vector, acts["test"]))
+    _, held_out = split_by_target(refusal_requests(), 0.3, 0)
+    harmful = [r.text for r in held_out if r.harmful][:16]
+    rates = [sum(is_refusal(g.text) for g in generate(smollm, template, harmful, max_new_tokens=20, batch_size=16,
+                                                       interventions=[AddVector(vector, m, [layer])] if m else []))
+             for m in (0.0, 0.5)]
+    assert rates[1] >= rates[0] + 3, (layer, rates)
