@@ -57,7 +57,7 @@ from lens_bias.localize import (
     score_components,
 )
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
-from lens_bias.plotting import bars_with_ci, heatmap, save_figure
+from lens_bias.plotting import bars_with_ci, heatmap, save_figure, side_effect_table
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.readouts import score_pairs
 from lens_bias.side_effects import SideEffectConfig, capability_scores, side_effects
@@ -98,9 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK}")
     parser.add_argument("--replot", type=Path, default=None, help="redraw the figures from a saved result")
     args = parser.parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(args, key, value)
+    if args.quick:  # smaller defaults; arguments given explicitly still win
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
     return args
 
 
@@ -278,27 +278,13 @@ def _reduction_figure(result: Result) -> go.Figure:
                         y_title="bias reduction (nats; baseline - intervened)")
 
 
-def _side_effect_table(result: Result) -> go.Figure:
-    rows = []
-    for name, report in result.values["side_effects"].items():
-        for effect in report["effects"]:
-            cells = [Estimate.from_dict(effect[k]) for k in ("baseline", "intervened", "delta")]
-            rows.append([name, f"{effect['name']} ({effect['unit']})", *map(str, cells),
-                         "yes" if effect["harmed"] else "no"])
-    header = ["intervention", "readout", "baseline", "intervened", "change (paired)", "significantly worse"]
-    figure = go.Figure(go.Table(header={"values": header}, cells={"values": list(map(list, zip(*rows)))},
-                                columnwidth=[2, 3, 2, 2, 2, 1]))
-    figure.update_layout(title="Side effects (95% bootstrap CI over items)", width=1300, height=150 + 45 * len(rows))
-    return figure
-
-
 def draw(result: Result) -> dict[str, go.Figure]:
     """The figures of a saved BiasScope result, by file stem."""
     return {"head_scores_patching": _head_heatmap(result, "patching"),
             "head_scores_dla": _head_heatmap(result, "dla"),
             "topk_overlap": _overlap_figure(result),
             "bias_reduction": _reduction_figure(result),
-            "side_effects": _side_effect_table(result)}
+            "side_effects": side_effect_table(result.values["side_effects"])}
 
 
 def main(argv: list[str] | None = None) -> Result:

@@ -54,7 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-png", action="store_true")
     parser.add_argument("--quick", action="store_true", help="24 pairs, every third layer")
     parser.add_argument("--replot", type=Path, default=None, help="redraw figures from a saved result")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.quick:  # smaller defaults; arguments given explicitly still win
+        parser.set_defaults(n_pairs=24)
+        args = parser.parse_args(argv)
+    return args
 
 
 def vectors_for(model, args, layers):
@@ -101,11 +105,12 @@ def draw(result: Result) -> dict[str, object]:
         shown = _shown(layers)
         grid = make_subplots(rows=1, cols=len(shown), subplot_titles=[f"layer {l}" for l in shown])
         for col, layer in enumerate(shown, start=1):
-            sub = heatmap(within["bias_by_bias"][layers.index(layer)], names, names, title="t", x_title="",
-                          y_title="", zmid=0, text_fmt=".2f")
+            sub = heatmap(within["bias_by_bias"][layers.index(layer)], names, names, title="t", x_title="bias type",
+                          y_title="bias type", zmid=0, text_fmt=".2f")
             for trace in sub.data:
                 trace.update(zmin=-1, zmax=1, showscale=col == len(shown))
                 grid.add_trace(trace, row=1, col=col)
+            grid.update_yaxes(showticklabels=col == 1, row=1, col=col)
         grid.update_layout(title=f"Cosine similarity between bias vectors ({model})", width=320 * len(shown) + 100)
         figures["bias_by_bias"] = grid
         series = {"mean off-diagonal cosine": [Estimate.from_dict(e) for e in within["off_diagonal"]]}
@@ -166,8 +171,6 @@ def main(argv: list[str] | None = None) -> Result:
         return result
     if (args.base is None) != (args.chat is None):
         raise SystemExit("Give both --base and --chat for a cross-checkpoint comparison (or neither).")
-    if args.quick:
-        args.n_pairs = min(args.n_pairs, 24)
     set_seed(args.seed)
     names = [args.base, args.chat] if args.base else [args.model]
     models, built = {}, {}

@@ -15,7 +15,9 @@ refusal contrast, on training pairs split by target term:
   6. side effects: change in mean log-probability of neutral held-out text for every steering setting;
   7. open-ended generations with vectors applied, scored offline (refusal phrases, response categories,
      gendered words in stories about occupations).
-Writes ``{out}/steering.json`` (+ vectors) and figures to ``{out}/`` (HTML and PNG).
+Writes ``{out}/steering.json``, the vectors (``{out}/vectors/``), each vector at its chosen layer and largest
+multiplier as a saved intervention (``{out}/interventions/{name}.json``, for ``experiments.side_effects``) and
+figures to ``{out}/`` (HTML and PNG).
 
     python -m experiments.steering [--model NAME] [--quick]
     python -m experiments.steering --replot figures/steering/steering.json
@@ -52,6 +54,10 @@ from lens_bias.stats import Estimate, bootstrap_mean, curve_correlation, share
 from lens_bias.steering import AddVector, build_vector, contrast_activations, mean_norm_across, orient, sweep
 
 BIAS_CONTRASTS = ["gender", "race", "religion", "profession", "gender-prompts"]
+#: The defaults --quick changes (a smoke run in under 2 minutes on 2 CPU cores).
+QUICK = {"bias_types": ["gender", "gender-prompts"], "layers": [8, 16], "multipliers": [-4, 0, 4],
+         "refusal_multipliers": [-0.5, 0, 0.5], "n_pairs": 32, "n_test": 16, "n_neutral": 16, "n_generations": 3,
+         "max_new_tokens": 16}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,11 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a small grid for a smoke run (< 2 min on 2 cores)")
     parser.add_argument("--replot", type=Path, default=None)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.bias_types = [t for t in args.bias_types if t in ("gender", "gender-prompts")] or ["gender"]
-        args.layers, args.multipliers = [8, 16], [-4, 0, 4]
-        args.refusal_multipliers = [-0.5, 0, 0.5]
-        args.n_pairs, args.n_test, args.n_neutral, args.n_generations, args.max_new_tokens = 32, 16, 16, 3, 16
+    if args.quick:  # smaller defaults; arguments given explicitly still win
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
     if 0 not in args.multipliers or 0 not in args.refusal_multipliers:
         raise SystemExit("Multiplier grids must include 0 (the unsteered baseline).")
     return args
@@ -360,6 +364,10 @@ def main(argv: list[str] | None = None) -> Result:
     print("wrote", result.save(args.out / "steering"))
     for name, vector in vectors.items():
         vector.save(args.out / "vectors" / name)
+        # the strongest setting at the chosen layer, ready for: python -m experiments.side_effects --intervention FILE
+        strongest = max(args.refusal_multipliers if name == "refusal" else args.multipliers)
+        AddVector(vector, strongest, [layers[name]], start="instruction_end" if name == "refusal" else None).save(
+            args.out / "interventions" / name)
     save_figures(draw(result), args.out, png=not args.no_png)
     return result
 

@@ -106,6 +106,9 @@ def run_chunks(
     import torch
     from tqdm.auto import tqdm
 
+    if batch.tokens.shape[1] > model.cfg.n_ctx:
+        raise ValueError(f"The longest prompt has {batch.tokens.shape[1]} tokens, more than the model's context of "
+                         f"{model.cfg.n_ctx}: shorten or drop the long items (or use a model with a longer context).")
     chunks = list(batch.chunks(batch_size))
     desc = progress if isinstance(progress, str) else "forward"
     device = model.cfg.device

@@ -298,3 +298,19 @@ def scatter(
         )
     )
     return _layout(fig, title, x_title, y_title)
+
+
+def side_effect_table(reports: dict[str, dict[str, Any]]) -> go.Figure:
+    """A table of side-effect reports (``{intervention name: SideEffectReport.to_dict()}``): per readout the
+    baseline, the intervened value, the paired change and whether it is significantly worse."""
+    rows = []
+    for name, report in reports.items():
+        for effect in report["effects"]:
+            cells = [Estimate.from_dict(effect[k]) for k in ("baseline", "intervened", "delta")]
+            rows.append([name, f"{effect['name']} ({effect['unit']})", *map(str, cells),
+                         "yes" if effect["harmed"] else "no"])
+    header = ["intervention", "readout", "baseline", "intervened", "change (paired)", "significantly worse"]
+    figure = go.Figure(go.Table(header={"values": header}, cells={"values": list(map(list, zip(*rows)))},
+                                columnwidth=[2, 3, 2, 2, 2, 1]))
+    figure.update_layout(title="Side effects (95% bootstrap CI over items)", width=1300, height=150 + 45 * len(rows))
+    return figure

@@ -51,10 +51,12 @@ from lens_bias.localize import HEAD_SCALING_RESULT, HeadScaling
 from lens_bias.provenance import Result
 from lens_bias.readouts import continuation_logprobs
 from lens_bias.stats import Estimate, bootstrap_mean, bootstrap_statistic
+from lens_bias.steering import ADD_VECTOR_RESULT, AddVector
 
 #: Loaders of saved interventions by their ``describe()["kind"]``; a saved file is a
 #: :class:`lens_bias.provenance.Result` whose ``config["intervention"]`` is that description.
-INTERVENTION_LOADERS: dict[str, Callable[[Path], Intervention]] = {HEAD_SCALING_RESULT: HeadScaling.load}
+INTERVENTION_LOADERS: dict[str, Callable[[Path], Intervention]] = {HEAD_SCALING_RESULT: HeadScaling.load,
+                                                                   ADD_VECTOR_RESULT: AddVector.load}
 
 
 def load_intervention(path: str | Path) -> Intervention:

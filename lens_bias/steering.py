@@ -36,6 +36,7 @@ from lens_bias.data.records import ABItem, ContrastPair, fingerprint
 from lens_bias.interventions import ForwardContext, HookFn
 from lens_bias.models import check_layers, model_record
 from lens_bias.prompts import ChatTemplate, PromptBatch, ab_batch, chat_batch, continuation_batch
+from lens_bias.provenance import Result
 
 Method = Literal["mean_difference", "first_pc"]
 SentenceReadout = Literal["last", "mean_from_difference"]
@@ -344,6 +345,10 @@ def _position_mask(context: ForwardContext, seq_len: int, start: str | None, dev
     return (absolute[None, :] >= first[:, None])[..., None]
 
 
+ADD_VECTOR_RESULT = "add_vector"
+"""The ``kind`` of a saved :class:`AddVector` (see :func:`lens_bias.side_effects.load_intervention`)."""
+
+
 @dataclass
 class AddVector:
     """Add ``multiplier x vector`` to the residual stream at ``layers`` (default: every layer of the
@@ -370,9 +375,31 @@ class AddVector:
 
     def describe(self) -> dict[str, Any]:
         layers = list(self.layers) if self.layers is not None else list(self.vector.layers)
-        return {"kind": "add_vector", "vector": self.vector.name, "multiplier": self.multiplier,
+        return {"kind": ADD_VECTOR_RESULT, "vector": self.vector.name, "multiplier": self.multiplier,
                 "relative_multiplier": {layer: self.vector.relative_multiplier(self.multiplier, layer) for layer in layers},
                 "layers": layers, "start": self.start, "hook": self.vector.hook}
+
+    def save(self, path_stem: str | Path) -> Path:
+        """Write the intervention as one file pair a later run can apply again (e.g.
+        ``python -m experiments.side_effects --intervention {stem}.json``): ``{stem}.json`` holds the
+        description and the vector's provenance, ``{stem}.safetensors`` its directions and norms."""
+        vector = {"name": self.vector.name, "layers": list(self.vector.layers), "hook": self.vector.hook,
+                  "provenance": self.vector.provenance}
+        return Result(ADD_VECTOR_RESULT, values={}, config={"intervention": self.describe(), "vector": vector},
+                      provenance=self.vector.provenance,
+                      tensors={"directions": self.vector.directions, "residual_norms": self.vector.residual_norms}
+                      ).save(path_stem)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AddVector":
+        """Read an intervention written by :meth:`save`."""
+        result = Result.load(path)
+        description, meta = result.config["intervention"], result.config["vector"]
+        if description.get("kind") != ADD_VECTOR_RESULT:
+            raise ValueError(f"{path} is not a saved AddVector (kind {description.get('kind')!r}).")
+        vector = SteeringVector(meta["name"], tuple(meta["layers"]), result.tensors["directions"],
+                                result.tensors["residual_norms"], meta["hook"], meta["provenance"])
+        return cls(vector, float(description["multiplier"]), list(description["layers"]), description["start"])
 
 
 @dataclass

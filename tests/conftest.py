@@ -59,6 +59,27 @@ def tiny_gqa_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_long_dir(tiny_llama_dir, tmp_path_factory) -> Path:
+    """The tiny Llama with a 1024-token context: its small BPE vocabulary spells BBQ contexts out in more
+    than the shared fixture's 256 positions."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama-long"
+    hf = LlamaForCausalLM.from_pretrained(tiny_llama_dir)
+    hf.config.max_position_embeddings = 1024
+    hf.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_long_model(tiny_long_dir):
+    from lens_bias.models import load_model
+
+    return load_model(str(tiny_long_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_llama_dir):
     from lens_bias.models import load_model
 

@@ -23,19 +23,8 @@ SMALL = SideEffectConfig(n_neutral=8, n_bbq=6, n_stereoset=8, seed=0)
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tiny_llama_dir, tmp_path_factory):
-    """The tiny Llama with a 1024-token context: its small BPE vocabulary spells BBQ contexts out in more
-    than the shared fixture's 256 positions."""
-    from transformers import AutoTokenizer, LlamaForCausalLM
-
-    from lens_bias.models import load_model
-
-    folder = tmp_path_factory.mktemp("models") / "tiny-llama-long"
-    hf = LlamaForCausalLM.from_pretrained(tiny_llama_dir)
-    hf.config.max_position_embeddings = 1024
-    hf.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(folder)
-    return load_model(str(folder), device="cpu")
+def tiny_model(tiny_long_model):
+    return tiny_long_model
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +81,22 @@ def test_saved_interventions_are_loaded_by_kind(tiny_model, tiny_baseline, tmp_p
         load_intervention(tmp_path / "x.json")
     with pytest.raises(ValueError, match="No interventions"):
         side_effects(tiny_model, [], SMALL)
+
+
+def test_saved_steering_intervention_round_trips_and_runs(tiny_model, tiny_baseline, tmp_path):
+    import torch
+
+    from lens_bias.steering import AddVector, SteeringVector
+
+    directions = torch.randn(2, tiny_model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    vector = SteeringVector("test", (1, 2), directions, torch.tensor([3.0, 4.0]), "resid_post", {"dataset": "test"})
+    steer = AddVector(vector, 2.5, [2], start=None)
+    loaded = load_intervention(steer.save(tmp_path / "steer"))
+    assert isinstance(loaded, AddVector) and loaded.describe() == steer.describe()
+    assert torch.equal(loaded.vector.directions, directions) and loaded.vector.provenance == {"dataset": "test"}
+    assert (loaded.multiplier, list(loaded.layers), loaded.start) == (2.5, [2], None)
+    from_file = side_effects(tiny_model, [tmp_path / "steer.json"], SMALL, baseline=tiny_baseline)
+    assert from_file.to_dict() == side_effects(tiny_model, [steer], SMALL, baseline=tiny_baseline).to_dict()
 
 
 def test_scores_of_different_items_are_not_compared(tiny_model, tiny_baseline):

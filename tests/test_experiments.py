@@ -1,0 +1,70 @@
+"""Experiment modules end to end on the tiny random model: they run, save results with their config, write
+figures, print a summary, redraw from the saved result, and hand their interventions to the side-effect
+experiment. (What the numbers are is tested on the embedded model in the library's own tests.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments import side_effects as side_effects_experiment
+from experiments import similarity, steering
+from lens_bias.side_effects import load_intervention
+from lens_bias.steering import AddVector
+
+
+@pytest.fixture(scope="module")
+def steering_run(tiny_llama_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("steering")
+    result = steering.main(["--model", str(tiny_llama_dir), "--quick", "--layers", "1", "2", "--bias-types", "gender",
+                            "--n-pairs", "8", "--n-test", "6", "--n-neutral", "4", "--n-generations", "2",
+                            "--max-new-tokens", "4", "--no-png", "--out", str(out)])
+    return out, result
+
+
+def test_steering_experiment_saves_results_figures_and_interventions(steering_run, capsys):
+    out, result = steering_run
+    assert result.config["layers"] == [1, 2] and result.config["n_pairs"] == 8  # explicit arguments beat --quick
+    study = result.values["bias"]["gender"]
+    assert study["best_layer"] in (1, 2)
+    assert {(row["layer"], row["multiplier"]) for row in study["likelihood_grid"]} == {
+        (layer, m) for layer in (1, 2) for m in (-4, 0, 4)}
+    saved = json.loads((out / "steering.json").read_text())
+    assert saved["provenance"]["model"]["name"] and saved["config"]["seed"] == 0
+    for stem in ("gender_heatmap", "gender_pca", "separability", "bias_vs_refusal", "fluency"):
+        assert (out / f"{stem}.html").exists()
+    intervention = load_intervention(out / "interventions" / "gender.json")
+    assert isinstance(intervention, AddVector)
+    assert (intervention.multiplier, list(intervention.layers)) == (4.0, [study["best_layer"]])
+
+    capsys.readouterr()
+    steering.main(["--replot", str(out / "steering.json"), "--no-png"])
+    summary = capsys.readouterr().out
+    assert "gender: layer" in summary and "refusal: layer" in summary and "correlation" in summary
+
+
+def test_side_effects_experiment_takes_a_saved_steering_intervention(steering_run, tiny_llama_dir, tiny_long_dir,
+                                                                    tmp_path):
+    out, _ = steering_run
+    with pytest.raises(ValueError, match="more than the model's context"):  # BBQ contexts exceed 256 tiny tokens
+        side_effects_experiment.main(["--model", str(tiny_llama_dir), "--intervention",
+                                      str(out / "interventions" / "gender.json"), "--n-bbq", "3", "--n-lms", "4",
+                                      "--no-png", "--out", str(tmp_path)])
+    result = side_effects_experiment.main(["--model", str(tiny_long_dir), "--intervention",
+                                           str(out / "interventions" / "gender.json"), "--n-neutral", "4",
+                                           "--n-bbq", "3", "--n-lms", "4", "--no-png", "--out", str(tmp_path)])
+    report = result.values["reports"][str(out / "interventions" / "gender.json")]
+    assert {e["name"] for e in report["effects"]} == {"neutral_logprob", "bbq_disambig_accuracy", "stereoset_lms"}
+    assert (tmp_path / "side_effects.html").exists()
+    with pytest.raises(SystemExit):
+        side_effects_experiment.parse_args([])
+
+
+def test_similarity_experiment_within_model(tiny_llama_dir, tmp_path, capsys):
+    result = similarity.main(["--model", str(tiny_llama_dir), "--quick", "--contrasts", "gender", "race",
+                              "--n-pairs", "8", "--no-png", "--out", str(tmp_path)])
+    within = result.values["within"]
+    assert within["layers"] == [0, 3] and within["contrasts"] == ["gender", "race"]  # every third layer
+    assert (tmp_path / "bias_by_bias.html").exists() and (tmp_path / "baselines.html").exists()
+    assert "mean off-diagonal cosine" in capsys.readouterr().out
