@@ -19,7 +19,13 @@ from pathlib import Path
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
 from lens_bias.plotting import save_figure, side_effect_table
 from lens_bias.provenance import Result, collect_provenance, set_seed
-from lens_bias.side_effects import SideEffectConfig, capability_scores, load_intervention, side_effects
+from lens_bias.side_effects import (
+    SideEffectConfig,
+    capability_scores,
+    check_applicable,
+    load_intervention,
+    side_effects,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> Path:
     """Score the baseline once, then every intervention; save the reports with their config."""
     set_seed(args.seed)
-    loaded = {str(path): load_intervention(path) for path in args.intervention}  # fail before loading the model
+    loaded = {str(path): load_intervention(path) for path in args.intervention}
+    check_applicable(list(loaded.values()))  # fail before loading the model
     model = load_model(args.model, device=args.device)
     config = SideEffectConfig(n_neutral=args.n_neutral, n_bbq=args.n_bbq, n_stereoset=args.n_lms, seed=args.seed,
                               batch_size=args.batch_size)

@@ -16,7 +16,8 @@ refusal contrast, on training pairs split by target term:
   7. open-ended generations with vectors applied, scored offline (refusal phrases, response categories,
      gendered words in stories about occupations).
 Writes ``{out}/steering.json``, the vectors (``{out}/vectors/``), each vector at its chosen layer and largest
-multiplier as a saved intervention (``{out}/interventions/{name}.json``, for ``experiments.side_effects``) and
+multiplier, added at every position, as a saved intervention (``{out}/interventions/{name}.json``, for
+``experiments.side_effects``) and
 figures to ``{out}/`` (HTML and PNG).
 
     python -m experiments.steering [--model NAME] [--quick]
@@ -55,7 +56,7 @@ from lens_bias.steering import AddVector, build_vector, contrast_activations, me
 
 BIAS_CONTRASTS = ["gender", "race", "religion", "profession", "gender-prompts"]
 #: The defaults --quick changes (a smoke run in under 2 minutes on 2 CPU cores).
-QUICK = {"bias_types": ["gender", "gender-prompts"], "layers": [8, 16], "multipliers": [-4, 0, 4],
+QUICK = {"bias_types": ["gender"], "layers": [8, 16], "multipliers": [-4, 0, 4],
          "refusal_multipliers": [-0.5, 0, 0.5], "n_pairs": 32, "n_test": 16, "n_neutral": 16, "n_generations": 3,
          "max_new_tokens": 16}
 
@@ -364,10 +365,10 @@ def main(argv: list[str] | None = None) -> Result:
     print("wrote", result.save(args.out / "steering"))
     for name, vector in vectors.items():
         vector.save(args.out / "vectors" / name)
-        # the strongest setting at the chosen layer, ready for: python -m experiments.side_effects --intervention FILE
+        # the strongest setting at the chosen layer, at every position (side-effect readouts score raw text),
+        # ready for: python -m experiments.side_effects --intervention FILE
         strongest = max(args.refusal_multipliers if name == "refusal" else args.multipliers)
-        AddVector(vector, strongest, [layers[name]], start="instruction_end" if name == "refusal" else None).save(
-            args.out / "interventions" / name)
+        AddVector(vector, strongest, [layers[name]], start=None).save(args.out / "interventions" / name)
     save_figures(draw(result), args.out, png=not args.no_png)
     return result
 

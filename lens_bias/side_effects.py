@@ -246,6 +246,17 @@ def compare(baseline: CapabilityScores, intervened: CapabilityScores, seed: int 
     return SideEffectReport(intervened.interventions, effects, details)
 
 
+def check_applicable(interventions: Sequence[Intervention]) -> None:
+    """Raise if an intervention cannot run on the side-effect readouts, which score raw text without a chat
+    template: a steering vector that starts at the instruction end has no such position there."""
+    for intervention in interventions:
+        start = intervention.describe().get("start")
+        if start is not None:
+            raise ValueError(f"{intervention.describe()['kind']} starts at position {start!r}, but the side-effect "
+                             "readouts score raw text without a chat template: apply it at every position "
+                             "(start=None), as the steering study's fluency check does.")
+
+
 def side_effects(model: HookedTransformer, interventions: Sequence[Intervention | str | Path],
                  config: SideEffectConfig = SideEffectConfig(), *, baseline: CapabilityScores | None = None,
                  progress: bool = False) -> SideEffectReport:
@@ -255,6 +266,7 @@ def side_effects(model: HookedTransformer, interventions: Sequence[Intervention 
     loaded = [load_intervention(i) if isinstance(i, (str, Path)) else i for i in interventions]
     if not loaded:
         raise ValueError("No interventions given: side effects compare an intervention with the baseline.")
+    check_applicable(loaded)
     items = Items.draw(config)
     if baseline is None:
         baseline = capability_scores(model, (), config, items=items, progress=progress)

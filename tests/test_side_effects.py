@@ -95,6 +95,8 @@ def test_saved_steering_intervention_round_trips_and_runs(tiny_model, tiny_basel
     assert isinstance(loaded, AddVector) and loaded.describe() == steer.describe()
     assert torch.equal(loaded.vector.directions, directions) and loaded.vector.provenance == {"dataset": "test"}
     assert (loaded.multiplier, list(loaded.layers), loaded.start) == (2.5, [2], None)
+    with pytest.raises(ValueError, match="start=None"):  # raw-text readouts have no instruction end
+        side_effects(tiny_model, [AddVector(vector, 2.5, [2])], SMALL, baseline=tiny_baseline)
     from_file = side_effects(tiny_model, [tmp_path / "steer.json"], SMALL, baseline=tiny_baseline)
     assert from_file.to_dict() == side_effects(tiny_model, [steer], SMALL, baseline=tiny_baseline).to_dict()
 
