@@ -262,6 +262,9 @@ def _spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return _pearson(sps.rankdata(x, axis=axis), sps.rankdata(y, axis=axis), axis=axis)
 
 
+_CORRELATIONS = {"pearson": _pearson, "spearman": _spearman}
+
+
 def bootstrap_correlation(
     x: Any,
     y: Any,
@@ -288,12 +291,11 @@ def bootstrap_correlation(
         raise ValueError("a correlation needs at least 2 pairs")
     if np.ptp(xa) == 0 or np.ptp(ya) == 0:
         raise ValueError("x or y is constant: the correlation is undefined")
-    funcs = {"pearson": _pearson, "spearman": _spearman}
-    if method not in funcs:
+    if method not in _CORRELATIONS:
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
     return bootstrap_statistic(
         (xa, ya),
-        funcs[method],
+        _CORRELATIONS[method],
         paired=True,
         vectorized=True,
         level=level,
@@ -342,8 +344,7 @@ def curve_correlation(
         raise ValueError("a curve correlation needs at least 3 grid points")
     if not (np.isfinite(xa).all() and np.isfinite(ya).all()):
         raise ValueError("x and y must be finite")
-    funcs = {"pearson": _pearson, "spearman": _spearman}
-    if method not in funcs:
+    if method not in _CORRELATIONS:
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
     cx, cy = xa.mean(0), ya.mean(0)
     if np.ptp(cx) == 0 or np.ptp(cy) == 0:
@@ -354,7 +355,7 @@ def curve_correlation(
     flat = (np.ptp(bx, axis=1) == 0) | (np.ptp(by, axis=1) == 0)
     if flat.any():
         warnings.warn(f"{int(flat.sum())} of {n_resamples} resamples gave a flat curve and were dropped", RuntimeWarning)
-    replicates = funcs[method](bx[~flat], by[~flat], axis=-1)
+    replicates = _CORRELATIONS[method](bx[~flat], by[~flat], axis=-1)
     tail = (1 - level) / 2
     low, high = np.quantile(replicates, [tail, 1 - tail])
-    return Estimate(float(funcs[method](cx, cy)), float(low), float(high), len(xa) + len(ya), level)
+    return Estimate(float(_CORRELATIONS[method](cx, cy)), float(low), float(high), len(xa) + len(ya), level)
