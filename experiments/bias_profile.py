@@ -24,6 +24,8 @@ from lens_bias.prompts import template_for
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.stats import Estimate
 
+QUICK = {"n_pairs": 24}
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,7 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-png", action="store_true", help="write HTML figures only")
     parser.add_argument("--quick", action="store_true", help="24 pairs per bias type (a smoke run)")
     parser.add_argument("--replot", type=Path, default=None, help="redraw the figure from a saved result")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.quick:  # smaller defaults; arguments given explicitly still win
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
+    return args
 
 
 def held_out_pairs(bias_type: str, n_pairs: int, test_fraction: float, seed: int):
@@ -69,13 +75,12 @@ def main(argv: list[str] | None = None) -> Result:
         result = Result.load(args.replot)
         print("wrote", *save_figure(draw(result), args.replot.with_suffix(""), png=not args.no_png))
         return result
-    n_pairs = 24 if args.quick else args.n_pairs
     set_seed(args.seed)
     model = load_model(args.model, device=args.device)
     template = template_for(model)
     per_type, fingerprints = {}, {}
     for bias_type in args.bias_types:
-        pairs = held_out_pairs(bias_type, n_pairs, args.test_fraction, args.seed)
+        pairs = held_out_pairs(bias_type, args.n_pairs, args.test_fraction, args.seed)
         fingerprints[f"stereoset-{bias_type}-test"] = fingerprint(pairs)
         likelihood = likelihood_preference(model, pairs, batch_size=args.batch_size, seed=args.seed,
                                            progress=f"{bias_type}: likelihood")
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> Result:
         print(f"{bias_type:>10}: likelihood share {likelihood.share_positive}, mean diff "
               f"{likelihood.mean_logprob_diff} | A/B P(stereo) {ab.p_positive}, position bias "
               f"{ab.position_bias}, format mass {ab.format_mass}")
-    config = {**vars(args), "n_pairs": n_pairs, "out": str(args.out), "replot": None,
+    config = {**vars(args), "out": str(args.out), "replot": None,
               "template": template.describe(model.tokenizer), "split": "stereoset dev, test side of split_by_target",
               "likelihood_by": "mean per-token log-prob", "ci": "bootstrap 95%"}
     result = Result(name="bias_profile", values={"per_bias_type": per_type}, config=config,

@@ -71,7 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replot", type=Path, default=None, help="redraw the figures from a saved result")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK['n_pairs']} pairs, targets {' '.join(QUICK['targets'])} (a smoke run)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.quick:  # smaller defaults; arguments given explicitly still win
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args(argv)
+    return args
 
 
 def metric_gaps(model, inputs: PatchingInputs, batch_size: int) -> torch.Tensor:
@@ -159,11 +163,9 @@ def main(argv: list[str] | None = None) -> Result:
         result = Result.load(args.replot)
         print("wrote", *save_figures(result, args.replot.with_suffix(""), png=not args.no_png))
         return result
-    n_pairs = QUICK["n_pairs"] if args.quick else args.n_pairs
-    targets = QUICK["targets"] if args.quick else args.targets
     set_seed(args.seed)
     model = load_model(args.model, device=args.device)
-    inputs, counts = select_pairs(model, args.group, n_pairs, args.min_gap, args.seed, args.batch_size)
+    inputs, counts = select_pairs(model, args.group, args.n_pairs, args.min_gap, args.seed, args.batch_size)
     metric = inputs.metric()
     print(f"{args.group}: {counts['candidates']} candidate pairs, {counts['dropped_length_mismatch']} dropped "
           f"(clean and corrupted of different token lengths), {counts['dropped_other_length']} of another "
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> Result:
           f"{counts['used']} used")
 
     values, tensors = {"pairs": counts, "targets": {}}, {}
-    for target in targets:
+    for target in args.targets:
         exact = patch(model, inputs.clean, inputs.corrupted, metric, target=target, direction=args.direction,
                       batch_size=args.batch_size, progress=f"{target}: exact")
         approx = attribution_patch(model, inputs.clean, inputs.corrupted, metric, target=target,
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> Result:
     tensors["clean_metric"], tensors["corrupted_metric"] = exact.clean_metric, exact.corrupted_metric
     print(f"metric: clean {exact.clean_metric.mean():.2f}, corrupted {exact.corrupted_metric.mean():.2f} nats; "
           f"clean > corrupted in {int((gap > 0).sum())} of {len(gap)} pairs; {int(exact.degenerate.sum())} degenerate")
-    config = {**vars(args), "out": str(args.out), "replot": None, "n_pairs": n_pairs, "targets": targets,
+    config = {**vars(args), "out": str(args.out), "replot": None,
               "pair_ids": [pair.id for pair in inputs.pairs], "position_labels": exact.position_labels(),
               "clean_texts": inputs.clean.texts, "corrupted_texts": inputs.corrupted.texts,
               "normalisation": "(patched - corrupted) / (clean - corrupted), both directions",

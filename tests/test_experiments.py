@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from experiments import bias_profile, biasscope, patching, similarity, steering
 from experiments import side_effects as side_effects_experiment
-from experiments import similarity, steering
 from lens_bias.side_effects import load_intervention
 from lens_bias.steering import AddVector
 
@@ -68,3 +68,37 @@ def test_similarity_experiment_within_model(tiny_llama_dir, tmp_path, capsys):
     assert within["layers"] == [0, 3] and within["contrasts"] == ["gender", "race"]  # every third layer
     assert (tmp_path / "bias_by_bias.html").exists() and (tmp_path / "baselines.html").exists()
     assert "mean off-diagonal cosine" in capsys.readouterr().out
+
+
+def test_bias_profile_experiment(tiny_llama_dir, tmp_path):
+    result = bias_profile.main(["--model", str(tiny_llama_dir), "--quick", "--n-pairs", "6", "--bias-types", "gender",
+                                "race", "--no-png", "--out", str(tmp_path)])
+    assert result.config["n_pairs"] == 6 and set(result.values["per_bias_type"]) == {"gender", "race"}
+    assert result.values["per_bias_type"]["gender"]["likelihood"]["n"] == 6
+    assert (tmp_path / "bias_profile.html").exists()
+
+
+def test_patching_experiment(tiny_llama_dir, tmp_path):
+    result = patching.main(["--model", str(tiny_llama_dir), "--quick", "--min-gap", "0", "--no-png",
+                            "--out", str(tmp_path)])
+    assert set(result.values["targets"]) == {"resid_pre", "z"}  # the --quick targets
+    for target in ("resid_pre", "z"):
+        for method in ("exact", "attribution"):
+            assert (tmp_path / f"patching_quick_{target}_{method}.html").exists()
+    replotted = patching.main(["--replot", str(tmp_path / "patching_quick.json"), "--no-png"])
+    assert replotted.values["targets"].keys() == result.values["targets"].keys()
+
+
+@pytest.mark.slow
+def test_biasscope_experiment_on_the_embedded_model(tmp_path):
+    """The whole pipeline at its smallest (one 5-step injection, 2 random draws): plumbing and figures; the
+    method's behaviour is tested in test_localize / test_inject."""
+    result = biasscope.main(["--quick", "--seeds", "0", "--steps", "5", "--n-random", "2", "--n-crows", "8",
+                             "--n-stereoset", "8", "--n-neutral", "8", "--n-bbq", "4", "--n-lms", "8",
+                             "--n-templates", "2", "--no-png", "--out", str(tmp_path)])
+    assert len(result.values["selected_heads"]) == 5
+    assert set(result.values["bias_reduction"]) == {"injected entity", "real countries", "CrowS-Pairs nationality",
+                                                    "StereoSet race"}
+    for stem in ("head_scores_patching", "head_scores_dla", "topk_overlap", "bias_reduction", "side_effects"):
+        assert (tmp_path / f"{stem}.html").exists()
+    assert (tmp_path / "selected_heads.json").exists()
