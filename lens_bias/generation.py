@@ -80,7 +80,7 @@ def generate(
     *,
     interventions: Sequence[Intervention] = (),
     max_new_tokens: int = 40,
-    use_cache: bool = True,
+    use_cache: bool | None = None,
     temperature: float = 0.0,
     batch_size: int = 8,
     seed: int = 0,
@@ -90,7 +90,14 @@ def generate(
 
     ``temperature=0`` is greedy decoding (deterministic); otherwise sampling with a seeded generator.
     Each completion stops at EOS (kept in ``tokens``, dropped from ``text``) or after ``max_new_tokens``.
+    ``use_cache``: TransformerLens's KV cache (default: on for a HookedTransformer; a TransformerBridge
+    ignores ``past_kv_cache``, so there every step reruns the whole sequence, with the same tokens).
     """
+    if use_cache is None:
+        use_cache = isinstance(model, HookedTransformer)
+    elif use_cache and not isinstance(model, HookedTransformer):
+        raise ValueError(f"use_cache=True needs a HookedTransformer; a {type(model).__name__} ignores TransformerLens's "
+                         "KV cache and would generate different tokens: pass use_cache=False (the default for it).")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
     if not prompts:

@@ -311,6 +311,10 @@ def _check_pairs(clean: PromptBatch, corrupted: PromptBatch) -> tuple[PromptBatc
 
 
 def _layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]:
+    if not isinstance(model, HookedTransformer):
+        raise TypeError(f"Patching needs a HookedTransformer (it runs from and to a given layer with "
+                        f"start_at_layer/stop_at_layer), got {type(model).__name__}: load the checkpoint with "
+                        "lens_bias.load_model. Extraction, steering and readouts also work on a TransformerBridge.")
     return list(range(model.cfg.n_layers)) if layers is None else sorted(set(check_layers(model, list(layers))))
 
 
