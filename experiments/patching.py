@@ -1,6 +1,6 @@
-"""Where does the model carry a gender stereotype? Activation patching on term-swap pairs.
+"""Where does the model carry a stereotype? Activation patching on term-swap pairs.
 
-Pairs come from the project's gender templates (:func:`lens_bias.data.patching_pairs.gender_swap_pairs`):
+``--pairs gender-swap`` (default): pairs come from the project's gender templates (:func:`lens_bias.data.patching_pairs.gender_swap_pairs`):
 one template (``--group``, default ``occupation-t0``: "The {occupation} walked into the room and"), the
 clean prompt with a term stereotyped one way (nurse -> " she"), the corrupted prompt with a term
 stereotyped the other way (carpenter -> " he"). Metric: logit(clean's stereotyped pronoun) - logit(the
@@ -11,6 +11,12 @@ seeded random order, the first ``--n-pairs`` whose clean metric exceeds the corr
 ``--min-gap`` nats (the model shows the stereotype there, so normalised scores are well defined; how
 many of the screened pairs do is reported).
 
+``--pairs crows-pairs``: CrowS-Pairs sentences (``--crows-types``, default all nine types), clean = the more
+stereotyping sentence, corrupted = the other, kept where the two differ in one span of tokens of the same
+length and share the rest of the sentence after it (:func:`lens_bias.patching.minimal_pair_inputs`).
+Metric: the summed log-probability of that shared continuation. Pairs differ in length and wording, so
+positions do not line up across pairs: only whole-layer head targets (``z``, ``k``, ``v``) are averaged.
+
 For each target, exact activation patching (``--direction``, default denoising: clean activations into
 the corrupted run; score 1 = clean behaviour restored, 0 = corrupted) and attribution patching, their
 agreement (Pearson, top-10 overlap), and heatmaps of the pair-mean scores (layer x position with token
@@ -19,6 +25,7 @@ labels, or layer x head). Writes ``{out}/patching.json`` + ``.safetensors`` (per
 
     python -m experiments.patching [--model NAME] [--targets resid_pre attn_out mlp_out z] [--n-pairs 24]
         [--group occupation-t0] [--direction denoising] [--seed 0] [--out figures/patching] [--quick]
+    python -m experiments.patching --pairs crows-pairs --targets z [--crows-types race-color gender]
     python -m experiments.patching --replot figures/patching/patching.json
 """
 
@@ -32,17 +39,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lens_bias.data import CROWS_BIAS_TYPES, crows_pairs_contrast, load_crows_pairs
 from lens_bias.data.patching_pairs import gender_swap_groups, gender_swap_pairs
 from lens_bias.data.records import fingerprint
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
 from lens_bias.patching import (
     DIRECTIONS,
     TARGETS,
+    MinimalPairInputs,
     PatchingInputs,
     PatchResult,
     agreement,
     attribution_patch,
     logit_diff_metric,
+    minimal_pair_inputs,
     patch,
     patching_inputs,
 )
@@ -51,6 +61,8 @@ from lens_bias.provenance import Result, collect_provenance, set_seed
 
 DEFAULT_TARGETS = ["resid_pre", "attn_out", "mlp_out", "z"]
 QUICK = {"n_pairs": 2, "targets": ["resid_pre", "z"]}
+METRIC_NAMES = {"gender-swap": "logit(stereotyped pronoun of the clean term) - logit(other pronoun), nats",
+                "crows-pairs": "summed log P of the sentence after the swapped term, nats"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,8 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=EMBEDDED_MODEL, help="model name or path (see lens_bias.load_model)")
     parser.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS, choices=list(TARGETS))
     parser.add_argument("--n-pairs", type=int, default=24, help="pairs sampled from the template (0 = all)")
+    parser.add_argument("--pairs", default="gender-swap", choices=["gender-swap", "crows-pairs"])
     parser.add_argument("--group", default="occupation-t0", choices=gender_swap_groups(),
-                        help="the template the pairs come from")
+                        help="gender-swap pairs: the template the pairs come from")
+    parser.add_argument("--crows-types", nargs="+", default=None, choices=CROWS_BIAS_TYPES,
+                        help="crows-pairs: bias types (default all)")
     parser.add_argument("--direction", default="denoising", choices=DIRECTIONS)
     parser.add_argument("--min-gap", type=float, default=1.0,
                         help="keep pairs whose clean - corrupted metric is at least this (nats)")
@@ -75,10 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:  # smaller defaults; arguments given explicitly still win
         parser.set_defaults(**QUICK)
         args = parser.parse_args(argv)
+    if args.pairs == "crows-pairs" and any(TARGETS[t].unit != "head" for t in args.targets):
+        parser.error("crows-pairs sentences do not share positions across pairs: use whole-layer head targets "
+                     "(--targets z, k or v)")
     return args
 
 
-def metric_gaps(model, inputs: PatchingInputs, batch_size: int) -> torch.Tensor:
+def metric_gaps(model, inputs: PatchingInputs | MinimalPairInputs, batch_size: int) -> torch.Tensor:
     """``[n_pairs]`` clean minus corrupted metric (nats) of every pair of ``inputs``, unpatched."""
     values = []
     for batch in (inputs.clean, inputs.corrupted):
@@ -86,11 +104,43 @@ def metric_gaps(model, inputs: PatchingInputs, batch_size: int) -> torch.Tensor:
         for start in range(0, len(batch), batch_size):
             rows = slice(start, start + batch_size)
             chunk = batch[rows]
+            metric = (logit_diff_metric(inputs.positive_ids[rows], inputs.negative_ids[rows])
+                      if isinstance(inputs, PatchingInputs) else inputs.metric())
             with torch.inference_mode():
-                logits = model(chunk.tokens.to(model.cfg.device))
-            out.append(logit_diff_metric(inputs.positive_ids[rows], inputs.negative_ids[rows])(logits, chunk).cpu())
+                out.append(metric(model(chunk.tokens.to(model.cfg.device)), chunk).cpu())
         values.append(torch.cat(out))
     return values[0] - values[1]
+
+
+def screen(model, inputs, n_pairs: int, min_gap: float, seed: int, batch_size: int, subset):
+    """In a seeded random order, the first ``n_pairs`` (0 = all) pairs whose clean - corrupted metric is at
+    least ``min_gap`` nats; ``subset(pairs)`` re-tokenizes a list of pairs. Returns (chosen, screened, n_with_gap)."""
+    order = list(inputs.pairs)
+    random.Random(seed).shuffle(order)
+    chosen, screened = [], 0
+    for start in range(0, len(order), batch_size):
+        block = order[start:start + batch_size]
+        gaps = metric_gaps(model, subset(block), batch_size)
+        screened += len(block)
+        chosen += [pair for pair, gap in zip(block, gaps.tolist()) if gap >= min_gap]
+        if n_pairs and len(chosen) >= n_pairs:
+            break
+    if not chosen:
+        raise ValueError(f"None of the {screened} screened pairs has a clean - corrupted metric of >= {min_gap} "
+                         "nats: lower --min-gap or choose other pairs.")
+    return sorted(chosen[:n_pairs] if n_pairs else chosen, key=lambda pair: pair.id), screened, len(chosen)
+
+
+def select_crows_pairs(model, types, n_pairs: int, min_gap: float, seed: int, batch_size: int):
+    """CrowS-Pairs minimal pairs (see the module docstring), screened as :func:`screen`. Returns (inputs, counts)."""
+    candidates = crows_pairs_contrast(load_crows_pairs(types))
+    usable = minimal_pair_inputs(model.tokenizer, candidates)
+    chosen, screened, n_with_gap = screen(model, usable, n_pairs, min_gap, seed, batch_size,
+                                          lambda block: minimal_pair_inputs(model.tokenizer, block))
+    counts = {"candidates": len(candidates), **{f"dropped_{k}": len(v) for k, v in usable.dropped.items()},
+              "usable": len(usable.pairs), "screened": screened, "screened_with_gap": n_with_gap,
+              "min_gap_nats": min_gap, "used": len(chosen)}
+    return minimal_pair_inputs(model.tokenizer, chosen), counts
 
 
 def select_pairs(model, group: str, n_pairs: int, min_gap: float, seed: int, batch_size: int):
@@ -103,20 +153,8 @@ def select_pairs(model, group: str, n_pairs: int, min_gap: float, seed: int, bat
     lengths = usable.clean.lengths.tolist()
     modal = Counter(lengths).most_common(1)[0][0]
     aligned = [pair for pair, length in zip(usable.pairs, lengths) if length == modal]
-    random.Random(seed).shuffle(aligned)
-    chosen, screened = [], 0
-    for start in range(0, len(aligned), batch_size):
-        block = aligned[start:start + batch_size]
-        gaps = metric_gaps(model, patching_inputs(model.tokenizer, block), batch_size)
-        screened += len(block)
-        chosen += [pair for pair, gap in zip(block, gaps.tolist()) if gap >= min_gap]
-        if n_pairs and len(chosen) >= n_pairs:
-            break
-    if not chosen:
-        raise ValueError(f"None of the {screened} screened pairs of {group} has a clean - corrupted metric of "
-                         f">= {min_gap} nats: lower --min-gap or choose another --group.")
-    n_with_gap = len(chosen)
-    chosen = sorted(chosen[:n_pairs] if n_pairs else chosen, key=lambda pair: pair.id)
+    chosen, screened, n_with_gap = screen(model, patching_inputs(model.tokenizer, aligned), n_pairs, min_gap, seed,
+                                          batch_size, lambda block: patching_inputs(model.tokenizer, block))
     counts = {"candidates": len(candidates),
               "dropped_length_mismatch": len(usable.dropped["length_mismatch"]),
               "dropped_same_answer_token": len(usable.dropped["same_answer_token"]),
@@ -138,6 +176,12 @@ def x_labels(result: PatchResult) -> tuple[list[str], str]:
             "position (token), head")
 
 
+def _pairs_label(config: dict) -> str:
+    if config.get("pairs") == "crows-pairs":
+        return f"CrowS-Pairs ({', '.join(config['crows_types'] or ['all types'])})"
+    return f"template {config['group']}"
+
+
 def draw(result: Result, target: str, method: str):
     """Heatmap of the pair-mean scores of one target and method of a saved (or fresh) result."""
     entry = result.values["targets"][target]
@@ -145,7 +189,7 @@ def draw(result: Result, target: str, method: str):
     mean = mean.reshape(len(entry["layers"]), -1)
     what = "patched score" if method == "exact" else "attribution estimate"
     title = (f"{target} {result.config['direction']}: {what} (1 = clean, 0 = corrupted)<br><sup>"
-             f"{result.provenance['model']['name']}, {result.config['group']}, mean of {entry['n_pairs']} "
+             f"{result.provenance['model']['name']}, {_pairs_label(result.config)}, mean of {entry['n_pairs']} "
              "pairs</sup>")
     return heatmap(mean, entry["x_labels"], [str(layer) for layer in entry["layers"]], title=title,
                    x_title=entry["x_title"], y_title="layer", zmid=0)
@@ -165,13 +209,20 @@ def main(argv: list[str] | None = None) -> Result:
         return result
     set_seed(args.seed)
     model = load_model(args.model, device=args.device)
-    inputs, counts = select_pairs(model, args.group, args.n_pairs, args.min_gap, args.seed, args.batch_size)
+    if args.pairs == "crows-pairs":
+        inputs, counts = select_crows_pairs(model, args.crows_types, args.n_pairs, args.min_gap, args.seed,
+                                            args.batch_size)
+        print(f"crows-pairs: {counts['candidates']} candidate pairs, {counts['usable']} minimal pairs (dropped: "
+              f"{counts['dropped_length_mismatch']} of different token lengths, {counts['dropped_not_one_span']} "
+              f"not one swapped span, {counts['dropped_no_shared_continuation']} swapped at the end)", end="; ")
+    else:
+        inputs, counts = select_pairs(model, args.group, args.n_pairs, args.min_gap, args.seed, args.batch_size)
+        print(f"{args.group}: {counts['candidates']} candidate pairs, {counts['dropped_length_mismatch']} dropped "
+              f"(clean and corrupted of different token lengths), {counts['dropped_other_length']} of another "
+              f"length than the most common ({counts['aligned_length_tokens']} tokens)", end="; ")
+    print(f"of {counts['screened']} screened, {counts['screened_with_gap']} have clean - corrupted >= "
+          f"{args.min_gap} nats; {counts['used']} used")
     metric = inputs.metric()
-    print(f"{args.group}: {counts['candidates']} candidate pairs, {counts['dropped_length_mismatch']} dropped "
-          f"(clean and corrupted of different token lengths), {counts['dropped_other_length']} of another "
-          f"length than the most common ({counts['aligned_length_tokens']} tokens); of {counts['screened']} "
-          f"screened, {counts['screened_with_gap']} have clean - corrupted >= {args.min_gap} nats; "
-          f"{counts['used']} used")
 
     values, tensors = {"pairs": counts, "targets": {}}, {}
     for target in args.targets:
@@ -189,7 +240,7 @@ def main(argv: list[str] | None = None) -> Result:
         print(f"{target:>10}: {exact.config['n_forwards']} forwards; attribution vs exact: Pearson "
               f"{report['pearson']:.3f}, top-{report['k']} overlap {report['top_k_overlap']:.2f}")
     gap = exact.clean_metric - exact.corrupted_metric
-    values["metric"] = {"name": "logit(stereotyped pronoun of the clean term) - logit(other pronoun), nats",
+    values["metric"] = {"name": METRIC_NAMES[args.pairs],
                         "clean_mean": exact.clean_metric.mean(), "corrupted_mean": exact.corrupted_metric.mean(),
                         "share_clean_above_corrupted": (gap > 0).float().mean(),
                         "n_degenerate": int(exact.degenerate.sum())}
@@ -203,7 +254,7 @@ def main(argv: list[str] | None = None) -> Result:
               "agreement": "lens_bias.patching.agreement on pair-mean effects, k=10"}
     result = Result(name="patching", values=values, config=config, tensors=tensors,
                     provenance=collect_provenance(model_record=model_record(model).to_dict(),
-                                                  data={"gender_swap_pairs": fingerprint(inputs.pairs)},
+                                                  data={args.pairs: fingerprint(inputs.pairs)},
                                                   seed=args.seed))
     stem = args.out / ("patching_quick" if args.quick else "patching")
     print("wrote", result.save(stem), *save_figures(result, stem, png=not args.no_png))

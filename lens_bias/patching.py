@@ -80,6 +80,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.utilities.activation_functions import apply_softcap
 
 from lens_bias.data.patching_pairs import PatchingPair
+from lens_bias.data.records import ContrastPair
 from lens_bias.interventions import hooks_added
 from lens_bias.models import check_layers
 from lens_bias.prompts import PromptBatch, tokenize
@@ -178,6 +179,26 @@ def logit_diff_metric(
         raise ValueError(f"positive_ids and negative_ids must be two ints or two 1-D sequences of equal "
                          f"length, got shapes {tuple(positive.shape)} and {tuple(negative.shape)}.")
     return LogitDiff(positive, negative, position)
+
+
+@dataclass(frozen=True)
+class ContinuationLogProb:
+    """Per row, the summed log-probability (nats) of the tokens from ``batch.positions[start]`` to the last
+    real token, each given the tokens before it: how likely the rest of a sentence is after a swapped
+    term (minimal pairs, :func:`minimal_pair_inputs`). A generic :data:`Metric` (reads every position)."""
+
+    start: str = "continuation"
+
+    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"], batch: PromptBatch) -> Float[Tensor, "batch"]:
+        if self.start not in batch.positions:
+            raise ValueError(f"Position {self.start!r} is not in the batch (has {sorted(batch.positions)}).")
+        tokens = batch.tokens.to(logits.device)
+        # next-token log-probs: column t holds log P(tokens[t + 1] | tokens[: t + 1])
+        logprobs = logits[:, :-1].float().log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
+        index = torch.arange(logprobs.shape[1], device=logits.device)[None]
+        first = batch.positions[self.start].to(logits.device)[:, None] - 1
+        last = batch.lengths.to(logits.device)[:, None] - 2
+        return (logprobs * ((index >= first) & (index <= last))).sum(1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -709,3 +730,56 @@ def patching_inputs(tokenizer: Any, pairs: Sequence[PatchingPair], *, add_start:
         corrupted=tokenize(tokenizer, [pair.corrupted for pair in kept], add_start=add_start),
         positive_ids=torch.tensor(positive_ids), negative_ids=torch.tensor(negative_ids), dropped=dropped,
     )
+
+
+@dataclass
+class MinimalPairInputs:
+    """Minimal sentence pairs tokenized for :func:`patch` (e.g. CrowS-Pairs): ``clean`` = each pair's
+    positive sentence (the more stereotyping one), ``corrupted`` = its negative; the two differ in one
+    contiguous span of tokens (the swapped term) and share every token after it. ``positions`` has
+    ``"continuation"``: the first shared token after the span. The metric (:meth:`metric`) is the
+    log-probability of that shared continuation, so clean - corrupted is how much more likely the rest of
+    the sentence is after the stereotyped term. ``dropped``: pair ids left out, by reason."""
+
+    pairs: list[ContrastPair]
+    clean: PromptBatch
+    corrupted: PromptBatch
+    dropped: dict[str, list[str]]
+
+    def metric(self) -> Metric:
+        """Summed log P of the shared continuation (nats)."""
+        return ContinuationLogProb("continuation")
+
+
+def minimal_pair_inputs(tokenizer: Any, pairs: Sequence[ContrastPair], *,
+                        add_start: bool = True) -> MinimalPairInputs:
+    """Keep the pairs whose two sentences (``prompt + positive`` / ``prompt + negative``) tokenize to the
+    same length, differ in one contiguous span of tokens, and share at least one token after it.
+
+    Raises ValueError when no pair is left (naming how many were dropped for which reason).
+    """
+    if not pairs:
+        raise ValueError("No pairs given.")
+    dropped: dict[str, list[str]] = {"length_mismatch": [], "not_one_span": [], "no_shared_continuation": []}
+    kept, continuation = [], []
+    offset = 1 if add_start else 0
+    for pair in pairs:
+        a, b = (tokenizer(pair.prompt + side, add_special_tokens=False)["input_ids"] for side in (pair.positive, pair.negative))
+        differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        if len(a) != len(b):
+            dropped["length_mismatch"].append(pair.id)
+        elif not differ or differ[-1] - differ[0] + 1 != len(differ):
+            dropped["not_one_span"].append(pair.id)
+        elif differ[-1] == len(a) - 1:
+            dropped["no_shared_continuation"].append(pair.id)
+        else:
+            kept.append(pair)
+            continuation.append(differ[-1] + 1 + offset)
+    if not kept:
+        raise ValueError(f"None of the {len(pairs)} pairs is usable: " + ", ".join(
+            f"{len(ids)} {reason.replace('_', ' ')}" for reason, ids in dropped.items()) + ".")
+    clean = tokenize(tokenizer, [pair.prompt + pair.positive for pair in kept], add_start=add_start)
+    corrupted = tokenize(tokenizer, [pair.prompt + pair.negative for pair in kept], add_start=add_start)
+    for batch in (clean, corrupted):
+        batch.positions["continuation"] = torch.tensor(continuation)
+    return MinimalPairInputs(kept, clean, corrupted, dropped)

@@ -89,6 +89,16 @@ def test_patching_experiment(tiny_llama_dir, tmp_path):
     assert replotted.values["targets"].keys() == result.values["targets"].keys()
 
 
+def test_patching_experiment_on_crows_pairs(tiny_llama_dir, tmp_path):
+    result = patching.main(["--model", str(tiny_llama_dir), "--pairs", "crows-pairs", "--targets", "z", "--n-pairs",
+                            "3", "--min-gap", "-1000", "--no-png", "--out", str(tmp_path)])
+    assert result.values["pairs"]["used"] == 3 and result.values["targets"]["z"]["axes"] == ["pair", "layer", "head"]
+    assert result.values["metric"]["name"].startswith("summed log P")
+    assert "CrowS-Pairs" in patching.draw(result, "z", "exact").layout.title.text
+    with pytest.raises(SystemExit):  # positions do not line up across CrowS-Pairs sentences
+        patching.parse_args(["--pairs", "crows-pairs", "--targets", "resid_pre"])
+
+
 @pytest.mark.slow
 def test_biasscope_experiment_on_the_embedded_model(tmp_path):
     """The whole pipeline at its smallest (one 5-step injection, 2 random draws): plumbing and figures; the

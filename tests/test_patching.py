@@ -11,8 +11,16 @@ import torch
 import transformer_lens.patching as tl
 
 from lens_bias.data.patching_pairs import gender_swap_groups, gender_swap_pairs
+from lens_bias.data.records import ContrastPair
 from lens_bias.interventions import hooks_added
-from lens_bias.patching import TARGETS, logit_diff_metric, patch, patching_inputs
+from lens_bias.patching import (
+    TARGETS,
+    ContinuationLogProb,
+    logit_diff_metric,
+    minimal_pair_inputs,
+    patch,
+    patching_inputs,
+)
 from lens_bias.prompts import PromptBatch
 from lens_bias.provenance import to_jsonable
 
@@ -250,6 +258,52 @@ def test_result_views_and_json(tiny_model):
 
 
 @pytest.mark.slow
+def test_continuation_logprob_metric_is_the_summed_next_token_logprob(tiny_model):
+    clean, _ = make_pairs([6, 8], swap_at=[2, 3], seed=3)
+    clean.positions["continuation"] = torch.tensor([3, 4])
+    with torch.inference_mode():
+        logits = tiny_model(clean.tokens)
+    value = ContinuationLogProb()(logits, clean)
+    logprobs = logits.log_softmax(-1)
+    for row, (start, length) in enumerate([(3, 6), (4, 8)]):
+        expected = sum(float(logprobs[row, t - 1, clean.tokens[row, t]]) for t in range(start, length))
+        assert float(value[row]) == pytest.approx(expected, abs=1e-4)  # padding (row 0) never read
+
+
+@pytest.mark.parametrize("target", ["resid_pre", "z"])
+def test_continuation_metric_patching_matches_transformer_lens(tiny_model, target):
+    clean, corrupted = make_pairs([5, 5], swap_at=[1, 2], seed=4)
+    for batch in (clean, corrupted):
+        batch.positions["continuation"] = torch.tensor([2, 3])
+    metric = ContinuationLogProb()
+    ours = patch(tiny_model, clean, corrupted, metric, target=target, normalize=False)
+    base, source = corrupted, clean
+    _, source_cache = tiny_model.run_with_cache(source.tokens)
+    theirs = TL_FUNCTIONS[target](tiny_model, base.tokens, source_cache, lambda logits: metric(logits, base).mean())
+    assert (ours.scores.mean(0) - theirs.cpu()).abs().max() <= ATOL
+
+
+def test_minimal_pair_inputs_keep_one_span_swaps_with_a_shared_continuation(tiny_model):
+    def pair(i, positive, negative):
+        return ContrastPair(id=f"p{i}", bias_type="test", target=f"t{i}", prompt="", positive=positive,
+                            negative=negative, source="test")
+
+    tokenizer = tiny_model.tokenizer
+    sentence, swapped = "The nurse walked in and she smiled.", "The nurse walked in and he smiled."
+    assert len(tokenizer(sentence)["input_ids"]) == len(tokenizer(swapped)["input_ids"])  # " she"/" he": one token
+    pairs = [pair(0, sentence, swapped), pair(1, sentence, sentence + " Then"),
+             pair(2, "The nurse said she walked in and she smiled.", "The nurse said he walked in and he smiled."),
+             pair(3, "The nurse walked in and she", "The nurse walked in and he")]
+    inputs = minimal_pair_inputs(tokenizer, pairs)
+    assert [p.id for p in inputs.pairs] == ["p0"]
+    assert inputs.dropped == {"length_mismatch": ["p1"], "not_one_span": ["p2"], "no_shared_continuation": ["p3"]}
+    ids = inputs.clean.tokens[0], inputs.corrupted.tokens[0]
+    start = int(inputs.clean.positions["continuation"][0])
+    assert torch.equal(ids[0][start:], ids[1][start:]) and ids[0][start - 1] != ids[1][start - 1]
+    with pytest.raises(ValueError, match="None of the 1 pairs is usable"):
+        minimal_pair_inputs(tokenizer, [pairs[2]])
+
+
 def test_gender_swap_pairs_and_patching_inputs(smollm):
     pairs = gender_swap_pairs()
     groups = gender_swap_groups()
@@ -293,3 +347,16 @@ def test_smollm_nurse_pair_matches_transformer_lens(smollm):
                                          lambda logits: metric(logits, inputs.corrupted).mean(),
                                          tl.layer_pos_patch_setter, "resid_pre", index_df=index)
     assert (raw.scores[0, 1, [swap, last]] - theirs.cpu()).abs().max() <= ATOL
+
+
+@pytest.mark.slow
+def test_crows_pairs_minimal_pairs_on_the_embedded_model(smollm):
+    from lens_bias.data import crows_pairs_contrast, load_crows_pairs
+
+    pairs = crows_pairs_contrast(load_crows_pairs())
+    inputs = minimal_pair_inputs(smollm.tokenizer, pairs)
+    assert len(inputs.pairs) + sum(map(len, inputs.dropped.values())) == 1508
+    assert len(inputs.pairs) > 500  # most one-word swaps keep the token length
+    poor = next(i for i, p in enumerate(inputs.pairs) if p.positive.startswith("The poor are really ignorant"))
+    start = int(inputs.clean.positions["continuation"][poor])
+    assert smollm.tokenizer.decode(inputs.clean.tokens[poor, start]) == " are"
