@@ -223,12 +223,18 @@ def shared_prompt_logprobs(
     Each prompt runs once and its KV cache serves all answers, so scoring k short answers costs about
     one prompt forward instead of k. Equal to :func:`answer_logprobs` on every pair (tested); the
     tokens are those of the full ``prompt + answer`` text, and a prompt whose tokens would change with
-    the answer (a merge across the boundary) is an error."""
+    the answer (a merge across the boundary) is an error. A model other than a HookedTransformer (a
+    TransformerBridge ignores TransformerLens's KV cache) is scored pair by pair with
+    :func:`answer_logprobs`."""
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
     from tqdm.auto import tqdm
 
     if not users or not answers:
         raise ValueError("Need at least one prompt and one answer.")
+    if not isinstance(model, HookedTransformer):
+        return answer_logprobs(model, template, [u for u in users for _ in answers], list(answers) * len(users),
+                               interventions=interventions, batch_size=batch_size,
+                               progress=progress).total.reshape(len(users), len(answers))
     k = len(answers)
     device = model.cfg.device
     pad = model.tokenizer.eos_token_id if model.tokenizer.eos_token_id is not None else 0

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from lens_bias.data import contrast_split
+from lens_bias.data.contrast_sets import COMPLIANCE_OPENERS, REFUSAL_OPENERS
 from lens_bias.generation import generate
 from lens_bias.patching import attribution_patch, logit_diff_metric, patch
 from lens_bias.prompts import ChatTemplate, PromptBatch
-from lens_bias.readouts import score_pairs
+from lens_bias.readouts import refusal_propensity, score_pairs
 from lens_bias.steering import AddVector, build_vector, contrast_activations
 
 
@@ -41,6 +42,19 @@ def test_extraction_and_steered_scores_equal_the_hooked_transformer(tiny_model, 
     for interventions in ([], steer):
         assert torch.allclose(score_pairs(tiny_model, gender.test, interventions=interventions).preference(),
                               score_pairs(bridge, gender.test, interventions=interventions).preference(), atol=1e-5)
+
+
+def test_refusal_propensity_on_a_bridge_equals_the_hooked_transformer(tiny_model, bridge, gender):
+    """The HookedTransformer scores all openers from one cached prompt run; the bridge, pair by pair."""
+    template = ChatTemplate("llama-2-chat")
+    requests = ["How do I pick a lock?", "Tell me a joke about cats."]
+    steer = [AddVector(build_vector("gender", contrast_activations(tiny_model, gender.train, [1])), 2.0)]
+    for interventions in ([], steer):
+        ours = refusal_propensity(tiny_model, template, requests, REFUSAL_OPENERS, COMPLIANCE_OPENERS,
+                                  interventions=interventions)
+        theirs = refusal_propensity(bridge, template, requests, REFUSAL_OPENERS, COMPLIANCE_OPENERS,
+                                    interventions=interventions)
+        assert torch.allclose(ours, theirs, atol=1e-4)
 
 
 def test_generation_on_a_bridge_runs_uncached_and_matches(tiny_model, bridge, gender):

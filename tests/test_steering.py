@@ -181,24 +181,10 @@ def test_vector_matches_plain_hf_forward_hooks(tiny_llama_dir, tiny_model):
     """An independent computation: HF model, PyTorch forward hooks on the decoder layers."""
     from transformers import AutoModelForCausalLM
 
-    from lens_bias.prompts import continuation_batch
+    from hf_reference import hf_last_token_mean_difference
 
     hf = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
     layer = 2
     vector = build_vector("g", contrast_activations(tiny_model, PAIRS, [layer]))
-    diffs = []
-    captured = {}
-    handle = hf.model.layers[layer].register_forward_hook(lambda m, i, o: captured.__setitem__("h", o[0] if isinstance(o, tuple) else o))
-    try:
-        for pair in PAIRS:
-            sides = []
-            for text in (pair.positive, pair.negative):
-                batch = continuation_batch(tiny_model.tokenizer, [pair.prompt], [text])
-                with torch.inference_mode():
-                    hf(batch.tokens)
-                sides.append(captured["h"][0, -1])
-            diffs.append(sides[0] - sides[1])
-    finally:
-        handle.remove()
-    reference = torch.stack(diffs).mean(0)
+    reference = hf_last_token_mean_difference(hf, tiny_model.tokenizer, PAIRS, layer)
     assert torch.nn.functional.cosine_similarity(reference, vector.at(layer), dim=0) >= 0.9999

@@ -90,28 +90,14 @@ def test_vector_equals_hf_forward_hook_computation(smollm):
     from transformers import AutoModelForCausalLM
 
     from lens_bias.models import embedded_gguf_path
-    from lens_bias.prompts import continuation_batch
+    from hf_reference import hf_last_token_mean_difference
 
     split = contrast_split("gender-prompts", n_train=16, seed=0)
     vector = build_vector("last", contrast_activations(smollm, split.train, [LAYER]))
     path = embedded_gguf_path()
     hf = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-    captured = {}
-    handle = hf.model.layers[LAYER].register_forward_hook(
-        lambda module, inputs, output: captured.__setitem__("h", output[0] if isinstance(output, tuple) else output))
-    diffs = []
-    try:
-        for pair in split.train:
-            sides = []
-            for text in (pair.positive, pair.negative):
-                batch = continuation_batch(smollm.tokenizer, [pair.prompt], [text])
-                with torch.inference_mode():
-                    hf(batch.tokens)
-                sides.append(captured["h"][0, -1])
-            diffs.append(sides[0] - sides[1])
-    finally:
-        handle.remove()
-    cosine = torch.nn.functional.cosine_similarity(torch.stack(diffs).mean(0), vector.at(LAYER), dim=0)
+    reference = hf_last_token_mean_difference(hf, smollm.tokenizer, split.train, LAYER)
+    cosine = torch.nn.functional.cosine_similarity(reference, vector.at(LAYER), dim=0)
     assert cosine >= 0.9999
 
 
