@@ -112,3 +112,15 @@ def test_biasscope_experiment_on_the_embedded_model(tmp_path):
     for stem in ("head_scores_patching", "head_scores_dla", "topk_overlap", "bias_reduction", "side_effects"):
         assert (tmp_path / f"{stem}.html").exists()
     assert (tmp_path / "selected_heads.json").exists()
+
+
+def test_bad_input_on_the_command_line_is_one_clear_line(tiny_llama_dir):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = subprocess.run([sys.executable, "-m", "experiments.steering", "--model", str(tiny_llama_dir), "--quick",
+                          "--layers", "40", "--no-png", "--out", str(tiny_llama_dir / "unused")],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 2
+    assert "error: Layer 40 is outside the model" in run.stderr and "Traceback" not in run.stderr
