@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from experiments.cli import run
+from experiments import cli
 from lens_bias.activations import extract
 from lens_bias.data import contrast_split
 from lens_bias.models import EMBEDDED_MODEL, load_model
@@ -80,4 +80,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import transformer_lens.patching as tl_patching
 
-from experiments.cli import run
+from experiments import cli
 from lens_bias.data.patching_pairs import gender_swap_pairs
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
 from lens_bias.patching import patch, patching_inputs
@@ -217,4 +217,4 @@ def main(argv: list[str] | None = None) -> Result:
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

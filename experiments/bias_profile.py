@@ -16,7 +16,7 @@ import argparse
 import random
 from pathlib import Path
 
-from experiments.cli import run
+from experiments import cli
 from lens_bias.data import STEREOSET_BIAS_TYPES, fingerprint, load_stereoset, split_by_target, stereoset_pairs, to_ab_items
 from lens_bias.metrics import ab_preference, likelihood_preference
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
@@ -103,4 +103,4 @@ def main(argv: list[str] | None = None) -> Result:
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

@@ -38,7 +38,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from experiments.cli import run
+from experiments import cli
 from lens_bias.data import (
     crows_pairs_contrast,
     fingerprint,
@@ -298,4 +298,4 @@ def main(argv: list[str] | None = None) -> Result:
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

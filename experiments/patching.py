@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from experiments.cli import run
+from experiments import cli
 from lens_bias.data import CROWS_BIAS_TYPES, crows_pairs_contrast, load_crows_pairs
 from lens_bias.data.patching_pairs import gender_swap_groups, gender_swap_pairs
 from lens_bias.data.records import fingerprint
@@ -263,4 +263,4 @@ def main(argv: list[str] | None = None) -> Result:
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

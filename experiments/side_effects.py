@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments.cli import run
+from experiments import cli
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
 from lens_bias.plotting import save_figure, side_effect_table
 from lens_bias.provenance import Result, collect_provenance, set_seed
@@ -84,4 +84,4 @@ def main(argv: list[str] | None = None) -> Result:
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

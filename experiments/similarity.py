@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from plotly.subplots import make_subplots
 
-from experiments.cli import run
+from experiments import cli
 from lens_bias.data import STEREOSET_BIAS_TYPES, contrast_split
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
 from lens_bias.plotting import heatmap, lines_with_ci, save_figures
@@ -203,4 +203,4 @@ def main(argv: list[str] | None = None) -> Result:
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)

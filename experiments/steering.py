@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from experiments.cli import run
+from experiments import cli
 from lens_bias.data import contrast_split
 from lens_bias.data.contrast_sets import (
     COMPLIANCE_OPENERS,
@@ -375,4 +375,4 @@ def main(argv: list[str] | None = None) -> Result:
 
 
 if __name__ == "__main__":
-    run(main)
+    cli.run(main)
