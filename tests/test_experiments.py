@@ -124,3 +124,16 @@ def test_bad_input_on_the_command_line_is_one_clear_line(tiny_llama_dir):
                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     assert run.returncode == 2
     assert "error: Layer 40 is outside the model" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("module", ["bench_extraction", "bench_patching", "bias_profile", "biasscope", "patching",
+                                    "side_effects", "similarity", "steering"])
+def test_every_experiment_runs_as_a_module(module):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = subprocess.run([sys.executable, "-m", f"experiments.{module}", "--help"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("usage:")
