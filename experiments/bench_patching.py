@@ -8,6 +8,10 @@ cannot hide a later sweep's peak):
 * attention heads, layer x head over all positions (``target="z"`` vs
   ``get_act_patch_attn_head_out_all_pos``).
 
+For each, also lens_bias's attribution patching on the same pair (two forwards and one backward, timed in
+this process) and its agreement with the exact sweep (:func:`lens_bias.patching.agreement`: Pearson of
+the effect maps, top-10 overlap).
+
 Reported per sweep: the wall time and the CPU time (all threads of the process) of each (TransformerLens's
 includes the ``run_with_cache`` of the clean run its functions need, lens_bias's its caching forward) and
 their ratios (on a machine shared with other jobs the wall time of a long sweep swings with their load;
@@ -41,7 +45,7 @@ import transformer_lens.patching as tl_patching
 from experiments import cli
 from lens_bias.data.patching_pairs import gender_swap_pairs
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
-from lens_bias.patching import patch, patching_inputs
+from lens_bias.patching import agreement, attribution_patch, patch, patching_inputs
 from lens_bias.provenance import Result, collect_provenance
 
 SWEEPS = {  # lens_bias target -> (TransformerLens patch setter, activation name, index axes)
@@ -181,11 +185,17 @@ def main(argv: list[str] | None = None) -> Result:
             "transformer_lens_peak_rss_rise_mb": theirs["peak_rise_mb"], "lens_bias_forwards": ours["forwards"],
             "lens_bias_configs_run": ours["configs_run"], "configs": ours["configs"],
         }
+        exact = patch(model, one.clean, one.corrupted, metric, target=target, layers=layers, batch_size=args.batch_size)
+        approx, approx_s, _, _ = measure(lambda: attribution_patch(model, one.clean, one.corrupted, metric,
+                                                                   target=target, layers=layers))
+        sweeps[target]["attribution"] = {"seconds": approx_s, **agreement(exact, approx, k=10)}
         print(f"{target:>9} sweep {tuple(ours_scores.shape)}: lens_bias {ours['seconds']:.1f} s "
               f"({ours['forwards']} forwards, {ours['configs_run']} of {ours['configs']} configurations run), "
               f"TransformerLens {theirs['seconds']:.1f} s -> {speedup:.1f}x faster (CPU time "
               f"{ours['cpu_seconds']:.1f} s vs {theirs['cpu_seconds']:.1f} s: {cpu_speedup:.1f}x); max |difference| "
-              f"{difference:.2e}; peak RSS rise {_mb(ours['peak_rise_mb'])} vs {_mb(theirs['peak_rise_mb'])}")
+              f"{difference:.2e}; peak RSS rise {_mb(ours['peak_rise_mb'])} vs {_mb(theirs['peak_rise_mb'])}; "
+              f"attribution patching {approx_s:.2f} s, vs exact: Pearson {sweeps[target]['attribution']['pearson']:.3f}, "
+              f"top-10 overlap {sweeps[target]['attribution']['top_k_overlap']:.1f}")
 
     rss = []
     for _ in range(iterations):
