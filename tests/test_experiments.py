@@ -126,8 +126,8 @@ def test_bad_input_on_the_command_line_is_one_clear_line(tiny_llama_dir):
     assert "error: Layer 40 is outside the model" in run.stderr and "Traceback" not in run.stderr
 
 
-@pytest.mark.parametrize("module", ["bench_extraction", "bench_patching", "bias_profile", "biasscope", "patching",
-                                    "side_effects", "similarity", "steering"])
+@pytest.mark.parametrize("module", ["bench_extraction", "bench_patching", "bias_profile", "biasscope", "figures",
+                                    "patching", "side_effects", "similarity", "steering"])
 def test_every_experiment_runs_as_a_module(module):
     import subprocess
     import sys
@@ -137,3 +137,27 @@ def test_every_experiment_runs_as_a_module(module):
                          cwd=Path(__file__).resolve().parents[1])
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("usage:")
+
+
+def test_figures_runs_and_replots_every_step(tiny_long_dir, tmp_path, capsys):
+    import argparse
+    import importlib
+
+    from experiments import figures
+
+    # every step's planned command line is accepted by its experiment
+    for quick in (False, True):
+        args = argparse.Namespace(model=str(tiny_long_dir), quick=quick, out=tmp_path, no_png=True)
+        for step in figures.STEPS:
+            module, step_args, result = figures.plan(step, args)
+            importlib.import_module(f"experiments.{module}").parse_args(step_args)
+            assert result.parent == tmp_path / step
+    figures.main(["--model", str(tiny_long_dir), "--quick", "--only", "bias_profile", "similarity", "--no-png",
+                  "--out", str(tmp_path)])
+    assert (tmp_path / "bias_profile" / "bias_profile.json").exists()
+    assert (tmp_path / "similarity" / "similarity.json").exists()
+    capsys.readouterr()
+    figures.main(["--replot", "--only", "bias_profile", "similarity", "--no-png", "--out", str(tmp_path)])
+    assert "== similarity: python -m experiments.similarity --replot" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="--only steering"):
+        figures.main(["--replot", "--only", "steering", "--out", str(tmp_path)])
