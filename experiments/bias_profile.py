@@ -41,11 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-png", action="store_true", help="write HTML figures only")
     parser.add_argument("--quick", action="store_true", help="24 pairs per bias type (a smoke run)")
     parser.add_argument("--replot", type=Path, default=None, help="redraw the figure from a saved result")
-    args = parser.parse_args(argv)
-    if args.quick:  # smaller defaults; arguments given explicitly still win
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args(argv)
-    return args
+    return cli.parse_args(parser, argv, quick=QUICK)
 
 
 def held_out_pairs(bias_type: str, n_pairs: int, test_fraction: float, seed: int):

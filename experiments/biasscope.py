@@ -98,11 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-png", action="store_true", help="write HTML figures only")
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK}")
     parser.add_argument("--replot", type=Path, default=None, help="redraw the figures from a saved result")
-    args = parser.parse_args(argv)
-    if args.quick:  # smaller defaults; arguments given explicitly still win
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args(argv)
-    return args
+    return cli.parse_args(parser, argv, quick=QUICK)
 
 
 def _sample(items: Sequence[Any], n: int, seed: int) -> list[Any]:

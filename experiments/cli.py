@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Any, Callable
@@ -21,3 +22,12 @@ def run(main: Callable[[], Any]) -> None:
             raise
         print(f"error: {error}\n(set LENS_BIAS_DEBUG=1 for the traceback)", file=sys.stderr)
         sys.exit(2)
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None, quick: dict[str, Any]) -> argparse.Namespace:
+    """Parse ``argv``; with ``--quick``, ``quick`` replaces the defaults (arguments given explicitly still win)."""
+    args = parser.parse_args(argv)
+    if args.quick:
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)
+    return args

@@ -18,6 +18,7 @@ import importlib
 from pathlib import Path
 
 from experiments import cli
+from lens_bias.models import EMBEDDED_MODEL
 
 STEPS = ["bias_profile", "steering", "similarity", "patching", "patching_crows", "biasscope", "side_effects"]
 
@@ -44,7 +45,7 @@ def plan(step: str, args: argparse.Namespace) -> tuple[str, list[str], Path]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="smollm2-135m-instruct", help="model name or path (see lens_bias.load_model)")
+    parser.add_argument("--model", default=EMBEDDED_MODEL, help="model name or path (see lens_bias.load_model)")
     parser.add_argument("--only", nargs="+", default=STEPS, choices=STEPS, help="run these steps only")
     parser.add_argument("--quick", action="store_true", help="every experiment's --quick (a smoke run)")
     parser.add_argument("--replot", action="store_true", help="redraw every figure from the saved results")

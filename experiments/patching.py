@@ -87,10 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replot", type=Path, default=None, help="redraw the figures from a saved result")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK['n_pairs']} pairs, targets {' '.join(QUICK['targets'])} (a smoke run)")
-    args = parser.parse_args(argv)
-    if args.quick:  # smaller defaults; arguments given explicitly still win
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv, quick=QUICK)
     if args.pairs == "crows-pairs" and any(TARGETS[t].unit != "head" for t in args.targets):
         parser.error("crows-pairs sentences do not share positions across pairs: use whole-layer head targets "
                      "(--targets z, k or v)")

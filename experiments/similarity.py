@@ -55,11 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-png", action="store_true")
     parser.add_argument("--quick", action="store_true", help="24 pairs, every third layer")
     parser.add_argument("--replot", type=Path, default=None, help="redraw figures from a saved result")
-    args = parser.parse_args(argv)
-    if args.quick:  # smaller defaults; arguments given explicitly still win
-        parser.set_defaults(n_pairs=24)
-        args = parser.parse_args(argv)
-    return args
+    return cli.parse_args(parser, argv, quick={"n_pairs": 24})
 
 
 def vectors_for(model, args, layers):

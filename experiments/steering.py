@@ -89,10 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-png", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a small grid for a smoke run (< 2 min on 2 cores)")
     parser.add_argument("--replot", type=Path, default=None)
-    args = parser.parse_args(argv)
-    if args.quick:  # smaller defaults; arguments given explicitly still win
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv, quick=QUICK)
     if 0 not in args.multipliers or 0 not in args.refusal_multipliers:
         raise SystemExit("Multiplier grids must include 0 (the unsteered baseline).")
     return args
@@ -219,18 +216,17 @@ def generation_study(model, template, vectors, layers, args):
     return out
 
 
-def _est(d: dict | Estimate) -> Estimate:
-    """An estimate from a result in memory or read back from JSON."""
-    return d if isinstance(d, Estimate) else Estimate.from_dict(d)
+def _est(d: dict) -> Estimate:
+    return Estimate.from_dict(d)
 
 
 def _at(per_layer: dict, layer: int) -> float:
-    """A per-layer value from a result in memory (int keys) or read back from JSON (str keys)."""
-    return per_layer[layer] if layer in per_layer else per_layer[str(layer)]
+    """A per-layer value of a saved result (JSON keys are strings)."""
+    return per_layer[str(layer)]
 
 
 def summarize(result: Result) -> str:
-    """The study's headline numbers, as printed at the end of a run (and by ``--replot``)."""
+    """The headline numbers of a saved result, as printed at the end of a run (and by ``--replot``)."""
     values, lines = result.values, []
     for name, study in values["bias"].items():
         layer = study["best_layer"]
@@ -329,11 +325,15 @@ def _fluency_figure(fluency, model) -> go.Figure:
 
 def main(argv: list[str] | None = None) -> Result:
     args = parse_args(argv)
-    if args.replot:
-        result = Result.load(args.replot)
-        print(summarize(result))
-        save_figures(draw(result), args.replot.parent, png=not args.no_png)
-        return result
+    path = args.replot or run(args)
+    result = Result.load(path)  # the summary and figures come from the saved result, as on --replot
+    print(summarize(result))
+    save_figures(draw(result), path.parent, png=not args.no_png)
+    return result
+
+
+def run(args: argparse.Namespace) -> Path:
+    """The study; saves the result, the vectors and the interventions; returns the result file."""
     set_seed(args.seed)
     model = load_model(args.model, device=args.device)
     template = template_for(model)
@@ -362,16 +362,15 @@ def main(argv: list[str] | None = None) -> Result:
     data = {name: study["data"]["test_fingerprint"] for name, study in bias.items()} | {"refusal": refusal["data"]["test_fingerprint"]}
     result = Result(name="steering", values={"bias": bias, "refusal": refusal, "generations": generations}, config=config,
                     provenance=collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=args.seed))
-    print(summarize(result))
-    print("wrote", result.save(args.out / "steering"))
+    path = result.save(args.out / "steering")
+    print("wrote", path)
     for name, vector in vectors.items():
         vector.save(args.out / "vectors" / name)
         # the strongest setting at the chosen layer, at every position (side-effect readouts score raw text),
         # ready for: python -m experiments.side_effects --intervention FILE
         strongest = max(args.refusal_multipliers if name == "refusal" else args.multipliers)
         AddVector(vector, strongest, [layers[name]], start=None).save(args.out / "interventions" / name)
-    save_figures(draw(result), args.out, png=not args.no_png)
-    return result
+    return path
 
 
 if __name__ == "__main__":
