@@ -1,4 +1,4 @@
-"""One protocol for everything that changes a forward pass, and one context manager that applies it.
+"""The intervention protocol, the hook context that restores exactly the hooks it added, and chunked forwards under interventions.
 
 An :class:`Intervention` turns a :class:`ForwardContext` (which batch is running, and at which absolute
 position its first token sits: 0 for a full forward, the number of cached tokens during KV-cached
