@@ -163,6 +163,19 @@ class PromptBatch:
                            {k: v.to(device) for k, v in self.positions.items()}, self.texts, self.meta)
 
 
+def first_difference(a: PromptBatch, b: PromptBatch) -> Int[Tensor, "batch"]:
+    """Per row, the first token index at which ``a`` and ``b`` differ (where the shorter row ends if one is
+    a prefix of the other), capped at each row's last real token so it is always a readable position."""
+    firsts = []
+    for i in range(len(a)):
+        x, y = a.tokens[i, : a.lengths[i]], b.tokens[i, : b.lengths[i]]
+        n = min(len(x), len(y))
+        differ = (x[:n] != y[:n]).nonzero()
+        first = int(differ[0]) if len(differ) else n
+        firsts.append(min(first, int(a.lengths[i]) - 1, int(b.lengths[i]) - 1))
+    return torch.tensor(firsts, dtype=torch.long)
+
+
 def _token_at_char(offsets: list[tuple[int, int]], char: int, first_at_or_after: bool) -> int:
     """Index of the token containing character ``char - 1`` (the last token before ``char``), or, with
     ``first_at_or_after``, of the first token ending after ``char`` (the first token of text at char)."""
