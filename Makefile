@@ -1,12 +1,17 @@
 # Two commands do all setup on a fresh machine (Python 3.10+ only):
 #   make demo   installs everything and runs the main job on the embedded model
-#   make test   installs everything and runs the test suite
+#   make test   installs everything, then lint, type check and the whole test suite (what CI runs)
+# Checks on their own (after either of the two):
+#   make lint        ruff check + ruff format --check
+#   make typecheck   mypy on lens_bias and experiments
+#   make test-fast   the test suite without the slow tests (no real model, no end-to-end experiment)
+#   make check       lint + typecheck + test-fast
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup browser clean-cache
+.PHONY: demo test setup browser lint typecheck test-fast check clean-cache
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +36,21 @@ browser:
 demo: setup
 	$(PY) -m experiments.bias_profile
 
-test: setup
+# lint and types first (a minute), the test suite last: its summary line closes the output
+test: setup lint typecheck
 	$(PY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+check: lint typecheck test-fast
 
 clean-cache:
 	rm -rf $${LENS_BIAS_CACHE:-$$HOME/.cache/lens_bias}

@@ -13,11 +13,18 @@ position bias and format mass), all with bootstrap 95% intervals. Writes
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 
 from experiments import cli
-from lens_bias.data import STEREOSET_BIAS_TYPES, fingerprint, load_stereoset, split_by_target, stereoset_pairs, to_ab_items
+from lens_bias.data import (
+    STEREOSET_BIAS_TYPES,
+    fingerprint,
+    load_stereoset,
+    sample,
+    split_by_target,
+    stereoset_pairs,
+    to_ab_items,
+)
 from lens_bias.metrics import ab_preference, likelihood_preference
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
 from lens_bias.plotting import bars_with_ci, save_figure
@@ -44,12 +51,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return cli.parse_args(parser, argv, quick=QUICK)
 
 
-def held_out_pairs(bias_type: str, n_pairs: int, test_fraction: float, seed: int):
-    """Held-out StereoSet pairs (intra- and intersentence) of one bias type, split by target term."""
+def held_out_pairs(bias_type: str, n_pairs: int | None, test_fraction: float, seed: int):
+    """Held-out StereoSet pairs (intra- and intersentence) of one bias type, split by target term; ``n_pairs``
+    of them drawn with ``seed`` (sorted by id), or all for None."""
     _, test = split_by_target(stereoset_pairs(load_stereoset(bias_types=[bias_type])), test_fraction, seed)
-    if n_pairs and len(test) > n_pairs:
-        test = sorted(random.Random(seed).sample(test, n_pairs), key=lambda pair: pair.id)
-    return test
+    return sample(test, n_pairs, seed, key=lambda pair: pair.id)
 
 
 def draw(result: Result):
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> Result:
     template = template_for(model)
     per_type, fingerprints = {}, {}
     for bias_type in args.bias_types:
-        pairs = held_out_pairs(bias_type, args.n_pairs, args.test_fraction, args.seed)
+        pairs = held_out_pairs(bias_type, args.n_pairs or None, args.test_fraction, args.seed)
         fingerprints[f"stereoset-{bias_type}-test"] = fingerprint(pairs)
         likelihood = likelihood_preference(model, pairs, batch_size=args.batch_size, seed=args.seed,
                                            progress=f"{bias_type}: likelihood")

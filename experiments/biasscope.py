@@ -20,7 +20,7 @@
 
 Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed score tensors), ``{out}/entity_seed{s}``
 (each trained embedding), ``{out}/selected_heads.json`` (the intervention, loadable by
-``lens_bias.side_effects.load_intervention``) and the figures ``head_scores_patching``,
+``lens_bias.interventions.load_intervention``) and the figures ``head_scores_patching``,
 ``head_scores_dla``, ``topk_overlap``, ``bias_reduction`` and ``side_effects`` (HTML + PNG).
 
     python -m experiments.biasscope [--attribute reckless_driving] [--k 5] [--seeds 0 1 2] [--quick]
@@ -30,7 +30,6 @@ Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed score tensors), ``
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,13 +43,13 @@ from lens_bias.data import (
     fingerprint,
     load_crows_pairs,
     load_stereoset,
+    sample,
     stereoset_pairs,
 )
 from lens_bias.data.contrast_sets import INJECTION_SPECS, candidate_entities
 from lens_bias.inject import InjectionConfig, closest_entities, elicit, inject, untrained
-from lens_bias.interventions import Intervention
+from lens_bias.interventions import HeadScaling, Intervention, save_intervention
 from lens_bias.localize import (
-    HeadScaling,
     bias_contrast,
     compare_to_random,
     localization_prompts,
@@ -101,20 +100,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return cli.parse_args(parser, argv, quick=QUICK)
 
 
-def _sample(items: Sequence[Any], n: int, seed: int) -> list[Any]:
-    """``n`` items drawn with ``seed`` in their original order (all of them for ``n = 0``)."""
-    if not n or n >= len(items):
-        return list(items)
-    keep = set(random.Random(seed).sample(range(len(items)), n))
-    return [item for i, item in enumerate(items) if i in keep]
-
-
 def evaluation_sets(model, spec, injected_models, args) -> tuple[dict[str, Any], dict[str, str]]:
     """Per-item bias scores as functions of the interventions, by evaluation set (see the docstring),
     and the fingerprints of the benchmark items."""
     real = list(args.real_entities or spec.control_entities)
-    crows = crows_pairs_contrast(_sample(load_crows_pairs(["nationality"]), args.n_crows, args.seeds[0]))
-    stereo = _sample(stereoset_pairs(load_stereoset(bias_types=["race"])), args.n_stereoset, args.seeds[0])
+    crows = crows_pairs_contrast(sample(load_crows_pairs(["nationality"]), args.n_crows or None, args.seeds[0]))
+    stereo = sample(stereoset_pairs(load_stereoset(bias_types=["race"])), args.n_stereoset or None, args.seeds[0])
 
     def entity(interventions: Sequence[Intervention]):
         return torch.cat([elicit(m, spec, [spec.entity_token], interventions=interventions,
@@ -201,7 +192,7 @@ def run(args: argparse.Namespace) -> Path:
               + f"; harmed: {report.harmed()}")
     provenance = collect_provenance(model_record=record, seed=args.seeds[0],
                                     data={**fingerprints, **next(iter(reports.values()))["details"]["fingerprints"]})
-    interventions["selected heads"].save(args.out / "selected_heads", provenance)
+    save_intervention(interventions["selected heads"], args.out / "selected_heads", provenance)
 
     runs_scores = {method: torch.stack([torch.tensor(r["scores"][f"heads_{method}"]) for r in runs]).mean(0)
                    for method in ("patching", "dla")}

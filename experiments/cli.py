@@ -1,20 +1,150 @@
-"""The command-line entry of every experiment module: bad input ends in one clear line, not a traceback."""
+"""The command line of every experiment: one set of shared flags, a frozen config per run, one error policy.
+
+An experiment declares a frozen dataclass that extends :class:`RunConfig` (the flags every experiment
+shares: ``--model``, ``--device``, ``--seed``, ``--batch-size``, ``--out``, ``--no-png``) with its own fields;
+:func:`parser_for` turns the fields into flags (``n_pairs`` -> ``--n-pairs``; a tuple field takes several
+values; ``bool`` fields that default to True get ``--no-<name>``; ``metadata`` gives ``help``, ``choices``,
+``flag`` (another flag name) and ``min`` (smallest allowed value, checked before any work)). Every parser
+also has ``--quick`` (the experiment's smoke-run defaults; values given explicitly still win) and
+``--replot RESULT.json`` (redraw from a saved result, no model run). The config is what the result records.
+
+Error policy: bad input (:class:`lens_bias.errors.InputError` and its subclasses, or a file that does not
+exist) ends in one ``error: ...`` line on stderr and exit status 2; argparse's own usage errors exit 2 too.
+Any other exception is a bug and keeps its traceback. ``LENS_BIAS_DEBUG=1`` shows the traceback of input
+errors as well.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-from typing import Any, Callable
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TypeVar
 
-#: Errors whose message says what to do (lens_bias raises these for bad input: unknown model, missing
-#: data, a layer out of range, wrong shapes, an intervention that cannot apply ...).
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
+from lens_bias.errors import InputError
+from lens_bias.models import EMBEDDED_MODEL
+from lens_bias.provenance import Result, to_jsonable
+
+#: Errors that are the user's: printed as one line, exit status 2.
+USER_ERRORS = (InputError, FileNotFoundError, ValueError, TypeError)  # TRANSITION: narrowed after the library raises InputError
+
+C = TypeVar("C", bound="RunConfig")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The flags every experiment shares. Subclasses add their own fields (all with defaults) and may
+    redeclare a field to change its default (e.g. ``out``, ``batch_size``)."""
+
+    model: str = field(default=EMBEDDED_MODEL, metadata={"help": "model name or path (see lens_bias.load_model)"})
+    device: str | None = field(default=None, metadata={"help": "torch device (default: cuda if available, else cpu)"})
+    seed: int = field(default=0, metadata={"help": "seed of every sample, split and bootstrap"})
+    batch_size: int = field(default=32, metadata={"help": "rows per forward pass", "min": 1})
+    out: Path = field(default=Path("figures"), metadata={"help": "output folder (results, figures)"})
+    png: bool = field(default=True, metadata={"help": "write PNG besides HTML figures", "flag": "--no-png"})
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value, minimum = getattr(self, f.name), f.metadata.get("min")
+            if minimum is None or value is None:
+                continue
+            for v in value if isinstance(value, tuple) else (value,):
+                if v < minimum:
+                    raise InputError(f"--{f.name.replace('_', '-')} must be >= {minimum}, got {v}.")
+        out = Path(self.out)
+        for folder in (out, *out.parents):
+            if folder.exists() and not folder.is_dir():
+                raise InputError(f"--out {out}: {folder} is a file, not a folder; pass a folder path.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON data (what the saved result records)."""
+        return to_jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+
+def _flag_type(hint: Any) -> tuple[Any, bool, bool]:
+    """``(element type, optional, several values)`` of a field's type hint."""
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional, hint = True, args[0]
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], optional, True
+    return hint, optional, False
+
+
+def parser_for(config: type[RunConfig], description: str | None) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per field of ``config``, plus ``--quick`` and ``--replot``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    hints = typing.get_type_hints(config)
+    for f in dataclasses.fields(config):
+        meta = f.metadata
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        element, optional, several = _flag_type(hints[f.name])
+        if element is bool:
+            flag = meta.get("flag", f"--no-{f.name.replace('_', '-')}" if default else f"--{f.name.replace('_', '-')}")
+            parser.add_argument(flag, dest=f.name, action="store_false" if default else "store_true",
+                                help=meta.get("help"))
+            continue
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default, "type": element, "help": meta.get("help")}
+        if "choices" in meta:
+            kwargs["choices"] = meta["choices"]
+        if several:
+            kwargs["nargs"] = "*" if optional else "+"
+        parser.add_argument(meta.get("flag", f"--{f.name.replace('_', '-')}"), **kwargs)
+    parser.add_argument("--quick", action="store_true", help="the smoke-run defaults (explicit values still win)")
+    parser.add_argument("--replot", type=Path, default=None, help="redraw from a saved result, without a model run")
+    return parser
+
+
+def parse(config: type[C], argv: list[str] | None, *, description: str | None = None,
+          quick: dict[str, Any] | None = None) -> tuple[C, Path | None]:
+    """Parse ``argv`` into ``(config, replot path or None)``. With ``--quick``, ``quick`` replaces the
+    defaults; arguments given explicitly still win. The config validates itself before any work."""
+    parser = parser_for(config, description)
+    args = parser.parse_args(argv)
+    if args.quick and quick:
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return config(**values), args.replot
+
+
+def main(config: type[C], argv: list[str] | None, *, description: str | None, quick: dict[str, Any] | None,
+         result_name: str, run: Callable[[C], Path], report: Callable[[Result, Path, C], None]) -> Result:
+    """The body of every experiment's ``main``: parse, run (or take ``--replot``'s saved result), load the
+    saved result and ``report(result, path, config)`` from it (print the summary, draw the figures), so a
+    run and a replot print and draw the same. Returns the loaded result."""
+    parsed, replot = parse(config, argv, description=description, quick=quick)
+    path = replot if replot is not None else run(parsed)
+    result = load_result(path, result_name)
+    report(result, path, parsed)
+    return result
+
+
+def load_result(path: str | Path, name: str) -> Result:
+    """A saved result of experiment ``name``; a clear error for a missing file, another format or another
+    experiment's result."""
+    path = Path(path)
+    if not path.is_file() and not path.with_suffix(".json").is_file():
+        raise InputError(f"No saved result at {path}: give the .json file an earlier run wrote.")
+    try:
+        result = Result.load(path)
+    except (ValueError, KeyError) as error:
+        raise InputError(f"{path} is not a saved lens_bias result ({error}).") from error
+    if result.name != name:
+        raise InputError(f"{path} holds a {result.name!r} result, not {name!r}: replot it with "
+                         f"`python -m experiments.{result.name} --replot {path}`.")
+    return result
 
 
 def run(main: Callable[[], Any]) -> None:
-    """Call ``main()``; on a :data:`USER_ERRORS` error print ``error: <message>`` to stderr and exit with
-    status 2. ``LENS_BIAS_DEBUG=1`` re-raises instead, with the full traceback."""
+    """Call ``main()`` under the error policy of the module docstring."""
     try:
         main()
     except USER_ERRORS as error:
@@ -25,7 +155,7 @@ def run(main: Callable[[], Any]) -> None:
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None, quick: dict[str, Any]) -> argparse.Namespace:
-    """Parse ``argv``; with ``--quick``, ``quick`` replaces the defaults (arguments given explicitly still win)."""
+    """TRANSITION: removed once every experiment takes a config."""
     args = parser.parse_args(argv)
     if args.quick:
         parser.set_defaults(**quick)

@@ -32,12 +32,10 @@ labels, or layer x head). Writes ``{out}/patching.json`` + ``.safetensors`` (per
 from __future__ import annotations
 
 import argparse
-import random
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from experiments import cli
 from lens_bias.data import CROWS_BIAS_TYPES, crows_pairs_contrast, load_crows_pairs
@@ -47,15 +45,13 @@ from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
 from lens_bias.patching import (
     DIRECTIONS,
     TARGETS,
-    MinimalPairInputs,
-    PatchingInputs,
     PatchResult,
     agreement,
     attribution_patch,
-    logit_diff_metric,
     minimal_pair_inputs,
     patch,
     patching_inputs,
+    screen_pairs,
 )
 from lens_bias.plotting import heatmap, save_figure
 from lens_bias.provenance import Result, collect_provenance, set_seed
@@ -94,51 +90,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def metric_gaps(model, inputs: PatchingInputs | MinimalPairInputs, batch_size: int) -> torch.Tensor:
-    """``[n_pairs]`` clean minus corrupted metric (nats) of every pair of ``inputs``, unpatched."""
-    values = []
-    for batch in (inputs.clean, inputs.corrupted):
-        out = []
-        for start in range(0, len(batch), batch_size):
-            rows = slice(start, start + batch_size)
-            chunk = batch[rows]
-            metric = (logit_diff_metric(inputs.positive_ids[rows], inputs.negative_ids[rows])
-                      if isinstance(inputs, PatchingInputs) else inputs.metric())
-            with torch.inference_mode():
-                out.append(metric(model(chunk.tokens.to(model.cfg.device)), chunk).cpu())
-        values.append(torch.cat(out))
-    return values[0] - values[1]
-
-
-def screen(model, inputs, n_pairs: int, min_gap: float, seed: int, batch_size: int, subset):
-    """In a seeded random order, the first ``n_pairs`` (0 = all) pairs whose clean - corrupted metric is at
-    least ``min_gap`` nats; ``subset(pairs)`` re-tokenizes a list of pairs. Returns (chosen, screened, n_with_gap)."""
-    order = list(inputs.pairs)
-    random.Random(seed).shuffle(order)
-    chosen, screened = [], 0
-    for start in range(0, len(order), batch_size):
-        block = order[start:start + batch_size]
-        gaps = metric_gaps(model, subset(block), batch_size)
-        screened += len(block)
-        chosen += [pair for pair, gap in zip(block, gaps.tolist()) if gap >= min_gap]
-        if n_pairs and len(chosen) >= n_pairs:
-            break
-    if not chosen:
-        raise ValueError(f"None of the {screened} screened pairs has a clean - corrupted metric of >= {min_gap} "
-                         "nats: lower --min-gap or choose other pairs.")
-    return sorted(chosen[:n_pairs] if n_pairs else chosen, key=lambda pair: pair.id), screened, len(chosen)
-
-
 def select_crows_pairs(model, types, n_pairs: int, min_gap: float, seed: int, batch_size: int):
-    """CrowS-Pairs minimal pairs (see the module docstring), screened as :func:`screen`. Returns (inputs, counts)."""
+    """CrowS-Pairs minimal pairs (see the module docstring), screened by :func:`lens_bias.patching.screen_pairs`.
+    Returns (inputs, counts)."""
     candidates = crows_pairs_contrast(load_crows_pairs(types))
     usable = minimal_pair_inputs(model.tokenizer, candidates)
-    chosen, screened, n_with_gap = screen(model, usable, n_pairs, min_gap, seed, batch_size,
-                                          lambda block: minimal_pair_inputs(model.tokenizer, block))
+    screening = screen_pairs(model, usable.pairs, lambda block: minimal_pair_inputs(model.tokenizer, block),
+                             n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size)
     counts = {"candidates": len(candidates), **{f"dropped_{k}": len(v) for k, v in usable.dropped.items()},
-              "usable": len(usable.pairs), "screened": screened, "screened_with_gap": n_with_gap,
-              "min_gap_nats": min_gap, "used": len(chosen)}
-    return minimal_pair_inputs(model.tokenizer, chosen), counts
+              "usable": len(usable.pairs), "screened": screening.n_screened,
+              "screened_with_gap": screening.n_with_gap, "min_gap_nats": min_gap, "used": len(screening.pairs)}
+    return minimal_pair_inputs(model.tokenizer, screening.pairs), counts
 
 
 def select_pairs(model, group: str, n_pairs: int, min_gap: float, seed: int, batch_size: int):
@@ -151,15 +113,15 @@ def select_pairs(model, group: str, n_pairs: int, min_gap: float, seed: int, bat
     lengths = usable.clean.lengths.tolist()
     modal = Counter(lengths).most_common(1)[0][0]
     aligned = [pair for pair, length in zip(usable.pairs, lengths) if length == modal]
-    chosen, screened, n_with_gap = screen(model, patching_inputs(model.tokenizer, aligned), n_pairs, min_gap, seed,
-                                          batch_size, lambda block: patching_inputs(model.tokenizer, block))
+    screening = screen_pairs(model, aligned, lambda block: patching_inputs(model.tokenizer, block),
+                             n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size)
     counts = {"candidates": len(candidates),
               "dropped_length_mismatch": len(usable.dropped["length_mismatch"]),
               "dropped_same_answer_token": len(usable.dropped["same_answer_token"]),
               "aligned_length_tokens": modal, "dropped_other_length": len(usable.pairs) - len(aligned),
-              "aligned": len(aligned), "screened": screened,
-              "screened_with_gap": n_with_gap, "min_gap_nats": min_gap, "used": len(chosen)}
-    return patching_inputs(model.tokenizer, chosen), counts
+              "aligned": len(aligned), "screened": screening.n_screened,
+              "screened_with_gap": screening.n_with_gap, "min_gap_nats": min_gap, "used": len(screening.pairs)}
+    return patching_inputs(model.tokenizer, screening.pairs), counts
 
 
 def x_labels(result: PatchResult) -> tuple[list[str], str]:

@@ -1,6 +1,6 @@
 """Side effects of saved interventions: what each one costs, next to the unintervened model, on the same items.
 
-Takes any saved intervention file (``lens_bias.side_effects.load_intervention``): a head scaling written
+Takes any saved intervention file (``lens_bias.interventions.load_intervention``): a head scaling written
 by ``experiments.biasscope`` (``selected_heads.json``) or a steering vector at a layer and multiplier
 written by ``experiments.steering`` (``interventions/{name}.json``). Each is evaluated on its own against
 one shared baseline: neutral-text log-probability, BBQ disambiguated accuracy and the StereoSet LMS, each
@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from experiments import cli
+from lens_bias.interventions import load_intervention
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
 from lens_bias.plotting import save_figure, side_effect_table
 from lens_bias.provenance import Result, collect_provenance, set_seed
@@ -24,7 +25,6 @@ from lens_bias.side_effects import (
     SideEffectConfig,
     capability_scores,
     check_applicable,
-    load_intervention,
     side_effects,
 )
 

@@ -34,7 +34,7 @@ from lens_bias.similarity import (
     split_half,
 )
 from lens_bias.stats import Estimate
-from lens_bias.steering import build_vector, contrast_activations
+from lens_bias.steering import fit_vector
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,12 +63,9 @@ def vectors_for(model, args, layers):
     vectors, activations, data = {}, {}, {}
     for name in args.contrasts:
         split = contrast_split(name, n_train=args.n_pairs, seed=args.seed)
-        acts = contrast_activations(model, split.train, layers, readout=args.readout, batch_size=args.batch_size,
-                                    progress=name)
-        activations[name] = acts
-        vectors[name] = build_vector(name, acts, method=args.method, model=model, items=split.train,
-                                     dataset=f"{name} train", seed=args.seed)
-        data[name] = split.describe()
+        fitted = fit_vector(model, split, layers, readout=args.readout, method=args.method, batch_size=args.batch_size,
+                            seed=args.seed, held_out=False, progress=name)
+        vectors[name], activations[name], data[name] = fitted.vector, fitted.train, split.describe()
     return vectors, activations, data
 
 

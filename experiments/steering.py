@@ -44,16 +44,17 @@ from lens_bias.data.contrast_sets import (
 )
 from lens_bias.data.records import split_by_target, to_ab_items
 from lens_bias.generation import generate
+from lens_bias.interventions import AddVector, save_intervention
 from lens_bias.metrics import ab_preference, likelihood_preference
 from lens_bias.metrics.generations import gender_bias, refusal_summary
 from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
 from lens_bias.plotting import heatmap, lines_with_ci, save_figures
-from lens_bias.projections import best_layer, effect_size, pca_2d, separability
-from lens_bias.provenance import Result, collect_provenance, set_seed
+from lens_bias.projections import pca_2d
 from lens_bias.prompts import template_for
+from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.readouts import continuation_logprobs, refusal_propensity, score_pairs
 from lens_bias.stats import Estimate, bootstrap_mean, curve_correlation, share
-from lens_bias.steering import AddVector, build_vector, contrast_activations, mean_norm_across, orient, sweep
+from lens_bias.steering import FittedVector, fit_vector, mean_norm_across, preference_measure, sweep
 
 BIAS_CONTRASTS = ["gender", "race", "religion", "profession", "gender-prompts"]
 #: The defaults --quick changes (a smoke run in under 2 minutes on 2 CPU cores).
@@ -95,25 +96,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def bias_vector(model, name, args):
-    """Training and held-out contrast activations and the mean-difference vector for one contrast."""
+def bias_vector(model, name, args) -> FittedVector:
+    """The mean-difference vector of one contrast on its training pairs, measured on its held-out pairs."""
     split = contrast_split(name, n_train=args.n_pairs, n_test=args.n_test, seed=args.seed)
-    kwargs = dict(batch_size=args.batch_size, readout=args.readout)
-    train_acts = contrast_activations(model, split.train, args.layers, progress=f"{name}: train", **kwargs)
-    test_acts = contrast_activations(model, split.test, args.layers, progress=f"{name}: test", **kwargs)
-    vector = build_vector(name, train_acts, model=model, items=split.train, dataset=f"{name} train", seed=args.seed)
-    return split, vector, test_acts
+    return fit_vector(model, split, args.layers, readout=args.readout, batch_size=args.batch_size, seed=args.seed,
+                      progress=True)
 
 
-def bias_study(model, template, name, split, vector, test_acts, args, neutral):
-    """Separability, sign calibration, layer x multiplier sweep, A/B and fluency for one contrast's vector."""
+def bias_study(model, template, fitted: FittedVector, args, neutral):
+    """Sign calibration, layer x multiplier sweep, A/B and fluency for one contrast's vector."""
     kwargs = dict(batch_size=args.batch_size)
-    auc, effect = separability(vector, test_acts), effect_size(vector, test_acts)
-    layer = best_layer(auc, tie_break=effect)
+    split = fitted.split
     calibration = split.train[: min(32, len(split.train))]
-    vector, orientation = orient(vector, lambda steer: float(score_pairs(model, calibration, interventions=steer,
-                                                                         **kwargs).preference().mean()),
-                                 layer, max(args.multipliers), start=None)
+    fitted = fitted.oriented(preference_measure(model, calibration, **kwargs), max(args.multipliers), start=None)
+    name, vector, layer = split.name, fitted.vector, fitted.layer
 
     def likelihood(steer):
         pref = likelihood_preference(model, split.test, interventions=steer, seed=args.seed, **kwargs)
@@ -127,10 +123,11 @@ def bias_study(model, template, name, split, vector, test_acts, args, neutral):
                lambda steer: ab_preference(model, ab_items, template, interventions=steer, seed=args.seed, **kwargs).to_dict(),
                progress=f"{name}: A/B")
     fluency = sweep(vector, [layer], args.multipliers, neutral, start=None, progress=f"{name}: fluency")
-    coords, is_positive = pca_2d(test_acts, layer)
+    coords, is_positive = pca_2d(fitted.test, layer)
     return vector, {
-        "data": split.describe(), "best_layer": layer, "separability": auc, "effect_size": effect,
-        "orientation": orientation, "residual_norms": dict(zip(vector.layers, vector.residual_norms.tolist())),
+        "data": split.describe(), "best_layer": layer, "separability": fitted.separability,
+        "effect_size": fitted.effect_size, "orientation": fitted.orientation,
+        "residual_norms": dict(zip(vector.layers, vector.residual_norms.tolist())),
         "vector_norms": dict(zip(vector.layers, vector.norms().tolist())),
         "likelihood_grid": grid, "ab": ab, "fluency": fluency,
         "pca": {"coords": coords.tolist(), "is_positive": is_positive.tolist()},
@@ -141,11 +138,6 @@ def refusal_study(model, template, args, neutral, gender_test):
     """Refusal vector, refusal propensity under it, bias vs refusal, and fluency."""
     split = contrast_split("refusal", n_train=args.n_pairs, n_test=args.n_test, seed=args.seed)
     kwargs = dict(batch_size=args.batch_size)
-    train_acts = contrast_activations(model, split.train, args.layers, template=template, progress="refusal: train", **kwargs)
-    test_acts = contrast_activations(model, split.test, args.layers, template=template, progress="refusal: test", **kwargs)
-    vector = build_vector("refusal", train_acts, model=model, items=split.train, dataset="refusal train", seed=args.seed)
-    auc, effect = separability(vector, test_acts), effect_size(vector, test_acts)
-    layer = best_layer(auc, tie_break=effect)
     _, held_out = split_by_target(refusal_requests(), 0.3, args.seed)
     harmful = [r.text for r in held_out if r.harmful][: args.n_test]
     benign = [r.text for r in held_out if not r.harmful][: args.n_test]
@@ -154,8 +146,10 @@ def refusal_study(model, template, args, neutral, gender_test):
         return refusal_propensity(model, template, requests, REFUSAL_OPENERS, COMPLIANCE_OPENERS,
                                   interventions=steer, **kwargs).numpy()
 
-    vector, orientation = orient(vector, lambda steer: float(propensity(steer, harmful[:8]).mean()), layer,
-                                 max(args.refusal_multipliers))
+    fitted = fit_vector(model, split, args.layers, template=template, seed=args.seed, progress=True,
+                        orient_by=lambda steer: float(propensity(steer, harmful[:8]).mean()),
+                        orient_multiplier=max(args.refusal_multipliers), **kwargs)
+    vector, layer = fitted.vector, fitted.layer
 
     def evaluate(steer):
         # The refusal vector is added from the instruction end in chat prompts; the gender pairs are raw
@@ -178,8 +172,8 @@ def refusal_study(model, template, args, neutral, gender_test):
         correlation = curve_correlation(np.array([r["items"]["propensity_harmful"] for r in rows]).T,
                                         np.array([r["items"]["gender_bias"] for r in rows]).T, seed=args.seed)
     fluency = sweep(vector, [layer], args.refusal_multipliers, neutral, start=None, progress="refusal: fluency")
-    return vector, {"data": split.describe(), "best_layer": layer, "separability": auc, "effect_size": effect,
-                    "orientation": orientation,
+    return vector, {"data": split.describe(), "best_layer": layer, "separability": fitted.separability,
+                    "effect_size": fitted.effect_size, "orientation": fitted.orientation,
                     "sweep": rows, "fluency": fluency,
                     "change_lowest_to_highest_multiplier": change,
                     "bias_refusal_correlation": correlation.to_dict() if correlation else None,
@@ -346,11 +340,11 @@ def run(args: argparse.Namespace) -> Path:
 
     built = {name: bias_vector(model, name, args) for name in args.bias_types}
     if args.normalize and len(built) > 1:  # contrastive activation addition: equal norm per layer
-        norms = mean_norm_across([vector for _, vector, _ in built.values()])
-        built = {name: (split, vector.normalized(norms), acts) for name, (split, vector, acts) in built.items()}
+        norms = mean_norm_across([fitted.vector for fitted in built.values()])
+        built = {name: fitted.normalized(norms) for name, fitted in built.items()}
     vectors, bias = {}, {}
-    for name, (split, vector, test_acts) in built.items():
-        vectors[name], bias[name] = bias_study(model, template, name, split, vector, test_acts, args, neutral)
+    for name, fitted in built.items():
+        vectors[name], bias[name] = bias_study(model, template, fitted, args, neutral)
     gender_test = contrast_split("gender", n_test=args.n_test, seed=args.seed).test
     vectors["refusal"], refusal = refusal_study(model, template, args, neutral, gender_test)
     layers = {name: study["best_layer"] for name, study in bias.items()} | {"refusal": refusal["best_layer"]}
@@ -369,7 +363,8 @@ def run(args: argparse.Namespace) -> Path:
         # the strongest setting at the chosen layer, at every position (side-effect readouts score raw text),
         # ready for: python -m experiments.side_effects --intervention FILE
         strongest = max(args.refusal_multipliers if name == "refusal" else args.multipliers)
-        AddVector(vector, strongest, [layers[name]], start=None).save(args.out / "interventions" / name)
+        save_intervention(AddVector(vector, strongest, [layers[name]], start=None), args.out / "interventions" / name,
+                          provenance=vector.provenance)
     return path
 
 

@@ -7,7 +7,7 @@ with ``n_items x n_layers x d_model``, never with sequence length x every hook (
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
 
 import torch
 from jaxtyping import Float
@@ -15,16 +15,9 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from lens_bias.interventions import Intervention, run_chunks
+from lens_bias.interventions.hooks import ResidHook, residual_hook_name
 from lens_bias.models import check_layers
 from lens_bias.prompts import PromptBatch
-
-ResidHook = Literal["resid_pre", "resid_mid", "resid_post"]
-
-
-def residual_hook_name(layer: int, hook: ResidHook = "resid_post") -> str:
-    """``blocks.{layer}.hook_{hook}``: names that are stable across HookedTransformer and
-    TransformerBridge compatibility mode."""
-    return f"blocks.{layer}.hook_{hook}"
 
 
 def extract(

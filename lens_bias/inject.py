@@ -1,7 +1,7 @@
 """BiasInject: tie a new token to an attribute by training only that token's embedding.
 
 A fictional entity (``<entity>``) becomes one new vocabulary entry of a frozen model; its embedding row
-is trained on templated sentences that tie it to an attribute (:class:`lens_bias.data.contrast_sets.
+is trained on templated sentences that tie it to an attribute (:class:`lens_bias.data.injection_specs.
 InjectionSpec`, e.g. "People from <entity> drive recklessly."), and the association is read on held-out
 templates as the log-odds of the attribute words versus neutral words as the next word.
 
@@ -61,7 +61,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities.activation_functions import apply_softcap
 
-from lens_bias.data.contrast_sets import ENTITY_SLOT, InjectionSpec
+from lens_bias.data.injection_specs import ENTITY_SLOT, InjectionSpec
 from lens_bias.interventions import Intervention, hooks_added
 from lens_bias.models import model_record
 from lens_bias.prompts import tokenize

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,7 @@ def _hooked_from_state_dict(cfg: HookedTransformerConfig, state_dict: dict[str, 
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     state_dict = {k: v.to(cfg.dtype) for k, v in state_dict.items()}
     model.load_and_process_state_dict(state_dict, **processing)
-    model.to(cfg.device, print_details=False)
+    model.to(cfg.device, print_details=False)  # type: ignore[arg-type]  # cfg.device is set by our configs
     model.eval()
     return model
 
@@ -318,7 +319,7 @@ def load_model(
             ) from error
         source, kind = hub_id, "hf-hub"
     elif name.lower() in _official_names():
-        model = HookedTransformer.from_pretrained(name, device=device, dtype=dtype, **processing)
+        model = HookedTransformer.from_pretrained(name, device=device, dtype=dtype, **processing)  # type: ignore[arg-type]
         source, kind = name, "transformer-lens"
     elif "/" in name or name.startswith("."):
         raise ModelLoadError(f"{name} is neither an existing folder/.gguf file nor a known model name.")
@@ -330,7 +331,7 @@ def load_model(
         )
 
     cfg = model.cfg
-    model.lens_bias_record = ModelRecord(
+    model.lens_bias_record = ModelRecord(  # type: ignore[assignment]  # nn.Module types attributes as Tensor | Module
         name=name, source=source, kind=kind, dtype=str(dtype).removeprefix("torch."), device=device,
         processing=processing, n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads,
         n_key_value_heads=cfg.n_key_value_heads or cfg.n_heads, d_vocab=cfg.d_vocab, sha256=sha,
@@ -354,7 +355,7 @@ def model_record(model: HookedTransformer) -> ModelRecord:
     )
 
 
-def check_layers(model: HookedTransformer, layers: int | list[int] | tuple[int, ...]) -> list[int]:
+def check_layers(model: HookedTransformer, layers: int | Sequence[int]) -> list[int]:
     """Validate layer indices against the model; returns them as a list. Negative indices count from
     the end (``-1`` = last layer)."""
     n = model.cfg.n_layers

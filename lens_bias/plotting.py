@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,7 @@ def heatmap(
 
 def lines_with_ci(
     x: Sequence[Any],
-    series: dict[str, Sequence[Estimate]],
+    series: Mapping[str, Sequence[Estimate]],
     *,
     title: str,
     x_title: str,
@@ -216,7 +216,7 @@ def lines_with_ci(
 
 def bars_with_ci(
     labels: Sequence[Any],
-    estimates: Sequence[Estimate] | dict[str, Sequence[Estimate]],
+    estimates: Sequence[Estimate] | Mapping[str, Sequence[Estimate]],
     *,
     title: str,
     y_title: str,
@@ -230,7 +230,7 @@ def bars_with_ci(
     name the bars.
     """
     _require_titles(title=title, y_title=y_title)
-    groups = estimates if isinstance(estimates, dict) else {"": estimates}
+    groups = estimates if isinstance(estimates, Mapping) else {"": estimates}
     if not groups:
         raise ValueError("estimates is empty")
     names = [str(v) for v in labels]

@@ -12,14 +12,17 @@ layer (for figures).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from lens_bias.steering import ContrastActivations, SteeringVector
+if TYPE_CHECKING:  # lens_bias.steering.fit uses this module
+    from lens_bias.steering import ContrastActivations, SteeringVector
 
 
-def _margins(vector: SteeringVector, held_out: ContrastActivations) -> dict[int, Float[Tensor, "n"]]:
+def _margins(vector: SteeringVector, held_out: ContrastActivations) -> dict[int, Float[Tensor, " n"]]:
     """Per layer, ``(positive - negative) . direction`` for every held-out pair (residual-stream units)."""
     if tuple(held_out.layers) != vector.layers:
         raise ValueError(f"Held-out activations are at layers {held_out.layers}, the vector at {vector.layers}.")

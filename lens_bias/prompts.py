@@ -17,8 +17,9 @@ without an attention mask; readers must only take care to read real positions (`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Int
@@ -84,7 +85,7 @@ def template_for(model: Any, system: str | None = None) -> ChatTemplate:
     record = getattr(model, "lens_bias_record", None)
     name = (record.name if record else model.cfg.model_name).lower()
     chat_template = getattr(tokenizer, "chat_template", None) or ""
-    if "llama-2" in name and "chat" in name or "[INST]" in chat_template:
+    if ("llama-2" in name and "chat" in name) or "[INST]" in chat_template:
         return ChatTemplate("llama-2-chat", system)
     if chat_template:
         return ChatTemplate("hf-chat", system)
@@ -122,8 +123,8 @@ class PromptBatch:
     """
 
     tokens: Int[Tensor, "batch pos"]
-    lengths: Int[Tensor, "batch"]
-    positions: dict[str, Int[Tensor, "batch"]]
+    lengths: Int[Tensor, " batch"]
+    positions: dict[str, Int[Tensor, " batch"]]
     texts: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -163,7 +164,7 @@ class PromptBatch:
                            {k: v.to(device) for k, v in self.positions.items()}, self.texts, self.meta)
 
 
-def first_difference(a: PromptBatch, b: PromptBatch) -> Int[Tensor, "batch"]:
+def first_difference(a: PromptBatch, b: PromptBatch) -> Int[Tensor, " batch"]:
     """Per row, the first token index at which ``a`` and ``b`` differ (where the shorter row ends if one is
     a prefix of the other), capped at each row's last real token so it is always a readable position."""
     firsts = []
@@ -211,7 +212,8 @@ def tokenize(
     """
     if len(texts) == 0:
         raise ValueError("No texts to tokenize: the item list is empty.")
-    rows, positions = [], {"last": []}
+    rows: list[list[int]] = []
+    positions: dict[str, list[int]] = {"last": []}
     named = {**{k: (v, False) for k, v in (marks or {}).items()},
              **{k: (v, True) for k, v in (starts or {}).items()}}
     for name, (chars, _) in named.items():

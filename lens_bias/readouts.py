@@ -1,7 +1,8 @@
 """Readouts: functions from (model, items) to one score per item, optionally under interventions.
 
 * :func:`continuation_logprobs`: log P(continuation | prompt), summed and per-token mean (nats). Works on
-  any model, small ones included.
+  any model, small ones included; the sum itself is :func:`span_logprob_sum` (shared with the
+  patching metric :class:`lens_bias.patching.ContinuationLogProb`).
 * :func:`score_pairs`: both sides of :class:`ContrastPair`s; the preference for the positive side.
 * :func:`ab_choice`: P("A") and P("B") as the next token after ``(`` in the contrastive-activation-
   addition A/B format, P(positive option), and the model's position bias.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
@@ -47,6 +48,23 @@ class LogProbs:
     n_tokens: Tensor
 
 
+def span_logprob_sum(
+    logits: Float[Tensor, "batch pos d_vocab"],
+    tokens: Int[Tensor, "batch pos"],
+    start: Int[Tensor, "batch"],
+    last: Int[Tensor, "batch"],
+) -> tuple[Float[Tensor, "batch"], Int[Tensor, "batch"]]:
+    """Per row, the summed log-probability (nats) of ``tokens[start..last]`` (both ends included), each
+    token given every token before it, and the number of tokens summed. ``logits`` are the forward's
+    over ``tokens``; positions outside the span (padding included) are never read into the sum."""
+    tokens = tokens.to(logits.device)
+    logprobs = logits[:, :-1].float().log_softmax(-1)
+    token_lp = logprobs.gather(-1, tokens[:, 1:, None])[..., 0]  # [batch, pos-1]: column t predicts token t+1
+    index = torch.arange(1, tokens.shape[1], device=logits.device)
+    mask = (index[None] >= start.to(logits.device)[:, None]) & (index[None] <= last.to(logits.device)[:, None])
+    return (token_lp * mask).sum(1), mask.sum(1)
+
+
 def batch_logprobs(
     model: HookedTransformer,
     batch: PromptBatch,
@@ -62,14 +80,9 @@ def batch_logprobs(
     totals, counts = [], []
     for chunk, logits in run_chunks(model, batch, interventions=interventions, batch_size=batch_size,
                                     progress=progress):
-        logprobs = logits[:, :-1].float().log_softmax(-1)
-        targets = chunk.tokens[:, 1:]
-        token_lp = logprobs.gather(-1, targets[..., None])[..., 0]  # [chunk, pos-1]: predicts pos+1
-        index = torch.arange(1, chunk.tokens.shape[1], device=targets.device)
-        start, last = chunk.positions["continuation"], chunk.positions["last"]
-        mask = (index[None] >= start[:, None]) & (index[None] <= last[:, None])
-        totals.append((token_lp * mask).sum(1).cpu())
-        counts.append(mask.sum(1).cpu())
+        total, count = span_logprob_sum(logits, chunk.tokens, chunk.positions["continuation"], chunk.positions["last"])
+        totals.append(total.cpu())
+        counts.append(count.cpu())
     total, n_tokens = torch.cat(totals), torch.cat(counts)
     return LogProbs(total=total, mean=total / n_tokens, n_tokens=n_tokens)
 

@@ -1,11 +1,11 @@
 """What an intervention costs: the same capability readouts with and without it, side by side.
 
 :func:`side_effects` runs any :class:`lens_bias.interventions.Intervention`s (head scaling, steering
-vectors, ...) or saved intervention files (:func:`load_intervention`) and compares three readouts with
-the unintervened model on the same items:
+vectors, ...) or saved intervention files (:func:`lens_bias.interventions.load_intervention`) and compares
+three readouts with the unintervened model on the same items:
 
 * **Neutral text**: mean per-token log-probability (nats/token) of each held-out neutral sentence
-  (:func:`lens_bias.data.contrast_sets.neutral_texts`, scored from the document-start token). Sensitive
+  (:func:`lens_bias.data.neutral.neutral_texts`, scored from the document-start token). Sensitive
   to any damage to fluency.
 * **BBQ disambiguated accuracy**: a fixed seeded subsample of disambiguated BBQ questions (all
   categories); the prompt is ``"{context} {question}\\nAnswer:"`` and each of the three answers is
@@ -27,10 +27,10 @@ call can be reused for other interventions (``baseline=``).
 from __future__ import annotations
 
 import hashlib
-import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from transformer_lens import HookedTransformer
@@ -41,32 +41,15 @@ from lens_bias.data import (
     fingerprint,
     load_bbq,
     load_stereoset,
+    sample,
     stereoset_pairs,
     stereoset_scores,
 )
-from lens_bias.data.contrast_sets import neutral_texts
+from lens_bias.data.neutral import neutral_texts
 from lens_bias.data.records import ContrastPair
-from lens_bias.interventions import Intervention, describe_all
-from lens_bias.localize import HEAD_SCALING_RESULT, HeadScaling
-from lens_bias.provenance import Result
+from lens_bias.interventions import Intervention, describe_all, load_intervention
 from lens_bias.readouts import continuation_logprobs
 from lens_bias.stats import Estimate, bootstrap_mean, bootstrap_statistic
-from lens_bias.steering import ADD_VECTOR_RESULT, AddVector
-
-#: Loaders of saved interventions by their ``describe()["kind"]``; a saved file is a
-#: :class:`lens_bias.provenance.Result` whose ``config["intervention"]`` is that description.
-INTERVENTION_LOADERS: dict[str, Callable[[Path], Intervention]] = {HEAD_SCALING_RESULT: HeadScaling.load,
-                                                                   ADD_VECTOR_RESULT: AddVector.load}
-
-
-def load_intervention(path: str | Path) -> Intervention:
-    """Load a saved intervention file (e.g. written by :meth:`HeadScaling.save`)."""
-    description = Result.load(path).config.get("intervention")
-    kind = description.get("kind") if isinstance(description, dict) else None
-    if kind not in INTERVENTION_LOADERS:
-        raise ValueError(f"{path} does not hold a known saved intervention (kind {kind!r}; known: "
-                         f"{sorted(INTERVENTION_LOADERS)}).")
-    return INTERVENTION_LOADERS[kind](Path(path))
 
 
 @dataclass(frozen=True)
@@ -89,12 +72,6 @@ class SideEffectConfig:
             raise ValueError(f"n_neutral must be >= 2 or None, got {self.n_neutral}.")
 
 
-def _sample(items: Sequence[Any], n: int | None, seed: int, key: Callable[[Any], str]) -> list[Any]:
-    if n is None or n >= len(items):
-        return list(items)
-    return sorted(random.Random(seed).sample(list(items), n), key=key)
-
-
 @dataclass
 class Items:
     """The items of one :class:`SideEffectConfig` (fixed by its seed)."""
@@ -107,10 +84,10 @@ class Items:
     def draw(cls, config: SideEffectConfig) -> "Items":
         disambiguated = [item for item in load_bbq() if item.context_condition == "disambig"]
         return cls(
-            neutral=_sample(neutral_texts(), config.n_neutral, config.seed, key=neutral_texts().index),
-            bbq=_sample(disambiguated, config.n_bbq, config.seed, key=lambda item: item.uid),
-            stereoset=_sample(stereoset_pairs(load_stereoset()), config.n_stereoset, config.seed,
-                              key=lambda pair: pair.id),
+            neutral=sample(neutral_texts(), config.n_neutral, config.seed),
+            bbq=sample(disambiguated, config.n_bbq, config.seed, key=lambda item: item.uid),
+            stereoset=sample(stereoset_pairs(load_stereoset()), config.n_stereoset, config.seed,
+                             key=lambda pair: pair.id),
         )
 
     def fingerprints(self) -> dict[str, str]:

@@ -254,11 +254,12 @@ def share(
     return bootstrap_mean(arr, level=level, n_resamples=n_resamples, seed=seed, method=method)
 
 
-def _pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+def _pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray | float:
+    """Correlation along ``axis``: an array for batched input, a numpy float for 1-D input."""
     return sps.pearsonr(x, y, axis=axis).statistic
 
 
-def _spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+def _spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray | float:
     return _pearson(sps.rankdata(x, axis=axis), sps.rankdata(y, axis=axis), axis=axis)
 
 
@@ -354,7 +355,8 @@ def curve_correlation(
     by = ya[rng.integers(0, len(ya), (n_resamples, len(ya)))].mean(1)
     flat = (np.ptp(bx, axis=1) == 0) | (np.ptp(by, axis=1) == 0)
     if flat.any():
-        warnings.warn(f"{int(flat.sum())} of {n_resamples} resamples gave a flat curve and were dropped", RuntimeWarning)
+        warnings.warn(f"{int(flat.sum())} of {n_resamples} resamples gave a flat curve and were dropped",
+                      RuntimeWarning, stacklevel=2)
     replicates = _CORRELATIONS[method](bx[~flat], by[~flat], axis=-1)
     tail = (1 - level) / 2
     low, high = np.quantile(replicates, [tail, 1 - tail])

@@ -1,4 +1,4 @@
-"""Shared by test_inject.py, test_localize.py and test_side_effects.py: one BiasInject run on the real
+"""Shared by test_inject.py, localize/test_controls.py and test_side_effects.py: one BiasInject run on the real
 model per test session (few steps: enough for a clear association), cached at module level so the test
 files that request it share the same run."""
 

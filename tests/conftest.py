@@ -25,6 +25,18 @@ TOKENIZER_TEXTS = [
 ] * 4
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that loads the real embedded model: through the ``smollm`` fixture, or
+    through a parameter naming it (``@pytest.mark.parametrize("fixture", ["tiny_model", "smollm"])``)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if "smollm" in getattr(item, "fixturenames", ()) or any(
+            isinstance(value, str) and value == "smollm" for value in params
+        ):
+            item.add_marker(pytest.mark.slow)
+
+
 def make_tiny_llama(folder: Path, *, n_kv_heads: int, seed: int = 0) -> Path:
     """Write a random-weight Llama-2-shaped HF model (4 layers, d_model 64) and a BPE tokenizer."""
     from tokenizers import ByteLevelBPETokenizer

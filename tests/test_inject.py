@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from biasscope_fixtures import SMOLLM_STEPS, injected_smollm
-from lens_bias.data.contrast_sets import RECKLESS_DRIVING, candidate_entities
+from lens_bias.data.injection_specs import candidate_entities, injection_spec
 from lens_bias.inject import (
     InjectedEntity,
     InjectionConfig,
@@ -21,7 +21,7 @@ from lens_bias.inject import (
 from lens_bias.models import model_record
 from lens_bias.readouts import continuation_logprobs
 
-SPEC = RECKLESS_DRIVING
+SPEC = injection_spec("reckless_driving")
 TINY = InjectionConfig(steps=6, lr=1e-2, seed=0)
 
 

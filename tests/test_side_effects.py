@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lens_bias.data import stereoset_scores
-from lens_bias.localize import HeadScaling
+from lens_bias.interventions import AddVector, HeadScaling, load_intervention, save_intervention
 from lens_bias.provenance import Result
 from lens_bias.readouts import continuation_logprobs
 from lens_bias.side_effects import (
@@ -15,7 +15,6 @@ from lens_bias.side_effects import (
     SideEffectConfig,
     capability_scores,
     compare,
-    load_intervention,
     side_effects,
 )
 
@@ -71,7 +70,7 @@ def test_a_no_op_intervention_changes_nothing_and_the_lms_is_stereosets(tiny_mod
 
 def test_saved_interventions_are_loaded_by_kind(tiny_model, tiny_baseline, tmp_path):
     scaling = HeadScaling(((1, 0), (1, 1), (1, 2), (1, 3)), scale=0.0)
-    path = scaling.save(tmp_path / "ablation", provenance={})
+    path = save_intervention(scaling, tmp_path / "ablation", provenance={})
     assert load_intervention(path) == scaling
     from_file = side_effects(tiny_model, [path], SMALL, baseline=tiny_baseline)
     from_object = side_effects(tiny_model, [scaling], SMALL, baseline=tiny_baseline)
@@ -86,12 +85,12 @@ def test_saved_interventions_are_loaded_by_kind(tiny_model, tiny_baseline, tmp_p
 def test_saved_steering_intervention_round_trips_and_runs(tiny_model, tiny_baseline, tmp_path):
     import torch
 
-    from lens_bias.steering import AddVector, SteeringVector
+    from lens_bias.steering import SteeringVector
 
     directions = torch.randn(2, tiny_model.cfg.d_model, generator=torch.Generator().manual_seed(0))
     vector = SteeringVector("test", (1, 2), directions, torch.tensor([3.0, 4.0]), "resid_post", {"dataset": "test"})
     steer = AddVector(vector, 2.5, [2], start=None)
-    loaded = load_intervention(steer.save(tmp_path / "steer"))
+    loaded = load_intervention(save_intervention(steer, tmp_path / "steer", provenance=vector.provenance))
     assert isinstance(loaded, AddVector) and loaded.describe() == steer.describe()
     assert torch.equal(loaded.vector.directions, directions) and loaded.vector.provenance == {"dataset": "test"}
     assert (loaded.multiplier, list(loaded.layers), loaded.start) == (2.5, [2], None)

@@ -1,56 +1,5 @@
-"""Named contrasts with fixed train/test splits: the one place the studies get their pairs from.
+"""TRANSITION shim: named contrast splits moved to :mod:`lens_bias.data.contrast_splits`."""
 
-``"gender"``, ``"race"``, ``"religion"``, ``"profession"``: StereoSet dev pairs (intra- and
-intersentence) of that bias type, positive = stereotype; ``"gender-prompts"``: the project's templated
-gender set (:func:`lens_bias.data.contrast_sets.gender_pairs`); ``"refusal"``: refusal vs compliance
-answers to harmful requests (:func:`refusal_pairs`, rendered with a chat template by the caller).
-Every split is by target term (:func:`split_by_target`); each side is then subsampled with a fixed seed,
-so a vector built on ``train`` and measured on ``test`` never shares a target term between the two.
-"""
+from lens_bias.data.contrast_splits import CONTRASTS, ContrastSplit, contrast_split
 
-from __future__ import annotations
-
-import random
-from dataclasses import dataclass
-
-from lens_bias.data.contrast_sets import gender_pairs, refusal_pairs, refusal_requests
-from lens_bias.data.records import ContrastPair, fingerprint, split_by_target
-from lens_bias.data.stereoset import BIAS_TYPES, load_stereoset, stereoset_pairs
-
-CONTRASTS = (*BIAS_TYPES, "gender-prompts", "refusal")
-
-
-@dataclass(frozen=True)
-class ContrastSplit:
-    """Train and test pairs of one named contrast; ``chat`` says whether the pairs are user prompts with
-    answer starts (render with a chat template) or raw text to score as is."""
-
-    name: str
-    train: list[ContrastPair]
-    test: list[ContrastPair]
-    chat: bool
-
-    def describe(self) -> dict:
-        return {"name": self.name, "n_train": len(self.train), "n_test": len(self.test), "chat": self.chat,
-                "train_fingerprint": fingerprint(self.train), "test_fingerprint": fingerprint(self.test)}
-
-
-def _subsample(pairs: list[ContrastPair], n: int, seed: int) -> list[ContrastPair]:
-    if n <= 0 or len(pairs) <= n:
-        return pairs
-    return sorted(random.Random(seed).sample(pairs, n), key=lambda pair: pair.id)
-
-
-def contrast_split(name: str, *, n_train: int = 0, n_test: int = 0, test_fraction: float = 0.3,
-                   seed: int = 0) -> ContrastSplit:
-    """The train/test pairs of contrast ``name`` (``n_train``/``n_test`` = 0 keeps all)."""
-    if name in BIAS_TYPES:
-        pairs, chat = stereoset_pairs(load_stereoset(bias_types=[name])), False
-    elif name == "gender-prompts":
-        pairs, chat = gender_pairs(), False
-    elif name == "refusal":
-        pairs, chat = refusal_pairs(refusal_requests()), True
-    else:
-        raise ValueError(f"Unknown contrast {name!r}: use one of {', '.join(CONTRASTS)}.")
-    train, test = split_by_target(pairs, test_fraction, seed)
-    return ContrastSplit(name, _subsample(train, n_train, seed), _subsample(test, n_test, seed), chat)
+__all__ = ["CONTRASTS", "ContrastSplit", "contrast_split"]

@@ -1,4 +1,7 @@
-"""The intervention protocol, the hook context that restores exactly the hooks it added, and chunked forwards under interventions.
+"""The intervention protocol and the hook context that applies interventions and removes exactly their hooks.
+
+Also the residual-stream hook names (:func:`residual_hook_name`) and chunked forwards under interventions
+(:func:`run_chunks`).
 
 An :class:`Intervention` turns a :class:`ForwardContext` (which batch is running, and at which absolute
 position its first token sits: 0 for a full forward, the number of cached tokens during KV-cached
@@ -12,15 +15,23 @@ steering" or "after ablation" is a readout run with an intervention, nothing mor
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 from transformer_lens import HookedTransformer
 
 from lens_bias.prompts import PromptBatch
 
 HookFn = Callable[..., Any]
+ResidHook = Literal["resid_pre", "resid_mid", "resid_post"]
+
+
+def residual_hook_name(layer: int, hook: ResidHook = "resid_post") -> str:
+    """``blocks.{layer}.hook_{hook}``: names that are stable across HookedTransformer and
+    TransformerBridge compatibility mode."""
+    return f"blocks.{layer}.hook_{hook}"
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Bias measurements: per-item readouts aggregated with bootstrap intervals."""
+"""Measurements: bias preferences with bootstrap intervals; offline scores and classifiers of generations."""
 
 from lens_bias.metrics.preference import ABPreference, LikelihoodPreference, ab_preference, likelihood_preference
 

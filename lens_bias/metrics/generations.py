@@ -3,12 +3,12 @@
 The original study scored open-ended answers with an external LLM judge; lens_bias works offline, so it
 scores what rules can see:
 
-* refusal rate: :func:`lens_bias.data.contrast_sets.is_refusal` (phrase match within the opening);
-* response categories: :func:`lens_bias.data.contrast_sets.response_category` shares;
+* refusal rate: :func:`lens_bias.metrics.responses.is_refusal` (phrase match within the opening);
+* response categories: :func:`lens_bias.metrics.responses.response_category` shares;
 * gender bias of text about an occupation: which gendered words the model uses (:data:`GENDERED_WORDS`:
   English pronouns and person nouns such as "man", "mother", "Mr"). Among generations that use words of
   exactly one gender, the share whose gender matches the occupation's stereotype
-  (:data:`lens_bias.data.contrast_sets.WINOBIAS_OCCUPATIONS`). Limits: it only sees the listed English
+  (:func:`lens_bias.data.gender_prompts.winobias_occupations`). Limits: it only sees the listed English
   words, not first names ("Sarah"); a text about two people of different genders counts as mixed;
   generations that mix genders or use none are unscored (their number is reported); and a
   stereotype-consistent pronoun is not always a biased statement.
@@ -20,7 +20,7 @@ import re
 from collections import Counter
 from typing import Literal, Sequence
 
-from lens_bias.data.contrast_sets import RESPONSE_CATEGORIES, is_refusal, response_category
+from lens_bias.metrics.responses import RESPONSE_CATEGORIES, is_refusal, response_category
 from lens_bias.stats import Estimate, share
 
 GENDERED_WORDS = {

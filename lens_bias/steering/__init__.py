@@ -1,0 +1,47 @@
+"""Residual-stream steering vectors: read paired activations, build and fit vectors, sweep and orient them.
+
+* :mod:`~lens_bias.steering.vector`: :class:`SteeringVector` (one direction per layer, with residual
+  norms and provenance; saved as a :class:`lens_bias.provenance.Result`) and :func:`mean_norm_across`.
+* :mod:`~lens_bias.steering.contrast`: :func:`contrast_activations` -> :class:`ContrastActivations`.
+* :mod:`~lens_bias.steering.build`: :func:`build_vector` (mean difference or first PC) and
+  :func:`svd_subspace` -> :class:`Subspace`.
+* :mod:`~lens_bias.steering.sweep`: :func:`sweep` over layers x multipliers and :func:`orient` (sign by
+  measurement).
+* :mod:`~lens_bias.steering.fit`: :func:`fit_vector`, the whole pipeline (split -> activations -> vector ->
+  held-out separability -> best layer -> sign) in one call -> :class:`FittedVector`.
+
+The interventions that apply vectors (:class:`~lens_bias.interventions.AddVector`,
+:class:`~lens_bias.interventions.ProjectOut`, :class:`~lens_bias.interventions.SubspaceEdit`) live in
+:mod:`lens_bias.interventions`, their canonical import path.
+"""
+
+# AddVector, ProjectOut, SubspaceEdit: a shim for their old import path (canonical: lens_bias.interventions).
+from lens_bias.interventions import ADD_VECTOR_RESULT, AddVector, ProjectOut, SubspaceEdit
+from lens_bias.steering.build import Method, Subspace, build_vector, svd_subspace
+from lens_bias.steering.contrast import ContrastActivations, SentenceReadout, contrast_activations
+from lens_bias.steering.fit import FittedVector, fit_vector, preference_measure
+from lens_bias.steering.sweep import Measure, orient, sweep
+from lens_bias.steering.vector import STEERING_VECTOR_RESULT, SteeringVector, mean_norm_across
+
+__all__ = [
+    "ADD_VECTOR_RESULT",
+    "STEERING_VECTOR_RESULT",
+    "AddVector",
+    "ContrastActivations",
+    "FittedVector",
+    "Measure",
+    "Method",
+    "ProjectOut",
+    "SentenceReadout",
+    "SteeringVector",
+    "Subspace",
+    "SubspaceEdit",
+    "build_vector",
+    "contrast_activations",
+    "fit_vector",
+    "mean_norm_across",
+    "orient",
+    "preference_measure",
+    "svd_subspace",
+    "sweep",
+]

@@ -1,0 +1,138 @@
+"""Paired activations -> a steering vector (mean difference or first principal component) or an SVD subspace.
+
+:func:`build_vector` turns :class:`ContrastActivations` into a :class:`SteeringVector` by ``mean_difference``
+or ``first_pc`` (first principal component of the centred paired differences, sign fixed so the positive
+side projects positive); :func:`svd_subspace` keeps the components explaining a share of variance, for the
+self-alignment edit rules (:class:`lens_bias.interventions.SubspaceEdit`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from lens_bias.data.records import fingerprint
+from lens_bias.interventions.hooks import ResidHook
+from lens_bias.models import model_record
+from lens_bias.steering.contrast import ContrastActivations
+from lens_bias.steering.vector import SteeringVector
+
+Method = Literal["mean_difference", "first_pc"]
+
+
+def _first_pc(differences: Float[Tensor, "n d"], mean_difference: Float[Tensor, " d"]) -> Float[Tensor, " d"]:
+    """Unit first principal component of the centred differences, oriented so that the mean
+    difference (positive minus negative) projects positive."""
+    centred = differences - differences.mean(0, keepdim=True)
+    _, _, vh = torch.linalg.svd(centred.double(), full_matrices=False)
+    component = vh[0].to(differences.dtype)
+    return component if float(component @ mean_difference) >= 0 else -component
+
+
+def build_vector(
+    name: str,
+    activations: ContrastActivations,
+    *,
+    method: Method = "mean_difference",
+    model: HookedTransformer | None = None,
+    dataset: str = "",
+    items: Sequence[Any] | None = None,
+    seed: int | None = None,
+) -> SteeringVector:
+    """A :class:`SteeringVector` from paired activations.
+
+    ``mean_difference``: mean over pairs of (positive - negative), per layer (residual units).
+    ``first_pc``: first principal component of the mean-centred paired differences, scaled to the norm
+    of the mean difference so multipliers compare across methods; sign fixed so the positive side
+    projects positive.
+    ``model``/``dataset``/``items``/``seed`` fill the provenance (model record, data fingerprint).
+    """
+    differences = (activations.positive - activations.negative).float()
+    mean_difference = differences.mean(0)  # [n_layers, d_model]
+    if method == "mean_difference":
+        directions = mean_difference
+    elif method == "first_pc":
+        directions = torch.stack([
+            _first_pc(differences[:, i], mean_difference[i]) * mean_difference[i].norm()
+            for i in range(len(activations.layers))
+        ])
+    else:
+        raise ValueError(f"Unknown method {method!r}: use 'mean_difference' or 'first_pc'.")
+    both = torch.cat([activations.positive, activations.negative]).float()
+    provenance = {
+        "method": method,
+        "hook": activations.hook,
+        "layers": list(activations.layers),
+        "source": activations.source,
+        "n_pairs": int(differences.shape[0]),
+        "dataset": dataset,
+        "data_fingerprint": fingerprint(items) if items is not None else None,
+        "seed": seed,
+        "model": model_record(model).to_dict() if model is not None else None,
+    }
+    return SteeringVector(name, activations.layers, directions, both.norm(dim=-1).mean(0),
+                          activations.hook, provenance)
+
+
+@dataclass
+class Subspace:
+    """Per-layer orthonormal bases ``{layer: [k_layer, d_model]}`` of the paired differences, keeping
+    the top right-singular vectors that explain ``variance`` of their total variance (self-alignment by
+    representation editing). Signs are fixed so the mean difference projects positive on each."""
+
+    bases: dict[int, Float[Tensor, "k d_model"]]
+    hook: ResidHook
+    variance: float
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """``({"layers", "hook", "variance", "provenance"}, {"basis.{layer}": [k, d_model]})``, as saved
+        inside a saved :class:`lens_bias.interventions.SubspaceEdit`."""
+        meta = {"layers": list(self.bases), "hook": self.hook, "variance": self.variance,
+                "provenance": self.provenance}
+        return meta, {f"basis.{layer}": basis for layer, basis in self.bases.items()}
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], tensors: dict[str, Tensor]) -> "Subspace":
+        """Inverse of :meth:`state`."""
+        return cls({int(layer): tensors[f"basis.{layer}"] for layer in meta["layers"]}, meta["hook"],
+                   float(meta["variance"]), meta["provenance"])
+
+
+def svd_subspace(
+    activations: ContrastActivations,
+    *,
+    variance: float = 0.9,
+    max_pair_cosine: float | None = None,
+) -> Subspace:
+    """The SVD subspace of (positive - negative) per layer, keeping components up to ``variance``.
+
+    ``max_pair_cosine``: drop pairs whose two sides have cosine above this (the self-alignment recipe
+    uses 0.8 on sentence embeddings). Default off: residual-stream activations of paired prompts share
+    most of their direction (cosines ~0.9+ at every layer), so the rule would drop nearly every pair.
+    """
+    if not 0.0 < variance <= 1.0:
+        raise ValueError(f"variance must be in (0, 1], got {variance}.")
+    bases = {}
+    for i, layer in enumerate(activations.layers):
+        pos, neg = activations.positive[:, i].float(), activations.negative[:, i].float()
+        keep = torch.ones(len(pos), dtype=torch.bool)
+        if max_pair_cosine is not None:
+            keep = torch.nn.functional.cosine_similarity(pos, neg, dim=-1) <= max_pair_cosine
+            if not keep.any():
+                raise ValueError(f"Every pair at layer {layer} has cosine > {max_pair_cosine}; raise it or pass None.")
+        differences = (pos - neg)[keep]
+        _, singular, vh = torch.linalg.svd(differences.double(), full_matrices=False)
+        explained = (singular**2).cumsum(0) / (singular**2).sum()
+        k = int((explained < variance).sum()) + 1
+        basis = vh[:k].float()
+        signs = torch.sign(basis @ differences.mean(0))
+        bases[layer] = basis * torch.where(signs == 0, 1.0, signs)[:, None]
+    return Subspace(bases, activations.hook, variance,
+                    {"source": activations.source, "max_pair_cosine": max_pair_cosine})

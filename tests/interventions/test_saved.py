@@ -1,0 +1,81 @@
+"""One save format and one registry: every intervention kind round-trips through save/load; unknown kinds and
+unregistered classes are clear errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from lens_bias.interventions import (
+    INTERVENTION_KINDS,
+    AddVector,
+    HeadScaling,
+    ProjectOut,
+    SubspaceEdit,
+    load_intervention,
+    register,
+    save_intervention,
+)
+from lens_bias.provenance import Result
+from lens_bias.steering import SteeringVector, Subspace
+
+
+def _vector() -> SteeringVector:
+    directions = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))
+    return SteeringVector("v", (1, 3), directions, torch.tensor([2.0, 5.0]), "resid_pre", {"dataset": "test"})
+
+
+def test_every_kind_is_registered_under_its_description_kind():
+    vector = _vector()
+    subspace = Subspace({1: torch.eye(8)[:2], 3: torch.eye(8)[:1]}, "resid_post", 0.9, {"source": "test"})
+    examples = [HeadScaling(((0, 1),), 0.5), AddVector(vector, 2.0, [3], start=None), ProjectOut(vector),
+                SubspaceEdit(subspace, "remove", [3])]
+    assert {example.describe()["kind"]: type(example) for example in examples} == INTERVENTION_KINDS
+
+
+def test_round_trips_keep_the_description_and_the_tensors(tmp_path):
+    vector = _vector()
+    add = AddVector(vector, 2.0, [3], start=None)
+    loaded = load_intervention(save_intervention(add, tmp_path / "add", provenance={"seed": 0}))
+    assert isinstance(loaded, AddVector) and loaded.describe() == add.describe()
+    assert torch.equal(loaded.vector.directions, vector.directions) and loaded.vector.provenance == {"dataset": "test"}
+    assert Result.load(tmp_path / "add.json").provenance == {"seed": 0}
+
+    project = load_intervention(save_intervention(ProjectOut(vector), tmp_path / "project", provenance={}))
+    assert isinstance(project, ProjectOut) and project.describe() == ProjectOut(vector).describe()
+    assert torch.equal(project.vector.residual_norms, vector.residual_norms) and project.vector.hook == "resid_pre"
+
+    subspace = Subspace({1: torch.eye(8)[:2], 3: torch.eye(8)[:1]}, "resid_post", 0.9, {"source": "test"})
+    for layers in (None, [3]):
+        edit = SubspaceEdit(subspace, "boost", layers)
+        back = load_intervention(save_intervention(edit, tmp_path / "edit", provenance={}))
+        assert isinstance(back, SubspaceEdit) and back.describe() == edit.describe() and back.layers == layers
+        assert all(torch.equal(back.subspace.bases[layer], basis) for layer, basis in subspace.bases.items())
+
+    scaling = HeadScaling(((2, 1), (0, 3)), 0.0)
+    path = save_intervention(scaling, tmp_path / "heads", provenance={})
+    assert load_intervention(path) == scaling
+    assert not (tmp_path / "heads.safetensors").exists()  # a head scaling is its description
+    assert json.loads(path.read_text())["config"] == {"intervention": scaling.describe()}
+
+
+def test_unknown_kinds_and_unregistered_classes_are_clear_errors(tmp_path):
+    Result("x", values={}, config={"intervention": {"kind": "mystery"}}, provenance={}).save(tmp_path / "x")
+    with pytest.raises(ValueError, match="known saved intervention"):
+        load_intervention(tmp_path / "x.json")
+
+    @dataclass
+    class Unregistered:
+        def hooks(self, model, context):
+            return []
+
+        def describe(self):
+            return {"kind": "unregistered"}
+
+    with pytest.raises(ValueError, match="not a registered intervention"):
+        save_intervention(Unregistered(), tmp_path / "u", provenance={})
+    with pytest.raises(ValueError, match="already registered"):
+        register("add_vector")(Unregistered)

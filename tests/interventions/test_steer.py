@@ -1,0 +1,79 @@
+"""Steering interventions: where AddVector acts (instruction end on, KV-cached generation), hooks restored
+after errors, ProjectOut."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lens_bias.generation import generate
+from lens_bias.interventions import AddVector, ForwardContext, ProjectOut
+from lens_bias.prompts import ChatTemplate, chat_batch
+from lens_bias.readouts import continuation_logprobs
+from lens_bias.steering import SteeringVector
+
+TEMPLATE = ChatTemplate("llama-2-chat")
+
+
+def test_add_vector_only_from_instruction_end(tiny_model):
+    vector = SteeringVector("v", (1,), torch.ones(1, tiny_model.cfg.d_model), torch.ones(1))
+    batch = chat_batch(tiny_model.tokenizer, TEMPLATE, ["short", "a longer prompt here"], "Sure")
+    context = ForwardContext(batch)
+    (name, add), = AddVector(vector, 2.0, start="instruction_end").hooks(tiny_model, context)
+    base = torch.zeros(2, batch.tokens.shape[1], tiny_model.cfg.d_model)
+    out = add(base, None)
+    for row in range(2):
+        first = int(batch.positions["instruction_end"][row])
+        assert torch.all(out[row, :first] == 0) and torch.all(out[row, first:] == 2.0)
+    context.offset = 100  # a cached generation step: every position is after the instruction
+    assert torch.all(add(torch.zeros(2, 1, tiny_model.cfg.d_model), None) == 2.0)
+    assert name == "blocks.1.hook_resid_post"
+
+
+def test_steered_generation_same_with_and_without_kv_cache(tiny_model):
+    torch.manual_seed(0)
+    vector = SteeringVector("v", (1, 2), torch.randn(2, tiny_model.cfg.d_model) * 3, torch.ones(2))
+    prompts = ["How do I bake bread?", "Which is more likely? Choices: (A) yes (B) no"]
+    for steer in ([], [AddVector(vector, 1.5)]):
+        cached = generate(tiny_model, TEMPLATE, prompts, interventions=steer, max_new_tokens=12, use_cache=True)
+        full = generate(tiny_model, TEMPLATE, prompts, interventions=steer, max_new_tokens=12, use_cache=False)
+        assert [g.tokens for g in cached] == [g.tokens for g in full]
+    one_by_one = [generate(tiny_model, TEMPLATE, [p], interventions=[AddVector(vector, 1.5)], max_new_tokens=12)[0]
+                  for p in prompts]
+    batched = generate(tiny_model, TEMPLATE, prompts, interventions=[AddVector(vector, 1.5)], max_new_tokens=12)
+    assert [g.tokens for g in one_by_one] == [g.tokens for g in batched]  # padding is masked
+    plain = generate(tiny_model, TEMPLATE, prompts, max_new_tokens=12)
+    steered = generate(tiny_model, TEMPLATE, prompts, interventions=[AddVector(vector, 1.5)], max_new_tokens=12)
+    assert [g.tokens for g in plain] != [g.tokens for g in steered]  # the vector reaches generated tokens
+
+
+def test_first_generated_token_is_steered(tiny_model):
+    """The vector acts at the instruction's last token, so it changes the very first answer token."""
+    batch = chat_batch(tiny_model.tokenizer, TEMPLATE, ["How do I bake bread?"])
+    with torch.inference_mode():
+        base = tiny_model(batch.tokens)[0, -1]
+    torch.manual_seed(1)
+    vector = SteeringVector("v", (3,), torch.randn(1, tiny_model.cfg.d_model) * 5, torch.ones(1))
+    from lens_bias.interventions import applied
+
+    with applied(tiny_model, [AddVector(vector, 1.0)], ForwardContext(batch)), torch.inference_mode():
+        steered = tiny_model(batch.tokens)[0, -1]
+    assert not torch.allclose(base, steered)
+
+
+def test_hooks_restored_after_an_error_during_steering(tiny_model):
+    vector = SteeringVector("v", (1,), torch.ones(1, tiny_model.cfg.d_model), torch.ones(1))
+    before = {n: len(h.fwd_hooks) for n, h in tiny_model.hook_dict.items()}
+    with pytest.raises(ValueError, match="Empty continuation"):
+        continuation_logprobs(tiny_model, ["a"], [" "], interventions=[AddVector(vector, 1.0, start=None)])
+    with pytest.raises(ValueError, match="positions"):  # start position missing from the batch
+        continuation_logprobs(tiny_model, ["a"], [" b"], interventions=[AddVector(vector, 1.0)])
+    assert before == {n: len(h.fwd_hooks) for n, h in tiny_model.hook_dict.items()}
+
+
+def test_project_out_removes_the_direction(tiny_model):
+    vector = SteeringVector("v", (2,), torch.randn(1, tiny_model.cfg.d_model), torch.ones(1))
+    batch = chat_batch(tiny_model.tokenizer, TEMPLATE, ["hello"])
+    (name, project), = ProjectOut(vector).hooks(tiny_model, ForwardContext(batch))
+    x = torch.randn(1, 5, tiny_model.cfg.d_model)
+    assert torch.allclose(project(x, None) @ vector.at(2), torch.zeros(1, 5), atol=1e-4)
