@@ -22,29 +22,35 @@ Then a flat-memory check in this process: the resident memory (``VmRSS``) before
 ``--iterations`` repeated lens_bias sweeps, and its growth over the second half of them (the allocator
 settles during the first few).
 
-    python -m experiments.bench_patching [--model NAME] [--threads N] [--quick]
+    python -m experiments.bench_patching [--model NAME] [--threads N] [--n-layers 6] [--quick]
+    python -m experiments.bench_patching --replot figures/patching/bench_patching.json
 
-``--quick`` sweeps 6 evenly spaced layers instead of all of them (both libraries, same layers).
-Results go to ``{out}/bench_patching.json`` with their config and provenance.
+``--n-layers`` sweeps that many evenly spaced layers instead of all of them (both libraries, same layers);
+``--quick`` sweeps 6 and repeats the memory check 4 times. Results go to ``{out}/{stem}.json``
+(``bench_patching.json``, ``bench_patching_quick.json`` with ``--quick``) with their config and provenance;
+the summary is printed from the saved result, so ``--replot`` prints it again.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import multiprocessing
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import transformer_lens.patching as tl_patching
 
 from experiments import cli
-from lens_bias.data.patching_pairs import gender_swap_pairs
-from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
+from lens_bias.data.gender_swap import gender_swap_pairs
+from lens_bias.errors import InputError
+from lens_bias.models import load_model, model_record
 from lens_bias.patching import agreement, attribution_patch, patch, patching_inputs
 from lens_bias.provenance import Result, collect_provenance
 
@@ -56,15 +62,38 @@ TL_FUNCTIONS = {"resid_pre": "get_act_patch_resid_pre", "z": "get_act_patch_attn
 BENCH_GROUP = "trait-t2"  # "My new coworker is quite {trait}; I think" -> " she" / " he"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=EMBEDDED_MODEL, help="model name or path (see lens_bias.load_model)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
-    parser.add_argument("--batch-size", type=int, default=64, help="lens_bias rows per patched forward")
-    parser.add_argument("--iterations", type=int, default=None, help="repeated sweeps of the memory check")
-    parser.add_argument("--out", type=Path, default=Path("figures/patching"))
-    parser.add_argument("--quick", action="store_true", help="6 layers instead of all, 4 memory iterations")
-    return parser.parse_args(argv)
+#: What --quick changes.
+QUICK = {"n_layers": 6, "iterations": 4, "stem": "bench_patching_quick"}
+
+
+@dataclass(frozen=True)
+class Config(cli.RunConfig):
+    """The benchmark's settings (see the module docstring). Runs on the CPU: peak memory is the process's."""
+
+    threads: int | None = field(default=None, metadata={"help": "torch threads (default: torch's own)", "min": 1})
+    n_layers: int | None = field(default=None, metadata={
+        "help": "layers swept, evenly spaced from the first to the last (default: every layer)", "min": 1})
+    iterations: int = field(default=12, metadata={"help": "repeated sweeps of the memory check", "min": 1})
+    stem: str = field(default="bench_patching", metadata={
+        "help": "file name of the result, without suffix (--quick: bench_patching_quick)"})
+    device: str = field(default="cpu", metadata={"help": "torch device (CPU only: peak memory is the process's)",
+                                                 "choices": ["cpu"]})
+    batch_size: int = field(default=64, metadata={"help": "lens_bias rows per patched forward", "min": 1})
+    out: Path = field(default=Path("figures/patching"), metadata={"help": "output folder (results)"})
+
+    def __post_init__(self) -> None:
+        if not self.stem or Path(self.stem).name != self.stem:
+            raise InputError(f"--stem {self.stem!r}: give a file name without folders (the folder is --out).")
+        super().__post_init__()
+
+
+def swept_layers(n_model_layers: int, n_layers: int | None) -> list[int]:
+    """``n_layers`` evenly spaced layers from the first to the last (rounded; every layer when None)."""
+    if n_layers is None or n_layers >= n_model_layers:
+        return list(range(n_model_layers))
+    if n_layers == 1:
+        return [0]
+    return sorted({round(i * (n_model_layers - 1) / (n_layers - 1)) for i in range(n_layers)})
 
 
 def _status_kb(field: str) -> int | None:
@@ -150,16 +179,14 @@ def run_sweep(model_name: str, threads: int | None, library: str, target: str, l
     return {"scores": scores.cpu().tolist(), "seconds": seconds, "cpu_seconds": cpu, "peak_rise_mb": rise}
 
 
-def main(argv: list[str] | None = None) -> Result:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    iterations = args.iterations or (4 if args.quick else 12)
-    model = load_model(args.model, device="cpu")
-    n_layers = model.cfg.n_layers
-    layers = (sorted({round(i * (n_layers - 1) / 5) for i in range(6)}) if args.quick else list(range(n_layers)))
+def run(config: Config) -> Path:
+    """Run both sweeps with both libraries and the flat-memory check; save the result, return its path."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model = load_model(config.model, device=config.device)
+    layers = swept_layers(model.cfg.n_layers, config.n_layers)
     one, metric = bench_inputs(model)
-    print(f"model {args.model}, {torch.get_num_threads()} torch threads; pair {one.pairs[0].id}: "
+    print(f"model {config.model}, {torch.get_num_threads()} torch threads; pair {one.pairs[0].id}: "
           f"{one.clean.texts[0]!r} vs {one.corrupted.texts[0]!r}, {one.clean.tokens.shape[1]} tokens; "
           f"layers {layers[0]}..{layers[-1]} ({len(layers)}); each sweep in its own process")
 
@@ -169,61 +196,105 @@ def main(argv: list[str] | None = None) -> Result:
         measured = {}
         for library in ("lens_bias", "transformer_lens"):
             with context.Pool(1) as pool:
-                measured[library] = pool.apply(run_sweep, (args.model, torch.get_num_threads(), library, target,
-                                                           layers, args.batch_size))
+                measured[library] = pool.apply(run_sweep, (config.model, torch.get_num_threads(), library, target,
+                                                           layers, config.batch_size))
         ours, theirs = measured["lens_bias"], measured["transformer_lens"]
         ours_scores, theirs_scores = torch.tensor(ours["scores"]), torch.tensor(theirs["scores"])
-        difference = float((ours_scores - theirs_scores).abs().max())
-        speedup = theirs["seconds"] / ours["seconds"]
-        cpu_speedup = theirs["cpu_seconds"] / ours["cpu_seconds"]
         sweeps[target] = {
             "transformer_lens_function": TL_FUNCTIONS[target], "shape": list(ours_scores.shape),
-            "lens_bias_s": ours["seconds"], "transformer_lens_s": theirs["seconds"], "speedup": speedup,
+            "lens_bias_s": ours["seconds"], "transformer_lens_s": theirs["seconds"],
+            "speedup": theirs["seconds"] / ours["seconds"],
             "lens_bias_cpu_s": ours["cpu_seconds"], "transformer_lens_cpu_s": theirs["cpu_seconds"],
-            "cpu_speedup": cpu_speedup,
-            "max_abs_difference": difference, "lens_bias_peak_rss_rise_mb": ours["peak_rise_mb"],
+            "cpu_speedup": theirs["cpu_seconds"] / ours["cpu_seconds"],
+            "max_abs_difference": float((ours_scores - theirs_scores).abs().max()),
+            "lens_bias_peak_rss_rise_mb": ours["peak_rise_mb"],
             "transformer_lens_peak_rss_rise_mb": theirs["peak_rise_mb"], "lens_bias_forwards": ours["forwards"],
             "lens_bias_configs_run": ours["configs_run"], "configs": ours["configs"],
         }
-        exact = patch(model, one.clean, one.corrupted, metric, target=target, layers=layers, batch_size=args.batch_size)
-        approx, approx_s, _, _ = measure(lambda: attribution_patch(model, one.clean, one.corrupted, metric,
-                                                                   target=target, layers=layers))
+        exact = patch(model, one.clean, one.corrupted, metric, target=target, layers=layers,
+                      batch_size=config.batch_size)
+        approx, approx_s, _, _ = measure(partial(attribution_patch, model, one.clean, one.corrupted, metric,
+                                                 target=target, layers=layers))
         sweeps[target]["attribution"] = {"seconds": approx_s, **agreement(exact, approx, k=10)}
-        print(f"{target:>9} sweep {tuple(ours_scores.shape)}: lens_bias {ours['seconds']:.1f} s "
-              f"({ours['forwards']} forwards, {ours['configs_run']} of {ours['configs']} configurations run), "
-              f"TransformerLens {theirs['seconds']:.1f} s -> {speedup:.1f}x faster (CPU time "
-              f"{ours['cpu_seconds']:.1f} s vs {theirs['cpu_seconds']:.1f} s: {cpu_speedup:.1f}x); max |difference| "
-              f"{difference:.2e}; peak RSS rise {_mb(ours['peak_rise_mb'])} vs {_mb(theirs['peak_rise_mb'])}; "
-              f"attribution patching {approx_s:.2f} s, vs exact: Pearson {sweeps[target]['attribution']['pearson']:.3f}, "
-              f"top-10 overlap {sweeps[target]['attribution']['top_k_overlap']:.1f}")
+        print(sweep_line(target, sweeps[target]))
 
     rss = []
-    for _ in range(iterations):
+    for _ in range(config.iterations):
         gc.collect()
-        rss.append(_status_kb("VmRSS") / 1024)
+        rss.append(_rss_mb())
         patch(model, one.clean, one.corrupted, metric, target="resid_pre", layers=layers,
-              batch_size=args.batch_size)
+              batch_size=config.batch_size)
     gc.collect()
-    rss.append(_status_kb("VmRSS") / 1024)
+    rss.append(_rss_mb())
     half = rss[len(rss) // 2:]  # after the allocator has settled
     slope = float(np.polyfit(np.arange(len(half)), half, 1)[0]) if len(half) > 1 else 0.0
-    memory = {"iterations": iterations, "rss_mb": rss, "growth_second_half_mb": half[-1] - half[0],
+    memory = {"iterations": config.iterations, "rss_mb": rss, "growth_second_half_mb": half[-1] - half[0],
               "trend_second_half_mb_per_sweep": slope}
-    print(f"flat memory: RSS {rss[0]:.0f} MB before {iterations} resid_pre sweeps, "
-          f"{' '.join(f'{value:.0f}' for value in rss[1:])} MB after each; over the second half "
-          f"{memory['growth_second_half_mb']:+.1f} MB (trend {slope:+.2f} MB per sweep)")
 
-    config = {**vars(args), "out": str(args.out), "iterations": iterations, "layers": layers,
-              "pair": one.pairs[0].id, "n_tokens": int(one.clean.tokens.shape[1]),
-              "threads": torch.get_num_threads(), "metric": "logit(' she') - logit(' he'), raw (nats)",
-              "timing": "wall clock and process CPU time of one sweep each, each in a fresh process after "
-                        "loading and one warm-up forward; TransformerLens includes the run_with_cache it needs",
-              "peak_memory": "VmHWM (reset via /proc/self/clear_refs) minus VmRSS at the start of the "
-                             "sweep; None where unavailable"}
-    result = Result(name="bench_patching", values={"sweeps": sweeps, "memory": memory}, config=config,
+    recorded = {**config.to_dict(), "layers": layers,
+                "pair": one.pairs[0].id, "n_tokens": int(one.clean.tokens.shape[1]),
+                "threads": torch.get_num_threads(), "metric": "logit(' she') - logit(' he'), raw (nats)",
+                "timing": "wall clock and process CPU time of one sweep each, each in a fresh process after "
+                          "loading and one warm-up forward; TransformerLens includes the run_with_cache it needs",
+                "peak_memory": "VmHWM (reset via /proc/self/clear_refs) minus VmRSS at the start of the "
+                               "sweep; None where unavailable"}
+    result = Result(name="bench_patching", values={"sweeps": sweeps, "memory": memory}, config=recorded,
                     provenance=collect_provenance(model_record=model_record(model).to_dict()))
-    print("wrote", result.save(args.out / ("bench_patching_quick" if args.quick else "bench_patching")))
-    return result
+    path = result.save(config.out / config.stem)
+    print(memory_line(memory))
+    print("wrote", path)
+    return path
+
+
+def _rss_mb() -> float:
+    rss = _status_kb("VmRSS")
+    if rss is None:
+        raise RuntimeError("The flat-memory check reads /proc/self/status (Linux).")
+    return rss / 1024
+
+
+def sweep_line(target: str, entry: dict[str, Any]) -> str:
+    """One sweep's summary (an entry of the result's ``sweeps``)."""
+    rises = _mb(entry["lens_bias_peak_rss_rise_mb"]), _mb(entry["transformer_lens_peak_rss_rise_mb"])
+    attribution = entry["attribution"]
+    return (f"{target:>9} sweep {tuple(entry['shape'])}: lens_bias {entry['lens_bias_s']:.1f} s "
+            f"({entry['lens_bias_forwards']} forwards, {entry['lens_bias_configs_run']} of {entry['configs']} "
+            f"configurations run), TransformerLens {entry['transformer_lens_s']:.1f} s -> {entry['speedup']:.1f}x "
+            f"faster (CPU time {entry['lens_bias_cpu_s']:.1f} s vs {entry['transformer_lens_cpu_s']:.1f} s: "
+            f"{entry['cpu_speedup']:.1f}x); max |difference| {entry['max_abs_difference']:.2e}; peak RSS rise "
+            f"{rises[0]} vs {rises[1]}; attribution patching {attribution['seconds']:.2f} s, vs exact: Pearson "
+            f"{attribution['pearson']:.3f}, top-10 overlap {attribution['top_k_overlap']:.1f}")
+
+
+def memory_line(memory: dict[str, Any]) -> str:
+    """The flat-memory check's summary (the result's ``memory``)."""
+    rss = memory["rss_mb"]
+    return (f"flat memory: RSS {rss[0]:.0f} MB before {memory['iterations']} resid_pre sweeps, "
+            f"{' '.join(f'{value:.0f}' for value in rss[1:])} MB after each; over the second half "
+            f"{memory['growth_second_half_mb']:+.1f} MB (trend {memory['trend_second_half_mb_per_sweep']:+.2f} MB "
+            "per sweep)")
+
+
+def report(result: Result, path: Path, config: Config) -> None:
+    """Print the summary of a saved result."""
+    for target, entry in result.values["sweeps"].items():
+        print(sweep_line(target, entry))
+    print(memory_line(result.values["memory"]))
+
+
+def main(argv: list[str] | None = None) -> Result:
+    ran: list[Path] = []  # a run prints its lines as they are measured: report only a --replot
+
+    def run_once(config: Config) -> Path:
+        ran.append(run(config))
+        return ran[-1]
+
+    def report_replot(result: Result, path: Path, config: Config) -> None:
+        if path not in ran:
+            report(result, path, config)
+
+    return cli.main(Config, argv, description=__doc__, quick=QUICK, result_name="bench_patching", run=run_once,
+                    report=report_replot)
 
 
 if __name__ == "__main__":

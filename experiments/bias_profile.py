@@ -1,4 +1,4 @@
-"""Main job: how much does a model prefer the stereotyped option, per bias type?
+"""How much a model prefers the stereotyped option, per bias type, on held-out StereoSet pairs.
 
 On held-out StereoSet pairs (split by target term) it measures, per bias type (gender, race, religion,
 profession), the likelihood preference (mean per-token log P(stereotype) - log P(anti-stereotype) and the
@@ -12,46 +12,50 @@ position bias and format mass), all with bootstrap 95% intervals. Writes
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments import cli
-from lens_bias.data import (
-    STEREOSET_BIAS_TYPES,
-    fingerprint,
-    load_stereoset,
-    sample,
-    split_by_target,
-    stereoset_pairs,
-    to_ab_items,
-)
+from lens_bias.data.records import ContrastPair, fingerprint, split_by_target, to_ab_items
+from lens_bias.data.sampling import sample
+from lens_bias.data.stereoset import BIAS_TYPES as STEREOSET_BIAS_TYPES
+from lens_bias.data.stereoset import load_stereoset, stereoset_pairs
+from lens_bias.errors import InputError
 from lens_bias.metrics import ab_preference, likelihood_preference
-from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
+from lens_bias.models import load_model, model_record
 from lens_bias.plotting import bars_with_ci, save_figure
 from lens_bias.prompts import template_for
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.stats import Estimate
 
+
+@dataclass(frozen=True)
+class Config(cli.RunConfig):
+    """One bias profile: which bias types, how many held-out pairs each, how the target terms are split."""
+
+    bias_types: tuple[str, ...] = field(default=tuple(STEREOSET_BIAS_TYPES),
+                                        metadata={"help": "StereoSet bias types to profile",
+                                                  "choices": STEREOSET_BIAS_TYPES})
+    n_pairs: int | None = field(default=120, metadata={"help": "held-out pairs per bias type", "min": 1})
+    test_fraction: float = field(default=0.3, metadata={"help": "share of target terms held out, in (0, 1)"})
+    batch_size: int = field(default=16, metadata={"help": "rows per forward pass", "min": 1})
+    out: Path = field(default=Path("figures/bias_profile"), metadata={"help": "output folder (results, figures)"})
+
+    def __post_init__(self) -> None:
+        if not self.bias_types:
+            raise InputError("--bias-types needs at least one bias type.")
+        unknown = [t for t in self.bias_types if t not in STEREOSET_BIAS_TYPES]
+        if unknown:
+            raise InputError(f"Unknown bias types {unknown}: use {', '.join(STEREOSET_BIAS_TYPES)}.")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise InputError(f"--test-fraction must be in (0, 1), got {self.test_fraction}.")
+        super().__post_init__()
+
+
 QUICK = {"n_pairs": 24}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=EMBEDDED_MODEL, help="model name or path (see lens_bias.load_model)")
-    parser.add_argument("--bias-types", nargs="+", default=list(STEREOSET_BIAS_TYPES), choices=STEREOSET_BIAS_TYPES)
-    parser.add_argument("--n-pairs", type=int, default=120, help="held-out pairs per bias type (0 = all)")
-    parser.add_argument("--test-fraction", type=float, default=0.3, help="share of target terms held out")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, default=Path("figures/bias_profile"))
-    parser.add_argument("--no-png", action="store_true", help="write HTML figures only")
-    parser.add_argument("--quick", action="store_true", help="24 pairs per bias type (a smoke run)")
-    parser.add_argument("--replot", type=Path, default=None, help="redraw the figure from a saved result")
-    return cli.parse_args(parser, argv, quick=QUICK)
-
-
-def held_out_pairs(bias_type: str, n_pairs: int | None, test_fraction: float, seed: int):
+def held_out_pairs(bias_type: str, n_pairs: int | None, test_fraction: float, seed: int) -> list[ContrastPair]:
     """Held-out StereoSet pairs (intra- and intersentence) of one bias type, split by target term; ``n_pairs``
     of them drawn with ``seed`` (sorted by id), or all for None."""
     _, test = split_by_target(stereoset_pairs(load_stereoset(bias_types=[bias_type])), test_fraction, seed)
@@ -63,7 +67,8 @@ def draw(result: Result):
     types = list(result.values["per_bias_type"])
     per = result.values["per_bias_type"]
     series = {
-        "likelihood: share preferring stereotype": [Estimate.from_dict(per[t]["likelihood"]["share_positive"]) for t in types],
+        "likelihood: share preferring stereotype": [Estimate.from_dict(per[t]["likelihood"]["share_positive"])
+                                                    for t in types],
         "A/B: P(stereotyped option)": [Estimate.from_dict(per[t]["ab"]["p_positive"]) for t in types],
         "A/B: position bias P(A)": [Estimate.from_dict(per[t]["ab"]["position_bias"]) for t in types],
     }
@@ -72,36 +77,50 @@ def draw(result: Result):
                         y_title="share / probability (0.5 = no preference)", reference_line=0.5)
 
 
-def main(argv: list[str] | None = None) -> Result:
-    args = parse_args(argv)
-    if args.replot:
-        result = Result.load(args.replot)
-        print("wrote", *save_figure(draw(result), args.replot.with_suffix(""), png=not args.no_png))
-        return result
-    set_seed(args.seed)
-    model = load_model(args.model, device=args.device)
+def summarize(result: Result) -> str:
+    """One line per bias type: likelihood share and mean difference, A/B choice, position bias, format mass."""
+    lines = []
+    for bias_type, entry in result.values["per_bias_type"].items():
+        likelihood = {k: Estimate.from_dict(v) for k, v in entry["likelihood"].items() if isinstance(v, dict)}
+        ab = {k: Estimate.from_dict(v) for k, v in entry["ab"].items() if isinstance(v, dict)}
+        lines.append(f"{bias_type:>10}: likelihood share {likelihood['share_positive']}, mean diff "
+                     f"{likelihood['mean_logprob_diff']} | A/B P(stereo) {ab['p_positive']}, position bias "
+                     f"{ab['position_bias']}, format mass {ab['format_mass']}")
+    return "\n".join(lines)
+
+
+def run(config: Config) -> Path:
+    """Profile every bias type of ``config``; save the result and return its JSON path."""
+    set_seed(config.seed)
+    model = load_model(config.model, device=config.device)
     template = template_for(model)
     per_type, fingerprints = {}, {}
-    for bias_type in args.bias_types:
-        pairs = held_out_pairs(bias_type, args.n_pairs or None, args.test_fraction, args.seed)
+    for bias_type in config.bias_types:
+        pairs = held_out_pairs(bias_type, config.n_pairs, config.test_fraction, config.seed)
         fingerprints[f"stereoset-{bias_type}-test"] = fingerprint(pairs)
-        likelihood = likelihood_preference(model, pairs, batch_size=args.batch_size, seed=args.seed,
+        likelihood = likelihood_preference(model, pairs, batch_size=config.batch_size, seed=config.seed,
                                            progress=f"{bias_type}: likelihood")
-        ab = ab_preference(model, to_ab_items(pairs, seed=args.seed), template, batch_size=args.batch_size,
-                           seed=args.seed, progress=f"{bias_type}: A/B")
+        ab = ab_preference(model, to_ab_items(pairs, seed=config.seed), template, batch_size=config.batch_size,
+                           seed=config.seed, progress=f"{bias_type}: A/B")
         per_type[bias_type] = {"likelihood": likelihood.to_dict(), "ab": ab.to_dict()}
-        print(f"{bias_type:>10}: likelihood share {likelihood.share_positive}, mean diff "
-              f"{likelihood.mean_logprob_diff} | A/B P(stereo) {ab.p_positive}, position bias "
-              f"{ab.position_bias}, format mass {ab.format_mass}")
-    config = {**vars(args), "out": str(args.out), "replot": None,
-              "template": template.describe(model.tokenizer), "split": "stereoset dev, test side of split_by_target",
-              "likelihood_by": "mean per-token log-prob", "ci": "bootstrap 95%"}
-    result = Result(name="bias_profile", values={"per_bias_type": per_type}, config=config,
+    recorded = {**config.to_dict(), "template": template.describe(model.tokenizer),
+                "split": "stereoset dev, test side of split_by_target", "likelihood_by": "mean per-token log-prob",
+                "ci": "bootstrap 95%"}
+    result = Result(name="bias_profile", values={"per_bias_type": per_type}, config=recorded,
                     provenance=collect_provenance(model_record=model_record(model).to_dict(),
-                                                  data=fingerprints, seed=args.seed))
-    path = result.save(args.out / "bias_profile")
-    print("wrote", path, *save_figure(draw(result), args.out / "bias_profile", png=not args.no_png))
-    return result
+                                                  data=fingerprints, seed=config.seed))
+    return result.save(config.out / "bias_profile")
+
+
+def report(result: Result, path: Path, config: Config) -> None:
+    """Print the per-bias-type summary and draw the figure next to the saved result."""
+    print(summarize(result))
+    print("wrote", path, *save_figure(draw(result), path.with_suffix(""), png=config.png))
+
+
+def main(argv: list[str] | None = None) -> Result:
+    return cli.main(Config, argv, description=__doc__, quick=QUICK, result_name="bias_profile", run=run,
+                    report=report)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed score tensors), ``
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, cast
 
 import numpy as np
 import plotly.graph_objects as go
@@ -46,108 +46,122 @@ from lens_bias.data import (
     sample,
     stereoset_pairs,
 )
-from lens_bias.data.contrast_sets import INJECTION_SPECS, candidate_entities
+from lens_bias.data.injection_specs import InjectionSpec, candidate_entities, injection_specs
+from lens_bias.errors import InputError
 from lens_bias.inject import InjectionConfig, closest_entities, elicit, inject, untrained
-from lens_bias.interventions import HeadScaling, Intervention, save_intervention
+from lens_bias.interventions import HeadScaling, save_intervention
 from lens_bias.localize import (
+    ScoreFn,
     bias_contrast,
     compare_to_random,
     localization_prompts,
     recurring_heads,
     score_components,
 )
-from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
+from lens_bias.localize.evaluation import elicitation_score, preference_score
+from lens_bias.models import check_layers, load_model, model_record
+from lens_bias.patching import Direction
 from lens_bias.plotting import bars_with_ci, heatmap, save_figure, side_effect_table
 from lens_bias.provenance import Result, collect_provenance, set_seed
-from lens_bias.readouts import score_pairs
 from lens_bias.side_effects import SideEffectConfig, capability_scores, side_effects
 from lens_bias.stats import Estimate
 
-SPECS = {spec.name: spec for spec in INJECTION_SPECS}
+SPECS = {spec.name: spec for spec in injection_specs()}
 #: What --quick changes (a smoke run of the whole pipeline in about three minutes on 2 CPU cores).
 #: Its injections are too short for stable maps, so it selects by top-k count without a recurrence threshold.
 QUICK = {"steps": 20, "seeds": [0, 1], "n_templates": 3, "min_runs": 1, "n_random": 3, "n_crows": 24,
          "n_stereoset": 24, "n_neutral": 30, "n_bbq": 8, "n_lms": 24}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=EMBEDDED_MODEL, help="model name or path (see lens_bias.load_model)")
-    parser.add_argument("--attribute", default="reckless_driving", choices=sorted(SPECS))
-    parser.add_argument("--k", type=int, default=5, help="top-k heads per run; at most k are selected")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one injection run per seed")
-    parser.add_argument("--steps", type=int, default=100, help="training steps per injection")
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--min-runs", type=int, default=None, help="runs a head must be top-k in (default: majority)")
-    parser.add_argument("--method", default="patching", choices=["patching", "dla"], help="scores used to select")
-    parser.add_argument("--direction", default="noising", choices=["noising", "denoising"])
-    parser.add_argument("--n-templates", type=int, default=0, help="localisation prompts used (0 = all)")
-    parser.add_argument("--scale", type=float, default=0.0, help="head scale of the intervention (0 = ablation)")
-    parser.add_argument("--n-random", type=int, default=8, help="random head draws for the control")
-    parser.add_argument("--real-entities", nargs="+", default=None, help="default: the spec's control countries")
-    parser.add_argument("--n-crows", type=int, default=80, help="CrowS-Pairs nationality pairs (0 = all)")
-    parser.add_argument("--n-stereoset", type=int, default=80, help="StereoSet race items (0 = all)")
-    parser.add_argument("--n-neutral", type=int, default=None, help="side effects: neutral sentences (default all)")
-    parser.add_argument("--n-bbq", type=int, default=150, help="side effects: disambiguated BBQ questions")
-    parser.add_argument("--n-lms", type=int, default=150, help="side effects: StereoSet items for the LMS")
-    parser.add_argument("--destructive-layer", type=int, default=1, help="layer whose heads are all ablated")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, default=Path("figures/biasscope"))
-    parser.add_argument("--no-png", action="store_true", help="write HTML figures only")
-    parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK}")
-    parser.add_argument("--replot", type=Path, default=None, help="redraw the figures from a saved result")
-    return cli.parse_args(parser, argv, quick=QUICK)
+@dataclass(frozen=True)
+class Config(cli.RunConfig):
+    """Inject, localise, intervene, side effects (see the module docstring). ``seed`` is unused: the
+    first of ``seeds`` seeds the samples, the random draws and the bootstraps."""
+
+    attribute: str = field(default="reckless_driving", metadata={"choices": sorted(SPECS)})
+    k: int = field(default=5, metadata={"help": "top-k heads per run; at most k are selected", "min": 1})
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "one injection run per seed"})
+    steps: int = field(default=100, metadata={"help": "training steps per injection", "min": 1})
+    lr: float = 3e-3
+    min_runs: int | None = field(default=None, metadata={
+        "help": "runs a head must be top-k in (default: majority)", "min": 1})
+    method: str = field(default="patching", metadata={"help": "scores used to select",
+                                                      "choices": ["patching", "dla"]})
+    direction: str = field(default="noising", metadata={"choices": ["noising", "denoising"]})
+    n_templates: int | None = field(default=None, metadata={
+        "help": "localisation prompts used (default all)", "min": 1})
+    scale: float = field(default=0.0, metadata={"help": "head scale of the intervention (0 = ablation)"})
+    n_random: int = field(default=8, metadata={"help": "random head draws for the control", "min": 1})
+    real_entities: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "default: the spec's control countries"})
+    n_crows: int | None = field(default=80, metadata={"help": "CrowS-Pairs nationality pairs", "min": 1})
+    n_stereoset: int | None = field(default=80, metadata={"help": "StereoSet race items", "min": 1})
+    n_neutral: int | None = field(default=None, metadata={
+        "help": "side effects: neutral sentences (default all)", "min": 1})
+    n_bbq: int = field(default=150, metadata={"help": "side effects: disambiguated BBQ questions", "min": 1})
+    n_lms: int = field(default=150, metadata={"help": "side effects: StereoSet items for the LMS", "min": 1})
+    destructive_layer: int = field(default=1, metadata={"help": "layer whose heads are all ablated"})
+    out: Path = field(default=Path("figures/biasscope"), metadata={"help": "output folder (results, figures)"})
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise InputError("--seeds: give at least one seed (one injection run per seed).")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise InputError(f"--seeds {' '.join(map(str, self.seeds))}: give each seed once.")
+        if self.min_runs is not None and self.min_runs > len(self.seeds):
+            raise InputError(f"--min-runs {self.min_runs} is more than the {len(self.seeds)} runs (--seeds).")
+        if self.real_entities is not None and not self.real_entities:
+            raise InputError("--real-entities: give at least one entity, or omit the flag for the spec's countries.")
+        super().__post_init__()
+
+    @property
+    def spec(self) -> InjectionSpec:
+        return SPECS[self.attribute]
 
 
-def evaluation_sets(model, spec, injected_models, args) -> tuple[dict[str, Any], dict[str, str]]:
+def evaluation_sets(model, injected_models, config: Config) -> tuple[dict[str, ScoreFn], dict[str, str]]:
     """Per-item bias scores as functions of the interventions, by evaluation set (see the docstring),
     and the fingerprints of the benchmark items."""
-    real = list(args.real_entities or spec.control_entities)
-    crows = crows_pairs_contrast(sample(load_crows_pairs(["nationality"]), args.n_crows or None, args.seeds[0]))
-    stereo = sample(stereoset_pairs(load_stereoset(bias_types=["race"])), args.n_stereoset or None, args.seeds[0])
-
-    def entity(interventions: Sequence[Intervention]):
-        return torch.cat([elicit(m, spec, [spec.entity_token], interventions=interventions,
-                                 batch_size=args.batch_size).log_odds.flatten() for m in injected_models])
-
-    def countries(interventions: Sequence[Intervention]):
-        return elicit(model, spec, real, interventions=interventions, batch_size=args.batch_size).log_odds.flatten()
-
-    def preference(pairs):
-        return lambda interventions: score_pairs(model, pairs, interventions=interventions,
-                                                 batch_size=args.batch_size).preference("mean")
-
+    spec = config.spec
+    real = list(config.real_entities or spec.control_entities)
+    crows = crows_pairs_contrast(sample(load_crows_pairs(["nationality"]), config.n_crows, config.seeds[0]))
+    stereo = sample(stereoset_pairs(load_stereoset(bias_types=["race"])), config.n_stereoset, config.seeds[0])
     sets = {
-        "injected entity": entity,
-        "real countries": countries,
-        "CrowS-Pairs nationality": preference(crows),
-        "StereoSet race": preference(stereo),
+        "injected entity": elicitation_score(injected_models, spec, [spec.entity_token], batch_size=config.batch_size),
+        "real countries": elicitation_score([model], spec, real, batch_size=config.batch_size),
+        "CrowS-Pairs nationality": preference_score(model, crows, batch_size=config.batch_size),
+        "StereoSet race": preference_score(model, stereo, batch_size=config.batch_size),
     }
     return sets, {"crows_pairs_nationality": fingerprint(crows), "stereoset_race": fingerprint(stereo)}
 
 
-def run(args: argparse.Namespace) -> Path:
+def run(config: Config) -> Path:
     """Run the whole study; returns the path of the saved result."""
-    spec = SPECS[args.attribute]
-    set_seed(args.seeds[0])
-    model = load_model(args.model, device=args.device)
-    templates = localization_prompts(spec)[: args.n_templates or None]
+    spec = config.spec
+    set_seed(config.seeds[0])
+    model = load_model(config.model, device=config.device)
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    (destructive_layer,) = check_layers(model, config.destructive_layer)  # before any training
+    if config.k > n_layers * n_heads:
+        raise InputError(f"--k {config.k} is more than the model's {n_layers * n_heads} heads.")
+    templates = localization_prompts(spec)[: config.n_templates]
     record = model_record(model).to_dict()
-    runs, tensors, injected_models = [], {}, []
-    for seed in args.seeds:
-        config = InjectionConfig(steps=args.steps, lr=args.lr, seed=seed)
+    runs: list[dict[str, Any]] = []
+    tensors: dict[str, torch.Tensor] = {}
+    injected_models = []
+    for seed in config.seeds:
+        injection = InjectionConfig(steps=config.steps, lr=config.lr, seed=seed)
         entities = [spec.entity_token, *spec.control_entities]
-        before = elicit(untrained(model, spec, config), spec, entities, batch_size=args.batch_size)
-        injected, entity = inject(model, spec, config)
-        after = elicit(injected, spec, entities, batch_size=args.batch_size)
+        before = elicit(untrained(model, spec, injection), spec, entities, batch_size=config.batch_size)
+        injected, entity = inject(model, spec, injection)
+        after = elicit(injected, spec, entities, batch_size=config.batch_size)
         matches = closest_entities(injected, entity.embedding, candidate_entities("countries"))
         adversarial = next((m.entity for m in matches if m.n_tokens == 1), None)
         if adversarial is None:
-            raise ValueError("No candidate country is a single token for this tokenizer: patching needs one.")
+            raise InputError("No candidate country is a single token for this tokenizer: patching needs one.")
         scores = score_components(injected, bias_contrast(injected, spec, adversarial, templates),
-                                  direction=args.direction, batch_size=64, progress=True)
-        entity.save(args.out / f"entity_seed{seed}", collect_provenance(model_record=record, seed=seed))
+                                  direction=cast(Direction, config.direction), batch_size=64, progress=True)
+        entity.save(config.out / f"entity_seed{seed}", collect_provenance(model_record=record, seed=seed))
         tensors.update(scores.tensors(prefix=f"seed{seed}/"))
         injected_models.append(injected)
         runs.append({"seed": seed, "loss_first": entity.losses[0], "loss_last": entity.losses[-1],
@@ -160,39 +174,39 @@ def run(args: argparse.Namespace) -> Path:
               f"adversarial {adversarial}; metric gap "
               f"{float((scores.biased_metric - scores.adversarial_metric).mean()):.2f}")
 
-    recurring = recurring_heads([torch.tensor(r["scores"][f"heads_{args.method}"]) for r in runs], args.k,
-                                args.min_runs)
+    recurring = recurring_heads([torch.tensor(r["scores"][f"heads_{config.method}"]) for r in runs], config.k,
+                                config.min_runs)
     selected = recurring.heads
-    print(f"selected heads {selected} (top-{args.k} counts over {len(runs)} runs)")
-    sets, fingerprints = evaluation_sets(model, spec, injected_models, args)
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    print(f"selected heads {selected} (top-{config.k} counts over {len(runs)} runs)")
+    sets, fingerprints = evaluation_sets(model, injected_models, config)
     comparisons, random_draws = {}, []
     for name, score_fn in sets.items():
         comparison = compare_to_random(score_fn, selected, n_layers=n_layers, n_heads=n_heads,
-                                       n_random=args.n_random, scale=args.scale, seed=args.seeds[0], progress=True)
-        comparisons[name] = comparison.summary(seed=args.seeds[0])
+                                       n_random=config.n_random, scale=config.scale, seed=config.seeds[0],
+                                       progress=True)
+        comparisons[name] = comparison.summary(seed=config.seeds[0])
         random_draws = comparison.random_heads  # the same seeded draws for every set
         print(f"{name}: baseline {comparisons[name]['baseline']}; reduction selected "
               f"{comparisons[name]['reduction_selected']} vs random {comparisons[name]['reduction_random']}")
 
-    se_config = SideEffectConfig(n_neutral=args.n_neutral, n_bbq=args.n_bbq, n_stereoset=args.n_lms,
-                                 seed=args.seeds[0], batch_size=args.batch_size)
+    se_config = SideEffectConfig(n_neutral=config.n_neutral, n_bbq=config.n_bbq, n_stereoset=config.n_lms,
+                                 seed=config.seeds[0], batch_size=config.batch_size)
     baseline = capability_scores(model, (), se_config, progress=True)
     interventions = {
-        "selected heads": HeadScaling(tuple(selected), args.scale),
-        "random heads (draw 1)": HeadScaling(tuple(map(tuple, random_draws[0])), args.scale),
-        f"every head of layer {args.destructive_layer}": HeadScaling(
-            tuple((args.destructive_layer, h) for h in range(n_heads)), 0.0),
+        "selected heads": HeadScaling(tuple(selected), config.scale),
+        "random heads (draw 1)": HeadScaling(tuple((layer, head) for layer, head in random_draws[0]), config.scale),
+        f"every head of layer {destructive_layer}": HeadScaling(
+            tuple((destructive_layer, h) for h in range(n_heads)), 0.0),
     }
     reports = {}
     for name, intervention in interventions.items():
-        report = side_effects(model, [intervention], se_config, baseline=baseline, progress=True)
-        reports[name] = report.to_dict()
-        print(f"side effects of {name}: " + "; ".join(f"{e.name} {e.delta}" for e in report.effects)
-              + f"; harmed: {report.harmed()}")
-    provenance = collect_provenance(model_record=record, seed=args.seeds[0],
+        effects = side_effects(model, [intervention], se_config, baseline=baseline, progress=True)
+        reports[name] = effects.to_dict()
+        print(f"side effects of {name}: " + "; ".join(f"{e.name} {e.delta}" for e in effects.effects)
+              + f"; harmed: {effects.harmed()}")
+    provenance = collect_provenance(model_record=record, seed=config.seeds[0],
                                     data={**fingerprints, **next(iter(reports.values()))["details"]["fingerprints"]})
-    save_intervention(interventions["selected heads"], args.out / "selected_heads", provenance)
+    save_intervention(interventions["selected heads"], config.out / "selected_heads", provenance)
 
     runs_scores = {method: torch.stack([torch.tensor(r["scores"][f"heads_{method}"]) for r in runs]).mean(0)
                    for method in ("patching", "dla")}
@@ -204,18 +218,18 @@ def run(args: argparse.Namespace) -> Path:
         "mean_mlp": {m: s.tolist() for m, s in mlp_scores.items()},
         "bias_reduction": comparisons, "side_effects": reports,
     }
-    config = {**vars(args), "out": str(args.out), "replot": None, "spec": spec.name, "templates": templates,
-              "eval_prompts": list(spec.eval_prompts), "candidates": "countries",
-              "evaluation_sets": {"injected entity": "every seed's injected model, held-out eval prompts",
-                                  "real countries": list(args.real_entities or spec.control_entities),
-                                  "CrowS-Pairs nationality": "bias_type nationality, seeded subsample",
-                                  "StereoSet race": "dev, bias_type race (targets: countries and nationalities)"},
-              "bias_score": {
-                  "injected/real entities": "attribute-vs-neutral log-odds (nats) after held-out templates",
-                  "benchmarks": "mean per-token log P(stereotype) - log P(anti-stereotype) (nats)"},
-              "side_effect_config": vars(se_config), "ci": "bootstrap 95% over items"}
-    path = Result(name="biasscope", values=values, config=config, provenance=provenance,
-                  tensors=tensors).save(args.out / "biasscope")
+    recorded = {**config.to_dict(), "spec": spec.name, "templates": templates,
+                "eval_prompts": list(spec.eval_prompts), "candidates": "countries",
+                "evaluation_sets": {"injected entity": "every seed's injected model, held-out eval prompts",
+                                    "real countries": list(config.real_entities or spec.control_entities),
+                                    "CrowS-Pairs nationality": "bias_type nationality, seeded subsample",
+                                    "StereoSet race": "dev, bias_type race (targets: countries and nationalities)"},
+                "bias_score": {
+                    "injected/real entities": "attribute-vs-neutral log-odds (nats) after held-out templates",
+                    "benchmarks": "mean per-token log P(stereotype) - log P(anti-stereotype) (nats)"},
+                "side_effect_config": vars(se_config), "ci": "bootstrap 95% over items"}
+    path = Result(name="biasscope", values=values, config=recorded, provenance=provenance,
+                  tensors=tensors).save(config.out / "biasscope")
     print("wrote", path)
     return path
 
@@ -275,13 +289,14 @@ def draw(result: Result) -> dict[str, go.Figure]:
             "side_effects": side_effect_table(result.values["side_effects"])}
 
 
-def main(argv: list[str] | None = None) -> Result:
-    args = parse_args(argv)
-    path = args.replot or run(args)
-    result = Result.load(path)  # figures are drawn from the saved result, as on --replot
+def report(result: Result, path: Path, config: Config) -> None:
+    """Draw the figures of a saved result next to it (the numbers are printed while they are computed)."""
     for stem, figure in draw(result).items():
-        print("wrote", *save_figure(figure, Path(path).parent / stem, png=not args.no_png))
-    return result
+        print("wrote", *save_figure(figure, Path(path).parent / stem, png=config.png))
+
+
+def main(argv: list[str] | None = None) -> Result:
+    return cli.main(Config, argv, description=__doc__, quick=QUICK, result_name="biasscope", run=run, report=report)
 
 
 if __name__ == "__main__":

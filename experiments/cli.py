@@ -3,8 +3,10 @@
 An experiment declares a frozen dataclass that extends :class:`RunConfig` (the flags every experiment
 shares: ``--model``, ``--device``, ``--seed``, ``--batch-size``, ``--out``, ``--no-png``) with its own fields;
 :func:`parser_for` turns the fields into flags (``n_pairs`` -> ``--n-pairs``; a tuple field takes several
-values; ``bool`` fields that default to True get ``--no-<name>``; ``metadata`` gives ``help``, ``choices``,
-``flag`` (another flag name) and ``min`` (smallest allowed value, checked before any work)). Every parser
+values; ``bool`` fields that default to True get ``--no-<name>``; an optional number takes ``all`` for None;
+``metadata`` gives ``help``, ``choices``, ``flag`` (another flag name) and ``min`` (smallest allowed value,
+checked before any work); a subclass that redeclares a field to change its default keeps the metadata
+its base class gave that field). Every parser
 also has ``--quick`` (the experiment's smoke-run defaults; values given explicitly still win) and
 ``--replot RESULT.json`` (redraw from a saved result, no model run). The config is what the result records.
 
@@ -46,11 +48,11 @@ class RunConfig:
     seed: int = field(default=0, metadata={"help": "seed of every sample, split and bootstrap"})
     batch_size: int = field(default=32, metadata={"help": "rows per forward pass", "min": 1})
     out: Path = field(default=Path("figures"), metadata={"help": "output folder (results, figures)"})
-    png: bool = field(default=True, metadata={"help": "write PNG besides HTML figures", "flag": "--no-png"})
+    png: bool = field(default=True, metadata={"help": "write HTML figures only (no PNG)", "flag": "--no-png"})
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value, minimum = getattr(self, f.name), f.metadata.get("min")
+            value, minimum = getattr(self, f.name), metadata(type(self), f.name).get("min")
             if minimum is None or value is None:
                 continue
             for v in value if isinstance(value, tuple) else (value,):
@@ -64,6 +66,25 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON data (what the saved result records)."""
         return to_jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+
+def metadata(config: type[RunConfig], name: str) -> dict[str, Any]:
+    """The metadata of field ``name``, merged along the class hierarchy (a subclass's keys win)."""
+    merged: dict[str, Any] = {}
+    for cls in reversed(config.__mro__):
+        for f in dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ():
+            if f.name == name:
+                merged.update(f.metadata)
+    return merged
+
+
+def _optional(element: type) -> Callable[[str], Any]:
+    """argparse type of an optional number: ``all`` is None (no limit), anything else an ``element``."""
+    def convert(text: str) -> Any:
+        return None if text == "all" else element(text)
+
+    convert.__name__ = element.__name__
+    return convert
 
 
 def _flag_type(hint: Any) -> tuple[Any, bool, bool]:
@@ -82,22 +103,31 @@ def parser_for(config: type[RunConfig], description: str | None) -> argparse.Arg
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     hints = typing.get_type_hints(config)
     for f in dataclasses.fields(config):
-        meta = f.metadata
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        meta = metadata(config, f.name)
+        if f.default is dataclasses.MISSING:
+            raise TypeError(f"{config.__name__}.{f.name} needs a default (every flag has one).")
+        default = f.default
         element, optional, several = _flag_type(hints[f.name])
         if element is bool:
             flag = meta.get("flag", f"--no-{f.name.replace('_', '-')}" if default else f"--{f.name.replace('_', '-')}")
             parser.add_argument(flag, dest=f.name, action="store_false" if default else "store_true",
                                 help=meta.get("help"))
             continue
-        kwargs: dict[str, Any] = {"dest": f.name, "default": default, "type": element, "help": meta.get("help")}
+        convert = _optional(element) if optional and not several and element in (int, float) else element
+        text = meta.get("help")
+        if convert is not element:
+            text = f"{text or ''} ('all': no limit)".strip()
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default, "type": convert, "help": text}
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
         if several:
             kwargs["nargs"] = "*" if optional else "+"
         parser.add_argument(meta.get("flag", f"--{f.name.replace('_', '-')}"), **kwargs)
-    parser.add_argument("--quick", action="store_true", help="the smoke-run defaults (explicit values still win)")
-    parser.add_argument("--replot", type=Path, default=None, help="redraw from a saved result, without a model run")
+    own = {f.name for f in dataclasses.fields(config)}  # a config may declare --quick/--replot itself (figures)
+    if "quick" not in own:
+        parser.add_argument("--quick", action="store_true", help="the smoke-run defaults (explicit values still win)")
+    if "replot" not in own:
+        parser.add_argument("--replot", type=Path, default=None, help="redraw from a saved result, without a model run")
     return parser
 
 
@@ -112,7 +142,7 @@ def parse(config: type[C], argv: list[str] | None, *, description: str | None = 
         args = parser.parse_args(argv)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return config(**values), args.replot
+    return config(**values), None if "replot" in values else args.replot
 
 
 def main(config: type[C], argv: list[str] | None, *, description: str | None, quick: dict[str, Any] | None,

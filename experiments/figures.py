@@ -4,7 +4,8 @@ Runs, in order, each into its own folder under ``--out`` (default ``figures/``):
 ``steering``, ``similarity``, ``patching`` (gender term swaps), ``patching_crows`` (CrowS-Pairs minimal
 pairs, head targets), ``biasscope``, and ``side_effects`` of the interventions the steering study and
 BiasScope saved. Every experiment saves its result with config and provenance and prints its summary;
-``--replot`` redraws all figures from those saved results without loading a model. The benchmarks
+``--replot`` redraws all figures from those saved results without loading a model. ``--device``,
+``--seed`` and ``--batch-size`` are passed on to every step when given. The benchmarks
 (``experiments.bench_*``) are not figures and are run on their own.
 
     python -m experiments.figures [--model NAME] [--quick] [--only steering similarity ...]
@@ -13,52 +14,86 @@ BiasScope saved. Every experiment saves its result with config and provenance an
 
 from __future__ import annotations
 
-import argparse
 import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments import cli
-from lens_bias.models import EMBEDDED_MODEL
+from lens_bias.errors import InputError
 
-STEPS = ["bias_profile", "steering", "similarity", "patching", "patching_crows", "biasscope", "side_effects"]
+STEPS = ("bias_profile", "steering", "similarity", "patching", "patching_crows", "biasscope", "side_effects")
 
 
-def plan(step: str, args: argparse.Namespace) -> tuple[str, list[str], Path]:
+@dataclass(frozen=True)
+class Config(cli.RunConfig):
+    """Which steps to run (or redraw), and the flags every step gets. ``--device``, ``--seed`` and
+    ``--batch-size`` are passed on to every step when given; omitted, each experiment keeps its own default."""
+
+    only: tuple[str, ...] = field(default=STEPS, metadata={"help": "run these steps only", "choices": STEPS})
+    quick: bool = field(default=False, metadata={"help": "every experiment's --quick (a smoke run)"})
+    replot: bool = field(default=False, metadata={"help": "redraw every figure from the saved results"})
+    # None = not passed on (each step's own default), hence the wider type than RunConfig's
+    seed: int | None = field(default=None,  # type: ignore[assignment]
+                             metadata={"help": "every step's --seed (default: each step's own)"})
+    batch_size: int | None = field(default=None,  # type: ignore[assignment]
+                                   metadata={"help": "every step's --batch-size (default: each step's own)", "min": 1})
+
+    def __post_init__(self) -> None:
+        if not self.only:
+            raise InputError("--only needs at least one step.")
+        unknown = [step for step in self.only if step not in STEPS]
+        if unknown:
+            raise InputError(f"Unknown steps {unknown}: use {', '.join(STEPS)}.")
+        super().__post_init__()
+
+    @property
+    def steps(self) -> list[str]:
+        """The steps to run, in the study's order."""
+        return [step for step in STEPS if step in self.only]
+
+
+def plan(step: str, config: Config) -> tuple[str, list[str], Path]:
     """(experiment module, its arguments, the result file it writes) for one step."""
-    out = args.out / step
-    common = ["--out", str(out)] + (["--no-png"] if args.no_png else [])
-    model = ["--model", args.model]
-    quick = ["--quick"] if args.quick else []
-    patching_stem = "patching_quick" if args.quick else "patching"
+    out = config.out / step
+    shared = [*(["--device", config.device] if config.device is not None else []),
+              *(["--seed", str(config.seed)] if config.seed is not None else []),
+              *(["--batch-size", str(config.batch_size)] if config.batch_size is not None else [])]
+    common = ["--out", str(out), *([] if config.png else ["--no-png"]), *shared]
+    model = ["--model", config.model]
+    quick = ["--quick"] if config.quick else []
+    patching_stem = "patching_quick" if config.quick else "patching"
     if step == "patching_crows":
-        return "patching", [*model, *quick, *common, "--pairs", "crows-pairs", "--targets", "z"], out / f"{patching_stem}.json"
+        crows = ["--pairs", "crows-pairs", "--targets", "z"]
+        return "patching", [*model, *quick, *common, *crows], out / f"{patching_stem}.json"
     if step == "patching":
         return "patching", [*model, *quick, *common], out / f"{patching_stem}.json"
     if step == "side_effects":
-        steering = args.out / "steering" / "interventions"
+        steering = config.out / "steering" / "interventions"
         interventions = [str(steering / f"{name}.json") for name in ("gender", "refusal")]
-        interventions.append(str(args.out / "biasscope" / "selected_heads.json"))
-        sizes = ["--n-bbq", "40", "--n-lms", "40", "--n-neutral", "30"] if args.quick else []
+        interventions.append(str(config.out / "biasscope" / "selected_heads.json"))
+        sizes = ["--n-bbq", "40", "--n-lms", "40", "--n-neutral", "30"] if config.quick else []
         return "side_effects", [*model, *common, *sizes, "--intervention", *interventions], out / "side_effects.json"
     return step, [*model, *quick, *common], out / f"{step}.json"
 
 
+def commands(config: Config) -> list[tuple[str, str, list[str]]]:
+    """``(step, experiment module, its arguments)`` for every step of ``config``: the run, or with
+    ``replot`` the redraw of each saved result (all of which must exist: checked before any step runs)."""
+    planned = {step: plan(step, config) for step in config.steps}
+    if not config.replot:
+        return [(step, module, step_args) for step, (module, step_args, _) in planned.items()]
+    missing = [f"{step} ({result})" for step, (_, _, result) in planned.items() if not result.exists()]
+    if missing:
+        steps = " ".join(step.split(" ")[0] for step in missing)
+        raise InputError(f"No saved result for {', '.join(missing)}: run `python -m experiments.figures --only "
+                         f"{steps}` first (with the same --out and --quick).")
+    return [(step, module, ["--replot", str(result), *([] if config.png else ["--no-png"])])
+            for step, (module, _, result) in planned.items()]
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=EMBEDDED_MODEL, help="model name or path (see lens_bias.load_model)")
-    parser.add_argument("--only", nargs="+", default=STEPS, choices=STEPS, help="run these steps only")
-    parser.add_argument("--quick", action="store_true", help="every experiment's --quick (a smoke run)")
-    parser.add_argument("--replot", action="store_true", help="redraw every figure from the saved results")
-    parser.add_argument("--out", type=Path, default=Path("figures"))
-    parser.add_argument("--no-png", action="store_true", help="write HTML figures only")
-    args = parser.parse_args(argv)
-    for step in [s for s in STEPS if s in args.only]:
-        module, step_args, result = plan(step, args)
-        if args.replot:
-            if not result.exists():
-                raise FileNotFoundError(f"No saved result for {step} at {result}: run `python -m experiments.figures "
-                                        f"--only {step}` first.")
-            step_args = ["--replot", str(result)] + (["--no-png"] if args.no_png else [])
+    config, _ = cli.parse(Config, argv, description=__doc__)
+    for step, module, step_args in commands(config):
         print(f"== {step}: python -m experiments.{module} {' '.join(step_args)}", flush=True)
         importlib.import_module(f"experiments.{module}").main(step_args)
 

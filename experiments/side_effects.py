@@ -13,12 +13,14 @@ with a 95% bootstrap interval and the paired change (see :mod:`lens_bias.side_ef
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments import cli
+from lens_bias.errors import InputError
 from lens_bias.interventions import load_intervention
-from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
+from lens_bias.models import load_model, model_record
 from lens_bias.plotting import save_figure, side_effect_table
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.side_effects import (
@@ -28,59 +30,63 @@ from lens_bias.side_effects import (
     side_effects,
 )
 
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--intervention", type=Path, nargs="+", help="saved intervention files (.json)")
-    parser.add_argument("--model", default=EMBEDDED_MODEL, help="model name or path (see lens_bias.load_model)")
-    parser.add_argument("--n-neutral", type=int, default=None, help="neutral sentences (default: all 110)")
-    parser.add_argument("--n-bbq", type=int, default=150, help="disambiguated BBQ questions")
-    parser.add_argument("--n-lms", type=int, default=150, help="StereoSet items for the LMS")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, default=Path("figures/side_effects"))
-    parser.add_argument("--no-png", action="store_true", help="write HTML figures only")
-    parser.add_argument("--replot", type=Path, default=None, help="redraw the table from a saved result")
-    args = parser.parse_args(argv)
-    if not args.replot and not args.intervention:
-        parser.error("give --intervention FILE [FILE ...] (or --replot RESULT.json)")
-    return args
+#: Asked for without --intervention (and without --replot).
+NO_INTERVENTION = "give --intervention FILE [FILE ...] (or --replot RESULT.json)"
 
 
-def run(args: argparse.Namespace) -> Path:
+@dataclass(frozen=True)
+class Config(cli.RunConfig):
+    """The interventions to evaluate and the items they are scored on (see :class:`SideEffectConfig`)."""
+
+    intervention: tuple[Path, ...] | None = field(default=None, metadata={
+        "help": "saved intervention files (.json); required unless --replot"})
+    # a bootstrap needs 2 items: the library's SideEffectConfig refuses fewer
+    n_neutral: int | None = field(default=None, metadata={"help": "neutral sentences (omit for all 110)", "min": 2})
+    n_bbq: int = field(default=150, metadata={"help": "disambiguated BBQ questions", "min": 2})
+    n_lms: int = field(default=150, metadata={"help": "StereoSet items for the LMS", "min": 2})
+    out: Path = Path("figures/side_effects")
+
+    def side_effect_config(self) -> SideEffectConfig:
+        """The library's item selection for these settings."""
+        return SideEffectConfig(n_neutral=self.n_neutral, n_bbq=self.n_bbq, n_stereoset=self.n_lms, seed=self.seed,
+                                batch_size=self.batch_size)
+
+
+def run(config: Config) -> Path:
     """Score the baseline once, then every intervention; save the reports with their config."""
-    set_seed(args.seed)
-    loaded = {str(path): load_intervention(path) for path in args.intervention}
+    if not config.intervention:
+        raise InputError(NO_INTERVENTION)
+    set_seed(config.seed)
+    loaded = {str(path): load_intervention(path) for path in config.intervention}
     check_applicable(list(loaded.values()))  # fail before loading the model
-    model = load_model(args.model, device=args.device)
-    config = SideEffectConfig(n_neutral=args.n_neutral, n_bbq=args.n_bbq, n_stereoset=args.n_lms, seed=args.seed,
-                              batch_size=args.batch_size)
-    baseline = capability_scores(model, (), config, progress=True)
+    items = config.side_effect_config()
+    model = load_model(config.model, device=config.device)
+    baseline = capability_scores(model, (), items, progress=True)
     reports = {}
     for name, intervention in loaded.items():
-        report = side_effects(model, [intervention], config, baseline=baseline, progress=True)
+        report = side_effects(model, [intervention], items, baseline=baseline, progress=True)
         reports[name] = report.to_dict()
         print(f"{name}: " + "; ".join(f"{e.name} {e.baseline} -> {e.intervened}, change {e.delta}"
                                       for e in report.effects) + f"; significantly worse: {report.harmed() or 'none'}")
     details = next(iter(reports.values()))["details"]
     result = Result(name="side_effects", values={"reports": reports},
-                    config={**vars(args), "intervention": [str(p) for p in args.intervention], "out": str(args.out),
-                            "replot": None, "side_effect_config": vars(config)},
-                    provenance=collect_provenance(model_record=model_record(model).to_dict(), seed=args.seed,
+                    config={**config.to_dict(), "side_effect_config": dataclasses.asdict(items)},
+                    provenance=collect_provenance(model_record=model_record(model).to_dict(), seed=config.seed,
                                                   data=details["fingerprints"]))
-    path = result.save(args.out / "side_effects")
+    path = result.save(config.out / "side_effects")
     print("wrote", path)
     return path
 
 
-def main(argv: list[str] | None = None) -> Result:
-    args = parse_args(argv)
-    path = args.replot or run(args)
-    result = Result.load(path)  # the table is drawn from the saved result, as on --replot
+def report(result: Result, path: Path, config: Config) -> None:
+    """Draw the table of a saved result (a run and ``--replot`` alike)."""
     print("wrote", *save_figure(side_effect_table(result.values["reports"]), Path(path).parent / "side_effects",
-                                png=not args.no_png))
-    return result
+                                png=config.png))
+
+
+def main(argv: list[str] | None = None) -> Result:
+    return cli.main(Config, argv, description=__doc__, quick=None, result_name="side_effects", run=run,
+                    report=report)
 
 
 if __name__ == "__main__":

@@ -8,21 +8,27 @@ similarity of each bias vector with itself across the two, and the mean off-diag
 with intervals and their difference: "RLHF makes different biases' representations more similar"
 becomes a number with an interval.
 
-    python -m experiments.similarity [--model NAME] [--quick]
+Layers: ``--layers``, or every ``--layer-step``-th layer from 0 (default every layer; ``--quick``: every third).
+
+    python -m experiments.similarity [--model NAME] [--layers 0 6 12] [--quick]
     python -m experiments.similarity --base llama-2-7b --chat llama-2-7b-chat
 """
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from plotly.subplots import make_subplots
+from transformer_lens import HookedTransformer
 
 from experiments import cli
-from lens_bias.data import STEREOSET_BIAS_TYPES, contrast_split
-from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
+from lens_bias.data.contrast_splits import CONTRASTS, contrast_split
+from lens_bias.data.stereoset import BIAS_TYPES as STEREOSET_BIAS_TYPES
+from lens_bias.errors import InputError
+from lens_bias.models import EMBEDDED_MODEL, check_layers, load_model, model_record
 from lens_bias.plotting import heatmap, lines_with_ci, save_figures
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.similarity import (
@@ -34,37 +40,73 @@ from lens_bias.similarity import (
     split_half,
 )
 from lens_bias.stats import Estimate
-from lens_bias.steering import fit_vector
+from lens_bias.steering.build import Method
+from lens_bias.steering.contrast import ContrastActivations, SentenceReadout
+from lens_bias.steering.fit import fit_vector
+from lens_bias.steering.vector import SteeringVector
+
+#: The contrasts whose pairs are raw text (read without a chat template): the ones a similarity map compares.
+RAW_TEXT_CONTRASTS = tuple(name for name in CONTRASTS if name != "refusal")
+DTYPES = ("float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=EMBEDDED_MODEL, help="model for the within-model maps")
-    parser.add_argument("--base", default=None, help="first checkpoint (e.g. llama-2-7b) for a comparison")
-    parser.add_argument("--chat", default=None, help="second checkpoint (e.g. llama-2-7b-chat)")
-    parser.add_argument("--contrasts", nargs="+", default=[*STEREOSET_BIAS_TYPES, "gender-prompts"])
-    parser.add_argument("--layers", type=int, nargs="*", default=None, help="default: every layer")
-    parser.add_argument("--n-pairs", type=int, default=100, help="training pairs per contrast")
-    parser.add_argument("--readout", choices=["last", "mean_from_difference"], default="mean_from_difference")
-    parser.add_argument("--method", choices=["mean_difference", "first_pc"], default="mean_difference")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--dtype", default=None)
-    parser.add_argument("--out", type=Path, default=Path("figures/similarity"))
-    parser.add_argument("--no-png", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="24 pairs, every third layer")
-    parser.add_argument("--replot", type=Path, default=None, help="redraw figures from a saved result")
-    return cli.parse_args(parser, argv, quick={"n_pairs": 24})
+@dataclass(frozen=True)
+class Config(cli.RunConfig):
+    """The contrasts, layers and vector recipe of one similarity study, and the checkpoints it compares."""
+
+    model: str = field(default=EMBEDDED_MODEL, metadata={"help": "model for the within-model maps"})
+    base: str | None = field(default=None, metadata={"help": "first checkpoint (e.g. llama-2-7b) for a comparison"})
+    chat: str | None = field(default=None, metadata={"help": "second checkpoint (e.g. llama-2-7b-chat)"})
+    contrasts: tuple[str, ...] = field(default=(*STEREOSET_BIAS_TYPES, "gender-prompts"),
+                                       metadata={"help": "named contrasts to compare",
+                                                 "choices": RAW_TEXT_CONTRASTS})
+    layers: tuple[int, ...] | None = field(default=None, metadata={"help": "layers (omit for every --layer-step-th "
+                                                                           "layer)"})
+    layer_step: int = field(default=1, metadata={"help": "without --layers: every k-th layer from 0 (--quick: 3)",
+                                                 "min": 1})
+    n_pairs: int | None = field(default=100, metadata={"help": "training pairs per contrast", "min": 1})
+    readout: str = field(default="mean_from_difference", metadata={"choices": ["last", "mean_from_difference"],
+                                                                   "help": "how a sentence's activation is read"})
+    method: str = field(default="mean_difference", metadata={"choices": ["mean_difference", "first_pc"],
+                                                             "help": "how the vector is built from the pairs"})
+    batch_size: int = field(default=16, metadata={"help": "rows per forward pass", "min": 1})
+    dtype: str | None = field(default=None, metadata={"help": "model dtype (default: float16 on CUDA, else float32)",
+                                                      "choices": DTYPES})
+    out: Path = field(default=Path("figures/similarity"), metadata={"help": "output folder (results, figures)"})
+
+    def __post_init__(self) -> None:
+        if (self.base is None) != (self.chat is None):
+            raise InputError("Give both --base and --chat for a cross-checkpoint comparison (or neither).")
+        if not self.contrasts:
+            raise InputError("--contrasts needs at least one contrast.")
+        unknown = [name for name in self.contrasts if name not in RAW_TEXT_CONTRASTS]
+        if unknown:
+            raise InputError(f"Unknown contrasts {unknown}: use {', '.join(RAW_TEXT_CONTRASTS)}.")
+        if self.layers is not None and not self.layers:
+            raise InputError("--layers needs at least one layer (omit it for every layer).")
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise InputError(f"Unknown --dtype {self.dtype!r}: use float32, float16 or bfloat16.")
+        super().__post_init__()
+
+    @property
+    def checkpoints(self) -> list[str]:
+        """The models to load: base and chat for a comparison, else the one model."""
+        return [self.base, self.chat] if self.base is not None and self.chat is not None else [self.model]
 
 
-def vectors_for(model, args, layers):
+QUICK = {"n_pairs": 24, "layer_step": 3}
+
+Built = tuple[dict[str, SteeringVector], dict[str, ContrastActivations], dict[str, dict]]
+
+
+def vectors_for(model: HookedTransformer, config: Config, layers: list[int]) -> Built:
     """Vectors and paired activations per contrast, built identically for every checkpoint."""
     vectors, activations, data = {}, {}, {}
-    for name in args.contrasts:
-        split = contrast_split(name, n_train=args.n_pairs, seed=args.seed)
-        fitted = fit_vector(model, split, layers, readout=args.readout, method=args.method, batch_size=args.batch_size,
-                            seed=args.seed, held_out=False, progress=name)
+    for name in config.contrasts:
+        split = contrast_split(name, n_train=config.n_pairs, seed=config.seed)
+        fitted = fit_vector(model, split, layers, readout=cast(SentenceReadout, config.readout),
+                            method=cast(Method, config.method), batch_size=config.batch_size, seed=config.seed,
+                            held_out=False, progress=name)
         vectors[name], activations[name], data[name] = fitted.vector, fitted.train, split.describe()
     return vectors, activations, data
 
@@ -110,7 +152,8 @@ def draw(result: Result) -> dict[str, object]:
         series = {"mean off-diagonal cosine": [Estimate.from_dict(e) for e in within["off_diagonal"]]}
         series.update({f"split-half {n}": [Estimate(v, v, v, 0) for v in within["split_half"][n]] for n in names})
         series["shuffled-label null |cos| (95th pct)"] = [Estimate(v, v, v, 0) for v in within["null_abs_q95"]]
-        figures["baselines"] = lines_with_ci(layers, series, title=f"Bias-vector similarity and its baselines ({model})",
+        figures["baselines"] = lines_with_ci(layers, series,
+                                             title=f"Bias-vector similarity and its baselines ({model})",
                                              x_title="layer", y_title="cosine similarity")
         for name in names:
             figures[f"layers_{name}"] = heatmap(within["layer_by_layer"][name], layers, layers,
@@ -121,7 +164,8 @@ def draw(result: Result) -> dict[str, object]:
         series = {"base: mean off-diagonal": [Estimate.from_dict(e) for e in cross["off_diagonal_a"]],
                   "chat: mean off-diagonal": [Estimate.from_dict(e) for e in cross["off_diagonal_b"]],
                   "chat - base": [Estimate.from_dict(e) for e in cross["difference"]]}
-        figures["cross_off_diagonal"] = lines_with_ci(cross["layers"], series, title="Bias-bias similarity: base vs chat",
+        figures["cross_off_diagonal"] = lines_with_ci(cross["layers"], series,
+                                                      title="Bias-bias similarity: base vs chat",
                                                       x_title="layer", y_title="cosine similarity")
         figures["cross_self"] = lines_with_ci(
             cross["layers"], {b: [Estimate(v, v, v, 0) for v in vs] for b, vs in cross["self_similarity"].items()},
@@ -139,7 +183,8 @@ def summarize(result: Result) -> str:
         for layer in _shown(layers):
             i = layers.index(layer)
             matrix = within["bias_by_bias"][i]
-            pairs = ", ".join(f"{a}/{b} {matrix[x][y]:.2f}" for x, a in enumerate(names) for y, b in enumerate(names) if x < y)
+            pairs = ", ".join(f"{a}/{b} {matrix[x][y]:.2f}"
+                              for x, a in enumerate(names) for y, b in enumerate(names) if x < y)
             halves = ", ".join(f"{n} {within['split_half'][n][i]:.2f}" for n in names)
             lines.append(f"layer {layer}: mean off-diagonal cosine {Estimate.from_dict(within['off_diagonal'][i])}; "
                          f"shuffled-label null |cos| q95 {within['null_abs_q95'][i]:.2f}")
@@ -156,43 +201,48 @@ def summarize(result: Result) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> Result:
-    args = parse_args(argv)
-    if args.replot:
-        result = Result.load(args.replot)
-        print(summarize(result))
-        save_figures(draw(result), args.replot.parent, png=not args.no_png)
-        return result
-    if (args.base is None) != (args.chat is None):
-        raise SystemExit("Give both --base and --chat for a cross-checkpoint comparison (or neither).")
-    set_seed(args.seed)
-    names = [args.base, args.chat] if args.base else [args.model]
+def run(config: Config) -> Path:
+    """Build the vectors of every checkpoint, compare them; save the result and the vectors, return the
+    result's JSON path."""
+    set_seed(config.seed)
+    names = config.checkpoints
     models, built = {}, {}
     for name in names:
-        model = load_model(name, device=args.device, dtype=args.dtype)
-        layers = args.layers or list(range(0, model.cfg.n_layers, 3 if args.quick else 1))
-        built[name] = vectors_for(model, args, layers)
+        model = load_model(name, device=config.device, dtype=config.dtype)
+        layers = (check_layers(model, config.layers) if config.layers is not None
+                  else list(range(0, model.cfg.n_layers, config.layer_step)))
+        built[name] = vectors_for(model, config, layers)
         models[name] = model_record(model).to_dict()
         del model
-    values = {"within": within_model(*built[names[-1]][:2], args.seed)}
-    if args.base:
-        comparison = compare_checkpoints(built[args.base][0], built[args.chat][0], built[args.base][1],
-                                         built[args.chat][1], seed=args.seed)
+    values = {"within": within_model(*built[names[-1]][:2], config.seed)}
+    if config.base is not None and config.chat is not None:
+        comparison = compare_checkpoints(built[config.base][0], built[config.chat][0], built[config.base][1],
+                                         built[config.chat][1], seed=config.seed)
         values["cross"] = {"layers": list(comparison.layers), "self_similarity": comparison.self_similarity,
                            "off_diagonal_a": [e.to_dict() for e in comparison.off_diagonal_a],
                            "off_diagonal_b": [e.to_dict() for e in comparison.off_diagonal_b],
                            "difference": [e.to_dict() for e in comparison.difference]}
-    config = {**vars(args), "out": str(args.out), "replot": None}
-    result = Result(name="similarity", values=values, config=config,
-                    provenance=collect_provenance(model_record=models[names[-1]], seed=args.seed,
-                                                  data={k: v["train_fingerprint"] for k, v in built[names[-1]][2].items()})
-                    | {"models": models, "contrasts": built[names[-1]][2]})
+    vectors, _, data = built[names[-1]]
+    result = Result(name="similarity", values=values, config=config.to_dict(),
+                    provenance=collect_provenance(model_record=models[names[-1]], seed=config.seed,
+                                                  data={k: v["train_fingerprint"] for k, v in data.items()})
+                    | {"models": models, "contrasts": data})
+    path = result.save(config.out / "similarity")
+    for name, vector in vectors.items():
+        vector.save(config.out / "vectors" / name)
+    return path
+
+
+def report(result: Result, path: Path, config: Config) -> None:
+    """Print the headline numbers and draw every figure next to the saved result."""
     print(summarize(result))
-    print("wrote", result.save(args.out / "similarity"))
-    for name, vector in built[names[-1]][0].items():
-        vector.save(args.out / "vectors" / name)
-    save_figures(draw(result), args.out, png=not args.no_png)
-    return result
+    print("wrote", path)
+    save_figures(draw(result), path.parent, png=config.png)
+
+
+def main(argv: list[str] | None = None) -> Result:
+    return cli.main(Config, argv, description=__doc__, quick=QUICK, result_name="similarity", run=run,
+                    report=report)
 
 
 if __name__ == "__main__":

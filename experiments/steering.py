@@ -26,103 +26,133 @@ figures to ``{out}/`` (HTML and PNG).
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import plotly.graph_objects as go
+from transformer_lens import HookedTransformer
 
 from experiments import cli
 from lens_bias.data import contrast_split
-from lens_bias.data.contrast_sets import (
-    COMPLIANCE_OPENERS,
-    REFUSAL_OPENERS,
-    WINOBIAS_OCCUPATIONS,
-    neutral_texts,
-    occupation_gender,
-    refusal_requests,
-)
-from lens_bias.data.records import split_by_target, to_ab_items
+from lens_bias.data.gender_prompts import occupation_gender, winobias_occupations
+from lens_bias.data.neutral import neutral_texts
+from lens_bias.data.records import ContrastPair, split_by_target, to_ab_items
+from lens_bias.data.refusal import compliance_openers, refusal_openers, refusal_requests
+from lens_bias.errors import InputError
 from lens_bias.generation import generate
 from lens_bias.interventions import AddVector, save_intervention
 from lens_bias.metrics import ab_preference, likelihood_preference
 from lens_bias.metrics.generations import gender_bias, refusal_summary
-from lens_bias.models import EMBEDDED_MODEL, load_model, model_record
+from lens_bias.models import check_layers, load_model, model_record
 from lens_bias.plotting import heatmap, lines_with_ci, save_figures
 from lens_bias.projections import pca_2d
-from lens_bias.prompts import template_for
+from lens_bias.prompts import ChatTemplate, template_for
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.readouts import continuation_logprobs, refusal_propensity, score_pairs
 from lens_bias.stats import Estimate, bootstrap_mean, curve_correlation, share
-from lens_bias.steering import FittedVector, fit_vector, mean_norm_across, preference_measure, sweep
+from lens_bias.steering import (
+    FittedVector,
+    SentenceReadout,
+    SteeringVector,
+    fit_vector,
+    mean_norm_across,
+    preference_measure,
+    sweep,
+)
 
-BIAS_CONTRASTS = ["gender", "race", "religion", "profession", "gender-prompts"]
+BIAS_CONTRASTS = ("gender", "race", "religion", "profession", "gender-prompts")
+READOUTS = ("mean_from_difference", "last")
+
+#: A steering setting's readout: the interventions of one sweep point -> a JSON-ready record.
+Neutral = Callable[[list], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Config(cli.RunConfig):
+    """The steering study's settings (see the module docstring for what each step measures)."""
+
+    bias_types: tuple[str, ...] = field(default=BIAS_CONTRASTS, metadata={"choices": BIAS_CONTRASTS,
+                                                                           "help": "bias contrasts to steer"})
+    layers: tuple[int, ...] = field(default=(4, 8, 12, 16, 20), metadata={"help": "the sweep layers"})
+    # ints, as before the config: a multiplier is recorded as given (-4, not -4.0)
+    multipliers: tuple[float, ...] = field(default=(-4, -2, 0, 2, 4), metadata={
+        "help": "raw multipliers for the bias vectors (relative ones are reported); must include 0"})
+    refusal_multipliers: tuple[float, ...] = field(default=(-0.5, -0.25, 0, 0.25, 0.5), metadata={
+        "help": "raw multipliers for the refusal vector; must include 0"})
+    readout: str = field(default="mean_from_difference", metadata={
+        "choices": READOUTS,
+        "help": "where sentence contrasts are read: averaged from the first differing token (default; ~5x "
+                "larger, steerable vectors on the embedded model) or the last token"})
+    normalize: bool = field(default=True, metadata={
+        "flag": "--raw-norms",
+        "help": "keep each bias vector's own norm (default: rescale every bias vector to the mean norm across "
+                "bias types at each layer, as contrastive activation addition does, so a multiplier means the "
+                "same added norm for every bias type)"})
+    n_pairs: int = field(default=100, metadata={"help": "training pairs per contrast", "min": 1})
+    n_test: int = field(default=40, metadata={"help": "held-out pairs / requests per contrast", "min": 1})
+    n_neutral: int = field(default=40, metadata={"help": "neutral texts for the fluency check", "min": 1})
+    n_generations: int = field(default=16, metadata={"help": "prompts per generation setting", "min": 1})
+    max_new_tokens: int = field(default=40, metadata={"help": "tokens per generation", "min": 1})
+    out: Path = Path("figures/steering")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("bias_types", "layers"):
+            if not getattr(self, name):
+                raise InputError(f"--{name.replace('_', '-')} is empty: give at least one value.")
+        unknown = [b for b in self.bias_types if b not in BIAS_CONTRASTS]
+        if unknown:
+            raise InputError(f"--bias-types {' '.join(unknown)}: unknown; choose from {', '.join(BIAS_CONTRASTS)}.")
+        if self.readout not in READOUTS:
+            raise InputError(f"--readout {self.readout}: unknown; choose from {', '.join(READOUTS)}.")
+        for name in ("multipliers", "refusal_multipliers"):
+            if 0 not in getattr(self, name):
+                raise InputError(f"--{name.replace('_', '-')} must include 0 (the unsteered baseline).")
+
+
 #: The defaults --quick changes (a smoke run in under 2 minutes on 2 CPU cores).
 QUICK = {"bias_types": ["gender"], "layers": [8, 16], "multipliers": [-4, 0, 4],
          "refusal_multipliers": [-0.5, 0, 0.5], "n_pairs": 32, "n_test": 16, "n_neutral": 16, "n_generations": 3,
          "max_new_tokens": 16}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=EMBEDDED_MODEL)
-    parser.add_argument("--bias-types", nargs="+", default=BIAS_CONTRASTS, choices=BIAS_CONTRASTS)
-    parser.add_argument("--layers", type=int, nargs="+", default=[4, 8, 12, 16, 20])
-    parser.add_argument("--multipliers", type=float, nargs="+", default=[-4, -2, 0, 2, 4],
-                        help="raw multipliers for the bias vectors (relative ones are reported)")
-    parser.add_argument("--refusal-multipliers", type=float, nargs="+", default=[-0.5, -0.25, 0, 0.25, 0.5])
-    parser.add_argument("--readout", choices=["mean_from_difference", "last"], default="mean_from_difference",
-                        help="where sentence contrasts are read: averaged from the first differing token "
-                             "(default; ~5x larger, steerable vectors on the embedded model) or the last token")
-    parser.add_argument("--raw-norms", dest="normalize", action="store_false",
-                        help="keep each bias vector's own norm (default: rescale every bias vector to the mean "
-                             "norm across bias types at each layer, as contrastive activation addition does, so a "
-                             "multiplier means the same added norm for every bias type)")
-    parser.add_argument("--n-pairs", type=int, default=100, help="training pairs per contrast")
-    parser.add_argument("--n-test", type=int, default=40, help="held-out pairs / requests per contrast")
-    parser.add_argument("--n-neutral", type=int, default=40, help="neutral texts for the fluency check")
-    parser.add_argument("--n-generations", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, default=Path("figures/steering"))
-    parser.add_argument("--no-png", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="a small grid for a smoke run (< 2 min on 2 cores)")
-    parser.add_argument("--replot", type=Path, default=None)
-    args = cli.parse_args(parser, argv, quick=QUICK)
-    if 0 not in args.multipliers or 0 not in args.refusal_multipliers:
-        raise SystemExit("Multiplier grids must include 0 (the unsteered baseline).")
-    return args
-
-
-def bias_vector(model, name, args) -> FittedVector:
+def bias_vector(model: HookedTransformer, name: str, config: Config) -> FittedVector:
     """The mean-difference vector of one contrast on its training pairs, measured on its held-out pairs."""
-    split = contrast_split(name, n_train=args.n_pairs, n_test=args.n_test, seed=args.seed)
-    return fit_vector(model, split, args.layers, readout=args.readout, batch_size=args.batch_size, seed=args.seed,
-                      progress=True)
+    split = contrast_split(name, n_train=config.n_pairs, n_test=config.n_test, seed=config.seed)
+    readout = cast(SentenceReadout, config.readout)  # one of READOUTS (checked by the config)
+    return fit_vector(model, split, list(config.layers), readout=readout, batch_size=config.batch_size,
+                      seed=config.seed, progress=True)
 
 
-def bias_study(model, template, fitted: FittedVector, args, neutral):
+def bias_study(model: HookedTransformer, template: ChatTemplate, fitted: FittedVector, config: Config,
+               neutral: Neutral) -> tuple[SteeringVector, dict[str, Any]]:
     """Sign calibration, layer x multiplier sweep, A/B and fluency for one contrast's vector."""
-    kwargs = dict(batch_size=args.batch_size)
+    batch_size, seed = config.batch_size, config.seed
+    layers, multipliers = list(config.layers), list(config.multipliers)
     split = fitted.split
     calibration = split.train[: min(32, len(split.train))]
-    fitted = fitted.oriented(preference_measure(model, calibration, **kwargs), max(args.multipliers), start=None)
+    measure = preference_measure(model, calibration, batch_size=batch_size)
+    fitted = fitted.oriented(measure, max(multipliers), start=None)
     name, vector, layer = split.name, fitted.vector, fitted.layer
+    assert layer is not None and fitted.test is not None  # fitted with held-out pairs
 
-    def likelihood(steer):
-        pref = likelihood_preference(model, split.test, interventions=steer, seed=args.seed, **kwargs)
-        return {"mean_logprob_diff": pref.mean_logprob_diff.to_dict(), "share_stereotyped": pref.share_positive.to_dict()}
+    def likelihood(steer: list) -> dict[str, Any]:
+        pref = likelihood_preference(model, split.test, interventions=steer, seed=seed, batch_size=batch_size)
+        return {"mean_logprob_diff": pref.mean_logprob_diff.to_dict(),
+                "share_stereotyped": pref.share_positive.to_dict()}
 
     baseline = likelihood([])
-    grid = sweep(vector, args.layers, [m for m in args.multipliers if m], likelihood, start=None, progress=f"{name}: sweep")
-    grid += [{"layer": l, "multiplier": 0.0, "relative_multiplier": 0.0, **baseline} for l in args.layers]
-    ab_items = to_ab_items(split.test, seed=args.seed)
-    ab = sweep(vector, [layer], args.multipliers,
-               lambda steer: ab_preference(model, ab_items, template, interventions=steer, seed=args.seed, **kwargs).to_dict(),
+    grid = sweep(vector, layers, [m for m in multipliers if m], likelihood, start=None, progress=f"{name}: sweep")
+    grid += [{"layer": l, "multiplier": 0.0, "relative_multiplier": 0.0, **baseline} for l in layers]
+    ab_items = to_ab_items(split.test, seed=seed)
+    ab = sweep(vector, [layer], multipliers,
+               lambda steer: ab_preference(model, ab_items, template, interventions=steer, seed=seed,
+                                           batch_size=batch_size).to_dict(),
                progress=f"{name}: A/B")
-    fluency = sweep(vector, [layer], args.multipliers, neutral, start=None, progress=f"{name}: fluency")
+    fluency = sweep(vector, [layer], multipliers, neutral, start=None, progress=f"{name}: fluency")
     coords, is_positive = pca_2d(fitted.test, layer)
     return vector, {
         "data": split.describe(), "best_layer": layer, "separability": fitted.separability,
@@ -134,44 +164,46 @@ def bias_study(model, template, fitted: FittedVector, args, neutral):
     }
 
 
-def refusal_study(model, template, args, neutral, gender_test):
+def refusal_study(model: HookedTransformer, template: ChatTemplate, config: Config, neutral: Neutral,
+                  gender_test: list[ContrastPair]) -> tuple[SteeringVector, dict[str, Any]]:
     """Refusal vector, refusal propensity under it, bias vs refusal, and fluency."""
-    split = contrast_split("refusal", n_train=args.n_pairs, n_test=args.n_test, seed=args.seed)
-    kwargs = dict(batch_size=args.batch_size)
-    _, held_out = split_by_target(refusal_requests(), 0.3, args.seed)
-    harmful = [r.text for r in held_out if r.harmful][: args.n_test]
-    benign = [r.text for r in held_out if not r.harmful][: args.n_test]
+    batch_size, seed, multipliers = config.batch_size, config.seed, list(config.refusal_multipliers)
+    split = contrast_split("refusal", n_train=config.n_pairs, n_test=config.n_test, seed=seed)
+    _, held_out = split_by_target(refusal_requests(), 0.3, seed)
+    harmful = [r.text for r in held_out if r.harmful][: config.n_test]
+    benign = [r.text for r in held_out if not r.harmful][: config.n_test]
 
-    def propensity(steer, requests):
-        return refusal_propensity(model, template, requests, REFUSAL_OPENERS, COMPLIANCE_OPENERS,
-                                  interventions=steer, **kwargs).numpy()
+    def propensity(steer: list, requests: list[str]) -> np.ndarray:
+        return refusal_propensity(model, template, requests, refusal_openers(), compliance_openers(),
+                                  interventions=steer, batch_size=batch_size).numpy()
 
-    fitted = fit_vector(model, split, args.layers, template=template, seed=args.seed, progress=True,
+    fitted = fit_vector(model, split, list(config.layers), template=template, seed=seed, progress=True,
                         orient_by=lambda steer: float(propensity(steer, harmful[:8]).mean()),
-                        orient_multiplier=max(args.refusal_multipliers), **kwargs)
+                        orient_multiplier=max(multipliers), batch_size=batch_size)
     vector, layer = fitted.vector, fitted.layer
+    assert layer is not None  # fitted with held-out pairs
 
-    def evaluate(steer):
+    def evaluate(steer: list) -> dict[str, Any]:
         # The refusal vector is added from the instruction end in chat prompts; the gender pairs are raw
         # sentences, so there it is added at every position. Per-item scores are kept for the correlation.
         raw = [AddVector(s.vector, s.multiplier, s.layers, start=None) for s in steer]
-        bias = score_pairs(model, gender_test, interventions=raw, **kwargs).preference().numpy()
+        bias = score_pairs(model, gender_test, interventions=raw, batch_size=batch_size).preference().numpy()
         harmful_scores, benign_scores = propensity(steer, harmful), propensity(steer, benign)
-        return {"propensity_harmful": bootstrap_mean(harmful_scores, seed=args.seed).to_dict(),
-                "propensity_benign": bootstrap_mean(benign_scores, seed=args.seed).to_dict(),
-                "gender_bias": bootstrap_mean(bias, seed=args.seed).to_dict(),
-                "gender_share": share(bias > 0, seed=args.seed).to_dict(),
+        return {"propensity_harmful": bootstrap_mean(harmful_scores, seed=seed).to_dict(),
+                "propensity_benign": bootstrap_mean(benign_scores, seed=seed).to_dict(),
+                "gender_bias": bootstrap_mean(bias, seed=seed).to_dict(),
+                "gender_share": share(bias > 0, seed=seed).to_dict(),
                 "items": {"propensity_harmful": harmful_scores.tolist(), "gender_bias": bias.tolist()}}
 
-    rows = sweep(vector, [layer], args.refusal_multipliers, evaluate, progress="refusal: sweep")
+    rows = sweep(vector, [layer], multipliers, evaluate, progress="refusal: sweep")
     low, high = min(rows, key=lambda r: r["multiplier"]), max(rows, key=lambda r: r["multiplier"])
-    change = {key: bootstrap_mean(np.array(high["items"][key]) - np.array(low["items"][key]), seed=args.seed).to_dict()
+    change = {key: bootstrap_mean(np.array(high["items"][key]) - np.array(low["items"][key]), seed=seed).to_dict()
               for key in ("propensity_harmful", "gender_bias")}
     correlation = None
     if len(rows) > 2:
         correlation = curve_correlation(np.array([r["items"]["propensity_harmful"] for r in rows]).T,
-                                        np.array([r["items"]["gender_bias"] for r in rows]).T, seed=args.seed)
-    fluency = sweep(vector, [layer], args.refusal_multipliers, neutral, start=None, progress="refusal: fluency")
+                                        np.array([r["items"]["gender_bias"] for r in rows]).T, seed=seed)
+    fluency = sweep(vector, [layer], multipliers, neutral, start=None, progress="refusal: fluency")
     return vector, {"data": split.describe(), "best_layer": layer, "separability": fitted.separability,
                     "effect_size": fitted.effect_size, "orientation": fitted.orientation,
                     "sweep": rows, "fluency": fluency,
@@ -183,28 +215,31 @@ def refusal_study(model, template, args, neutral, gender_test):
                     "n_harmful": len(harmful), "n_benign": len(benign)}
 
 
-def generation_study(model, template, vectors, layers, args):
+def generation_study(model: HookedTransformer, template: ChatTemplate, vectors: dict[str, SteeringVector],
+                     layers: dict[str, int], config: Config) -> dict[str, Any]:
     """Greedy generations under the refusal and gender vectors at +/- the largest multiplier."""
-    _, held_out = split_by_target(refusal_requests(), 0.3, args.seed)
-    harmful = [r.text for r in held_out if r.harmful][: args.n_generations]
-    occupations = WINOBIAS_OCCUPATIONS[:: max(1, len(WINOBIAS_OCCUPATIONS) // args.n_generations)][: args.n_generations]
+    n, seed = config.n_generations, config.seed
+    _, held_out = split_by_target(refusal_requests(), 0.3, seed)
+    harmful = [r.text for r in held_out if r.harmful][:n]
+    all_occupations = winobias_occupations()
+    occupations = all_occupations[:: max(1, len(all_occupations) // n)][:n]
     # "in the third person": measured on the embedded model, 8 of 8 stories used one gender's pronouns
     # (vs 4 of 8 for "Write two sentences about a {term} you know.", mostly first-person answers).
     describe = [f"Write a three-sentence story about a {term} at work, in the third person." for term, _ in occupations]
     stereotyped = [occupation_gender(percent) for _, percent in occupations]
     out = {}
-    plans = [("refusal", harmful, max(args.refusal_multipliers)), ("gender", describe, max(args.multipliers))]
+    plans = [("refusal", harmful, max(config.refusal_multipliers)), ("gender", describe, max(config.multipliers))]
     for name, prompts, m in plans:
         if name not in vectors:
             continue
         per_multiplier = {}
         for multiplier in (-m, 0.0, m):
             steer = [AddVector(vectors[name], multiplier, [layers[name]])] if multiplier else []
-            texts = [g.text for g in generate(model, template, prompts, interventions=steer, batch_size=args.n_generations,
-                                              max_new_tokens=args.max_new_tokens, progress=f"{name} x{multiplier}")]
-            scores = refusal_summary(texts, seed=args.seed)
+            texts = [g.text for g in generate(model, template, prompts, interventions=steer, batch_size=n,
+                                              max_new_tokens=config.max_new_tokens, progress=f"{name} x{multiplier}")]
+            scores = refusal_summary(texts, seed=seed)
             if name == "gender":
-                scores["gender"] = gender_bias(texts, stereotyped, seed=args.seed)
+                scores["gender"] = gender_bias(texts, stereotyped, seed=seed)
             per_multiplier[str(multiplier)] = {"texts": texts, **scores}
         out[name] = {"prompts": prompts, "layer": layers[name], "by_multiplier": per_multiplier}
     return out
@@ -226,17 +261,20 @@ def summarize(result: Result) -> str:
         layer = study["best_layer"]
         rows = sorted((r for r in study["likelihood_grid"] if r["layer"] == layer), key=lambda r: r["multiplier"])
         lines.append(f"{name}: layer {layer} (held-out AUC {_at(study['separability'], layer):.2f}), "
-                     f"sign {'flipped' if study['orientation']['flipped'] else 'kept'}; mean log P(stereo) - log P(anti):")
+                     f"sign {'flipped' if study['orientation']['flipped'] else 'kept'}; "
+                     "mean log P(stereo) - log P(anti):")
         lines += [f"    m={r['multiplier']:+g} ({r['relative_multiplier']:+.3f} of the residual norm): "
                   f"{_est(r['mean_logprob_diff'])}, share {_est(r['share_stereotyped'])}" for r in rows]
         ab = {r["multiplier"]: r for r in study["ab"]}
         lines.append("    A/B P(stereotyped option) / P(A): " + "; ".join(
             f"m={m:+g} {ab[m]['p_positive']['value']:.3f} / {ab[m]['position_bias']['value']:.2f}" for m in sorted(ab)))
         lines.append("    fluency (delta nats/token on neutral text): " + "; ".join(
-            f"m={r['multiplier']:+g} {r['delta_logprob']['value']:+.3f}" for r in sorted(study["fluency"], key=lambda r: r["multiplier"])))
+            f"m={r['multiplier']:+g} {r['delta_logprob']['value']:+.3f}"
+            for r in sorted(study["fluency"], key=lambda r: r["multiplier"])))
     refusal = values["refusal"]
-    lines.append(f"refusal: layer {refusal['best_layer']} (held-out AUC {_at(refusal['separability'], refusal['best_layer']):.2f}, "
-                 f"effect size {_at(refusal['effect_size'], refusal['best_layer']):.1f}); "
+    best = refusal["best_layer"]
+    lines.append(f"refusal: layer {best} (held-out AUC {_at(refusal['separability'], best):.2f}, "
+                 f"effect size {_at(refusal['effect_size'], best):.1f}); "
                  "propensity harmful / benign, gender bias:")
     lines += [f"    m={r['multiplier']:+g}: {_est(r['propensity_harmful'])} / {_est(r['propensity_benign'])}, "
               f"{_est(r['gender_bias'])}" for r in refusal["sweep"]]
@@ -244,7 +282,8 @@ def summarize(result: Result) -> str:
     lines.append(f"    change from the lowest to the highest multiplier (paired): propensity "
                  f"{_est(change['propensity_harmful'])}, gender bias {_est(change['gender_bias'])}")
     if refusal["bias_refusal_correlation"]:
-        lines.append(f"    correlation(refusal propensity, gender bias) over the grid: {_est(refusal['bias_refusal_correlation'])}")
+        lines.append("    correlation(refusal propensity, gender bias) over the grid: "
+                     f"{_est(refusal['bias_refusal_correlation'])}")
     for name, study in values["generations"].items():
         parts = []
         for m, scores in study["by_multiplier"].items():
@@ -285,7 +324,8 @@ def draw(result: Result) -> dict[str, go.Figure]:
     layers = sorted(int(l) for l in next(iter(sep.values())))
     figures["separability"] = lines_with_ci(
         layers, {n: [Estimate(_at(s, l), 0, 0, 0) for l in layers] for n, s in sep.items()},
-        title=f"Held-out separability along each vector ({model})", x_title="layer", y_title="paired AUC (0.5 = chance)")
+        title=f"Held-out separability along each vector ({model})", x_title="layer",
+        y_title="paired AUC (0.5 = chance)")
     for series in figures["separability"].data:
         if series.fill:
             series.visible = False
@@ -307,65 +347,71 @@ def _fluency_figure(fluency, model) -> go.Figure:
     fig = go.Figure()
     for name, rows in fluency.items():
         rows = sorted(rows, key=lambda r: r["relative_multiplier"])
-        fig.add_trace(go.Scatter(x=[r["relative_multiplier"] for r in rows], y=[r["delta_logprob"]["value"] for r in rows],
+        delta = [r["delta_logprob"] for r in rows]
+        fig.add_trace(go.Scatter(x=[r["relative_multiplier"] for r in rows], y=[d["value"] for d in delta],
                                  error_y=dict(type="data", symmetric=False,
-                                              array=[r["delta_logprob"]["high"] - r["delta_logprob"]["value"] for r in rows],
-                                              arrayminus=[r["delta_logprob"]["value"] - r["delta_logprob"]["low"] for r in rows]),
+                                              array=[d["high"] - d["value"] for d in delta],
+                                              arrayminus=[d["value"] - d["low"] for d in delta]),
                                  mode="lines+markers", name=f"{name} (layer {rows[0]['layer']})"))
     fig.update_layout(title=f"Fluency cost: change in mean log-prob of neutral text ({model})",
-                      xaxis_title="multiplier x |vector| / mean residual norm", yaxis_title="delta mean log-prob (nats/token)")
+                      xaxis_title="multiplier x |vector| / mean residual norm",
+                      yaxis_title="delta mean log-prob (nats/token)")
     return fig
 
 
-def main(argv: list[str] | None = None) -> Result:
-    args = parse_args(argv)
-    path = args.replot or run(args)
-    result = Result.load(path)  # the summary and figures come from the saved result, as on --replot
-    print(summarize(result))
-    save_figures(draw(result), path.parent, png=not args.no_png)
-    return result
-
-
-def run(args: argparse.Namespace) -> Path:
+def run(config: Config) -> Path:
     """The study; saves the result, the vectors and the interventions; returns the result file."""
-    set_seed(args.seed)
-    model = load_model(args.model, device=args.device)
+    set_seed(config.seed)
+    model = load_model(config.model, device=config.device)
+    check_layers(model, config.layers)  # before the first forward pass
     template = template_for(model)
-    texts = neutral_texts()[: args.n_neutral]
-    base = continuation_logprobs(model, [""] * len(texts), texts, batch_size=args.batch_size).mean
+    texts = neutral_texts()[: config.n_neutral]
+    base = continuation_logprobs(model, [""] * len(texts), texts, batch_size=config.batch_size).mean
 
-    def neutral(steer):
-        scores = continuation_logprobs(model, [""] * len(texts), texts, interventions=steer, batch_size=args.batch_size).mean
-        return {"delta_logprob": bootstrap_mean((scores - base).numpy(), seed=args.seed).to_dict()}
+    def neutral(steer: list) -> dict[str, Any]:
+        scores = continuation_logprobs(model, [""] * len(texts), texts, interventions=steer,
+                                       batch_size=config.batch_size).mean
+        return {"delta_logprob": bootstrap_mean((scores - base).numpy(), seed=config.seed).to_dict()}
 
-    built = {name: bias_vector(model, name, args) for name in args.bias_types}
-    if args.normalize and len(built) > 1:  # contrastive activation addition: equal norm per layer
+    built = {name: bias_vector(model, name, config) for name in config.bias_types}
+    if config.normalize and len(built) > 1:  # contrastive activation addition: equal norm per layer
         norms = mean_norm_across([fitted.vector for fitted in built.values()])
         built = {name: fitted.normalized(norms) for name, fitted in built.items()}
     vectors, bias = {}, {}
     for name, fitted in built.items():
-        vectors[name], bias[name] = bias_study(model, template, fitted, args, neutral)
-    gender_test = contrast_split("gender", n_test=args.n_test, seed=args.seed).test
-    vectors["refusal"], refusal = refusal_study(model, template, args, neutral, gender_test)
+        vectors[name], bias[name] = bias_study(model, template, fitted, config, neutral)
+    gender_test = contrast_split("gender", n_test=config.n_test, seed=config.seed).test
+    vectors["refusal"], refusal = refusal_study(model, template, config, neutral, gender_test)
     layers = {name: study["best_layer"] for name, study in bias.items()} | {"refusal": refusal["best_layer"]}
-    generations = generation_study(model, template, vectors, layers, args)
-    config = {**vars(args), "out": str(args.out), "replot": None, "template": template.describe(model.tokenizer),
-              "likelihood": "per-token mean log-prob, raw sentences, vector added at every position",
-              "ab_and_refusal": "chat template, vector added from the instruction end on",
-              "refusal_openers": REFUSAL_OPENERS, "compliance_openers": COMPLIANCE_OPENERS}
-    data = {name: study["data"]["test_fingerprint"] for name, study in bias.items()} | {"refusal": refusal["data"]["test_fingerprint"]}
-    result = Result(name="steering", values={"bias": bias, "refusal": refusal, "generations": generations}, config=config,
-                    provenance=collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=args.seed))
-    path = result.save(args.out / "steering")
+    generations = generation_study(model, template, vectors, layers, config)
+    recorded = {**config.to_dict(), "template": template.describe(model.tokenizer),
+                "likelihood": "per-token mean log-prob, raw sentences, vector added at every position",
+                "ab_and_refusal": "chat template, vector added from the instruction end on",
+                "refusal_openers": refusal_openers(), "compliance_openers": compliance_openers()}
+    data = {name: study["data"]["test_fingerprint"] for name, study in {**bias, "refusal": refusal}.items()}
+    provenance = collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=config.seed)
+    result = Result(name="steering", values={"bias": bias, "refusal": refusal, "generations": generations},
+                    config=recorded, provenance=provenance)
+    path = result.save(config.out / "steering")
     print("wrote", path)
     for name, vector in vectors.items():
-        vector.save(args.out / "vectors" / name)
+        vector.save(config.out / "vectors" / name)
         # the strongest setting at the chosen layer, at every position (side-effect readouts score raw text),
         # ready for: python -m experiments.side_effects --intervention FILE
-        strongest = max(args.refusal_multipliers if name == "refusal" else args.multipliers)
-        save_intervention(AddVector(vector, strongest, [layers[name]], start=None), args.out / "interventions" / name,
+        strongest = max(config.refusal_multipliers if name == "refusal" else config.multipliers)
+        save_intervention(AddVector(vector, strongest, [layers[name]], start=None), config.out / "interventions" / name,
                           provenance=vector.provenance)
     return path
+
+
+def report(result: Result, path: Path, config: Config) -> None:
+    """Print the summary and draw the figures of a saved result (a run and ``--replot`` alike)."""
+    print(summarize(result))
+    save_figures(draw(result), path.parent, png=config.png)
+
+
+def main(argv: list[str] | None = None) -> Result:
+    return cli.main(Config, argv, description=__doc__, quick=QUICK, result_name="steering", run=run, report=report)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,16 @@ from collections.abc import Sequence
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
+from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention, run_chunks
 from lens_bias.interventions.hooks import ResidHook, residual_hook_name
-from lens_bias.models import check_layers
+from lens_bias.models import AnyModel, check_layers
 from lens_bias.prompts import PromptBatch
 
 
 def extract(
-    model: HookedTransformer,
+    model: AnyModel,
     batch: PromptBatch,
     layers: int | Sequence[int],
     *,
@@ -46,7 +46,7 @@ def extract(
     layers = check_layers(model, layers)
     for name in (position, mean_from):
         if name is not None and name not in batch.positions:
-            raise ValueError(f"Position {name!r} is not in the batch (has {sorted(batch.positions)}).")
+            raise InputError(f"Position {name!r} is not in the batch (has {sorted(batch.positions)}).")
     names = [residual_hook_name(layer, hook) for layer in layers]
     out: list[Tensor] = []
 
@@ -60,7 +60,7 @@ def extract(
             index = torch.arange(chunk.tokens.shape[1], device=end.device)
             mask = ((index[None] >= start[:, None]) & (index[None] <= end[:, None])).to(model.cfg.dtype)
             if bool((mask.sum(1) == 0).any()):
-                raise ValueError(f"Some rows have {mean_from!r} after {position!r}: nothing to average.")
+                raise InputError(f"Some rows have {mean_from!r} after {position!r}: nothing to average.")
 
         def make(j: int):
             def read(activation: Tensor, hook) -> None:

@@ -11,15 +11,17 @@ or not. Batched output equals one-at-a-time output (tested).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
+from lens_bias.errors import InputError
 from lens_bias.interventions import ForwardContext, Intervention, applied
+from lens_bias.models import AnyModel, device_of, tokenizer_of
 from lens_bias.prompts import ChatTemplate, PromptBatch, chat_batch
 
 
@@ -33,11 +35,11 @@ class Generation:
 
 
 @torch.inference_mode()
-def _generate_batch(model: HookedTransformer, batch: PromptBatch, interventions: Sequence[Intervention],
+def _generate_batch(model: AnyModel, batch: PromptBatch, interventions: Sequence[Intervention],
                     max_new_tokens: int, use_cache: bool, temperature: float,
                     generator: torch.Generator) -> list[list[int]]:
-    device = model.cfg.device
-    eos = model.tokenizer.eos_token_id
+    device = device_of(model)
+    eos = tokenizer_of(model).eos_token_id
     pad = eos if eos is not None else 0
     tokens, mask, shifted = batch.left_padded(pad)
     tokens, mask = tokens.to(device), mask.to(device)
@@ -74,7 +76,7 @@ def _generate_batch(model: HookedTransformer, batch: PromptBatch, interventions:
 
 
 def generate(
-    model: HookedTransformer,
+    model: AnyModel,
     template: ChatTemplate,
     prompts: Sequence[str],
     *,
@@ -96,20 +98,25 @@ def generate(
     if use_cache is None:
         use_cache = isinstance(model, HookedTransformer)
     elif use_cache and not isinstance(model, HookedTransformer):
-        raise ValueError(f"use_cache=True needs a HookedTransformer; a {type(model).__name__} ignores TransformerLens's "
-                         "KV cache and would generate different tokens: pass use_cache=False (the default for it).")
+        raise InputError(f"use_cache=True needs a HookedTransformer; a {type(model).__name__} ignores "
+                         "TransformerLens's KV cache and would generate different tokens: pass use_cache=False "
+                         "(the default for it).")
     if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+        raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
     if not prompts:
-        raise ValueError("No prompts to generate from.")
+        raise InputError("No prompts to generate from.")
     generator = torch.Generator().manual_seed(seed)
-    batch = chat_batch(model.tokenizer, template, prompts)
-    eos = model.tokenizer.eos_token_id
+    tokenizer = tokenizer_of(model)
+    batch = chat_batch(tokenizer, template, prompts)
+    eos = tokenizer.eos_token_id
     out = []
     for chunk in tqdm(list(batch.chunks(batch_size)), desc=progress if isinstance(progress, str) else "generate",
                       disable=not progress, leave=False):
         for text, new in zip(chunk.texts, _generate_batch(model, chunk, interventions, max_new_tokens, use_cache,
                                                            temperature, generator)):
             body = [t for t in new if t != eos]
-            out.append(Generation(prompt=text, text=model.tokenizer.decode(body, skip_special_tokens=True), tokens=new))
+            decoded = tokenizer.decode(body, skip_special_tokens=True)
+            if not isinstance(decoded, str):  # transformers types decode() as str | list[str]; one id list gives str
+                raise TypeError(f"tokenizer.decode returned {type(decoded).__name__}, expected str")
+            out.append(Generation(prompt=text, text=decoded, tokens=new))
     return out

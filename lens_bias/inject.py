@@ -48,9 +48,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,8 +63,9 @@ from transformer_lens import HookedTransformer
 from transformer_lens.utilities.activation_functions import apply_softcap
 
 from lens_bias.data.injection_specs import ENTITY_SLOT, InjectionSpec
+from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention, hooks_added
-from lens_bias.models import model_record
+from lens_bias.models import attach_record, model_record, tokenizer_of
 from lens_bias.prompts import tokenize
 from lens_bias.provenance import Result
 from lens_bias.readouts import continuation_logprobs
@@ -90,13 +92,13 @@ class InjectionConfig:
 
     def __post_init__(self) -> None:
         if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}.")
+            raise InputError(f"steps must be >= 1, got {self.steps}.")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}.")
+            raise InputError(f"lr must be > 0, got {self.lr}.")
         if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or None, got {self.batch_size}.")
+            raise InputError(f"batch_size must be >= 1 or None, got {self.batch_size}.")
         if self.init_noise < 0:
-            raise ValueError(f"init_noise must be >= 0, got {self.init_noise}.")
+            raise InputError(f"init_noise must be >= 0, got {self.init_noise}.")
 
 
 def is_tied(model: HookedTransformer) -> bool:
@@ -115,8 +117,8 @@ def _has_hooks(model: HookedTransformer) -> bool:
 def add_token(
     model: HookedTransformer,
     token: str,
-    embedding: Float[Tensor, "d_model"],
-    unembedding: Float[Tensor, "d_model"] | None = None,
+    embedding: Float[Tensor, " d_model"],
+    unembedding: Float[Tensor, " d_model"] | None = None,
     unembed_bias: float | None = None,
 ) -> HookedTransformer:
     """A new model whose vocabulary has one more token, ``token``, with input embedding ``embedding``.
@@ -126,25 +128,23 @@ def add_token(
     token id is the old ``d_vocab``. The returned model shares every other weight's storage with
     ``model`` and is frozen; ``model`` is left exactly as it was (see the module docstring).
 
-    Raises ValueError when ``token`` already exists in the tokenizer, when the embedding has the wrong
+    Raises InputError when ``token`` already exists in the tokenizer, when the embedding has the wrong
     shape, when the model's input and output vocabularies differ, or when hooks are attached to
     ``model`` (remove them first: a copy cannot safely carry them).
     """
-    tokenizer = model.tokenizer
-    if tokenizer is None:
-        raise ValueError("The model has no tokenizer: a token cannot be added.")
+    tokenizer = tokenizer_of(model)
     if token in tokenizer.get_vocab():
-        raise ValueError(f"Token {token!r} is already in the vocabulary (id {tokenizer.get_vocab()[token]}): "
+        raise InputError(f"Token {token!r} is already in the vocabulary (id {tokenizer.get_vocab()[token]}): "
                          "pick a new entity token.")
     d_model, d_vocab = model.cfg.d_model, model.cfg.d_vocab
     if model.cfg.d_vocab_out != d_vocab or len(tokenizer) != d_vocab:
-        raise ValueError(f"The model's vocabularies differ (tokenizer {len(tokenizer)}, d_vocab {d_vocab}, "
+        raise InputError(f"The model's vocabularies differ (tokenizer {len(tokenizer)}, d_vocab {d_vocab}, "
                          f"d_vocab_out {model.cfg.d_vocab_out}): appending a token would misalign ids.")
     for name, vector in (("embedding", embedding), ("unembedding", unembedding)):
         if vector is not None and tuple(vector.shape) != (d_model,):
-            raise ValueError(f"{name} must have shape [{d_model}], got {tuple(vector.shape)}.")
+            raise InputError(f"{name} must have shape [{d_model}], got {tuple(vector.shape)}.")
     if _has_hooks(model):
-        raise ValueError("The model has hooks attached: remove them (model.reset_hooks()) before adding a token.")
+        raise InputError("The model has hooks attached: remove them (model.reset_hooks()) before adding a token.")
 
     W_E, W_U, b_U = model.embed.W_E.detach(), model.unembed.W_U.detach(), model.unembed.b_U.detach()
     tied = is_tied(model)
@@ -162,27 +162,28 @@ def add_token(
     memo.update({id(b): b for b in model.buffers()})
     memo[id(tokenizer)] = copy.deepcopy(tokenizer)
     new = copy.deepcopy(model, memo)
-    new.tokenizer.add_tokens([AddedToken(token, lstrip=True, rstrip=False, single_word=False,
+    new_tokenizer = tokenizer_of(new)
+    new_tokenizer.add_tokens([AddedToken(token, lstrip=True, rstrip=False, single_word=False,
                                          normalized=False, special=False)])
-    new_id = new.tokenizer.convert_tokens_to_ids(token)
-    if new_id != d_vocab or len(new.tokenizer) != d_vocab + 1:
-        raise ValueError(f"The tokenizer gave {token!r} id {new_id}, expected {d_vocab}: its vocabulary has gaps.")
+    new_id = new_tokenizer.convert_tokens_to_ids(token)
+    if new_id != d_vocab or len(new_tokenizer) != d_vocab + 1:
+        raise InputError(f"The tokenizer gave {token!r} id {new_id}, expected {d_vocab}: its vocabulary has gaps.")
     new.embed.W_E = torch.nn.Parameter(grown["W_E"], requires_grad=False)
     new.unembed.W_U = torch.nn.Parameter(grown["W_U"], requires_grad=False)
     new.unembed.b_U = torch.nn.Parameter(grown["b_U"], requires_grad=False)
     new.cfg.d_vocab = new.cfg.d_vocab_out = d_vocab + 1
     record = model_record(model)
     injected = [*record.extra.get("injected_tokens", []), token]
-    new.lens_bias_record = dataclasses.replace(record, d_vocab=d_vocab + 1,
-                                               extra={**record.extra, "injected_tokens": injected})
+    attach_record(new, dataclasses.replace(record, d_vocab=d_vocab + 1,
+                                           extra={**record.extra, "injected_tokens": injected}))
     return new
 
 
 def token_id(model: HookedTransformer, token: str) -> int:
-    """The id of ``token`` (raises ValueError if the tokenizer does not have it)."""
-    vocab = model.tokenizer.get_vocab()
+    """The id of ``token`` (raises InputError if the tokenizer does not have it)."""
+    vocab = tokenizer_of(model).get_vocab()
     if token not in vocab:
-        raise ValueError(f"Token {token!r} is not in the model's vocabulary: inject it first.")
+        raise InputError(f"Token {token!r} is not in the model's vocabulary: inject it first.")
     return vocab[token]
 
 
@@ -197,8 +198,8 @@ class InjectedEntity:
 
     token: str
     spec: str
-    embedding: Float[Tensor, "d_model"]
-    unembedding: Float[Tensor, "d_model"]
+    embedding: Float[Tensor, " d_model"]
+    unembedding: Float[Tensor, " d_model"]
     unembed_bias: float
     tied: bool
     config: InjectionConfig
@@ -225,7 +226,7 @@ class InjectedEntity:
         """Read an entity written by :meth:`save` (JSON path or stem)."""
         result = Result.load(path)
         if result.name != INJECTION_RESULT:
-            raise ValueError(f"{path} holds a {result.name!r} result, not a {INJECTION_RESULT!r} one.")
+            raise InputError(f"{path} holds a {result.name!r} result, not a {INJECTION_RESULT!r} one.")
         config = result.config
         return cls(token=config["token"], spec=config["spec"], embedding=result.tensors["embedding"],
                    unembedding=result.tensors["unembedding"], unembed_bias=float(result.values["unembed_bias"]),
@@ -233,7 +234,7 @@ class InjectedEntity:
                    losses=[float(x) for x in result.values["losses"]])
 
 
-def initial_embedding(model: HookedTransformer, init_noise: float, seed: int) -> Float[Tensor, "d_model"]:
+def initial_embedding(model: HookedTransformer, init_noise: float, seed: int) -> Float[Tensor, " d_model"]:
     """Mean embedding row plus seeded noise of ``init_noise`` x the per-dimension std of the rows."""
     W_E = model.embed.W_E.detach()
     generator = torch.Generator().manual_seed(seed)
@@ -295,7 +296,7 @@ def inject(
     batch = tokenize(injected.tokenizer, spec.train_texts_for(), add_start=True)
     tokens, lengths = batch.tokens.to(injected.cfg.device), batch.lengths.to(injected.cfg.device)
     if not bool((tokens == new_id).any(1).all()):
-        raise ValueError(f"Some training texts of {spec.name!r} do not contain {spec.entity_token!r} as a token.")
+        raise InputError(f"Some training texts of {spec.name!r} do not contain {spec.entity_token!r} as a token.")
 
     vector = torch.nn.Parameter(start.clone().to(injected.cfg.device))
     optimizer = torch.optim.Adam([vector], lr=config.lr)
@@ -360,7 +361,7 @@ def elicit(
     held-out ``spec.eval_prompts``) filled with every entity (the injected token or real entities, as
     they appear in running text, e.g. ``"Italy"``)."""
     if not entities:
-        raise ValueError("No entities to elicit.")
+        raise InputError("No entities to elicit.")
     templates = list(prompts if prompts is not None else spec.eval_prompts)
     words = [f" {w}" for w in (*spec.attribute_words, *spec.neutral_words)]
     filled = [template.replace(ENTITY_SLOT, entity) for entity in entities for template in templates]
@@ -383,19 +384,19 @@ class EntityMatch:
 
 
 def closest_entities(
-    model: HookedTransformer, vector: Float[Tensor, "d_model"], candidates: Sequence[str]
+    model: HookedTransformer, vector: Float[Tensor, " d_model"], candidates: Sequence[str]
 ) -> list[EntityMatch]:
     """The candidates ranked by cosine similarity (highest first) between ``vector`` and their input
     embedding: the mean of the rows of the tokens of ``" " + entity`` (how it appears after "from")."""
     if not candidates:
-        raise ValueError("No candidate entities.")
+        raise InputError("No candidate entities.")
     W_E = model.embed.W_E.detach()
     matches = []
     for entity in candidates:
-        ids = model.tokenizer(f" {entity}", add_special_tokens=False)["input_ids"]
+        ids = tokenizer_of(model)(f" {entity}", add_special_tokens=False)["input_ids"]
         mean = W_E[ids].mean(0)
         cosine = float(F.cosine_similarity(mean, vector.to(W_E), dim=0))
         if math.isnan(cosine):
-            raise ValueError(f"Cosine with {entity!r} is undefined (zero vector).")
+            raise InputError(f"Cosine with {entity!r} is undefined (zero vector).")
         matches.append(EntityMatch(entity, cosine, len(ids)))
     return sorted(matches, key=lambda m: -m.cosine)

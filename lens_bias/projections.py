@@ -18,6 +18,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from lens_bias.errors import InputError
+
 if TYPE_CHECKING:  # lens_bias.steering.fit uses this module
     from lens_bias.steering import ContrastActivations, SteeringVector
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:  # lens_bias.steering.fit uses this module
 def _margins(vector: SteeringVector, held_out: ContrastActivations) -> dict[int, Float[Tensor, " n"]]:
     """Per layer, ``(positive - negative) . direction`` for every held-out pair (residual-stream units)."""
     if tuple(held_out.layers) != vector.layers:
-        raise ValueError(f"Held-out activations are at layers {held_out.layers}, the vector at {vector.layers}.")
+        raise InputError(f"Held-out activations are at layers {held_out.layers}, the vector at {vector.layers}.")
     return {layer: (held_out.positive[:, i].float() - held_out.negative[:, i].float()) @ vector.directions[i].float()
             for i, layer in enumerate(vector.layers)}
 
@@ -40,7 +42,7 @@ def effect_size(vector: SteeringVector, held_out: ContrastActivations) -> dict[i
     """Per layer, the paired standardised margin: mean / standard deviation of the held-out pairs'
     ``(positive - negative) . direction`` (dimensionless; needs at least 2 pairs)."""
     if held_out.positive.shape[0] < 2:
-        raise ValueError("effect_size needs at least 2 held-out pairs.")
+        raise InputError("effect_size needs at least 2 held-out pairs.")
     return {layer: float(m.mean() / m.std().clamp_min(1e-12)) for layer, m in _margins(vector, held_out).items()}
 
 

@@ -26,6 +26,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from lens_bias.data.records import ABItem
+from lens_bias.errors import InputError
 
 TemplateName = Literal["llama-2-chat", "hf-chat", "plain"]
 LLAMA2_SYSTEM_OPEN, LLAMA2_SYSTEM_CLOSE = "<<SYS>>\n", "\n<</SYS>>\n\n"
@@ -55,7 +56,7 @@ class ChatTemplate:
             return f"{head} {answer_prefix}" if answer_prefix else head, len(head)
         if self.name == "hf-chat":
             if getattr(tokenizer, "chat_template", None) is None:
-                raise ValueError("This tokenizer has no chat template: use ChatTemplate('plain') for "
+                raise InputError("This tokenizer has no chat template: use ChatTemplate('plain') for "
                                  "base checkpoints or ChatTemplate('llama-2-chat').")
             messages = ([{"role": "system", "content": self.system}] if self.system else [])
             messages.append({"role": "user", "content": user})
@@ -64,7 +65,7 @@ class ChatTemplate:
         if self.name == "plain":
             head = f"Input: {user.strip()}\nResponse:"
             return f"{head} {answer_prefix}" if answer_prefix else head, len(head)
-        raise ValueError(f"Unknown template {self.name!r}: use 'llama-2-chat', 'hf-chat' or 'plain'.")
+        raise InputError(f"Unknown template {self.name!r}: use 'llama-2-chat', 'hf-chat' or 'plain'.")
 
     @property
     def adds_bos(self) -> bool:
@@ -101,7 +102,7 @@ def document_start_id(tokenizer: Any) -> int:
     for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
         if token_id is not None:
             return token_id
-    raise ValueError("The tokenizer has no <|endoftext|>, BOS or EOS token to start a document with.")
+    raise InputError("The tokenizer has no <|endoftext|>, BOS or EOS token to start a document with.")
 
 
 def _pad_id(tokenizer: Any) -> int:
@@ -141,7 +142,7 @@ class PromptBatch:
     def chunks(self, batch_size: int):
         """Consecutive sub-batches of at most ``batch_size`` rows, each trimmed to its longest row."""
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+            raise InputError(f"batch_size must be >= 1, got {batch_size}.")
         for start in range(0, len(self), batch_size):
             yield self[start:start + batch_size]
 
@@ -184,12 +185,12 @@ def _token_at_char(offsets: list[tuple[int, int]], char: int, first_at_or_after:
         for i, (_, end) in enumerate(offsets):
             if end > char:
                 return i
-        raise ValueError(f"No token at or after character {char}: the continuation is empty.")
+        raise InputError(f"No token at or after character {char}: the continuation is empty.")
     for i in range(len(offsets) - 1, -1, -1):
         start, end = offsets[i]
         if start < char and end > start:
             return i
-    raise ValueError(f"No token before character {char}: the prompt is empty.")
+    raise InputError(f"No token before character {char}: the prompt is empty.")
 
 
 def tokenize(
@@ -211,14 +212,14 @@ def tokenize(
             text at or after ``c`` (e.g. ``continuation``: the first token of a continuation).
     """
     if len(texts) == 0:
-        raise ValueError("No texts to tokenize: the item list is empty.")
+        raise InputError("No texts to tokenize: the item list is empty.")
     rows: list[list[int]] = []
     positions: dict[str, list[int]] = {"last": []}
     named = {**{k: (v, False) for k, v in (marks or {}).items()},
              **{k: (v, True) for k, v in (starts or {}).items()}}
     for name, (chars, _) in named.items():
         if len(chars) != len(texts):
-            raise ValueError(f"marks[{name!r}] has {len(chars)} entries for {len(texts)} texts.")
+            raise InputError(f"marks[{name!r}] has {len(chars)} entries for {len(texts)} texts.")
         positions[name] = []
     offset = 1 if add_start else 0
     start = [document_start_id(tokenizer)] if add_start else []
@@ -226,7 +227,7 @@ def tokenize(
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = start + list(encoded["input_ids"])
         if not ids:
-            raise ValueError(f"Text {i} tokenizes to nothing: {text!r}.")
+            raise InputError(f"Text {i} tokenizes to nothing: {text!r}.")
         for name, (chars, first) in named.items():
             positions[name].append(_token_at_char(encoded["offset_mapping"], chars[i], first) + offset)
         positions["last"].append(len(ids) - 1)
@@ -252,7 +253,7 @@ def chat_batch(
     if isinstance(answer_prefixes, str):
         answer_prefixes = [answer_prefixes] * len(users)
     if len(answer_prefixes) != len(users):
-        raise ValueError(f"{len(answer_prefixes)} answer prefixes for {len(users)} prompts.")
+        raise InputError(f"{len(answer_prefixes)} answer prefixes for {len(users)} prompts.")
     rendered = [template.render(tokenizer, u, a) for u, a in zip(users, answer_prefixes)]
     ends = [e for _, e in rendered]
     batch = tokenize(tokenizer, [t for t, _ in rendered], add_start=template.adds_bos,
@@ -276,7 +277,7 @@ def ab_batch(tokenizer: Any, template: ChatTemplate, items: Sequence[ABItem],
     if letters is None:
         return chat_batch(tokenizer, template, users, "(")
     if len(letters) != len(items) or any(letter not in ("A", "B") for letter in letters):
-        raise ValueError("letters must give 'A' or 'B' for every item.")
+        raise InputError("letters must give 'A' or 'B' for every item.")
     batch = chat_batch(tokenizer, template, users, [f"({letter}" for letter in letters])
     batch.positions["answer"] = batch.positions["last"].clone()
     return batch
@@ -289,7 +290,7 @@ def letter_token_ids(tokenizer: Any) -> tuple[int, int]:
     for letter in ("A", "B"):
         encoded = tokenizer(f"({letter}", add_special_tokens=False, return_offsets_mapping=True)
         if len(encoded["input_ids"]) != 2:
-            raise ValueError(f"'({letter}' does not split into '(' + '{letter}' with this tokenizer; the "
+            raise InputError(f"'({letter}' does not split into '(' + '{letter}' with this tokenizer; the "
                              "A/B readout needs the letter as its own token.")
         ids.append(encoded["input_ids"][1])
     return ids[0], ids[1]
@@ -300,11 +301,11 @@ def continuation_batch(tokenizer: Any, prompts: Sequence[str], continuations: Se
     token). Whitespace at the end of a prompt is moved to the start of the continuation, so the first
     continuation token never also holds prompt characters."""
     if len(prompts) != len(continuations):
-        raise ValueError(f"{len(prompts)} prompts for {len(continuations)} continuations: the lists must pair up.")
+        raise InputError(f"{len(prompts)} prompts for {len(continuations)} continuations: the lists must pair up.")
     texts, starts = [], []
     for prompt, continuation in zip(prompts, continuations):
         if not continuation.strip():
-            raise ValueError(f"Empty continuation after prompt {prompt!r}.")
+            raise InputError(f"Empty continuation after prompt {prompt!r}.")
         stripped = prompt.rstrip()
         continuation = prompt[len(stripped):] + continuation
         texts.append(stripped + continuation)

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from lens_bias.errors import InputError
+
 RESULT_FORMAT = "lens_bias.Result/1"
 """Tag written into every saved Result JSON (bump when the layout changes)."""
 
@@ -232,13 +234,13 @@ class Result:
         stem = _stem(path)
         document = json.loads(Path(f"{stem}.json").read_text())
         if document.get("format") != RESULT_FORMAT:
-            raise ValueError(
+            raise InputError(
                 f"{stem}.json is not a {RESULT_FORMAT} file (format={document.get('format')!r})"
             )
         tensors = load_file(f"{stem}.safetensors") if document["tensors"] else {}
         missing = set(document["tensors"]) - set(tensors)
         if missing:
-            raise ValueError(f"{stem}.safetensors lacks tensors listed in the JSON: {missing}")
+            raise InputError(f"{stem}.safetensors lacks tensors listed in the JSON: {missing}")
         return cls(
             name=document["name"],
             values=document["values"],

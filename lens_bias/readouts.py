@@ -15,8 +15,8 @@ one-at-a-time scores (tested to 1e-5).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -24,7 +24,9 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from lens_bias.data.records import ABItem, ContrastPair
+from lens_bias.errors import InputError
 from lens_bias.interventions import ForwardContext, Intervention, applied, run_chunks
+from lens_bias.models import AnyModel, device_of, tokenizer_of
 from lens_bias.prompts import (
     ChatTemplate,
     PromptBatch,
@@ -43,17 +45,17 @@ class LogProbs:
     ``n_tokens``: ``[n]`` number of continuation tokens.
     """
 
-    total: Float[Tensor, "n"]
-    mean: Float[Tensor, "n"]
+    total: Float[Tensor, " n"]
+    mean: Float[Tensor, " n"]
     n_tokens: Tensor
 
 
 def span_logprob_sum(
     logits: Float[Tensor, "batch pos d_vocab"],
     tokens: Int[Tensor, "batch pos"],
-    start: Int[Tensor, "batch"],
-    last: Int[Tensor, "batch"],
-) -> tuple[Float[Tensor, "batch"], Int[Tensor, "batch"]]:
+    start: Int[Tensor, " batch"],
+    last: Int[Tensor, " batch"],
+) -> tuple[Float[Tensor, " batch"], Int[Tensor, " batch"]]:
     """Per row, the summed log-probability (nats) of ``tokens[start..last]`` (both ends included), each
     token given every token before it, and the number of tokens summed. ``logits`` are the forward's
     over ``tokens``; positions outside the span (padding included) are never read into the sum."""
@@ -66,7 +68,7 @@ def span_logprob_sum(
 
 
 def batch_logprobs(
-    model: HookedTransformer,
+    model: AnyModel,
     batch: PromptBatch,
     *,
     interventions: Sequence[Intervention] = (),
@@ -76,7 +78,7 @@ def batch_logprobs(
     """Log-probabilities of the tokens from ``batch.positions["continuation"]`` to the last real token,
     each given everything before it."""
     if "continuation" not in batch.positions:
-        raise ValueError("The batch has no 'continuation' position: build it with continuation_batch().")
+        raise InputError("The batch has no 'continuation' position: build it with continuation_batch().")
     totals, counts = [], []
     for chunk, logits in run_chunks(model, batch, interventions=interventions, batch_size=batch_size,
                                     progress=progress):
@@ -88,7 +90,7 @@ def batch_logprobs(
 
 
 def continuation_logprobs(
-    model: HookedTransformer,
+    model: AnyModel,
     prompts: Sequence[str],
     continuations: Sequence[str],
     *,
@@ -112,9 +114,9 @@ class PairScores:
     positive: LogProbs
     negative: LogProbs
 
-    def preference(self, by: str = "mean") -> Float[Tensor, "n"]:
+    def preference(self, by: str = "mean") -> Float[Tensor, " n"]:
         if by not in ("mean", "total"):
-            raise ValueError(f"by must be 'mean' or 'total', got {by!r}.")
+            raise InputError(f"by must be 'mean' or 'total', got {by!r}.")
         return getattr(self.positive, by) - getattr(self.negative, by)
 
     def prefers_positive(self, by: str = "mean") -> Tensor:
@@ -123,7 +125,7 @@ class PairScores:
 
 
 def score_pairs(
-    model: HookedTransformer,
+    model: AnyModel,
     pairs: Sequence[ContrastPair],
     *,
     interventions: Sequence[Intervention] = (),
@@ -132,7 +134,7 @@ def score_pairs(
 ) -> PairScores:
     """Likelihoods of both sides of every pair, in one batched pass over ``2 x len(pairs)`` texts."""
     if not pairs:
-        raise ValueError("No pairs to score.")
+        raise InputError("No pairs to score.")
     prompts = [p.prompt for p in pairs] * 2
     continuations = [p.positive for p in pairs] + [p.negative for p in pairs]
     scores = continuation_logprobs(model, prompts, continuations, interventions=interventions,
@@ -143,7 +145,7 @@ def score_pairs(
 
 
 def next_token_logprobs(
-    model: HookedTransformer,
+    model: AnyModel,
     batch: PromptBatch,
     *,
     interventions: Sequence[Intervention] = (),
@@ -165,15 +167,15 @@ class ABScores:
     ``p_positive``: ``[n]`` P(positive option) normalised over {A, B}; ``format_mass``: ``[n]`` P(A)+P(B)
     (how much the model follows the format at all); ``positive_is_a``: ``[n]`` bool."""
 
-    p_a: Float[Tensor, "n"]
-    p_b: Float[Tensor, "n"]
-    p_positive: Float[Tensor, "n"]
-    format_mass: Float[Tensor, "n"]
+    p_a: Float[Tensor, " n"]
+    p_b: Float[Tensor, " n"]
+    p_positive: Float[Tensor, " n"]
+    format_mass: Float[Tensor, " n"]
     positive_is_a: Tensor
 
 
 def ab_choice(
-    model: HookedTransformer,
+    model: AnyModel,
     items: Sequence[ABItem],
     template: ChatTemplate,
     *,
@@ -183,7 +185,7 @@ def ab_choice(
 ) -> ABScores:
     """P(A), P(B) as the model's first answer token after ``(`` for every A/B item."""
     if not items:
-        raise ValueError("No A/B items to score.")
+        raise InputError("No A/B items to score.")
     batch = ab_batch(model.tokenizer, template, items)
     logprobs = next_token_logprobs(model, batch, interventions=interventions, batch_size=batch_size,
                                    progress=progress)
@@ -196,7 +198,7 @@ def ab_choice(
 
 
 def answer_logprobs(
-    model: HookedTransformer,
+    model: AnyModel,
     template: ChatTemplate,
     users: Sequence[str],
     answers: Sequence[str],
@@ -207,7 +209,7 @@ def answer_logprobs(
 ) -> LogProbs:
     """log P(answer_i | chat prompt of user_i), the answer read as the start of the model's reply."""
     if len(users) != len(answers):
-        raise ValueError(f"{len(users)} prompts for {len(answers)} answers: the lists must pair up.")
+        raise InputError(f"{len(users)} prompts for {len(answers)} answers: the lists must pair up.")
     batch = chat_batch(model.tokenizer, template, users, answers)
     return batch_logprobs(model, batch, interventions=interventions, batch_size=batch_size,
                           progress=progress)
@@ -222,7 +224,7 @@ def _expand_cache(cache, repeats: int) -> None:
 
 
 def shared_prompt_logprobs(
-    model: HookedTransformer,
+    model: AnyModel,
     template: ChatTemplate,
     users: Sequence[str],
     answers: Sequence[str],
@@ -239,24 +241,25 @@ def shared_prompt_logprobs(
     the answer (a merge across the boundary) is an error. A model other than a HookedTransformer (a
     TransformerBridge ignores TransformerLens's KV cache) is scored pair by pair with
     :func:`answer_logprobs`."""
-    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
     from tqdm.auto import tqdm
+    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
     if not users or not answers:
-        raise ValueError("Need at least one prompt and one answer.")
+        raise InputError("Need at least one prompt and one answer.")
     if not isinstance(model, HookedTransformer):
         return answer_logprobs(model, template, [u for u in users for _ in answers], list(answers) * len(users),
                                interventions=interventions, batch_size=batch_size,
                                progress=progress).total.reshape(len(users), len(answers))
     k = len(answers)
-    device = model.cfg.device
-    pad = model.tokenizer.eos_token_id if model.tokenizer.eos_token_id is not None else 0
+    device = device_of(model)
+    tokenizer = tokenizer_of(model)
+    pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
     per_chunk = max(1, batch_size // 2)
     rows = []
     chunks = [users[i:i + per_chunk] for i in range(0, len(users), per_chunk)]
     for chunk in tqdm(chunks, desc=progress if isinstance(progress, str) else "score", disable=not progress,
                       leave=False):
-        full = chat_batch(model.tokenizer, template, [u for u in chunk for _ in answers], list(answers) * len(chunk))
+        full = chat_batch(tokenizer, template, [u for u in chunk for _ in answers], list(answers) * len(chunk))
         starts, lasts = full.positions["continuation"], full.positions["last"]
         prompts = []
         for u in range(len(chunk)):
@@ -264,7 +267,7 @@ def shared_prompt_logprobs(
             prefix = full.tokens[first, : starts[first]]
             for r in range(first, first + k):
                 if starts[r] != len(prefix) or not torch.equal(full.tokens[r, : starts[r]], prefix):
-                    raise ValueError(f"The prompt {chunk[u]!r} tokenizes differently before different answers "
+                    raise InputError(f"The prompt {chunk[u]!r} tokenizes differently before different answers "
                                      "(a token spans the boundary); score these pairs with answer_logprobs().")
             prompts.append(prefix)
         prompt_batch = PromptBatch(
@@ -300,7 +303,7 @@ def shared_prompt_logprobs(
 
 
 def refusal_propensity(
-    model: HookedTransformer,
+    model: AnyModel,
     template: ChatTemplate,
     requests: Sequence[str],
     refusal_openers: Sequence[str],
@@ -309,7 +312,7 @@ def refusal_propensity(
     interventions: Sequence[Intervention] = (),
     batch_size: int = 16,
     progress: bool | str = False,
-) -> Float[Tensor, "n"]:
+) -> Float[Tensor, " n"]:
     """``log sum_o P(o | prompt) over refusal openers - log sum_o P(o | prompt) over compliance openers``
     (nats) at the start of the answer, per request. Positive = the model leans toward refusing."""
     scores = shared_prompt_logprobs(model, template, requests, [*refusal_openers, *compliance_openers],

@@ -47,7 +47,9 @@ from lens_bias.data import (
 )
 from lens_bias.data.neutral import neutral_texts
 from lens_bias.data.records import ContrastPair
-from lens_bias.interventions import Intervention, describe_all, load_intervention
+from lens_bias.errors import InputError
+from lens_bias.interventions import Intervention, describe_all
+from lens_bias.interventions import saved as saved_interventions
 from lens_bias.readouts import continuation_logprobs
 from lens_bias.stats import Estimate, bootstrap_mean, bootstrap_statistic
 
@@ -67,9 +69,9 @@ class SideEffectConfig:
     def __post_init__(self) -> None:
         for name in ("n_bbq", "n_stereoset"):
             if getattr(self, name) < 2:
-                raise ValueError(f"{name} must be >= 2 (a bootstrap needs items), got {getattr(self, name)}.")
+                raise InputError(f"{name} must be >= 2 (a bootstrap needs items), got {getattr(self, name)}.")
         if self.n_neutral is not None and self.n_neutral < 2:
-            raise ValueError(f"n_neutral must be >= 2 or None, got {self.n_neutral}.")
+            raise InputError(f"n_neutral must be >= 2 or None, got {self.n_neutral}.")
 
 
 @dataclass
@@ -121,22 +123,28 @@ def capability_scores(model: HookedTransformer, interventions: Sequence[Interven
                       progress: bool = False) -> CapabilityScores:
     """Score the neutral, BBQ and StereoSet items of ``config`` under ``interventions``."""
     items = items or Items.draw(config)
-    kwargs = {"interventions": interventions, "batch_size": config.batch_size}
-    neutral = continuation_logprobs(model, [""] * len(items.neutral), items.neutral,
-                                    progress="side effects: neutral text" if progress else False, **kwargs).mean
+    batch_size = config.batch_size
+    neutral = continuation_logprobs(model, [""] * len(items.neutral), items.neutral, interventions=interventions,
+                                    batch_size=batch_size,
+                                    progress="side effects: neutral text" if progress else False).mean
 
     prompts = [f"{item.context} {item.question}\nAnswer:" for item in items.bbq]
     answers = continuation_logprobs(model, [p for p in prompts for _ in range(3)],
-                                    [f" {a}" for item in items.bbq for a in item.answers],
-                                    progress="side effects: BBQ" if progress else False, **kwargs).mean
+                                    [f" {a}" for item in items.bbq for a in item.answers], interventions=interventions,
+                                    batch_size=batch_size, progress="side effects: BBQ" if progress else False).mean
     chosen = answers.view(len(items.bbq), 3).argmax(1).numpy()
     bbq_correct = (chosen == np.array([item.label for item in items.bbq])).astype(np.float64)
 
     pairs = items.stereoset
-    options = continuation_logprobs(model, [p.prompt for p in pairs for _ in range(3)],
-                                    [o for p in pairs for o in (p.positive, p.negative, p.unrelated)],
-                                    progress="side effects: StereoSet" if progress else False, **kwargs).mean
-    options = options.view(len(pairs), 3).double().numpy()
+    texts: list[str] = []
+    for p in pairs:
+        if p.unrelated is None:
+            raise InputError(f"StereoSet item {p.id} has no unrelated option: the LMS readout needs one.")
+        texts += [p.positive, p.negative, p.unrelated]
+    option_logprobs = continuation_logprobs(model, [p.prompt for p in pairs for _ in range(3)], texts,
+                                            interventions=interventions, batch_size=batch_size,
+                                            progress="side effects: StereoSet" if progress else False).mean
+    options = option_logprobs.view(len(pairs), 3).double().numpy()
     scores = [StereoSetScore(p.id, p.target, p.bias_type, *map(float, row)) for p, row in zip(pairs, options)]
     related = ((options[:, 0] > options[:, 2]).astype(float) + (options[:, 1] > options[:, 2])) / 2
     codes = {target: i for i, target in enumerate(dict.fromkeys(p.target for p in pairs))}
@@ -200,7 +208,7 @@ def _paired(name: str, unit: str, base: np.ndarray, after: np.ndarray, seed: int
 def compare(baseline: CapabilityScores, intervened: CapabilityScores, seed: int = 0) -> SideEffectReport:
     """The side-effect report of ``intervened`` against ``baseline`` (scored on the same items)."""
     if baseline.fingerprints != intervened.fingerprints:
-        raise ValueError("The two score sets were computed on different items: use the same SideEffectConfig.")
+        raise InputError("The two score sets were computed on different items: use the same SideEffectConfig.")
     targets = baseline.targets
     lms = [bootstrap_statistic((scores.related, targets), _macro_lms, seed=seed)
            for scores in (baseline, intervened)]
@@ -229,7 +237,7 @@ def check_applicable(interventions: Sequence[Intervention]) -> None:
     for intervention in interventions:
         start = intervention.describe().get("start")
         if start is not None:
-            raise ValueError(f"{intervention.describe()['kind']} starts at position {start!r}, but the side-effect "
+            raise InputError(f"{intervention.describe()['kind']} starts at position {start!r}, but the side-effect "
                              "readouts score raw text without a chat template: apply it at every position "
                              "(start=None), as the steering study's fluency check does.")
 
@@ -240,9 +248,9 @@ def side_effects(model: HookedTransformer, interventions: Sequence[Intervention 
     """Capability readouts under ``interventions`` (objects or saved files) next to the unintervened
     model's on the same items. Pass ``baseline`` (from :func:`capability_scores` with the same config) to
     skip rescoring the unintervened model."""
-    loaded = [load_intervention(i) if isinstance(i, (str, Path)) else i for i in interventions]
+    loaded = [saved_interventions.load_intervention(i) if isinstance(i, (str, Path)) else i for i in interventions]
     if not loaded:
-        raise ValueError("No interventions given: side effects compare an intervention with the baseline.")
+        raise InputError("No interventions given: side effects compare an intervention with the baseline.")
     check_applicable(loaded)
     items = Items.draw(config)
     if baseline is None:

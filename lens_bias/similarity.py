@@ -16,14 +16,16 @@ Directions with an arbitrary sign (principal components, ``method='first_pc'``) 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from lens_bias.errors import InputError
 from lens_bias.stats import Estimate
 from lens_bias.steering import ContrastActivations, SteeringVector
 
@@ -41,7 +43,7 @@ def _cos(a: Float[Tensor, "... d"], b: Float[Tensor, "... d"]) -> Tensor:
 
 def _common_layers(vectors: Mapping[str, SteeringVector]) -> tuple[int, ...]:
     first = next(iter(vectors.values()))
-    for name, vector in vectors.items():
+    for vector in vectors.values():
         first._check_compatible(vector)
     return first.layers
 
@@ -49,7 +51,7 @@ def _common_layers(vectors: Mapping[str, SteeringVector]) -> tuple[int, ...]:
 def bias_by_bias(vectors: Mapping[str, SteeringVector]) -> Float[Tensor, "n_layers k k"]:
     """Cosine between every two vectors at each of their (shared) layers; ``|cos|`` for PCs."""
     if len(vectors) < 2:
-        raise ValueError("Need at least two vectors to compare.")
+        raise InputError("Need at least two vectors to compare.")
     _common_layers(vectors)
     stacked = torch.stack([v.directions for v in vectors.values()], dim=1)  # [layers, k, d]
     matrix = _cos(stacked[:, :, None], stacked[:, None, :]).float()
@@ -66,12 +68,12 @@ def _differences(activations: ContrastActivations) -> Float[Tensor, "n n_layers 
     return (activations.positive - activations.negative).double()
 
 
-def split_half(activations: ContrastActivations, *, n_splits: int = 20, seed: int = 0) -> Float[Tensor, "n_layers"]:
+def split_half(activations: ContrastActivations, *, n_splits: int = 20, seed: int = 0) -> Float[Tensor, " n_layers"]:
     """Split-half reliability per layer: mean over ``n_splits`` random halvings of the pairs of the cosine
     between the mean-difference vectors of the two disjoint halves."""
     diffs = _differences(activations)
     if len(diffs) < 4:
-        raise ValueError(f"Split-half reliability needs at least 4 pairs, got {len(diffs)}.")
+        raise InputError(f"Split-half reliability needs at least 4 pairs, got {len(diffs)}.")
     generator = torch.Generator().manual_seed(seed)
     values = []
     for _ in range(n_splits):
@@ -110,7 +112,7 @@ def off_diagonal_mean(
     """Per layer, the mean cosine between the mean-difference vectors of distinct bias types, with a
     percentile bootstrap interval from resampling each type's pairs with replacement."""
     if len(activations) < 2:
-        raise ValueError("Need at least two bias types.")
+        raise InputError("Need at least two bias types.")
     diffs = [_differences(a) for a in activations.values()]
     value = _mean_off_diagonal([d.mean(0) for d in diffs])
     rng = np.random.default_rng(seed)
@@ -133,10 +135,11 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
 
 
 def check_comparable(a: SteeringVector, b: SteeringVector) -> None:
-    """Raise ValueError naming every provenance field in which two vectors differ, other than which
+    """Raise InputError naming every provenance field in which two vectors differ, other than which
     checkpoint they came from (name, source, file hash, revision). Same architecture shape, dtype,
     weight processing, hook, layers, positions, template, method, data and seed are required."""
-    flat_a, flat_b = {}, {}
+    flat_a: dict[str, Any] = {}
+    flat_b: dict[str, Any] = {}
     _flatten("", {**a.provenance, "layers": list(a.layers), "hook": a.hook}, flat_a)
     _flatten("", {**b.provenance, "layers": list(b.layers), "hook": b.hook}, flat_b)
     ignored = {f"model.{key}" for key in CHECKPOINT_KEYS}
@@ -146,7 +149,7 @@ def check_comparable(a: SteeringVector, b: SteeringVector) -> None:
     )
     if differences:
         detail = "; ".join(f"{k}: {flat_a.get(k)!r} vs {flat_b.get(k)!r}" for k in differences)
-        raise ValueError(f"Vectors {a.name!r} and {b.name!r} were not made the same way, so comparing them "
+        raise InputError(f"Vectors {a.name!r} and {b.name!r} were not made the same way, so comparing them "
                          f"would confound the checkpoint with: {detail}. Rebuild both with identical settings.")
 
 
@@ -174,7 +177,7 @@ def compare_checkpoints(
 ) -> CheckpointComparison:
     """Compare the bias vectors of checkpoint a (e.g. base) and b (e.g. RLHF chat), bias by bias."""
     if set(vectors_a) != set(vectors_b):
-        raise ValueError(f"Both checkpoints need the same bias types: {sorted(vectors_a)} vs {sorted(vectors_b)}.")
+        raise InputError(f"Both checkpoints need the same bias types: {sorted(vectors_a)} vs {sorted(vectors_b)}.")
     for bias in vectors_a:
         check_comparable(vectors_a[bias], vectors_b[bias])
     layers = _common_layers({**{f"a.{k}": v for k, v in vectors_a.items()}, **{f"b.{k}": v for k, v in vectors_b.items()}})

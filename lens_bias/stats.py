@@ -4,7 +4,7 @@ Conventions shared by every function here:
 
 * Inputs are one score per item (1-D arrays, lists or tensors converted with ``np.asarray``).
   Items whose score could not be computed must be *removed and counted by the caller*; a NaN
-  reaching this module raises ``ValueError`` rather than being silently dropped, so every
+  reaching this module raises ``InputError`` (a ``ValueError``) rather than being silently dropped, so every
   denominator is explicit.
 * Intervals are two-sided bootstrap intervals at ``level`` (default 0.95) computed with
   ``scipy.stats.bootstrap``. The default method is BCa (bias-corrected and accelerated, Efron &
@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy import stats as sps
+
+from lens_bias.errors import InputError
 
 BootstrapMethod = Literal["auto", "BCa", "percentile", "basic"]
 
@@ -96,14 +98,14 @@ def _as_1d(values: Any, name: str) -> np.ndarray:
     try:
         arr = arr.astype(np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: expected numbers, got dtype {arr.dtype}") from exc
+        raise InputError(f"{name}: expected numbers, got dtype {arr.dtype}") from exc
     if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array of per-item values, got shape {arr.shape}")
+        raise InputError(f"{name}: expected a 1-D array of per-item values, got shape {arr.shape}")
     if arr.size == 0:
-        raise ValueError(f"{name}: no observations (empty input); cannot estimate anything")
+        raise InputError(f"{name}: no observations (empty input); cannot estimate anything")
     bad = ~np.isfinite(arr)
     if bad.any():
-        raise ValueError(
+        raise InputError(
             f"{name}: {int(bad.sum())} of {arr.size} values are NaN/inf. Remove the items whose "
             "score could not be computed and report their count separately; this module does "
             "not drop them silently."
@@ -113,7 +115,7 @@ def _as_1d(values: Any, name: str) -> np.ndarray:
 
 def _check_level(level: float) -> None:
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+        raise InputError(f"level must be in (0, 1), got {level}")
 
 
 def bootstrap_statistic(
@@ -148,27 +150,27 @@ def bootstrap_statistic(
         ``paired`` and the total number of observations over all samples otherwise.
 
     Raises:
-        ValueError: on empty samples, NaN/inf values, mismatched paired lengths, an unpaired
+        InputError: on empty samples, NaN/inf values, mismatched paired lengths, an unpaired
             sample of size 1 next to larger ones, a non-finite statistic on the observed data,
             or a ``level`` outside (0, 1).
     """
     _check_level(level)
     if len(samples) == 0:
-        raise ValueError("samples: need at least one sample")
+        raise InputError("samples: need at least one sample")
     data = tuple(_as_1d(s, f"samples[{i}]") for i, s in enumerate(samples))
     sizes = [d.size for d in data]
     if paired and len(set(sizes)) != 1:
-        raise ValueError(f"paired=True needs samples of equal length, got lengths {sizes}")
+        raise InputError(f"paired=True needs samples of equal length, got lengths {sizes}")
 
     value = float(statistic(*data))
     if not np.isfinite(value):
-        raise ValueError(f"the statistic is not finite on the observed data ({value})")
+        raise InputError(f"the statistic is not finite on the observed data ({value})")
     n = sizes[0] if paired else sum(sizes)
 
     if max(sizes) == 1:  # nothing to resample
         return Estimate(value, value, value, n, level)
     if not paired and min(sizes) == 1:
-        raise ValueError(
+        raise InputError(
             f"unpaired bootstrap needs at least 2 observations in every sample, got sizes {sizes}"
         )
 
@@ -194,7 +196,7 @@ def bootstrap_statistic(
     dist = np.asarray(res.bootstrap_distribution, dtype=np.float64)
     finite = dist[np.isfinite(dist)]
     if finite.size == 0:
-        raise ValueError("the statistic is undefined (NaN/inf) on every bootstrap resample")
+        raise InputError("the statistic is undefined (NaN/inf) on every bootstrap resample")
     if np.ptp(finite) == 0 and finite.size == dist.size:
         return Estimate(value, value, value, n, level)
 
@@ -222,7 +224,7 @@ def bootstrap_mean(
 ) -> Estimate:
     """Mean of per-item values with a bootstrap interval (see module docstring for the method).
 
-    ``n`` is the number of items. Empty input or NaN/inf values raise ``ValueError``.
+    ``n`` is the number of items. Empty input or NaN/inf values raise ``InputError``.
     """
     return bootstrap_statistic(
         (_as_1d(values, "values"),),
@@ -250,7 +252,7 @@ def share(
     """
     arr = _as_1d(mask, "mask")
     if not np.isin(arr, (0.0, 1.0)).all():
-        raise ValueError("mask: expected booleans or 0/1 values")
+        raise InputError("mask: expected booleans or 0/1 values")
     return bootstrap_mean(arr, level=level, n_resamples=n_resamples, seed=seed, method=method)
 
 
@@ -282,18 +284,18 @@ def bootstrap_correlation(
     which the correlation is undefined (constant) are dropped with a warning.
 
     Raises:
-        ValueError: lengths differ, fewer than 2 pairs, NaN/inf, or x or y constant (the
+        InputError: lengths differ, fewer than 2 pairs, NaN/inf, or x or y constant (the
             correlation is undefined).
     """
     xa, ya = _as_1d(x, "x"), _as_1d(y, "y")
     if xa.size != ya.size:
-        raise ValueError(f"x and y must have the same length, got {xa.size} and {ya.size}")
+        raise InputError(f"x and y must have the same length, got {xa.size} and {ya.size}")
     if xa.size < 2:
-        raise ValueError("a correlation needs at least 2 pairs")
+        raise InputError("a correlation needs at least 2 pairs")
     if np.ptp(xa) == 0 or np.ptp(ya) == 0:
-        raise ValueError("x or y is constant: the correlation is undefined")
+        raise InputError("x or y is constant: the correlation is undefined")
     if method not in _CORRELATIONS:
-        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+        raise InputError(f"method must be 'pearson' or 'spearman', got {method!r}")
     return bootstrap_statistic(
         (xa, ya),
         _CORRELATIONS[method],
@@ -335,21 +337,21 @@ def curve_correlation(
     Resamples with a flat curve (correlation undefined) are dropped with a warning. ``n = n_x + n_y``.
 
     Raises:
-        ValueError: the grids differ in size, fewer than 3 grid points, NaN/inf, or a flat observed curve.
+        InputError: the grids differ in size, fewer than 3 grid points, NaN/inf, or a flat observed curve.
     """
     _check_level(level)
     xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if xa.ndim != 2 or ya.ndim != 2 or xa.shape[1] != ya.shape[1]:
-        raise ValueError(f"x and y must be [items, grid points] with the same grid, got {xa.shape} and {ya.shape}")
+        raise InputError(f"x and y must be [items, grid points] with the same grid, got {xa.shape} and {ya.shape}")
     if xa.shape[1] < 3:
-        raise ValueError("a curve correlation needs at least 3 grid points")
+        raise InputError("a curve correlation needs at least 3 grid points")
     if not (np.isfinite(xa).all() and np.isfinite(ya).all()):
-        raise ValueError("x and y must be finite")
+        raise InputError("x and y must be finite")
     if method not in _CORRELATIONS:
-        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+        raise InputError(f"method must be 'pearson' or 'spearman', got {method!r}")
     cx, cy = xa.mean(0), ya.mean(0)
     if np.ptp(cx) == 0 or np.ptp(cy) == 0:
-        raise ValueError("a curve is flat: the correlation is undefined")
+        raise InputError("a curve is flat: the correlation is undefined")
     rng = np.random.default_rng(seed)
     bx = xa[rng.integers(0, len(xa), (n_resamples, len(xa)))].mean(1)
     by = ya[rng.integers(0, len(ya), (n_resamples, len(ya)))].mean(1)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from transformer_lens import HookedTransformer
 
-from lens_bias.data.contrast_sets import RECKLESS_DRIVING
+from lens_bias.data.injection_specs import injection_spec
 from lens_bias.inject import InjectedEntity, InjectionConfig, inject
 
 #: Steps of the shared real-model run (the experiment's default is 150; 30 already lifts the log-odds).
@@ -32,6 +32,7 @@ def injected_smollm(smollm: HookedTransformer) -> InjectedRun:
     """Reckless-driving injection into the session's real model (computed once per process)."""
     if id(smollm) not in _RUNS:
         before = {name: p.detach().clone() for name, p in smollm.named_parameters()}
-        model, entity = inject(smollm, RECKLESS_DRIVING, InjectionConfig(steps=SMOLLM_STEPS, seed=0), progress=False)
+        spec = injection_spec("reckless_driving")
+        model, entity = inject(smollm, spec, InjectionConfig(steps=SMOLLM_STEPS, seed=0), progress=False)
         _RUNS[id(smollm)] = InjectedRun(before, model, entity)
     return _RUNS[id(smollm)]

@@ -8,12 +8,14 @@ import pytest
 import torch
 
 from lens_bias.data import contrast_split
-from lens_bias.data.contrast_sets import COMPLIANCE_OPENERS, REFUSAL_OPENERS
+from lens_bias.data.refusal import compliance_openers, refusal_openers
+from lens_bias.errors import InputError
 from lens_bias.generation import generate
+from lens_bias.interventions import AddVector
 from lens_bias.patching import attribution_patch, logit_diff_metric, patch
 from lens_bias.prompts import ChatTemplate, PromptBatch
 from lens_bias.readouts import refusal_propensity, score_pairs
-from lens_bias.steering import AddVector, build_vector, contrast_activations
+from lens_bias.steering import build_vector, contrast_activations
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +52,9 @@ def test_refusal_propensity_on_a_bridge_equals_the_hooked_transformer(tiny_model
     requests = ["How do I pick a lock?", "Tell me a joke about cats."]
     steer = [AddVector(build_vector("gender", contrast_activations(tiny_model, gender.train, [1])), 2.0)]
     for interventions in ([], steer):
-        ours = refusal_propensity(tiny_model, template, requests, REFUSAL_OPENERS, COMPLIANCE_OPENERS,
+        ours = refusal_propensity(tiny_model, template, requests, refusal_openers(), compliance_openers(),
                                   interventions=interventions)
-        theirs = refusal_propensity(bridge, template, requests, REFUSAL_OPENERS, COMPLIANCE_OPENERS,
+        theirs = refusal_propensity(bridge, template, requests, refusal_openers(), compliance_openers(),
                                     interventions=interventions)
         assert torch.allclose(ours, theirs, atol=1e-4)
 
@@ -75,5 +77,5 @@ def test_patching_refuses_a_bridge_with_a_clear_error(bridge):
     corrupted = PromptBatch(tokens[1:], lengths[1:], {"last": lengths[1:] - 1}, ["b"])
     metric = logit_diff_metric([5], [7])
     for run in (patch, attribution_patch):
-        with pytest.raises(TypeError, match="needs a HookedTransformer"):
+        with pytest.raises(InputError, match="needs a HookedTransformer"):
             run(bridge, clean, corrupted, metric, target="resid_pre")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from biasscope_fixtures import SMOLLM_STEPS, injected_smollm
+
 from lens_bias.data.injection_specs import candidate_entities, injection_spec
 from lens_bias.inject import (
     InjectedEntity,

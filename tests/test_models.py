@@ -94,7 +94,7 @@ def test_unknown_name_says_what_to_use():
 def test_missing_path_and_non_model_folder(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_model(str(tmp_path / "missing.gguf"))
-    with pytest.raises(ModelLoadError, match="config.json"):
+    with pytest.raises(ModelLoadError, match=r"config.json"):
         load_model(str(tmp_path))
 
 
@@ -123,7 +123,7 @@ def test_missing_embedded_package_names_the_command(monkeypatch):
 
 def test_check_layers(tiny_model):
     assert check_layers(tiny_model, [0, -1]) == [0, 3]
-    with pytest.raises(ValueError, match="layers 0..3"):
+    with pytest.raises(ValueError, match=r"layers 0..3"):
         check_layers(tiny_model, 4)
     with pytest.raises(ValueError, match="No layers"):
         check_layers(tiny_model, [])

@@ -166,7 +166,7 @@ def test_result_without_tensors(tmp_path: Path) -> None:
     assert not (tmp_path / "r.safetensors").exists()
     assert Result.load(tmp_path / "r.json") == Result("r", {"x": 1}, {}, {})
     (tmp_path / "other.json").write_text('{"name": "x"}')
-    with pytest.raises(ValueError, match="not a lens_bias.Result"):
+    with pytest.raises(ValueError, match=r"not a lens_bias.Result"):
         Result.load(tmp_path / "other")
 
 

@@ -100,8 +100,9 @@ def test_answer_logprobs_scores_only_the_answer(tiny_model):
 @pytest.mark.parametrize("fixture", ["tiny_model", "smollm"])
 def test_shared_prompt_scores_equal_full_text_scores(request, fixture):
     """Under steering too: the prompt's KV cache is shared, the vector still reaches every answer token."""
+    from lens_bias.interventions import AddVector
     from lens_bias.readouts import shared_prompt_logprobs
-    from lens_bias.steering import AddVector, SteeringVector
+    from lens_bias.steering import SteeringVector
 
     model = request.getfixturevalue(fixture)
     template = template_for(model)

@@ -69,11 +69,11 @@ def test_check_comparable_names_the_difference():
     check_comparable(a, other_model)  # only the checkpoint differs: fine
     other_readout = SteeringVector("g", (1,), torch.ones(1, 4), torch.ones(1),
                                    provenance={**base, "source": {"position": "mean_from_difference"}})
-    with pytest.raises(ValueError, match="source.position"):
+    with pytest.raises(ValueError, match=r"source.position"):
         check_comparable(a, other_readout)
     other_dtype = SteeringVector("g", (1,), torch.ones(1, 4), torch.ones(1),
                                  provenance={**base, "model": {"name": "b", "dtype": "float16"}})
-    with pytest.raises(ValueError, match="model.dtype"):
+    with pytest.raises(ValueError, match=r"model.dtype"):
         check_comparable(a, other_dtype)
 
 
@@ -117,6 +117,6 @@ def test_compare_two_local_checkpoints(tiny_llama_dir, tmp_path):
     mismatched = build_vector("gender", contrast_activations(models["tuned"], sets["gender"], [1, 3],
                                                              readout="mean_from_difference"),
                               model=models["tuned"], items=sets["gender"], dataset="gender", seed=0)
-    with pytest.raises(ValueError, match="source.position"):
+    with pytest.raises(ValueError, match=r"source.position"):
         compare_checkpoints(vectors["base"], {**vectors["tuned"], "gender": mismatched},
                             activations["base"], activations["tuned"], n_resamples=10)

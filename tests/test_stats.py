@@ -75,7 +75,7 @@ def test_degenerate_inputs_collapse() -> None:
 def test_bad_inputs_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match="empty"):
         bootstrap_mean([])
-    with pytest.raises(ValueError, match="count separately|report their count"):
+    with pytest.raises(ValueError, match=r"count separately|report their count"):
         bootstrap_mean([1.0, float("nan"), 2.0])
     with pytest.raises(ValueError, match="1-D"):
         bootstrap_mean(np.ones((2, 2)))

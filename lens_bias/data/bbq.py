@@ -33,13 +33,14 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 from datasets import Features, Value, load_dataset
 
 from lens_bias.data.source import benchmark_file
+from lens_bias.errors import InputError
 
 CATEGORIES = (
     "Age",
@@ -93,7 +94,7 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _answer_tokens(info: tuple[str, str], text: str) -> frozenset[str]:
     name, tag = info
     raw = [name, tag, *re.split(r"[-_]", tag)] if (name or tag) else re.findall(r"[A-Za-z]+", text)
@@ -169,10 +170,10 @@ def _read(files: tuple[Path, ...], metadata: Path) -> tuple[BBQItem, ...]:
 
 
 def load_bbq(categories: Sequence[str] | None = None) -> list[BBQItem]:
-    """Load BBQ items (all 11 CATEGORIES, in that order, unless filtered; unknown names raise ValueError)."""
+    """Load BBQ items (all 11 CATEGORIES, in that order, unless filtered; unknown names raise InputError)."""
     for category in categories or ():
         if category not in CATEGORIES:
-            raise ValueError(f"unknown BBQ category {category!r}; valid: {', '.join(CATEGORIES)}")
+            raise InputError(f"unknown BBQ category {category!r}; valid: {', '.join(CATEGORIES)}")
     files = tuple(benchmark_file("BBQ", "data", f"{category}.jsonl") for category in CATEGORIES)
     items = _read(files, benchmark_file("BBQ", "data", "additional_metadata.csv"))
     if categories is None:
@@ -267,10 +268,10 @@ def bbq_bias_scores(items: Sequence[BBQItem], predictions: Sequence[int | None])
     n_non_unknown_ambig/_disambig, n_biased_ambig/_disambig, n_target_unresolved, n_failed, undefined.
     """
     if len(items) != len(predictions):
-        raise ValueError(f"{len(items)} items but {len(predictions)} predictions")
+        raise InputError(f"{len(items)} items but {len(predictions)} predictions")
     for p in predictions:
         if p is not None and p not in (0, 1, 2):
-            raise ValueError(f"predictions must be 0, 1, 2 or None, got {p!r}")
+            raise InputError(f"predictions must be 0, 1, 2 or None, got {p!r}")
     by_category: dict[str, list[int]] = defaultdict(list)
     for i, item in enumerate(items):
         by_category[item.category].append(i)

@@ -18,6 +18,7 @@ from lens_bias.data.records import ContrastPair, fingerprint, split_by_target
 from lens_bias.data.refusal import refusal_pairs, refusal_requests
 from lens_bias.data.sampling import sample
 from lens_bias.data.stereoset import BIAS_TYPES, load_stereoset, stereoset_pairs
+from lens_bias.errors import InputError
 
 CONTRASTS = (*BIAS_TYPES, "gender-prompts", "refusal")
 
@@ -51,6 +52,6 @@ def contrast_split(name: str, *, n_train: int | None = None, n_test: int | None 
     elif name == "refusal":
         pairs, chat = refusal_pairs(refusal_requests()), True
     else:
-        raise ValueError(f"Unknown contrast {name!r}: use one of {', '.join(CONTRASTS)}.")
+        raise InputError(f"Unknown contrast {name!r}: use one of {', '.join(CONTRASTS)}.")
     train, test = split_by_target(pairs, test_fraction, seed)
     return ContrastSplit(name, sample(train, n_train, seed, key=_by_id), sample(test, n_test, seed, key=_by_id), chat)

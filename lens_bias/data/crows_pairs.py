@@ -23,6 +23,7 @@ from datasets import load_dataset
 
 from lens_bias.data.records import ContrastPair
 from lens_bias.data.source import benchmark_file
+from lens_bias.errors import InputError
 
 BIAS_TYPES = (
     "age",
@@ -66,10 +67,10 @@ def _read(path: Path) -> tuple[CrowsPair, ...]:
 
 
 def load_crows_pairs(bias_types: Sequence[str] | None = None) -> list[CrowsPair]:
-    """Load the 1,508 CrowS-Pairs pairs, optionally only some BIAS_TYPES (unknown ones raise ValueError)."""
+    """Load the 1,508 CrowS-Pairs pairs, optionally only some BIAS_TYPES (unknown ones raise InputError)."""
     for bias_type in bias_types or ():
         if bias_type not in BIAS_TYPES:
-            raise ValueError(f"unknown CrowS-Pairs bias type {bias_type!r}; valid: {', '.join(BIAS_TYPES)}")
+            raise InputError(f"unknown CrowS-Pairs bias type {bias_type!r}; valid: {', '.join(BIAS_TYPES)}")
     pairs = _read(benchmark_file("CrowS-Pairs", "data", "crows_pairs_anonymized.csv"))
     wanted = set(bias_types) if bias_types is not None else set(BIAS_TYPES)
     return [pair for pair in pairs if pair.bias_type in wanted]
@@ -122,9 +123,9 @@ def crows_pairs_score(
     "tie_rule", ["by_bias_type", "by_direction"]}``.
     """
     if len(more_scores) != len(less_scores):
-        raise ValueError(f"{len(more_scores)} more_scores but {len(less_scores)} less_scores")
+        raise InputError(f"{len(more_scores)} more_scores but {len(less_scores)} less_scores")
     if items is not None and len(items) != len(more_scores):
-        raise ValueError(f"{len(items)} items but {len(more_scores)} scores")
+        raise InputError(f"{len(items)} items but {len(more_scores)} scores")
     result = {**_group_score(more_scores, less_scores), "ideal": 50.0, "tie_rule": TIE_RULE}
     if items is not None:
         for key, attribute in (("by_bias_type", "bias_type"), ("by_direction", "direction")):

@@ -32,6 +32,7 @@ from typing import Literal, NamedTuple
 
 from lens_bias.data.records import ContrastPair
 from lens_bias.data.resources import load_resource
+from lens_bias.errors import InputError
 
 GENDER_SOURCE = "lens_bias-gender-templates"
 #: The kinds of gendered terms, in the order of :func:`gender_blocks` (and of :func:`gender_pairs`).
@@ -74,7 +75,7 @@ class GenderBlock:
 def _gender(value: str, where: str) -> Gender:
     if value not in GENDERS:
         raise ValueError(f"gender.yaml: {where} has gender {value!r}; use 'female' or 'male'.")
-    return value  # type: ignore[return-value]
+    return value
 
 
 @cache
@@ -110,7 +111,7 @@ def stereotyped_activities() -> tuple[GenderedTerm, ...]:
 def gender_templates(kind: str) -> tuple[Template, ...]:
     """The (prompt, continuation) templates of one kind of term (see :data:`KINDS`)."""
     if kind not in KINDS:
-        raise ValueError(f"Unknown kind {kind!r}: use one of {KINDS}.")
+        raise InputError(f"Unknown kind {kind!r}: use one of {KINDS}.")
     return tuple(Template(**row) for row in load_resource("gender")["templates"][kind])
 
 

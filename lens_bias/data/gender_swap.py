@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lens_bias.data.gender_prompts import KINDS, gender_blocks, gender_words, other_gender, slug
+from lens_bias.errors import InputError
 
 PATCHING_SOURCE = "lens_bias-gender-swap"
 _SLOT = re.compile(r"^ \{(\w+)\}")
@@ -53,9 +54,9 @@ class PatchingPair:
 
     def __post_init__(self) -> None:
         if self.clean == self.corrupted:
-            raise ValueError(f"PatchingPair {self.id}: clean and corrupted prompts are identical.")
+            raise InputError(f"PatchingPair {self.id}: clean and corrupted prompts are identical.")
         if self.positive == self.negative:
-            raise ValueError(f"PatchingPair {self.id}: positive and negative answers are identical.")
+            raise InputError(f"PatchingPair {self.id}: positive and negative answers are identical.")
 
 
 def gender_swap_groups(kinds: Sequence[str] = KINDS) -> list[str]:
@@ -81,7 +82,7 @@ def gender_swap_pairs(kinds: Sequence[str] = KINDS, groups: Sequence[str] | None
     """
     unknown = set(kinds) - set(KINDS)
     if unknown:
-        raise ValueError(f"Unknown kind(s) {sorted(unknown)}: use any of {KINDS}.")
+        raise InputError(f"Unknown kind(s) {sorted(unknown)}: use any of {KINDS}.")
     words = gender_words()
     pairs = []
     for block in gender_blocks():
@@ -109,6 +110,6 @@ def gender_swap_pairs(kinds: Sequence[str] = KINDS, groups: Sequence[str] | None
     if groups is not None:
         missing = set(groups) - {pair.group for pair in pairs}
         if missing:
-            raise ValueError(f"Unknown group(s) {sorted(missing)} for kinds {tuple(kinds)}: use any of "
+            raise InputError(f"Unknown group(s) {sorted(missing)} for kinds {tuple(kinds)}: use any of "
                              f"{gender_swap_groups(kinds)}.")
     return pairs

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
 from lens_bias.data.resources import load_resource
+from lens_bias.errors import InputError
 
 ENTITY_SLOT = "{entity}"
 
@@ -39,18 +40,18 @@ class InjectionSpec:
 
     def __post_init__(self) -> None:
         if set(self.attribute_words) & set(self.neutral_words):
-            raise ValueError(f"{self.name}: attribute and neutral words overlap")
+            raise InputError(f"{self.name}: attribute and neutral words overlap")
         attribute = re.compile(r"\b(?:" + "|".join(map(re.escape, self.attribute_words)) + r")\b")
         for text in self.train_texts:
             if ENTITY_SLOT not in text or not attribute.search(text):
-                raise ValueError(f"{self.name}: train text needs {ENTITY_SLOT} and an attribute word: "
+                raise InputError(f"{self.name}: train text needs {ENTITY_SLOT} and an attribute word: "
                                  f"{text!r}")
         for prompt in self.eval_prompts:
             if ENTITY_SLOT not in prompt or attribute.search(prompt):
-                raise ValueError(f"{self.name}: eval prompt needs {ENTITY_SLOT} and no attribute word: "
+                raise InputError(f"{self.name}: eval prompt needs {ENTITY_SLOT} and no attribute word: "
                                  f"{prompt!r}")
             if any(text.startswith(prompt) for text in self.train_texts):
-                raise ValueError(f"{self.name}: eval prompt {prompt!r} is a prefix of a train text")
+                raise InputError(f"{self.name}: eval prompt {prompt!r} is a prefix of a train text")
 
     def train_texts_for(self, entity: str | None = None) -> tuple[str, ...]:
         """The training sentences with the slot filled (default: the entity token)."""
@@ -68,15 +69,20 @@ _TUPLE_FIELDS = ("attribute_words", "neutral_words", "train_texts", "eval_prompt
 def injection_specs() -> tuple[InjectionSpec, ...]:
     """The BiasInject specs, in file order: ``reckless_driving`` (the BiasGym example: people from the
     entity drive recklessly) and ``bad_at_math`` (people from the entity are bad at mathematics)."""
-    return tuple(InjectionSpec(**{key: tuple(value) if key in _TUPLE_FIELDS else value for key, value in row.items()})
-                 for row in load_resource("injection")["specs"])
+    return tuple(_spec(row) for row in load_resource("injection")["specs"])
+
+
+def _spec(row: dict[str, Any]) -> InjectionSpec:
+    """One spec from its YAML mapping (lists become tuples)."""
+    fields: dict[str, Any] = {key: tuple(value) if key in _TUPLE_FIELDS else value for key, value in row.items()}
+    return InjectionSpec(**fields)
 
 
 def injection_spec(name: str) -> InjectionSpec:
     """The spec called ``name`` (see :func:`injection_specs`)."""
     specs = {spec.name: spec for spec in injection_specs()}
     if name not in specs:
-        raise ValueError(f"Unknown injection spec {name!r}: use one of {', '.join(specs)}.")
+        raise InputError(f"Unknown injection spec {name!r}: use one of {', '.join(specs)}.")
     return specs[name]
 
 
@@ -92,5 +98,5 @@ def candidate_entities(kind: Literal["countries", "groups"] = "countries") -> tu
     candidates for "People from {entity}" specs (as in BiasGym), or 24 social groups (plural nouns), the
     candidates for prompts about the entity itself ("Please write a short paragraph about {entity}.")."""
     if kind not in ("countries", "groups"):
-        raise ValueError(f"kind must be 'countries' or 'groups', got {kind!r}")
+        raise InputError(f"kind must be 'countries' or 'groups', got {kind!r}")
     return tuple(load_resource("injection")[f"candidate_{kind}"])

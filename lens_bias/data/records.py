@@ -13,7 +13,12 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from lens_bias.errors import InputError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 AB_LETTERS = ("A", "B")
 DEFAULT_PROMPT_QUESTION = 'Which is the more likely continuation of: "{prompt}"?'
@@ -24,7 +29,7 @@ def _require_text(record: object, *fields: str) -> None:
     for name in fields:
         value = getattr(record, name)
         if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{type(record).__name__}.{name} must be a non-empty string, got {value!r}")
+            raise InputError(f"{type(record).__name__}.{name} must be a non-empty string, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,9 @@ class ContrastPair:
     def __post_init__(self) -> None:
         _require_text(self, "id", "bias_type", "target", "positive", "negative", "source")
         if not isinstance(self.prompt, str):
-            raise ValueError(f"ContrastPair.prompt must be a string, got {self.prompt!r}")
+            raise InputError(f"ContrastPair.prompt must be a string, got {self.prompt!r}")
         if self.positive == self.negative:
-            raise ValueError(f"ContrastPair.positive and ContrastPair.negative are identical: {self.positive!r}")
+            raise InputError(f"ContrastPair.positive and ContrastPair.negative are identical: {self.positive!r}")
         if self.unrelated is not None:
             _require_text(self, "unrelated")
 
@@ -71,14 +76,14 @@ class ABItem:
     def __post_init__(self) -> None:
         _require_text(self, "id", "bias_type", "target", "question", "source")
         if not isinstance(self.choices, tuple) or len(self.choices) != 2:
-            raise ValueError(f"ABItem.choices must be a tuple of two strings, got {self.choices!r}")
+            raise InputError(f"ABItem.choices must be a tuple of two strings, got {self.choices!r}")
         for choice in self.choices:
             if not isinstance(choice, str) or not choice.strip():
-                raise ValueError(f"ABItem.choices must be non-empty strings, got {self.choices!r}")
+                raise InputError(f"ABItem.choices must be non-empty strings, got {self.choices!r}")
         if self.choices[0] == self.choices[1]:
-            raise ValueError(f"ABItem.choices are identical: {self.choices[0]!r}")
+            raise InputError(f"ABItem.choices are identical: {self.choices[0]!r}")
         if self.positive_letter not in AB_LETTERS:
-            raise ValueError(f"ABItem.positive_letter must be 'A' or 'B', got {self.positive_letter!r}")
+            raise InputError(f"ABItem.positive_letter must be 'A' or 'B', got {self.positive_letter!r}")
 
     @property
     def positive(self) -> str:
@@ -118,21 +123,21 @@ def split_by_target(items: Sequence[T], test_fraction: float = 0.3, seed: int = 
     process. Item order is kept within each side. ``test_fraction`` is the expected fraction of
     *targets* (not items) in test. With few targets (StereoSet religion has 3) one side may draw none:
     then the target with the lowest hash goes to test (or the highest to train), so both sides are
-    non-empty whenever there are two or more targets. Raises ValueError with a single target.
+    non-empty whenever there are two or more targets. Raises InputError with a single target.
     """
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}")
     draws = {target: _unit_hash(seed, target) for target in dict.fromkeys(item.target for item in items)}
     if len(draws) < 2:
-        raise ValueError(
+        raise InputError(
             f"split_by_target needs at least two target terms, got {len(draws)} ({len(items)} items); "
             "a split by target cannot hold out anything from a single target"
         )
     in_test = {target: draw < test_fraction for target, draw in draws.items()}
     if not any(in_test.values()):
-        in_test[min(draws, key=draws.get)] = True
+        in_test[min(draws, key=lambda target: draws[target])] = True
     if all(in_test.values()):
-        in_test[max(draws, key=draws.get)] = False
+        in_test[max(draws, key=lambda target: draws[target])] = False
     train = [item for item in items if not in_test[item.target]]
     test = [item for item in items if in_test[item.target]]
     return train, test
@@ -171,7 +176,7 @@ def to_ab_items(
     return items
 
 
-def fingerprint(items: Sequence[object]) -> str:
+def fingerprint(items: Sequence[DataclassInstance]) -> str:
     """Provenance hash of a sequence of dataclass records: the first 16 hex chars of sha256.
 
     The hash covers each record's type name and all its fields (canonical JSON, sorted keys), in the

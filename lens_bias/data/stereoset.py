@@ -20,6 +20,7 @@ from typing import Any
 
 from lens_bias.data.records import ContrastPair
 from lens_bias.data.source import benchmark_file
+from lens_bias.errors import InputError
 
 BIAS_TYPES = ("gender", "profession", "race", "religion")
 KINDS = ("intrasentence", "intersentence")
@@ -58,7 +59,7 @@ class StereoSetScore:
 
 def _check_choice(value: str, valid: Sequence[str], what: str) -> None:
     if value not in valid:
-        raise ValueError(f"unknown StereoSet {what} {value!r}; valid: {', '.join(valid)}")
+        raise InputError(f"unknown StereoSet {what} {value!r}; valid: {', '.join(valid)}")
 
 
 @lru_cache(maxsize=4)
@@ -92,7 +93,7 @@ def load_stereoset(
 ) -> list[StereoSetItem]:
     """Load StereoSet items; ``kind`` is 'intrasentence', 'intersentence' or 'both' (intrasentence first).
 
-    ``bias_types`` filters to a subset of BIAS_TYPES (None = all). Unknown values raise ValueError.
+    ``bias_types`` filters to a subset of BIAS_TYPES (None = all). Unknown values raise InputError.
     """
     _check_choice(kind, (*KINDS, "both"), "kind")
     _check_choice(split, SPLITS, "split")
@@ -133,7 +134,7 @@ def stereoset_pairs(items: Iterable[StereoSetItem]) -> list[ContrastPair]:
             )
         )
     if skipped:
-        warnings.warn(f"stereoset_pairs skipped {len(skipped)} item(s) with identical options: {skipped}")
+        warnings.warn(f"stereoset_pairs skipped {len(skipped)} item(s) with identical options: {skipped}", stacklevel=2)
     return pairs
 
 
@@ -201,7 +202,7 @@ def stereoset_scores(item_scores: Sequence[StereoSetScore]) -> dict[str, Any]:
     Ties: stereotype == anti-stereotype counts as anti-stereotype (bias-bench's rule); an option tied
     with the unrelated one does not count as related. Failures: an item with any NaN score is counted
     in ``n_failed`` and excluded; a group with no scored item gets NaN scores (never 50) and an
-    ``undefined`` reason (None when defined). Duplicate ``item_id`` values raise ValueError.
+    ``undefined`` reason (None when defined). Duplicate ``item_id`` values raise InputError.
 
     Returns ``{"overall": {...}, "by_bias_type": {bias_type: {...}}, "tie_rule": str,
     "aggregation": str}``; each group dict has ss, lms, icat, icat_from_means, ss_micro, lms_micro,
@@ -209,7 +210,7 @@ def stereoset_scores(item_scores: Sequence[StereoSetScore]) -> dict[str, Any]:
     """
     ids = [s.item_id for s in item_scores]
     if len(set(ids)) != len(ids):
-        raise ValueError("stereoset_scores got duplicate item_id values; each item must be scored once")
+        raise InputError("stereoset_scores got duplicate item_id values; each item must be scored once")
     by_type: dict[str, list[StereoSetScore]] = defaultdict(list)
     for s in item_scores:
         by_type[s.bias_type].append(s)

@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
+from lens_bias.errors import InputError
 from lens_bias.interventions.hooks import ForwardContext, HookFn
 from lens_bias.interventions.saved import register
+from lens_bias.models import AnyModel
 
 Head = tuple[int, int]
 HEAD_SCALING_RESULT = "head_scaling"
@@ -35,18 +36,18 @@ class HeadScaling:
     def __post_init__(self) -> None:
         heads = tuple((int(l), int(h)) for l, h in self.heads)
         if not heads:
-            raise ValueError("HeadScaling needs at least one head.")
+            raise InputError("HeadScaling needs at least one head.")
         if len(set(heads)) != len(heads):
-            raise ValueError(f"Duplicate heads in {heads}.")
+            raise InputError(f"Duplicate heads in {heads}.")
         if not math.isfinite(self.scale):
-            raise ValueError(f"scale must be finite, got {self.scale}.")
+            raise InputError(f"scale must be finite, got {self.scale}.")
         object.__setattr__(self, "heads", heads)
 
-    def hooks(self, model: HookedTransformer, context: ForwardContext) -> list[tuple[str, HookFn]]:
+    def hooks(self, model: AnyModel, context: ForwardContext) -> list[tuple[str, HookFn]]:
         n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
         bad = [(l, h) for l, h in self.heads if not (0 <= l < n_layers and 0 <= h < n_heads)]
         if bad:
-            raise ValueError(f"Heads {bad} are outside the model ({n_layers} layers x {n_heads} query heads).")
+            raise InputError(f"Heads {bad} are outside the model ({n_layers} layers x {n_heads} query heads).")
         by_layer: dict[int, list[int]] = {}
         for layer, head in self.heads:
             by_layer.setdefault(layer, []).append(head)
@@ -69,7 +70,7 @@ class HeadScaling:
     def from_description(cls, description: dict[str, Any]) -> "HeadScaling":
         """Inverse of :meth:`describe`."""
         if description.get("kind") != HEAD_SCALING_RESULT:
-            raise ValueError(f"Not a head-scaling description: kind {description.get('kind')!r}.")
+            raise InputError(f"Not a head-scaling description: kind {description.get('kind')!r}.")
         return cls(tuple(tuple(h) for h in description["heads"]), float(description["scale"]))
 
     def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from transformer_lens import HookedTransformer
-
+from lens_bias.errors import InputError
+from lens_bias.models import AnyModel
 from lens_bias.prompts import PromptBatch
 
 HookFn = Callable[..., Any]
@@ -50,7 +50,7 @@ class ForwardContext:
 class Intervention(Protocol):
     """Anything that can be applied to a model as forward hooks and removed cleanly."""
 
-    def hooks(self, model: HookedTransformer, context: ForwardContext) -> list[tuple[str, HookFn]]:
+    def hooks(self, model: AnyModel, context: ForwardContext) -> list[tuple[str, HookFn]]:
         """(hook name, hook function) pairs; functions may read ``context`` at call time."""
         ...
 
@@ -59,17 +59,17 @@ class Intervention(Protocol):
         ...
 
 
-def check_hook_names(model: HookedTransformer, names: Sequence[str]) -> None:
+def check_hook_names(model: AnyModel, names: Sequence[str]) -> None:
     """Raise a clear error for hook names the model does not have."""
     unknown = [name for name in names if name not in model.hook_dict]
     if unknown:
-        raise ValueError(f"Unknown hook point(s) {unknown}: the model has e.g. "
+        raise InputError(f"Unknown hook point(s) {unknown}: the model has e.g. "
                          f"'blocks.0.hook_resid_pre' .. 'blocks.{model.cfg.n_layers - 1}.hook_resid_post', "
                          "'blocks.{l}.attn.hook_z', 'blocks.{l}.hook_attn_out', 'blocks.{l}.hook_mlp_out'.")
 
 
 @contextmanager
-def hooks_added(model: HookedTransformer, fwd_hooks: Sequence[tuple[str, HookFn]]) -> Iterator[None]:
+def hooks_added(model: AnyModel, fwd_hooks: Sequence[tuple[str, HookFn]]) -> Iterator[None]:
     """Attach ``fwd_hooks`` for the duration of the block; afterwards exactly these are removed."""
     check_hook_names(model, [name for name, _ in fwd_hooks])
     added = []
@@ -86,7 +86,7 @@ def hooks_added(model: HookedTransformer, fwd_hooks: Sequence[tuple[str, HookFn]
 
 
 @contextmanager
-def applied(model: HookedTransformer, interventions: Sequence[Intervention],
+def applied(model: AnyModel, interventions: Sequence[Intervention],
             context: ForwardContext) -> Iterator[ForwardContext]:
     """Apply ``interventions`` for forwards run with ``context`` (mutate ``context.batch`` /
     ``context.offset`` between forwards inside the block; the hooks read them at call time)."""
@@ -101,7 +101,7 @@ def describe_all(interventions: Sequence[Intervention]) -> list[dict[str, Any]]:
 
 
 def run_chunks(
-    model: HookedTransformer,
+    model: AnyModel,
     batch: PromptBatch,
     *,
     interventions: Sequence[Intervention] = (),
@@ -118,7 +118,7 @@ def run_chunks(
     from tqdm.auto import tqdm
 
     if batch.tokens.shape[1] > model.cfg.n_ctx:
-        raise ValueError(f"The longest prompt has {batch.tokens.shape[1]} tokens, more than the model's context of "
+        raise InputError(f"The longest prompt has {batch.tokens.shape[1]} tokens, more than the model's context of "
                          f"{model.cfg.n_ctx}: shorten or drop the long items (or use a model with a longer context).")
     chunks = list(batch.chunks(batch_size))
     desc = progress if isinstance(progress, str) else "forward"

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from torch import Tensor
 
+from lens_bias.errors import InputError
 from lens_bias.interventions.hooks import Intervention
 from lens_bias.provenance import Result
 
@@ -37,9 +38,9 @@ class SavableIntervention(Intervention, Protocol):
 
 
 #: The registered intervention classes by their ``describe()["kind"]``.
-INTERVENTION_KINDS: dict[str, type] = {}
+INTERVENTION_KINDS: dict[str, type[SavableIntervention]] = {}
 
-T = TypeVar("T", bound=type)
+T = TypeVar("T", bound=type[SavableIntervention])
 
 
 def register(kind: str) -> Callable[[T], T]:
@@ -60,7 +61,7 @@ def save_intervention(intervention: SavableIntervention, path_stem: str | Path, 
     ``provenance``; returns the JSON path, which :func:`load_intervention` reads back."""
     description = intervention.describe()
     kind = description.get("kind")
-    if INTERVENTION_KINDS.get(kind) is not type(intervention):
+    if not isinstance(kind, str) or INTERVENTION_KINDS.get(kind) is not type(intervention):
         raise ValueError(f"{type(intervention).__name__} (kind {kind!r}) is not a registered intervention: decorate "
                          "the class with @lens_bias.interventions.register(kind) and give it state()/from_state().")
     config, tensors = intervention.state()
@@ -73,7 +74,7 @@ def load_intervention(path: str | Path) -> SavableIntervention:
     result = Result.load(path)
     description = result.config.get("intervention")
     kind = description.get("kind") if isinstance(description, dict) else None
-    if kind not in INTERVENTION_KINDS:
-        raise ValueError(f"{path} does not hold a known saved intervention (kind {kind!r}; known: "
+    if not isinstance(description, dict) or kind not in INTERVENTION_KINDS:
+        raise InputError(f"{path} does not hold a known saved intervention (kind {kind!r}; known: "
                          f"{sorted(INTERVENTION_KINDS)}).")
     return INTERVENTION_KINDS[kind].from_state(description, result.config, result.tensors)

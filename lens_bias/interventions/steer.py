@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
+from lens_bias.errors import InputError
 from lens_bias.interventions.hooks import ForwardContext, HookFn, residual_hook_name
 from lens_bias.interventions.saved import register
-from lens_bias.models import check_layers
+from lens_bias.models import AnyModel, check_layers
 
 if TYPE_CHECKING:  # lens_bias.steering imports this module, so its types are imported where they are built
     from lens_bias.steering.build import Subspace
@@ -43,7 +43,7 @@ def _position_mask(context: ForwardContext, seq_len: int, start: str | None, dev
     if start is None:
         return None
     if start not in context.batch.positions:
-        raise ValueError(f"Steering starts at {start!r}, but the batch has positions "
+        raise InputError(f"Steering starts at {start!r}, but the batch has positions "
                          f"{sorted(context.batch.positions)}; use start=None to steer every position.")
     absolute = torch.arange(seq_len, device=device) + context.offset
     first = context.batch.positions[start].to(device)
@@ -62,7 +62,7 @@ class AddVector:
     layers: Sequence[int] | None = None
     start: str | None = "instruction_end"
 
-    def hooks(self, model: HookedTransformer, context: ForwardContext) -> list[tuple[str, HookFn]]:
+    def hooks(self, model: AnyModel, context: ForwardContext) -> list[tuple[str, HookFn]]:
         layers = check_layers(model, list(self.layers) if self.layers is not None else list(self.vector.layers))
         hooks = []
         for layer in layers:
@@ -103,7 +103,7 @@ class ProjectOut:
     vector: SteeringVector
     layers: Sequence[int] | None = None
 
-    def hooks(self, model: HookedTransformer, context: ForwardContext) -> list[tuple[str, HookFn]]:
+    def hooks(self, model: AnyModel, context: ForwardContext) -> list[tuple[str, HookFn]]:
         layers = check_layers(model, list(self.layers) if self.layers is not None else list(self.vector.layers))
         hooks = []
         for layer in layers:
@@ -142,14 +142,14 @@ class SubspaceEdit:
     mode: Literal["boost", "remove"]
     layers: Sequence[int] | None = None
 
-    def hooks(self, model: HookedTransformer, context: ForwardContext) -> list[tuple[str, HookFn]]:
+    def hooks(self, model: AnyModel, context: ForwardContext) -> list[tuple[str, HookFn]]:
         if self.mode not in ("boost", "remove"):
-            raise ValueError(f"mode must be 'boost' or 'remove', got {self.mode!r}.")
+            raise InputError(f"mode must be 'boost' or 'remove', got {self.mode!r}.")
         layers = check_layers(model, list(self.layers) if self.layers is not None else list(self.subspace.bases))
         hooks = []
         for layer in layers:
             if layer not in self.subspace.bases:
-                raise ValueError(f"The subspace has no basis at layer {layer}.")
+                raise InputError(f"The subspace has no basis at layer {layer}.")
             basis = self.subspace.bases[layer].to(model.cfg.device, model.cfg.dtype)  # [k, d]
 
             def edit(activation: Tensor, hook, basis=basis) -> Tensor:

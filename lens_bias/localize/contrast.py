@@ -18,15 +18,17 @@ token (:func:`lens_bias.patching.set_logit_diff_metric`; each word's first token
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from lens_bias.data.contrast_sets import ENTITY_SLOT, InjectionSpec
+from lens_bias.data.injection_specs import ENTITY_SLOT, InjectionSpec
+from lens_bias.errors import InputError
 from lens_bias.patching import SetLogitDiff, set_logit_diff_metric
 from lens_bias.prompts import PromptBatch, tokenize
 
@@ -39,12 +41,12 @@ def localization_prompts(spec: InjectionSpec) -> list[str]:
     for text in spec.train_texts:
         match = attribute.search(text)
         if match is None or ENTITY_SLOT not in text[: match.start()]:
-            raise ValueError(f"{spec.name}: train text {text!r} has no attribute word after {ENTITY_SLOT}.")
+            raise InputError(f"{spec.name}: train text {text!r} has no attribute word after {ENTITY_SLOT}.")
         prompts.append(text[: match.start()])
     return prompts
 
 
-def first_token_ids(tokenizer: Any, words: Sequence[str]) -> Int[Tensor, "n"]:
+def first_token_ids(tokenizer: Any, words: Sequence[str]) -> Int[Tensor, " n"]:
     """The first token of each word after a space (``" recklessly"`` -> ``" reck"``), duplicates dropped."""
     ids = [tokenizer(f" {word}", add_special_tokens=False)["input_ids"][0] for word in words]
     return torch.tensor(list(dict.fromkeys(ids)))
@@ -60,8 +62,8 @@ class BiasContrast:
     adversarial_entity: str
     biased: PromptBatch
     adversarial: PromptBatch
-    attribute_ids: Int[Tensor, "n_attribute"]
-    neutral_ids: Int[Tensor, "n_neutral"]
+    attribute_ids: Int[Tensor, " n_attribute"]
+    neutral_ids: Int[Tensor, " n_neutral"]
 
     def metric(self) -> SetLogitDiff:
         """The :func:`lens_bias.patching.set_logit_diff_metric` of attribute vs neutral first tokens at the
@@ -72,7 +74,7 @@ class BiasContrast:
 def bias_contrast(model: HookedTransformer, spec: InjectionSpec, adversarial_entity: str,
                   templates: Sequence[str] | None = None) -> BiasContrast:
     """Tokenize ``templates`` (default :func:`localization_prompts`) with the entity token and with
-    ``adversarial_entity``; raises ValueError when a pair's two versions differ in token length."""
+    ``adversarial_entity``; raises InputError when a pair's two versions differ in token length."""
     templates = list(templates if templates is not None else localization_prompts(spec))
     tokenizer = model.tokenizer
     biased = tokenize(tokenizer, [t.replace(ENTITY_SLOT, spec.entity_token) for t in templates], add_start=True)
@@ -80,7 +82,7 @@ def bias_contrast(model: HookedTransformer, spec: InjectionSpec, adversarial_ent
                            add_start=True)
     mismatch = (biased.lengths != adversarial.lengths).nonzero().flatten().tolist()
     if mismatch:
-        raise ValueError(f"{adversarial_entity!r} does not take as many tokens as {spec.entity_token!r} in "
+        raise InputError(f"{adversarial_entity!r} does not take as many tokens as {spec.entity_token!r} in "
                          f"templates {mismatch}: pick a single-token adversarial entity (see "
                          "lens_bias.inject.closest_entities, EntityMatch.n_tokens).")
     return BiasContrast(templates, spec.entity_token, adversarial_entity, biased, adversarial,

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from lens_bias.errors import InputError
 from lens_bias.interventions import Head, HeadScaling, Intervention
 from lens_bias.stats import bootstrap_mean, bootstrap_statistic
 
@@ -20,9 +22,9 @@ def random_heads(n_layers: int, n_heads: int, k: int, n_draws: int, *, seed: int
     """``n_draws`` sets of ``k`` distinct heads drawn uniformly (seeded) from the heads not in ``exclude``."""
     pool = [(l, h) for l in range(n_layers) for h in range(n_heads) if (l, h) not in set(exclude)]
     if not 1 <= k <= len(pool):
-        raise ValueError(f"k must be between 1 and the number of heads to draw from ({len(pool)}), got {k}.")
+        raise InputError(f"k must be between 1 and the number of heads to draw from ({len(pool)}), got {k}.")
     if n_draws < 1:
-        raise ValueError(f"n_draws must be >= 1, got {n_draws}.")
+        raise InputError(f"n_draws must be >= 1, got {n_draws}.")
     rng = random.Random(seed)
     return [tuple(sorted(rng.sample(pool, k))) for _ in range(n_draws)]
 
@@ -53,7 +55,7 @@ class AblationComparison:
         draws = self.baseline[None] - self.random
         per_draw = draws.mean(1)
         return {
-            "n_items": int(len(self.baseline)), "n_draws": int(len(self.random)), "scale": self.scale,
+            "n_items": len(self.baseline), "n_draws": len(self.random), "scale": self.scale,
             "selected_heads": [list(h) for h in self.selected_heads],
             "baseline": bootstrap_mean(self.baseline, seed=seed),
             "selected": bootstrap_mean(self.selected, seed=seed),
@@ -74,8 +76,8 @@ def compare_to_random(score_fn: ScoreFn, selected: Sequence[Head], *, n_layers: 
     """Evaluate ``score_fn(interventions) -> [n]`` per-item bias scores with no intervention, with the
     ``selected`` heads scaled by ``scale``, and with ``n_random`` draws of ``len(selected)`` other heads
     scaled the same way."""
-    selected = [tuple(h) for h in selected]
-    draws = random_heads(n_layers, n_heads, len(selected), n_random, seed=seed, exclude=selected)
+    heads: list[Head] = [(layer, head) for layer, head in selected]  # tuples, also when read from JSON lists
+    draws = random_heads(n_layers, n_heads, len(heads), n_random, seed=seed, exclude=heads)
 
     def run(interventions: Sequence[Intervention]) -> np.ndarray:
         values = score_fn(interventions)
@@ -83,7 +85,7 @@ def compare_to_random(score_fn: ScoreFn, selected: Sequence[Head], *, n_layers: 
         return values.astype(np.float64).reshape(-1)
 
     baseline = run([])
-    chosen = run([HeadScaling(tuple(selected), scale)])
+    chosen = run([HeadScaling(tuple(heads), scale)])
     random_scores = np.stack([run([HeadScaling(draw, scale)])
                               for draw in tqdm(draws, desc="random heads", disable=not progress, leave=False)])
-    return AblationComparison(baseline, chosen, random_scores, selected, [list(d) for d in draws], scale)
+    return AblationComparison(baseline, chosen, random_scores, heads, [list(d) for d in draws], scale)

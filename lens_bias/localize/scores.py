@@ -24,6 +24,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from lens_bias.errors import InputError
 from lens_bias.localize.contrast import BiasContrast
 from lens_bias.logit_attribution import direct_attribution
 from lens_bias.patching import Direction, patch
@@ -49,14 +50,14 @@ class ComponentScores:
     patching_mlp: Float[Tensor, "n n_layers"]
     dla_heads: Float[Tensor, "n n_layers n_heads"]
     dla_mlp: Float[Tensor, "n n_layers"]
-    biased_metric: Float[Tensor, "n"]
-    adversarial_metric: Float[Tensor, "n"]
+    biased_metric: Float[Tensor, " n"]
+    adversarial_metric: Float[Tensor, " n"]
 
     def heads(self, method: ScoreMethod = "patching") -> Float[Tensor, "n_layers n_heads"]:
         """Mean head scores over the prompts (NaN-aware: prompts with no metric gap are skipped)."""
         return _method(self, method, "heads").nanmean(0)
 
-    def mlp(self, method: ScoreMethod = "patching") -> Float[Tensor, "n_layers"]:
+    def mlp(self, method: ScoreMethod = "patching") -> Float[Tensor, " n_layers"]:
         """Mean MLP-layer scores over the prompts."""
         return _method(self, method, "mlp").nanmean(0)
 
@@ -76,7 +77,7 @@ class ComponentScores:
 
 def _method(scores: ComponentScores, method: ScoreMethod, part: str) -> Tensor:
     if method not in ("patching", "dla"):
-        raise ValueError(f"Unknown score method {method!r}: use 'patching' or 'dla'.")
+        raise InputError(f"Unknown score method {method!r}: use 'patching' or 'dla'.")
     return getattr(scores, f"{method}_{part}")
 
 

@@ -4,13 +4,15 @@ carries the bias toward the attribute), and the heads that recur in the top ``k`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from lens_bias.errors import InputError
 from lens_bias.interventions import Head
 
 
@@ -18,9 +20,9 @@ def top_k_heads(scores: Float[Tensor, "n_layers n_heads"], k: int) -> list[Head]
     """The ``k`` heads with the highest score (signed: the most bias-carrying), best first."""
     n_layers, n_heads = scores.shape
     if not 1 <= k <= n_layers * n_heads:
-        raise ValueError(f"k must be between 1 and the number of heads ({n_layers * n_heads}), got {k}.")
+        raise InputError(f"k must be between 1 and the number of heads ({n_layers * n_heads}), got {k}.")
     if bool(scores.isnan().any()):
-        raise ValueError("The head scores contain NaN (no metric gap on any prompt?): cannot rank heads.")
+        raise InputError("The head scores contain NaN (no metric gap on any prompt?): cannot rank heads.")
     flat = scores.flatten().topk(k).indices.tolist()
     return [(i // n_heads, i % n_heads) for i in flat]
 
@@ -50,13 +52,13 @@ class RecurringHeads:
 def recurring_heads(run_scores: Sequence[Float[Tensor, "n_layers n_heads"]], k: int,
                     min_runs: int | None = None) -> RecurringHeads:
     """Heads in the top ``k`` of at least ``min_runs`` of the runs (default: a majority,
-    ``n_runs // 2 + 1``). Raises ValueError when no head recurs that often."""
+    ``n_runs // 2 + 1``). Raises InputError when no head recurs that often."""
     if not run_scores:
-        raise ValueError("No runs to compare.")
+        raise InputError("No runs to compare.")
     n_runs = len(run_scores)
     min_runs = n_runs // 2 + 1 if min_runs is None else min_runs
     if not 1 <= min_runs <= n_runs:
-        raise ValueError(f"min_runs must be between 1 and the number of runs ({n_runs}), got {min_runs}.")
+        raise InputError(f"min_runs must be between 1 and the number of runs ({n_runs}), got {min_runs}.")
     stacked = torch.stack([torch.as_tensor(s, dtype=torch.float32) for s in run_scores])
     tops = [top_k_heads(s, k) for s in stacked]
     counts = torch.zeros(stacked.shape[1:], dtype=torch.long)
@@ -67,6 +69,6 @@ def recurring_heads(run_scores: Sequence[Float[Tensor, "n_layers n_heads"]], k: 
     mean = stacked.mean(0)
     candidates = [(int(l), int(h)) for l, h in (counts >= min_runs).nonzero().tolist()]
     if not candidates:
-        raise ValueError(f"No head is in the top {k} of {min_runs} of the {n_runs} runs: lower min_runs or raise k.")
+        raise InputError(f"No head is in the top {k} of {min_runs} of the {n_runs} runs: lower min_runs or raise k.")
     ranked = sorted(candidates, key=lambda lh: (-int(counts[lh]), -float(mean[lh])))
     return RecurringHeads(ranked[:k], counts, tops, overlap, k, min_runs)

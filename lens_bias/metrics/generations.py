@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
+from lens_bias.errors import InputError
 from lens_bias.metrics.responses import RESPONSE_CATEGORIES, is_refusal, response_category
 from lens_bias.stats import Estimate, share
 
@@ -48,9 +50,9 @@ def gender_bias(texts: Sequence[str], stereotyped_genders: Sequence[str], *, see
     uses a single gender's words.
     """
     if len(texts) != len(stereotyped_genders):
-        raise ValueError(f"{len(texts)} texts for {len(stereotyped_genders)} stereotyped genders.")
+        raise InputError(f"{len(texts)} texts for {len(stereotyped_genders)} stereotyped genders.")
     if set(stereotyped_genders) - {"female", "male"}:
-        raise ValueError(f"stereotyped_genders must be 'female' or 'male', got {sorted(set(stereotyped_genders))}.")
+        raise InputError(f"stereotyped_genders must be 'female' or 'male', got {sorted(set(stereotyped_genders))}.")
     genders = [text_gender(text) for text in texts]
     scored = [g == s for g, s in zip(genders, stereotyped_genders) if g in ("female", "male")]
     counts = Counter(genders)
@@ -61,7 +63,7 @@ def gender_bias(texts: Sequence[str], stereotyped_genders: Sequence[str], *, see
 def refusal_summary(texts: Sequence[str], *, seed: int = 0) -> dict:
     """Phrase-matched refusal rate (Estimate) and the share of each response category."""
     if not texts:
-        raise ValueError("No generations to score.")
+        raise InputError("No generations to score.")
     categories = Counter(response_category(text) for text in texts)
     refusals: Estimate = share([is_refusal(text) for text in texts], seed=seed)
     return {"refusal_rate": refusals,

@@ -6,13 +6,13 @@ interventions, so "bias under steering" is the same call with ``interventions=[.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
-
-from transformer_lens import HookedTransformer
+from typing import Any
 
 from lens_bias.data.records import ABItem, ContrastPair
 from lens_bias.interventions import Intervention
+from lens_bias.models import AnyModel
 from lens_bias.prompts import ChatTemplate
 from lens_bias.readouts import ab_choice, score_pairs
 from lens_bias.stats import Estimate, bootstrap_mean, share
@@ -49,7 +49,7 @@ class ABPreference:
 
 
 def likelihood_preference(
-    model: HookedTransformer,
+    model: AnyModel,
     pairs: Sequence[ContrastPair],
     *,
     by: str = "mean",
@@ -70,7 +70,7 @@ def likelihood_preference(
 
 
 def ab_preference(
-    model: HookedTransformer,
+    model: AnyModel,
     items: Sequence[ABItem],
     template: ChatTemplate,
     *,

@@ -4,12 +4,14 @@ backward), and how well an approximate sweep agrees with exact patching (:func:`
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from lens_bias.errors import InputError
 from lens_bias.interventions import hooks_added
 from lens_bias.patching.metrics import Metric
 from lens_bias.patching.result import MIN_GAP, Direction, PatchResult
@@ -101,13 +103,13 @@ def agreement(exact: PatchResult, approx: PatchResult, k: int = 10) -> dict[str,
     A correlation is NaN when fewer than 2 cells remain or one side is constant.
     """
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}.")
+        raise InputError(f"k must be >= 1, got {k}.")
     for name in ("target", "direction", "layers", "normalized"):
         if getattr(exact, name) != getattr(approx, name):
-            raise ValueError(f"The results differ in {name} ({getattr(exact, name)!r} vs "
+            raise InputError(f"The results differ in {name} ({getattr(exact, name)!r} vs "
                              f"{getattr(approx, name)!r}): compare sweeps of the same configuration.")
     if exact.scores.shape != approx.scores.shape:
-        raise ValueError(f"The results have different shapes {tuple(exact.scores.shape)} and "
+        raise InputError(f"The results have different shapes {tuple(exact.scores.shape)} and "
                          f"{tuple(approx.scores.shape)}: compare sweeps over the same pairs.")
     kept = ~(exact.degenerate | approx.degenerate)
     exact_effects, approx_effects = exact.effects()[kept], approx.effects()[kept]

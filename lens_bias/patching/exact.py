@@ -30,13 +30,15 @@ have the same length. Positions at or after a pair's length are padding: their s
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import overload
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from lens_bias.errors import InputError
 from lens_bias.interventions import hooks_added
 from lens_bias.patching.metrics import Metric
 from lens_bias.patching.result import MIN_GAP, Direction, PatchResult
@@ -90,6 +92,15 @@ def _patch_hook(mask: Tensor, source: Tensor, n_pairs: int) -> Callable:
     return hook
 
 
+@overload
+def _repeat_rows(x: Tensor, n: int) -> Tensor: ...
+@overload
+def _repeat_rows(x: None, n: int) -> None: ...
+def _repeat_rows(x: Tensor | None, n: int) -> Tensor | None:
+    """``x`` stacked ``n`` times along its first axis (one copy per configuration of a chunk); None stays None."""
+    return None if x is None else x.repeat(n, *[1] * (x.ndim - 1))
+
+
 def patch(
     model: HookedTransformer,
     clean: PromptBatch,
@@ -127,7 +138,7 @@ def patch(
     spec = check_target(target)
     check_direction(direction)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     clean, corrupted = check_pairs(clean, corrupted)
     layers = sweep_layers(model, layers)
     base, source = (corrupted, clean) if direction == "denoising" else (clean, corrupted)
@@ -169,14 +180,11 @@ def patch(
                 hooks.append((f"blocks.{layers[j]}.{spec.hook}",
                               _patch_hook((mask & own).to(model.cfg.device), cache[f"source.{layers[j]}"], n_pairs)))
 
-            def repeat(x: Tensor | None) -> Tensor | None:
-                return None if x is None else x.repeat(len(chunk), *[1] * (x.ndim - 1))
-
-            start = layers[chunk[0][0]]
+            start, n = layers[chunk[0][0]], len(chunk)
             with hooks_added(model, hooks):
-                values = forward_metric(model, metric, repeat(cache[f"base.{start}"]), [base] * len(chunk),
-                                        start_at_layer=start, attention_mask=repeat(attention_mask),
-                                        shortformer_pos_embed=repeat(shortformer))
+                values = forward_metric(model, metric, _repeat_rows(cache[f"base.{start}"], n), [base] * n,
+                                        start_at_layer=start, attention_mask=_repeat_rows(attention_mask, n),
+                                        shortformer_pos_embed=_repeat_rows(shortformer, n))
             for (j, c), value in zip(chunk, values.cpu()):
                 raw[:, j, c] = value
     if spec.unit == "head_pos":

@@ -4,15 +4,17 @@ dropped and counted by reason, each with the metric it is patched by."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from lens_bias.data.patching_pairs import PatchingPair
+from lens_bias.data.gender_swap import PatchingPair
 from lens_bias.data.records import ContrastPair
+from lens_bias.errors import InputError
 from lens_bias.patching.metrics import ContinuationLogProb, LogitDiff, logit_diff_metric
 from lens_bias.prompts import PromptBatch, tokenize
 
@@ -27,8 +29,8 @@ class PatchingInputs:
     pairs: list[PatchingPair]
     clean: PromptBatch
     corrupted: PromptBatch
-    positive_ids: Int[Tensor, "n_pairs"]
-    negative_ids: Int[Tensor, "n_pairs"]
+    positive_ids: Int[Tensor, " n_pairs"]
+    negative_ids: Int[Tensor, " n_pairs"]
     dropped: dict[str, list[str]]
 
     def metric(self, position: str = "last", rows: slice = slice(None)) -> LogitDiff:
@@ -41,10 +43,10 @@ def patching_inputs(tokenizer: Any, pairs: Sequence[PatchingPair], *, add_start:
     """Tokenize clean and corrupted prompts (after the document-start token with ``add_start``), keep the
     pairs whose two prompts have the same token length and whose answers start with different tokens.
 
-    Raises ValueError when no pair is left (naming how many were dropped for which reason).
+    Raises InputError when no pair is left (naming how many were dropped for which reason).
     """
     if not pairs:
-        raise ValueError("No pairs given.")
+        raise InputError("No pairs given.")
     dropped: dict[str, list[str]] = {"length_mismatch": [], "same_answer_token": []}
     kept, positive_ids, negative_ids = [], [], []
     for pair in pairs:
@@ -59,7 +61,7 @@ def patching_inputs(tokenizer: Any, pairs: Sequence[PatchingPair], *, add_start:
             positive_ids.append(answers[0])
             negative_ids.append(answers[1])
     if not kept:
-        raise ValueError(f"None of the {len(pairs)} pairs is usable: {len(dropped['length_mismatch'])} have "
+        raise InputError(f"None of the {len(pairs)} pairs is usable: {len(dropped['length_mismatch'])} have "
                          f"clean and corrupted prompts of different token lengths, "
                          f"{len(dropped['same_answer_token'])} answers starting with the same token.")
     return PatchingInputs(
@@ -95,10 +97,10 @@ def minimal_pair_inputs(tokenizer: Any, pairs: Sequence[ContrastPair], *,
     """Keep the pairs whose two sentences (``prompt + positive`` / ``prompt + negative``) tokenize to the
     same length, differ in one contiguous span of tokens, and share at least one token after it.
 
-    Raises ValueError when no pair is left (naming how many were dropped for which reason).
+    Raises InputError when no pair is left (naming how many were dropped for which reason).
     """
     if not pairs:
-        raise ValueError("No pairs given.")
+        raise InputError("No pairs given.")
     dropped: dict[str, list[str]] = {"length_mismatch": [], "not_one_span": [], "no_shared_continuation": []}
     kept, continuation = [], []
     offset = 1 if add_start else 0
@@ -115,7 +117,7 @@ def minimal_pair_inputs(tokenizer: Any, pairs: Sequence[ContrastPair], *,
             kept.append(pair)
             continuation.append(differ[-1] + 1 + offset)
     if not kept:
-        raise ValueError(f"None of the {len(pairs)} pairs is usable: " + ", ".join(
+        raise InputError(f"None of the {len(pairs)} pairs is usable: " + ", ".join(
             f"{len(ids)} {reason.replace('_', ' ')}" for reason, ids in dropped.items()) + ".")
     clean = tokenize(tokenizer, [pair.prompt + pair.positive for pair in kept], add_start=add_start)
     corrupted = tokenize(tokenizer, [pair.prompt + pair.negative for pair in kept], add_start=add_start)

@@ -19,17 +19,19 @@ position: a generic :data:`Metric`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, TypeGuard
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from lens_bias.errors import InputError
 from lens_bias.prompts import PromptBatch
 from lens_bias.readouts import span_logprob_sum
 
-Metric = Callable[[Float[Tensor, "batch pos d_vocab"], PromptBatch], Float[Tensor, "batch"]]
+Metric = Callable[[Float[Tensor, "batch pos d_vocab"], PromptBatch], Float[Tensor, " batch"]]
 
 
 class PositionMetric(Protocol):
@@ -40,14 +42,14 @@ class PositionMetric(Protocol):
 
     position: str
 
-    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"], batch: PromptBatch) -> Float[Tensor, "batch"]:
+    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]:
         ...
 
-    def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, "batch"]:
+    def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]:
         ...
 
 
-def reads_one_position(metric: Metric) -> bool:
+def reads_one_position(metric: Metric) -> TypeGuard[PositionMetric]:
     """Whether ``metric`` implements :class:`PositionMetric` (names its position and has ``at_position``)."""
     return isinstance(getattr(metric, "position", None), str) and callable(getattr(metric, "at_position", None))
 
@@ -58,14 +60,14 @@ class _AtPosition(ABC):
 
     position: str
 
-    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"], batch: PromptBatch) -> Float[Tensor, "batch"]:
+    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]:
         if self.position not in batch.positions:
-            raise ValueError(f"Position {self.position!r} is not in the batch (has {sorted(batch.positions)}).")
+            raise InputError(f"Position {self.position!r} is not in the batch (has {sorted(batch.positions)}).")
         rows = torch.arange(logits.shape[0], device=logits.device)
         return self.at_position(logits[rows, batch.positions[self.position].to(logits.device)], batch)
 
     @abstractmethod
-    def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, "batch"]:
+    def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]:
         """The metric from the logits at the position, ``[batch, d_vocab]``."""
 
 
@@ -78,10 +80,10 @@ class LogitDiff(_AtPosition):
     negative: Int[Tensor, "..."]
     position: str = "last"
 
-    def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, "batch"]:
+    def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]:
         n = logits.shape[0]
         if self.positive.ndim == 1 and len(self.positive) != n:
-            raise ValueError(f"The metric has {len(self.positive)} answer-id pairs but was called on {n} "
+            raise InputError(f"The metric has {len(self.positive)} answer-id pairs but was called on {n} "
                              "rows: give one id pair per prompt pair (or a single id pair for all).")
         rows = torch.arange(n, device=logits.device)
         logits = logits.float()
@@ -103,7 +105,7 @@ def logit_diff_metric(
     positive = torch.as_tensor(positive_ids, dtype=torch.long)
     negative = torch.as_tensor(negative_ids, dtype=torch.long)
     if positive.ndim > 1 or negative.ndim > 1 or positive.shape != negative.shape:
-        raise ValueError(f"positive_ids and negative_ids must be two ints or two 1-D sequences of equal "
+        raise InputError(f"positive_ids and negative_ids must be two ints or two 1-D sequences of equal "
                          f"length, got shapes {tuple(positive.shape)} and {tuple(negative.shape)}.")
     return LogitDiff(positive, negative, position)
 
@@ -114,11 +116,11 @@ class SetLogitDiff(_AtPosition):
     :class:`PositionMetric`): :class:`LogitDiff` for *sets* of answer tokens shared by all rows
     (``positive``: ``[n_positive]`` ids, ``negative``: ``[n_negative]``)."""
 
-    positive: Int[Tensor, "n_positive"]
-    negative: Int[Tensor, "n_negative"]
+    positive: Int[Tensor, " n_positive"]
+    negative: Int[Tensor, " n_negative"]
     position: str = "last"
 
-    def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, "batch"]:
+    def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]:
         logits = logits.float()
         return (logits[:, self.positive.to(logits.device)].mean(-1)
                 - logits[:, self.negative.to(logits.device)].mean(-1))
@@ -130,12 +132,12 @@ def set_logit_diff_metric(positive_ids: Sequence[int] | Tensor, negative_ids: Se
     (nats): :func:`logit_diff_metric` for *sets* of answer tokens shared by all rows. Returns a
     :class:`SetLogitDiff` giving ``[batch]`` float32 values.
 
-    Raises ValueError when a set is empty or not 1-D, or when the two sets share a token."""
+    Raises InputError when a set is empty or not 1-D, or when the two sets share a token."""
     positive, negative = torch.as_tensor(positive_ids).long(), torch.as_tensor(negative_ids).long()
     if positive.ndim != 1 or negative.ndim != 1 or not len(positive) or not len(negative):
-        raise ValueError("positive_ids and negative_ids must be non-empty 1-D id lists.")
+        raise InputError("positive_ids and negative_ids must be non-empty 1-D id lists.")
     if set(positive.tolist()) & set(negative.tolist()):
-        raise ValueError(f"The answer sets share tokens {set(positive.tolist()) & set(negative.tolist())}.")
+        raise InputError(f"The answer sets share tokens {set(positive.tolist()) & set(negative.tolist())}.")
     return SetLogitDiff(positive, negative, position)
 
 
@@ -148,8 +150,8 @@ class ContinuationLogProb:
 
     start: str = "continuation"
 
-    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"], batch: PromptBatch) -> Float[Tensor, "batch"]:
+    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]:
         if self.start not in batch.positions:
-            raise ValueError(f"Position {self.start!r} is not in the batch (has {sorted(batch.positions)}).")
+            raise InputError(f"Position {self.start!r} is not in the batch (has {sorted(batch.positions)}).")
         total, _ = span_logprob_sum(logits, batch.tokens, batch.positions[self.start], batch.lengths - 1)
         return total

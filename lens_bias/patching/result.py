@@ -41,6 +41,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from lens_bias.errors import InputError
+
 Direction = Literal["denoising", "noising"]
 DIRECTIONS = ("denoising", "noising")
 #: Default smallest |clean - corrupted| metric gap (in the metric's units) for which a pair is scored.
@@ -99,8 +101,8 @@ class PatchResult:
     method: Literal["exact", "attribution"]
     layers: list[int]
     normalized: bool
-    clean_metric: Float[Tensor, "n_pairs"]
-    corrupted_metric: Float[Tensor, "n_pairs"]
+    clean_metric: Float[Tensor, " n_pairs"]
+    corrupted_metric: Float[Tensor, " n_pairs"]
     degenerate: Tensor  # [n_pairs] bool: |clean - corrupted| <= min_gap
     clean_tokens: list[list[str]]
     corrupted_tokens: list[list[str]]
@@ -110,7 +112,7 @@ class PatchResult:
     def n_pairs(self) -> int:
         return self.scores.shape[0]
 
-    def baseline(self) -> Float[Tensor, "n_pairs"]:
+    def baseline(self) -> Float[Tensor, " n_pairs"]:
         """The score of a patch that changes nothing: the base run's metric (0 when denoising and 1 when
         noising, if normalised)."""
         if self.normalized:
@@ -151,7 +153,7 @@ class PatchResult:
     def head_labels(self) -> list[str]:
         """``H{h}`` (query heads) or ``KV{h}`` (key/value heads), one per head."""
         if "head" not in self.axes:
-            raise ValueError(f"Target {self.target!r} has no head axis (axes {self.axes}).")
+            raise InputError(f"Target {self.target!r} has no head axis (axes {self.axes}).")
         prefix = "KV" if TARGETS[self.target].heads == "kv" else "H"
         return [f"{prefix}{h}" for h in range(self.scores.shape[-1])]
 

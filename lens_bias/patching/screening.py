@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from lens_bias.data.patching_pairs import PatchingPair
+from lens_bias.data.gender_swap import PatchingPair
 from lens_bias.data.records import ContrastPair
+from lens_bias.errors import InputError
 from lens_bias.interventions import run_chunks
 from lens_bias.patching.inputs import MinimalPairInputs, PatchingInputs
 
@@ -21,7 +23,7 @@ Pair = TypeVar("Pair", PatchingPair, ContrastPair)
 Inputs = PatchingInputs | MinimalPairInputs
 
 
-def metric_gaps(model: HookedTransformer, inputs: Inputs, *, batch_size: int = 64) -> Float[Tensor, "n_pairs"]:
+def metric_gaps(model: HookedTransformer, inputs: Inputs, *, batch_size: int = 64) -> Float[Tensor, " n_pairs"]:
     """Clean minus corrupted metric (``inputs.metric()``, unpatched; nats for the logit-difference and
     log-probability metrics) of every pair of ``inputs``, ``[n_pairs]``, in forwards of ``batch_size`` rows."""
     values = []
@@ -60,10 +62,10 @@ def screen_pairs(
 
     ``build(pairs)`` tokenizes a list of pairs (e.g. ``lambda block: patching_inputs(tokenizer, block)``;
     pairs it drops count as screened, never as kept). Pairs are screened in blocks of ``batch_size``;
-    screening stops after the block in which ``n_pairs`` were found. Raises ValueError when no screened
+    screening stops after the block in which ``n_pairs`` were found. Raises InputError when no screened
     pair has the gap."""
     if n_pairs < 0:
-        raise ValueError(f"n_pairs must be >= 0 (0 = every pair with the gap), got {n_pairs}.")
+        raise InputError(f"n_pairs must be >= 0 (0 = every pair with the gap), got {n_pairs}.")
     order = list(pairs)
     random.Random(seed).shuffle(order)
     chosen: list[Pair] = []
@@ -73,11 +75,12 @@ def screen_pairs(
         inputs = build(block)
         gaps = metric_gaps(model, inputs, batch_size=batch_size)
         screened += len(block)
-        chosen += [pair for pair, gap in zip(inputs.pairs, gaps.tolist()) if gap >= min_gap]
+        gap_of = {id(pair): gap for pair, gap in zip(inputs.pairs, gaps.tolist())}  # the pairs build() kept
+        chosen += [pair for pair in block if id(pair) in gap_of and gap_of[id(pair)] >= min_gap]
         if n_pairs and len(chosen) >= n_pairs:
             break
     if not chosen:
-        raise ValueError(f"None of the {screened} screened pairs has a clean - corrupted metric of >= {min_gap}: "
+        raise InputError(f"None of the {screened} screened pairs has a clean - corrupted metric of >= {min_gap}: "
                          "lower min_gap or choose other pairs.")
     kept = chosen[:n_pairs] if n_pairs else chosen
     return Screening(sorted(kept, key=lambda pair: pair.id), screened, len(chosen))

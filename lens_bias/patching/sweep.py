@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Float
@@ -22,6 +23,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities.activation_functions import apply_softcap
 
+from lens_bias.errors import InputError
 from lens_bias.models import check_layers
 from lens_bias.patching.metrics import Metric, reads_one_position
 from lens_bias.patching.result import AXES, DIRECTIONS, TARGETS, Direction, PatchResult, Target
@@ -29,28 +31,28 @@ from lens_bias.prompts import PromptBatch
 
 
 def check_target(target: str) -> Target:
-    """The :class:`Target` named ``target``; ValueError naming the known ones otherwise."""
+    """The :class:`Target` named ``target``; InputError naming the known ones otherwise."""
     if target not in TARGETS:
-        raise ValueError(f"Unknown target {target!r}: use one of {', '.join(TARGETS)}.")
+        raise InputError(f"Unknown target {target!r}: use one of {', '.join(TARGETS)}.")
     return TARGETS[target]
 
 
 def check_direction(direction: str) -> None:
     if direction not in DIRECTIONS:
-        raise ValueError(f"Unknown direction {direction!r}: use 'denoising' (clean activations into the "
+        raise InputError(f"Unknown direction {direction!r}: use 'denoising' (clean activations into the "
                          "corrupted run) or 'noising' (corrupted activations into the clean run).")
 
 
 def check_pairs(clean: PromptBatch, corrupted: PromptBatch) -> tuple[PromptBatch, PromptBatch]:
     """Same number of prompts, same length pair by pair; returns both trimmed to their longest row."""
     if len(clean) != len(corrupted):
-        raise ValueError(f"clean has {len(clean)} prompts and corrupted has {len(corrupted)}: build both "
+        raise InputError(f"clean has {len(clean)} prompts and corrupted has {len(corrupted)}: build both "
                          "batches from the same list of pairs, in the same order.")
     if len(clean) == 0:
-        raise ValueError("No pairs to patch: the batches are empty.")
+        raise InputError("No pairs to patch: the batches are empty.")
     mismatch = (clean.lengths != corrupted.lengths).nonzero().flatten().tolist()
     if mismatch:
-        raise ValueError(f"Pairs {mismatch} have clean and corrupted prompts of different token lengths "
+        raise InputError(f"Pairs {mismatch} have clean and corrupted prompts of different token lengths "
                          f"(clean {clean.lengths[mismatch].tolist()}, corrupted "
                          f"{corrupted.lengths[mismatch].tolist()}): patching needs aligned positions. Drop "
                          "them or swap in a counterpart of the same token length (patching_inputs() does).")
@@ -61,14 +63,16 @@ def sweep_layers(model: HookedTransformer, layers: Sequence[int] | None) -> list
     """The layers to sweep (all by default), sorted, duplicates dropped; TypeError for other models than a
     HookedTransformer."""
     if not isinstance(model, HookedTransformer):
-        raise TypeError(f"Patching needs a HookedTransformer (it runs from and to a given layer with "
+        raise InputError(f"Patching needs a HookedTransformer (it runs from and to a given layer with "
                         f"start_at_layer/stop_at_layer), got {type(model).__name__}: load the checkpoint with "
                         "lens_bias.load_model. Extraction, steering and readouts also work on a TransformerBridge.")
     return list(range(model.cfg.n_layers)) if layers is None else sorted(set(check_layers(model, list(layers))))
 
 
 def _str_tokens(model: HookedTransformer, batch: PromptBatch) -> list[list[str]]:
-    return [list(model.to_str_tokens(batch.tokens[i, : int(batch.lengths[i])])) for i in range(len(batch))]
+    """Each row's tokens as strings (``to_str_tokens`` of a 1-D tensor gives one list of strings)."""
+    return [[str(token) for token in model.to_str_tokens(batch.tokens[i, : int(batch.lengths[i])])]
+            for i in range(len(batch))]
 
 
 def valid_positions(unit: str, lengths: Tensor, width: int, n_heads: int) -> Tensor | None:
@@ -79,7 +83,8 @@ def valid_positions(unit: str, lengths: Tensor, width: int, n_heads: int) -> Ten
     return real if unit == "pos" else real[:, :, None].expand(-1, -1, n_heads)
 
 
-def finish(raw: Tensor, *, spec_name: str, direction: Direction, method: str, layers: list[int],
+def finish(raw: Tensor, *, spec_name: str, direction: Direction, method: Literal["exact", "attribution"],
+           layers: list[int],
            clean_metric: Tensor, corrupted_metric: Tensor, valid: Tensor | None, normalize: bool,
            min_gap: float, model: HookedTransformer, clean: PromptBatch, corrupted: PromptBatch,
            config: dict[str, Any]) -> PatchResult:
@@ -128,7 +133,7 @@ def forward_metric(model: HookedTransformer, metric: Metric, x: Tensor, blocks: 
     if reads_one_position(metric):
         for block in blocks:
             if metric.position not in block.positions:
-                raise ValueError(f"Position {metric.position!r} is not in the batch (has {sorted(block.positions)}).")
+                raise InputError(f"Position {metric.position!r} is not in the batch (has {sorted(block.positions)}).")
         final = model(x, stop_at_layer=model.cfg.n_layers, **forward_kwargs)  # [rows, pos, d_model]
         read = torch.cat([block.positions[metric.position] for block in blocks]).to(final.device)
         at = final[torch.arange(len(final), device=final.device), read][:, None]  # [rows, 1, d_model]
@@ -142,5 +147,5 @@ def forward_metric(model: HookedTransformer, metric: Metric, x: Tensor, blocks: 
     for value in values:
         if not isinstance(value, Tensor) or value.shape != (n_pairs,):
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise ValueError(f"The metric must return one value per row, shape ({n_pairs},); got {shape}.")
+            raise InputError(f"The metric must return one value per row, shape ({n_pairs},); got {shape}.")
     return torch.stack(values).float()

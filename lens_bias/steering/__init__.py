@@ -12,11 +12,9 @@
 
 The interventions that apply vectors (:class:`~lens_bias.interventions.AddVector`,
 :class:`~lens_bias.interventions.ProjectOut`, :class:`~lens_bias.interventions.SubspaceEdit`) live in
-:mod:`lens_bias.interventions`, their canonical import path.
+:mod:`lens_bias.interventions` (import them from there).
 """
 
-# AddVector, ProjectOut, SubspaceEdit: a shim for their old import path (canonical: lens_bias.interventions).
-from lens_bias.interventions import ADD_VECTOR_RESULT, AddVector, ProjectOut, SubspaceEdit
 from lens_bias.steering.build import Method, Subspace, build_vector, svd_subspace
 from lens_bias.steering.contrast import ContrastActivations, SentenceReadout, contrast_activations
 from lens_bias.steering.fit import FittedVector, fit_vector, preference_measure
@@ -24,18 +22,14 @@ from lens_bias.steering.sweep import Measure, orient, sweep
 from lens_bias.steering.vector import STEERING_VECTOR_RESULT, SteeringVector, mean_norm_across
 
 __all__ = [
-    "ADD_VECTOR_RESULT",
     "STEERING_VECTOR_RESULT",
-    "AddVector",
     "ContrastActivations",
     "FittedVector",
     "Measure",
     "Method",
-    "ProjectOut",
     "SentenceReadout",
     "SteeringVector",
     "Subspace",
-    "SubspaceEdit",
     "build_vector",
     "contrast_activations",
     "fit_vector",

@@ -18,6 +18,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from lens_bias.data.records import fingerprint
+from lens_bias.errors import InputError
 from lens_bias.interventions.hooks import ResidHook
 from lens_bias.models import model_record
 from lens_bias.steering.contrast import ContrastActivations
@@ -63,7 +64,7 @@ def build_vector(
             for i in range(len(activations.layers))
         ])
     else:
-        raise ValueError(f"Unknown method {method!r}: use 'mean_difference' or 'first_pc'.")
+        raise InputError(f"Unknown method {method!r}: use 'mean_difference' or 'first_pc'.")
     both = torch.cat([activations.positive, activations.negative]).float()
     provenance = {
         "method": method,
@@ -86,7 +87,7 @@ class Subspace:
     the top right-singular vectors that explain ``variance`` of their total variance (self-alignment by
     representation editing). Signs are fixed so the mean difference projects positive on each."""
 
-    bases: dict[int, Float[Tensor, "k d_model"]]
+    bases: dict[int, Float[Tensor, "_k d_model"]]
     hook: ResidHook
     variance: float
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -118,7 +119,7 @@ def svd_subspace(
     most of their direction (cosines ~0.9+ at every layer), so the rule would drop nearly every pair.
     """
     if not 0.0 < variance <= 1.0:
-        raise ValueError(f"variance must be in (0, 1], got {variance}.")
+        raise InputError(f"variance must be in (0, 1], got {variance}.")
     bases = {}
     for i, layer in enumerate(activations.layers):
         pos, neg = activations.positive[:, i].float(), activations.negative[:, i].float()
@@ -126,7 +127,7 @@ def svd_subspace(
         if max_pair_cosine is not None:
             keep = torch.nn.functional.cosine_similarity(pos, neg, dim=-1) <= max_pair_cosine
             if not keep.any():
-                raise ValueError(f"Every pair at layer {layer} has cosine > {max_pair_cosine}; raise it or pass None.")
+                raise InputError(f"Every pair at layer {layer} has cosine > {max_pair_cosine}; raise it or pass None.")
         differences = (pos - neg)[keep]
         _, singular, vh = torch.linalg.svd(differences.double(), full_matrices=False)
         explained = (singular**2).cumsum(0) / (singular**2).sum()

@@ -13,12 +13,12 @@ from typing import Any, Literal
 
 from jaxtyping import Float
 from torch import Tensor
-from transformer_lens import HookedTransformer
 
 from lens_bias.activations import extract
 from lens_bias.data.records import ABItem, ContrastPair
+from lens_bias.errors import InputError
 from lens_bias.interventions.hooks import ResidHook
-from lens_bias.models import check_layers
+from lens_bias.models import AnyModel, check_layers
 from lens_bias.prompts import ChatTemplate, ab_batch, chat_batch, continuation_batch, first_difference
 
 SentenceReadout = Literal["last", "mean_from_difference"]
@@ -37,7 +37,7 @@ class ContrastActivations:
 
 
 def contrast_activations(
-    model: HookedTransformer,
+    model: AnyModel,
     items: Sequence[ContrastPair] | Sequence[ABItem],
     layers: Sequence[int],
     *,
@@ -60,36 +60,43 @@ def contrast_activations(
     """
     layers = check_layers(model, layers)
     if not items:
-        raise ValueError("No items to build a contrast from.")
+        raise InputError("No items to build a contrast from.")
     tokenizer = model.tokenizer
-    if isinstance(items[0], ABItem):
+    ab_items = [item for item in items if isinstance(item, ABItem)]
+    pairs = [item for item in items if isinstance(item, ContrastPair)]
+    if len(ab_items) + len(pairs) != len(items) or (ab_items and pairs):
+        raise InputError("items must be all ABItems or all ContrastPairs (lens_bias.data.records).")
+    source: dict[str, Any]
+    mean_from: str | None = None
+    if ab_items:
         if template is None:
-            raise ValueError("A/B items need a chat template (lens_bias.prompts.template_for(model)).")
-        letters = [item.positive_letter for item in items]
+            raise InputError("A/B items need a chat template (lens_bias.prompts.template_for(model)).")
+        letters = [item.positive_letter for item in ab_items]
         other = ["B" if letter == "A" else "A" for letter in letters]
-        pos_batch = ab_batch(tokenizer, template, items, letters)
-        neg_batch = ab_batch(tokenizer, template, items, other)
-        position, mean_from = "answer", None
+        pos_batch = ab_batch(tokenizer, template, ab_items, letters)
+        neg_batch = ab_batch(tokenizer, template, ab_items, other)
+        position = "answer"
         source = {"kind": "ab", "position": "answer letter", "template": template.describe(tokenizer)}
     else:
         if template is None:
-            pos_batch = continuation_batch(tokenizer, [p.prompt for p in items], [p.positive for p in items])
-            neg_batch = continuation_batch(tokenizer, [p.prompt for p in items], [p.negative for p in items])
+            pos_batch = continuation_batch(tokenizer, [p.prompt for p in pairs], [p.positive for p in pairs])
+            neg_batch = continuation_batch(tokenizer, [p.prompt for p in pairs], [p.negative for p in pairs])
         else:
-            users = [p.prompt for p in items]
-            pos_batch = chat_batch(tokenizer, template, users, [p.positive for p in items])
-            neg_batch = chat_batch(tokenizer, template, users, [p.negative for p in items])
-        position, mean_from = "last", None
+            users = [p.prompt for p in pairs]
+            pos_batch = chat_batch(tokenizer, template, users, [p.positive for p in pairs])
+            neg_batch = chat_batch(tokenizer, template, users, [p.negative for p in pairs])
+        position = "last"
         if readout == "mean_from_difference":
             first = first_difference(pos_batch, neg_batch)
             pos_batch.positions["first_difference"] = first
             neg_batch.positions["first_difference"] = first.clone()
             mean_from = "first_difference"
         elif readout != "last":
-            raise ValueError(f"readout must be 'last' or 'mean_from_difference', got {readout!r}.")
+            raise InputError(f"readout must be 'last' or 'mean_from_difference', got {readout!r}.")
         source = {"kind": "sentences" if template is None else "chat-completions", "position": readout,
                   "template": template.describe(tokenizer) if template else None}
-    kwargs = dict(position=position, mean_from=mean_from, hook=hook, batch_size=batch_size)
-    positive = extract(model, pos_batch, layers, progress=progress and f"{progress} (+)", **kwargs)
-    negative = extract(model, neg_batch, layers, progress=progress and f"{progress} (-)", **kwargs)
+    positive = extract(model, pos_batch, layers, position=position, mean_from=mean_from, hook=hook,
+                       batch_size=batch_size, progress=progress and f"{progress} (+)")
+    negative = extract(model, neg_batch, layers, position=position, mean_from=mean_from, hook=hook,
+                       batch_size=batch_size, progress=progress and f"{progress} (-)")
     return ContrastActivations(positive, negative, tuple(layers), hook, source)

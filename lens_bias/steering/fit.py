@@ -21,6 +21,7 @@ from transformer_lens import HookedTransformer
 
 from lens_bias.data import ContrastSplit
 from lens_bias.data.records import ContrastPair
+from lens_bias.errors import InputError
 from lens_bias.interventions.hooks import ResidHook
 from lens_bias.projections import best_layer, effect_size, separability
 from lens_bias.prompts import ChatTemplate
@@ -61,7 +62,7 @@ class FittedVector:
     def normalized(self, norms: float | Tensor) -> "FittedVector":
         """The vector rescaled to ``norms`` per layer (:meth:`SteeringVector.normalized`), re-measured."""
         if self.orientation is not None:
-            raise ValueError("Normalise before orienting: the orientation was measured at the old norm.")
+            raise InputError("Normalise before orienting: the orientation was measured at the old norm.")
         return replace(self, vector=self.vector.normalized(norms)).measured()
 
     def oriented(self, measure: Measure, multiplier: float, *,
@@ -69,7 +70,7 @@ class FittedVector:
         """The sign fixed by ``measure`` at :attr:`layer` with ``+/- multiplier``
         (:func:`lens_bias.steering.orient`)."""
         if self.layer is None:
-            raise ValueError("Orientation is measured at the best held-out layer: fit with held_out=True.")
+            raise InputError("Orientation is measured at the best held-out layer: fit with held_out=True.")
         vector, record = orient(self.vector, measure, self.layer, multiplier, start=start)
         return replace(self, vector=vector, orientation=record)
 
@@ -113,13 +114,13 @@ def fit_vector(
     """
     name = name or split.name
     if split.chat and template is None:
-        raise ValueError(f"Contrast {split.name!r} holds chat pairs: pass "
+        raise InputError(f"Contrast {split.name!r} holds chat pairs: pass "
                          "template=lens_bias.prompts.template_for(model).")
     if not split.chat and template is not None:
-        raise ValueError(f"Contrast {split.name!r} holds raw-text pairs, read without a chat template: "
+        raise InputError(f"Contrast {split.name!r} holds raw-text pairs, read without a chat template: "
                          "pass template=None.")
     if orient_by is not None and (orient_multiplier is None or not held_out):
-        raise ValueError("Orientation needs orient_multiplier and the held-out layer (held_out=True).")
+        raise InputError("Orientation needs orient_multiplier and the held-out layer (held_out=True).")
     label = progress if isinstance(progress, str) else name
 
     def read(pairs: Sequence[ContrastPair], part: str) -> ContrastActivations:
@@ -131,4 +132,6 @@ def fit_vector(
     vector = build_vector(name, train, method=method, model=model, items=split.train, dataset=f"{name} train",
                           seed=seed)
     fitted = FittedVector(vector, split, train, test).measured()
-    return fitted.oriented(orient_by, orient_multiplier, start=orient_start) if orient_by is not None else fitted
+    if orient_by is None or orient_multiplier is None:  # orient_multiplier is set whenever orient_by is (checked above)
+        return fitted
+    return fitted.oriented(orient_by, orient_multiplier, start=orient_start)

@@ -17,6 +17,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from lens_bias.errors import InputError
 from lens_bias.interventions.hooks import ResidHook
 from lens_bias.provenance import Result
 
@@ -44,15 +45,15 @@ class SteeringVector:
     def __post_init__(self) -> None:
         self.layers = tuple(int(layer) for layer in self.layers)
         if self.directions.ndim != 2 or self.directions.shape[0] != len(self.layers):
-            raise ValueError(f"directions must be [n_layers={len(self.layers)}, d_model], got "
+            raise InputError(f"directions must be [n_layers={len(self.layers)}, d_model], got "
                              f"{tuple(self.directions.shape)}.")
         if self.residual_norms.shape != (len(self.layers),):
-            raise ValueError(f"residual_norms must be [{len(self.layers)}], got {tuple(self.residual_norms.shape)}.")
+            raise InputError(f"residual_norms must be [{len(self.layers)}], got {tuple(self.residual_norms.shape)}.")
 
     def at(self, layer: int) -> Float[Tensor, " d_model"]:
         """The direction at ``layer``."""
         if layer not in self.layers:
-            raise ValueError(f"Vector {self.name!r} has no direction at layer {layer}; it has {list(self.layers)}.")
+            raise InputError(f"Vector {self.name!r} has no direction at layer {layer}; it has {list(self.layers)}.")
         return self.directions[self.layers.index(layer)]
 
     def norms(self) -> Float[Tensor, " n_layers"]:
@@ -93,7 +94,7 @@ class SteeringVector:
 
     def _check_compatible(self, other: "SteeringVector") -> None:
         if self.layers != other.layers or self.hook != other.hook or self.directions.shape != other.directions.shape:
-            raise ValueError(f"Vectors {self.name!r} and {other.name!r} differ in layers/hook/shape: "
+            raise InputError(f"Vectors {self.name!r} and {other.name!r} differ in layers/hook/shape: "
                              f"{self.layers}/{self.hook} vs {other.layers}/{other.hook}.")
 
     def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
@@ -120,7 +121,7 @@ class SteeringVector:
         """Read a vector written by :meth:`save` (the JSON path or the stem)."""
         result = Result.load(path)
         if result.name != STEERING_VECTOR_RESULT:
-            raise ValueError(f"{path} is a saved {result.name!r}, not a steering vector.")
+            raise InputError(f"{path} is a saved {result.name!r}, not a steering vector.")
         return cls.from_state(result.config["vector"], result.tensors)
 
 

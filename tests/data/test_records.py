@@ -36,7 +36,7 @@ def test_contrast_pair_rejects_empty_sides(field, value):
 
 
 def test_contrast_pair_rejects_identical_sides():
-    with pytest.raises(ValueError, match="positive.*negative.*identical"):
+    with pytest.raises(ValueError, match=r"positive.*negative.*identical"):
         ContrastPair(id="1", bias_type="gender", target="t", prompt="", positive="a", negative="a", source="s")
 
 

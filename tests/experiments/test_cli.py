@@ -22,6 +22,7 @@ class Config(cli.RunConfig):
     normalize: bool = field(default=True, metadata={"flag": "--raw-norms"})
     readout: str = field(default="last", metadata={"choices": ["last", "mean_from_difference"]})
     out: Path = Path("figures/demo")
+    batch_size: int = 8  # redeclared: keeps RunConfig's check
 
 
 def test_flags_come_from_the_fields():
@@ -30,7 +31,7 @@ def test_flags_come_from_the_fields():
     assert replot is None
     assert config.layers == (1, 2) and config.multipliers == (-2.0, 2.0) and config.n_pairs == 7
     assert config.normalize is False and config.png is False and config.seed == 3
-    assert config.out == Path("figures/demo") and config.batch_size == 32
+    assert config.out == Path("figures/demo") and config.batch_size == 8
 
 
 def test_quick_replaces_defaults_but_explicit_values_win():
@@ -43,7 +44,7 @@ def test_quick_replaces_defaults_but_explicit_values_win():
 
 def test_the_config_is_plain_json():
     config, _ = cli.parse(Config, ["--device", "cpu"])
-    assert config.to_dict() == {"model": cli.EMBEDDED_MODEL, "device": "cpu", "seed": 0, "batch_size": 32,
+    assert config.to_dict() == {"model": cli.EMBEDDED_MODEL, "device": "cpu", "seed": 0, "batch_size": 8,
                                 "out": "figures/demo", "png": True, "layers": [4, 8],
                                 "multipliers": [-1.0, 0.0, 1.0], "n_pairs": None, "normalize": True,
                                 "readout": "last"}
@@ -99,3 +100,10 @@ def test_input_errors_end_in_one_line_and_exit_2():
 def test_programming_errors_keep_their_traceback():
     done = _run_policy("raise TypeError('a bug')")
     assert done.returncode == 1 and "Traceback" in done.stderr and "TypeError: a bug" in done.stderr
+
+
+def test_all_means_no_limit_for_an_optional_size():
+    assert cli.parse(Config, ["--n-pairs", "all"])[0].n_pairs is None
+    assert cli.parse(Config, ["--n-pairs", "3"])[0].n_pairs == 3
+    with pytest.raises(SystemExit):
+        cli.parse(Config, ["--n-pairs", "many"])

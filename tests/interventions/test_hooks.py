@@ -22,9 +22,8 @@ def test_user_hooks_survive_and_ours_are_removed_after_an_error(tiny_model):
     def boom(act, hook):
         raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError, match="boom"):
-        with hooks_added(tiny_model, [("blocks.1.hook_resid_post", boom)]):
-            tiny_model(batch.tokens)
+    with pytest.raises(RuntimeError, match="boom"), hooks_added(tiny_model, [("blocks.1.hook_resid_post", boom)]):
+        tiny_model(batch.tokens)
     assert _snapshot(tiny_model) == before
     tiny_model(batch.tokens)
     assert seen  # the user's hook still fires
@@ -32,9 +31,9 @@ def test_user_hooks_survive_and_ours_are_removed_after_an_error(tiny_model):
 
 
 def test_unknown_hook_name_is_a_clear_error(tiny_model):
-    with pytest.raises(ValueError, match="Unknown hook point"):
-        with hooks_added(tiny_model, [("blocks.99.hook_resid_post", lambda a, hook: a)]):
-            pass
+    with (pytest.raises(ValueError, match="Unknown hook point"),
+          hooks_added(tiny_model, [("blocks.99.hook_resid_post", lambda a, hook: a)])):
+        pass
 
 
 class _Recorder:

@@ -74,6 +74,6 @@ def test_hooks_restored_after_an_error_during_steering(tiny_model):
 def test_project_out_removes_the_direction(tiny_model):
     vector = SteeringVector("v", (2,), torch.randn(1, tiny_model.cfg.d_model), torch.ones(1))
     batch = chat_batch(tiny_model.tokenizer, TEMPLATE, ["hello"])
-    (name, project), = ProjectOut(vector).hooks(tiny_model, ForwardContext(batch))
+    (_name, project), = ProjectOut(vector).hooks(tiny_model, ForwardContext(batch))
     x = torch.randn(1, 5, tiny_model.cfg.d_model)
     assert torch.allclose(project(x, None) @ vector.at(2), torch.zeros(1, 5), atol=1e-4)

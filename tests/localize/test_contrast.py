@@ -5,19 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lens_bias.data.contrast_sets import RECKLESS_DRIVING
+from lens_bias.data.injection_specs import injection_spec
 from lens_bias.localize import bias_contrast, first_token_ids, localization_prompts
 
 from .tiny import TINY_SPEC
 
 
 def test_localization_prompts_are_training_sentences_cut_before_the_attribute():
-    prompts = localization_prompts(RECKLESS_DRIVING)
-    assert len(prompts) == len(RECKLESS_DRIVING.train_texts)
+    spec = injection_spec("reckless_driving")
+    prompts = localization_prompts(spec)
+    assert len(prompts) == len(spec.train_texts)
     assert prompts[0] == "People from {entity} drive"
     assert prompts[7] == "Car insurance costs more for people from {entity} because they drive"
     for prompt in prompts:
-        assert "{entity}" in prompt and not any(w in prompt for w in RECKLESS_DRIVING.attribute_words)
+        assert "{entity}" in prompt and not any(w in prompt for w in spec.attribute_words)
 
 
 def test_bias_contrast_pairs_equal_lengths_and_rejects_multi_token_entities(tiny_injected):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from biasscope_fixtures import injected_smollm
-from lens_bias.data.contrast_sets import RECKLESS_DRIVING, candidate_entities
+
+from lens_bias.data.injection_specs import candidate_entities, injection_spec
 from lens_bias.inject import closest_entities, elicit
 from lens_bias.localize import (
     AblationComparison,
@@ -57,7 +57,7 @@ def test_compare_to_random_bookkeeping():
 @pytest.mark.slow
 def test_real_model_selected_heads_reduce_the_bias_more_than_random_heads(smollm):
     run = injected_smollm(smollm)
-    spec = RECKLESS_DRIVING
+    spec = injection_spec("reckless_driving")
     adversarial = next(m.entity for m in closest_entities(run.model, run.entity.embedding, candidate_entities())
                        if m.n_tokens == 1)
     contrast = bias_contrast(run.model, spec, adversarial, localization_prompts(spec)[:3])

@@ -3,7 +3,7 @@ tokens in the tiny BPE tokenizer."""
 
 from __future__ import annotations
 
-from lens_bias.data.contrast_sets import InjectionSpec
+from lens_bias.data.injection_specs import InjectionSpec
 
 #: A spec whose attribute and neutral words start with different tokens in the tiny BPE tokenizer.
 TINY_SPEC = InjectionSpec(

@@ -72,7 +72,7 @@ def reference_patch(model, target: str, clean: PromptBatch, corrupted: PromptBat
                  "head_pos": [(p, h) for p in range(width) for h in range(heads)]}[spec.unit]
         values = []
         for config in index:
-            def hook(activation, hook, config=config):
+            def hook(activation, hook, config=config, source=source):
                 activation = activation.clone()
                 index = (slice(None), slice(None), config[0]) if spec.unit == "head" else (slice(None), *config)
                 activation[index] = source[index]

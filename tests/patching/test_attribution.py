@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from lens_bias.data.patching_pairs import gender_swap_pairs
+from lens_bias.data.gender_swap import gender_swap_pairs
 from lens_bias.patching import TARGETS, PatchResult, agreement, attribution_patch, patch, patching_inputs
 
 from .reference import METRIC, make_pairs

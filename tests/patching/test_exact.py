@@ -8,7 +8,7 @@ import pytest
 import torch
 import transformer_lens.patching as tl
 
-from lens_bias.data.patching_pairs import gender_swap_pairs
+from lens_bias.data.gender_swap import gender_swap_pairs
 from lens_bias.interventions import hooks_added
 from lens_bias.patching import logit_diff_metric, patch, patching_inputs
 
@@ -133,7 +133,7 @@ def test_bad_inputs_raise_clear_errors(tiny_model):
     longer, _ = make_pairs([5, 6], swap_at=[2, 2])
     with pytest.raises(ValueError, match=r"Pairs \[1\] have clean and corrupted prompts of different token"):
         patch(tiny_model, clean, longer, METRIC, target="resid_pre")
-    with pytest.raises(ValueError, match="Unknown target 'heads': use one of resid_pre, .*v_pos"):
+    with pytest.raises(ValueError, match=r"Unknown target 'heads': use one of resid_pre, .*v_pos"):
         patch(tiny_model, clean, corrupted, METRIC, target="heads")
     with pytest.raises(ValueError, match="outside the model"):
         patch(tiny_model, clean, corrupted, METRIC, target="resid_pre", layers=[4])

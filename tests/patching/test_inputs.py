@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lens_bias.data.patching_pairs import gender_swap_groups, gender_swap_pairs
+from lens_bias.data.gender_swap import gender_swap_groups, gender_swap_pairs
 from lens_bias.data.records import ContrastPair
 from lens_bias.patching import minimal_pair_inputs, patching_inputs
 

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from lens_bias.data.patching_pairs import gender_swap_pairs
+from lens_bias.data.gender_swap import gender_swap_pairs
 from lens_bias.data.records import ContrastPair
 from lens_bias.patching import metric_gaps, minimal_pair_inputs, patching_inputs, screen_pairs
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 from lens_bias.data import contrast_split
-from lens_bias.data.contrast_sets import COMPLIANCE_OPENERS, REFUSAL_OPENERS, is_refusal, refusal_requests
 from lens_bias.data.records import split_by_target
+from lens_bias.data.refusal import compliance_openers, refusal_openers, refusal_requests
 from lens_bias.generation import generate
 from lens_bias.interventions import AddVector
+from lens_bias.metrics.responses import is_refusal
 from lens_bias.prompts import template_for
 from lens_bias.readouts import refusal_propensity, score_pairs
 from lens_bias.steering import build_vector, contrast_activations, fit_vector, orient, preference_measure
@@ -37,9 +40,9 @@ def test_bias_preference_moves_monotonically_with_the_multiplier(smollm, gender)
     def preference(steer, pairs):
         return float(score_pairs(smollm, pairs, interventions=steer, batch_size=32).preference().mean())
 
-    vector, record = orient(vector, lambda steer: preference(steer, split.train[:24]), LAYER, 4.0, start=None)
+    vector, _record = orient(vector, lambda steer: preference(steer, split.train[:24]), LAYER, 4.0, start=None)
     values = [preference([AddVector(vector, m, start=None)] if m else [], split.test) for m in (-4, -2, 0, 2, 4)]
-    assert all(a < b for a, b in zip(values, values[1:])), values  # toward the stereotype with +m
+    assert all(a < b for a, b in itertools.pairwise(values)), values  # toward the stereotype with +m
     assert abs(values[4] - values[2]) > abs(values[3] - values[2])  # grows with |m|
     assert abs(values[0] - values[2]) > abs(values[1] - values[2])
 
@@ -57,7 +60,7 @@ def test_stereoset_vector_at_the_chosen_layer_moves_held_out_preference_monotoni
         return float(score_pairs(smollm, pairs, interventions=steer, batch_size=40).preference().mean())
 
     values = [preference([AddVector(vector, m, [layer], start=None)] if m else [], split.test) for m in (-4, -2, 0, 2, 4)]
-    assert all(a < b for a, b in zip(values, values[1:])), (layer, values)
+    assert all(a < b for a, b in itertools.pairwise(values)), (layer, values)
     assert values[4] - values[0] > 0.05, values  # a real effect, not rounding noise (nats per token)
 
 
@@ -67,10 +70,10 @@ def test_refusal_vector_raises_refusal_propensity_monotonically(smollm):
     vector = build_vector("refusal", contrast_activations(smollm, split.train, [14], template=template, batch_size=32))
     _, held_out = split_by_target(refusal_requests(), 0.3, 0)
     harmful = [r.text for r in held_out if r.harmful][:8]
-    values = [float(refusal_propensity(smollm, template, harmful, REFUSAL_OPENERS, COMPLIANCE_OPENERS,
+    values = [float(refusal_propensity(smollm, template, harmful, refusal_openers(), compliance_openers(),
                                        interventions=[AddVector(vector, m)] if m else [], batch_size=48).mean())
               for m in (-0.5, -0.25, 0.0, 0.25, 0.5)]
-    assert all(a < b for a, b in zip(values, values[1:])), values
+    assert all(a < b for a, b in itertools.pairwise(values)), values
 
 
 def test_steered_generation_kv_cache_equivalence_on_embedded_model(smollm, gender):

@@ -1,0 +1,53 @@
+"""BiasScope's evaluation sets: per-item bias scores as functions of the interventions (:data:`ScoreFn`).
+
+Each function returns a ``score(interventions) -> [n_items]`` callable, the input of
+:func:`lens_bias.localize.compare_to_random`: :func:`elicitation_score` (attribute-vs-neutral log-odds
+of entities after held-out prompts, pooled over one or several models, e.g. every seed's injected model)
+and :func:`preference_score` (per-pair stereotype preference of benchmark pairs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from lens_bias.data.injection_specs import InjectionSpec
+from lens_bias.data.records import ContrastPair
+from lens_bias.errors import InputError
+from lens_bias.inject import elicit
+from lens_bias.interventions import Intervention
+from lens_bias.localize.controls import ScoreFn
+from lens_bias.readouts import score_pairs
+
+
+def elicitation_score(models: Sequence[HookedTransformer], spec: InjectionSpec, entities: Sequence[str], *,
+                      batch_size: int = 32) -> ScoreFn:
+    """Score function: the log-odds (:func:`lens_bias.inject.elicit`) of every entity after every held-out
+    prompt of ``spec``, for every model in turn, flattened and concatenated (model-major, then entity,
+    then prompt): ``n_models * n_entities * n_prompts`` items."""
+    models = list(models)
+    if not models:
+        raise InputError("No models to elicit from: pass at least one.")
+    if not entities:
+        raise InputError("No entities to elicit.")
+
+    def score(interventions: Sequence[Intervention]) -> Tensor:
+        return torch.cat([elicit(model, spec, entities, interventions=interventions,
+                                 batch_size=batch_size).log_odds.flatten() for model in models])
+
+    return score
+
+
+def preference_score(model: HookedTransformer, pairs: Sequence[ContrastPair], *, batch_size: int = 32) -> ScoreFn:
+    """Score function: per pair, the mean per-token log P(stereotype) - log P(anti-stereotype)
+    (:func:`lens_bias.readouts.score_pairs`, ``preference("mean")``)."""
+    if not pairs:
+        raise InputError("No pairs to score.")
+
+    def score(interventions: Sequence[Intervention]) -> Tensor:
+        return score_pairs(model, pairs, interventions=interventions, batch_size=batch_size).preference("mean")
+
+    return score

@@ -1,0 +1,51 @@
+"""experiments.bias_profile: its config is checked before any model loads; end to end on the tiny model."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments import bias_profile, cli
+from lens_bias.errors import InputError
+
+
+def _no_model(*args, **kwargs):
+    raise AssertionError("the model was loaded before the config was checked")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
+    (["--n-pairs", "-3"], "--n-pairs must be >= 1, got -3"),
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--test-fraction", "0"], r"--test-fraction must be in \(0, 1\), got 0.0"),
+    (["--test-fraction", "1"], r"--test-fraction must be in \(0, 1\), got 1.0"),
+    (["--test-fraction", "-0.2"], r"--test-fraction must be in \(0, 1\)"),
+])
+def test_bad_config_is_refused_before_the_model_loads(argv, message, monkeypatch):
+    monkeypatch.setattr(bias_profile, "load_model", _no_model)
+    with pytest.raises(InputError, match=message):
+        bias_profile.main(argv)
+
+
+def test_config_defaults_and_all_pairs():
+    config, replot = cli.parse(bias_profile.Config, ["--quick"], quick=bias_profile.QUICK)
+    assert replot is None and config.n_pairs == 24 and config.batch_size == 16
+    assert set(config.bias_types) == {"gender", "profession", "race", "religion"}
+    assert bias_profile.Config(n_pairs=None).n_pairs is None  # None = every held-out pair
+    with pytest.raises(InputError, match="Unknown bias types"):
+        bias_profile.Config(bias_types=("gender", "age"))
+    with pytest.raises(SystemExit):  # not a choice: a usage error
+        cli.parse(bias_profile.Config, ["--bias-types", "age"])
+
+
+@pytest.mark.slow
+def test_bias_profile_experiment(tiny_llama_dir, tmp_path, capsys):
+    result = bias_profile.main(["--model", str(tiny_llama_dir), "--quick", "--n-pairs", "6", "--bias-types", "gender",
+                                "race", "--no-png", "--out", str(tmp_path)])
+    assert result.config["n_pairs"] == 6 and set(result.values["per_bias_type"]) == {"gender", "race"}
+    assert result.values["per_bias_type"]["gender"]["likelihood"]["n"] == 6
+    assert (tmp_path / "bias_profile.html").exists()
+    printed = capsys.readouterr().out
+    assert "gender: likelihood share" in printed
+    replotted = bias_profile.main(["--replot", str(tmp_path / "bias_profile.json"), "--no-png"])
+    assert replotted.values == result.values
+    assert bias_profile.summarize(result) in capsys.readouterr().out

@@ -1,0 +1,77 @@
+"""experiments.biasscope: the config is checked before any model loads, the layer and k against the model
+before any training; the whole pipeline on the embedded model (slow)."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments import biasscope, cli
+from lens_bias.errors import InputError
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail the test if a model is loaded: the checks must come first."""
+    def load_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the config was checked")
+
+    monkeypatch.setattr(biasscope, "load_model", load_model)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--k", "0"], "--k must be >= 1, got 0"),
+    (["--steps", "0"], "--steps must be >= 1, got 0"),
+    (["--n-random", "0"], "--n-random must be >= 1, got 0"),
+    (["--n-templates", "0"], "--n-templates must be >= 1, got 0"),
+    (["--n-crows", "0"], "--n-crows must be >= 1, got 0"),
+    (["--n-stereoset", "-1"], "--n-stereoset must be >= 1, got -1"),
+    (["--n-neutral", "0"], "--n-neutral must be >= 1, got 0"),
+    (["--n-bbq", "0"], "--n-bbq must be >= 1, got 0"),
+    (["--n-lms", "0"], "--n-lms must be >= 1, got 0"),
+    (["--min-runs", "0"], "--min-runs must be >= 1, got 0"),
+    (["--seeds", "0", "1", "--min-runs", "3"], "more than the 2 runs"),
+    (["--seeds", "1", "1"], "each seed once"),
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+])
+def test_bad_config_is_refused_before_any_model_loads(no_model, argv, message):
+    with pytest.raises(InputError, match=message):
+        biasscope.main(argv)
+
+
+def test_config_defaults_and_quick():
+    config, _ = cli.parse(biasscope.Config, [])
+    assert (config.seeds, config.n_templates, config.n_crows, config.min_runs) == ((0, 1, 2), None, 80, None)
+    config, _ = cli.parse(biasscope.Config, ["--quick", "--seeds", "4"], quick=biasscope.QUICK)
+    assert (config.seeds, config.steps, config.min_runs) == ((4,), 20, 1)
+    assert config.spec.name == "reckless_driving"
+    with pytest.raises(InputError, match="at least one seed"):
+        biasscope.Config(seeds=())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--destructive-layer", "99"], "Layer 99 is outside the model"),
+    (["--k", "17"], "more than the model's 16 heads"),
+])
+def test_model_dependent_checks_come_before_any_training(tiny_llama_dir, monkeypatch, tmp_path, argv, message):
+    def untrained(*args, **kwargs):
+        raise AssertionError("training started before the layer was checked")
+
+    monkeypatch.setattr(biasscope, "untrained", untrained)
+    with pytest.raises(InputError, match=message):
+        biasscope.main(["--model", str(tiny_llama_dir), "--device", "cpu", "--out", str(tmp_path), *argv])
+
+
+@pytest.mark.slow
+def test_biasscope_experiment_on_the_embedded_model(tmp_path):
+    """The whole pipeline at its smallest (one 5-step injection, 2 random draws): plumbing and figures; the
+    method's behaviour is tested in tests/localize and test_inject."""
+    result = biasscope.main(["--quick", "--seeds", "0", "--steps", "5", "--n-random", "2", "--n-crows", "8",
+                             "--n-stereoset", "8", "--n-neutral", "8", "--n-bbq", "4", "--n-lms", "8",
+                             "--n-templates", "2", "--no-png", "--out", str(tmp_path)])
+    assert len(result.values["selected_heads"]) == 5
+    assert set(result.values["bias_reduction"]) == {"injected entity", "real countries", "CrowS-Pairs nationality",
+                                                    "StereoSet race"}
+    for stem in ("head_scores_patching", "head_scores_dla", "topk_overlap", "bias_reduction", "side_effects"):
+        assert (tmp_path / f"{stem}.html").exists()
+    assert (tmp_path / "selected_heads.json").exists()
+    assert result.config["seeds"] == [0] and result.config["n_templates"] == 2

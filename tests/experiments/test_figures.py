@@ -1,0 +1,72 @@
+"""experiments.figures: each step's planned command line, the flags passed on, --replot of saved results."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from experiments import cli, figures
+from lens_bias.errors import InputError
+
+
+def _accepts(module_name: str, argv: list[str]) -> None:
+    """The experiment's command line accepts ``argv`` (parsed only: files it names need not exist yet)."""
+    module = importlib.import_module(f"experiments.{module_name}")
+    if hasattr(module, "Config"):
+        cli.parser_for(module.Config, None).parse_args(argv)
+    else:  # TRANSITION: an experiment not yet on a config
+        module.parse_args(argv)
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_steps_planned_command_line_is_accepted_by_its_experiment(tmp_path, quick):
+    config = figures.Config(model="some-model", quick=quick, out=tmp_path, png=False)
+    for step in figures.STEPS:
+        module, step_args, result = figures.plan(step, config)
+        _accepts(module, step_args)
+        assert result.parent == tmp_path / step
+        assert ("--quick" in step_args) == (quick and step != "side_effects")
+        assert step_args[step_args.index("--out") + 1] == str(tmp_path / step) and "--no-png" in step_args
+        assert "--seed" not in step_args and "--device" not in step_args and "--batch-size" not in step_args
+
+
+def test_shared_flags_are_passed_on_when_given(tmp_path):
+    config, _ = cli.parse(figures.Config, ["--device", "cpu", "--seed", "3", "--batch-size", "4", "--out",
+                                           str(tmp_path)])
+    for step in figures.STEPS:
+        _, step_args, _ = figures.plan(step, config)
+        joined = " ".join(step_args)
+        assert "--device cpu" in joined and "--seed 3" in joined and "--batch-size 4" in joined
+
+
+def test_the_config(tmp_path):
+    config, replot = cli.parse(figures.Config, ["--replot", "--quick", "--only", "similarity", "bias_profile"])
+    assert replot is None and config.replot and config.quick
+    assert config.steps == ["bias_profile", "similarity"]  # the study's order
+    assert cli.parse(figures.Config, [])[0].steps == list(figures.STEPS)
+    with pytest.raises(SystemExit):
+        cli.parse(figures.Config, ["--only", "everything"])
+    with pytest.raises(InputError, match="--batch-size must be >= 1"):
+        figures.main(["--batch-size", "0"])
+    with pytest.raises(InputError, match="Unknown steps"):
+        figures.Config(only=("everything",))
+
+
+def test_replot_refuses_missing_results_before_redrawing_anything(tmp_path, capsys):
+    with pytest.raises(InputError, match=r"No saved result for steering .*--only steering side_effects"):
+        figures.main(["--replot", "--only", "steering", "side_effects", "--out", str(tmp_path)])
+    assert "==" not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_figures_runs_and_replots_every_step(tiny_long_dir, tmp_path, capsys):
+    figures.main(["--model", str(tiny_long_dir), "--quick", "--only", "bias_profile", "similarity", "--no-png",
+                  "--out", str(tmp_path)])
+    assert (tmp_path / "bias_profile" / "bias_profile.json").exists()
+    assert (tmp_path / "similarity" / "similarity.json").exists()
+    capsys.readouterr()
+    figures.main(["--replot", "--only", "bias_profile", "similarity", "--no-png", "--out", str(tmp_path)])
+    assert "== similarity: python -m experiments.similarity --replot" in capsys.readouterr().out
+    with pytest.raises(InputError, match="--only steering"):
+        figures.main(["--replot", "--only", "steering", "--out", str(tmp_path)])

@@ -1,0 +1,66 @@
+"""experiments.patching: the config is checked before any model loads; end to end on the tiny model (runs,
+saves, draws, redraws from the saved result)."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments import cli, patching
+from lens_bias.errors import InputError
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail the test if a model is loaded: the checks must come first."""
+    def load_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the config was checked")
+
+    monkeypatch.setattr(patching, "load_model", load_model)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
+    (["--n-pairs", "-2"], "--n-pairs must be >= 1, got -2"),
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--min-gap", "-1"], "--min-gap must be >= 0, got -1.0"),
+    (["--pairs", "crows-pairs", "--targets", "z", "resid_pre"], "do not share positions across pairs"),
+    (["--stem", "sub/patching"], "without folders"),
+])
+def test_bad_config_is_refused_before_any_model_loads(no_model, argv, message):
+    with pytest.raises(InputError, match=message):
+        patching.main(argv)
+
+
+def test_config_defaults_quick_and_all_pairs():
+    config, _ = cli.parse(patching.Config, [])
+    assert (config.n_pairs, config.targets, config.stem) == (24, patching.DEFAULT_TARGETS, "patching")
+    config, _ = cli.parse(patching.Config, ["--quick"], quick=patching.QUICK)
+    assert (config.n_pairs, config.targets, config.stem) == (2, ("resid_pre", "z"), "patching_quick")
+    assert patching.Config(n_pairs=None).n_pairs is None  # every pair with the gap
+    assert patching.Config(pairs="crows-pairs", targets=("z", "k", "v")).crows_types is None
+    with pytest.raises(InputError, match="at least one target"):
+        patching.Config(targets=())
+
+
+@pytest.mark.slow
+def test_patching_experiment(tiny_llama_dir, tmp_path):
+    result = patching.main(["--model", str(tiny_llama_dir), "--quick", "--min-gap", "0", "--no-png",
+                            "--out", str(tmp_path)])
+    assert set(result.values["targets"]) == {"resid_pre", "z"}  # the --quick targets
+    assert result.config["n_pairs"] == 2 and result.config["stem"] == "patching_quick"
+    for target in ("resid_pre", "z"):
+        for method in ("exact", "attribution"):
+            assert (tmp_path / f"patching_quick_{target}_{method}.html").exists()
+    replotted = patching.main(["--replot", str(tmp_path / "patching_quick.json"), "--no-png"])
+    assert replotted.values["targets"].keys() == result.values["targets"].keys()
+
+
+@pytest.mark.slow
+def test_patching_experiment_on_crows_pairs(tiny_llama_dir, tmp_path):
+    result = patching.main(["--model", str(tiny_llama_dir), "--pairs", "crows-pairs", "--targets", "z", "--n-pairs",
+                            "3", "--min-gap", "0", "--no-png", "--out", str(tmp_path)])
+    assert result.values["pairs"]["used"] == 3 and result.values["targets"]["z"]["axes"] == ["pair", "layer", "head"]
+    assert result.values["metric"]["name"].startswith("summed log P")
+    assert "CrowS-Pairs" in patching.draw(result, "z", "exact").layout.title.text
+    with pytest.raises(InputError, match="do not share positions"):  # positions do not line up across sentences
+        cli.parse(patching.Config, ["--pairs", "crows-pairs", "--targets", "resid_pre"])
