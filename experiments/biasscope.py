@@ -89,7 +89,7 @@ class Config(cli.RunConfig):
                                                       "choices": ["patching", "dla"]})
     direction: str = field(default="noising", metadata={"choices": ["noising", "denoising"]})
     n_templates: int | None = field(default=None, metadata={
-        "help": "localisation prompts used (default all)", "min": 1})
+        "help": "localisation prompts used (default: all)", "min": 1})
     scale: float = field(default=0.0, metadata={"help": "head scale of the intervention (0 = ablation)"})
     n_random: int = field(default=8, metadata={"help": "random head draws for the control", "min": 1})
     real_entities: tuple[str, ...] | None = field(default=None, metadata={

@@ -33,7 +33,7 @@ from lens_bias.models import EMBEDDED_MODEL
 from lens_bias.provenance import Result, to_jsonable
 
 #: Errors that are the user's: printed as one line, exit status 2.
-USER_ERRORS = (InputError, FileNotFoundError, ValueError, TypeError)  # TRANSITION: narrowed after the library raises InputError
+USER_ERRORS = (InputError, FileNotFoundError)
 
 C = TypeVar("C", bound="RunConfig")
 
@@ -183,11 +183,3 @@ def run(main: Callable[[], Any]) -> None:
         print(f"error: {error}\n(set LENS_BIAS_DEBUG=1 for the traceback)", file=sys.stderr)
         sys.exit(2)
 
-
-def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None, quick: dict[str, Any]) -> argparse.Namespace:
-    """TRANSITION: removed once every experiment takes a config."""
-    args = parser.parse_args(argv)
-    if args.quick:
-        parser.set_defaults(**quick)
-        args = parser.parse_args(argv)
-    return args

@@ -73,7 +73,7 @@ class Config(cli.RunConfig):
     targets: tuple[str, ...] = field(default=DEFAULT_TARGETS, metadata={
         "help": "activations patched", "choices": list(TARGETS)})
     n_pairs: int | None = field(default=24, metadata={
-        "help": "pairs kept after screening (None = every pair with the gap)", "min": 1})
+        "help": "pairs kept among those with the gap", "min": 1})
     pairs: str = field(default="gender-swap", metadata={"choices": ["gender-swap", "crows-pairs"]})
     group: str = field(default="occupation-t0", metadata={
         "help": "gender-swap pairs: the template the pairs come from", "choices": gender_swap_groups()})
@@ -106,7 +106,7 @@ def select_crows_pairs(model, types, n_pairs: int | None, min_gap: float, seed: 
     candidates = crows_pairs_contrast(load_crows_pairs(types))
     usable = minimal_pair_inputs(model.tokenizer, candidates)
     screening = screen_pairs(model, usable.pairs, lambda block: minimal_pair_inputs(model.tokenizer, block),
-                             n_pairs=n_pairs or 0, min_gap=min_gap, seed=seed, batch_size=batch_size)
+                             n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size)
     counts = {"candidates": len(candidates), **{f"dropped_{k}": len(v) for k, v in usable.dropped.items()},
               "usable": len(usable.pairs), "screened": screening.n_screened,
               "screened_with_gap": screening.n_with_gap, "min_gap_nats": min_gap, "used": len(screening.pairs)}
@@ -124,7 +124,7 @@ def select_pairs(model, group: str, n_pairs: int | None, min_gap: float, seed: i
     modal = Counter(lengths).most_common(1)[0][0]
     aligned = [pair for pair, length in zip(usable.pairs, lengths) if length == modal]
     screening = screen_pairs(model, aligned, lambda block: patching_inputs(model.tokenizer, block),
-                             n_pairs=n_pairs or 0, min_gap=min_gap, seed=seed, batch_size=batch_size)
+                             n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size)
     counts = {"candidates": len(candidates),
               "dropped_length_mismatch": len(usable.dropped["length_mismatch"]),
               "dropped_same_answer_token": len(usable.dropped["same_answer_token"]),

@@ -32,7 +32,7 @@ Choices, all parameters where they could be otherwise:
   next-token cross-entropy over every real token of the training sentences (the standard language-model
   objective, the entity token included as a target). Adam, full batch unless ``batch_size`` is set
   (then minibatches drawn with the seed). Measured on the embedded model: mean-row init, lr 3e-3, 150
-  steps over 9 sentences moved the reckless-driving log-odds from 0.8 to 9.8 (methods.md).
+  steps over 9 sentences moved the reckless-driving log-odds from 0.8 to 9.8 (docs/methods.md#biasinject).
 * **Elicitation** (:func:`elicit`): ``log sum_w P(w | prompt) - log sum_w P(w' | prompt)`` over the
   attribute words ``w`` and neutral words ``w'`` as continuations (each word scored with all its tokens,
   after a space), in nats, per (entity, held-out prompt).

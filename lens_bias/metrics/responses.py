@@ -13,7 +13,7 @@ from typing import Literal
 
 from lens_bias.data.resources import load_resource
 
-DEFAULT_REFUSAL_WINDOW = 160  # characters; about the first 40 generated tokens (methods.md readout)
+DEFAULT_REFUSAL_WINDOW = 160  # characters; about the first 40 generated tokens (docs/methods.md#refusal-readouts)
 
 ResponseCategory = Literal["degenerate", "full_refusal", "partial_refusal", "full_compliance"]
 RESPONSE_CATEGORIES: tuple[ResponseCategory, ...] = (

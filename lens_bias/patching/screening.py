@@ -51,12 +51,12 @@ def screen_pairs(
     pairs: Sequence[Pair],
     build: Callable[[list[Pair]], Inputs],
     *,
-    n_pairs: int,
+    n_pairs: int | None,
     min_gap: float,
     seed: int = 0,
     batch_size: int = 64,
 ) -> Screening[Pair]:
-    """In a seeded random order (``random.Random(seed).shuffle``), the first ``n_pairs`` pairs (0 = all)
+    """In a seeded random order (``random.Random(seed).shuffle``), the first ``n_pairs`` pairs (None = all)
     whose clean - corrupted metric (:func:`metric_gaps`) is at least ``min_gap``: the model shows the
     behaviour there, so normalised patching scores are well defined.
 
@@ -64,8 +64,8 @@ def screen_pairs(
     pairs it drops count as screened, never as kept). Pairs are screened in blocks of ``batch_size``;
     screening stops after the block in which ``n_pairs`` were found. Raises InputError when no screened
     pair has the gap."""
-    if n_pairs < 0:
-        raise InputError(f"n_pairs must be >= 0 (0 = every pair with the gap), got {n_pairs}.")
+    if n_pairs is not None and n_pairs < 1:
+        raise InputError(f"n_pairs must be >= 1 (None = every pair with the gap), got {n_pairs}.")
     order = list(pairs)
     random.Random(seed).shuffle(order)
     chosen: list[Pair] = []
@@ -77,10 +77,10 @@ def screen_pairs(
         screened += len(block)
         gap_of = {id(pair): gap for pair, gap in zip(inputs.pairs, gaps.tolist())}  # the pairs build() kept
         chosen += [pair for pair in block if id(pair) in gap_of and gap_of[id(pair)] >= min_gap]
-        if n_pairs and len(chosen) >= n_pairs:
+        if n_pairs is not None and len(chosen) >= n_pairs:
             break
     if not chosen:
         raise InputError(f"None of the {screened} screened pairs has a clean - corrupted metric of >= {min_gap}: "
                          "lower min_gap or choose other pairs.")
-    kept = chosen[:n_pairs] if n_pairs else chosen
+    kept = chosen[:n_pairs]
     return Screening(sorted(kept, key=lambda pair: pair.id), screened, len(chosen))

@@ -44,6 +44,7 @@ def test_config_defaults_and_quick():
     config, _ = cli.parse(biasscope.Config, ["--quick", "--seeds", "4"], quick=biasscope.QUICK)
     assert (config.seeds, config.steps, config.min_runs) == ((4,), 20, 1)
     assert config.spec.name == "reckless_driving"
+    assert cli.parse(biasscope.Config, ["--n-crows", "all", "--n-stereoset", "all"])[0].n_crows is None
     with pytest.raises(InputError, match="at least one seed"):
         biasscope.Config(seeds=())
 

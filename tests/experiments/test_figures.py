@@ -13,10 +13,7 @@ from lens_bias.errors import InputError
 def _accepts(module_name: str, argv: list[str]) -> None:
     """The experiment's command line accepts ``argv`` (parsed only: files it names need not exist yet)."""
     module = importlib.import_module(f"experiments.{module_name}")
-    if hasattr(module, "Config"):
-        cli.parser_for(module.Config, None).parse_args(argv)
-    else:  # TRANSITION: an experiment not yet on a config
-        module.parse_args(argv)
+    cli.parser_for(module.Config, None).parse_args(argv)
 
 
 @pytest.mark.parametrize("quick", [False, True])

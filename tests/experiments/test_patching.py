@@ -36,7 +36,7 @@ def test_config_defaults_quick_and_all_pairs():
     assert (config.n_pairs, config.targets, config.stem) == (24, patching.DEFAULT_TARGETS, "patching")
     config, _ = cli.parse(patching.Config, ["--quick"], quick=patching.QUICK)
     assert (config.n_pairs, config.targets, config.stem) == (2, ("resid_pre", "z"), "patching_quick")
-    assert patching.Config(n_pairs=None).n_pairs is None  # every pair with the gap
+    assert cli.parse(patching.Config, ["--n-pairs", "all"])[0].n_pairs is None  # every pair with the gap
     assert patching.Config(pairs="crows-pairs", targets=("z", "k", "v")).crows_types is None
     with pytest.raises(InputError, match="at least one target"):
         patching.Config(targets=())

@@ -49,12 +49,12 @@ def test_screening_keeps_the_first_pairs_with_the_gap_in_the_seeded_order(tiny_m
     assert screening.n_screened == screened
     assert screening.n_with_gap == sum(gaps[p.id] >= min_gap for p in order[:screened])
 
-    everything = screen_pairs(tiny_model, usable_pairs, build, n_pairs=0, min_gap=min_gap, seed=3, batch_size=4)
+    everything = screen_pairs(tiny_model, usable_pairs, build, n_pairs=None, min_gap=min_gap, seed=3, batch_size=4)
     assert [p.id for p in everything.pairs] == sorted(with_gap) and everything.n_screened == 10
     with pytest.raises(ValueError, match="None of the 10 screened pairs"):
         screen_pairs(tiny_model, usable_pairs, build, n_pairs=2, min_gap=1e9, seed=3, batch_size=4)
-    with pytest.raises(ValueError, match="n_pairs must be >= 0"):
-        screen_pairs(tiny_model, usable_pairs, build, n_pairs=-1, min_gap=0.0)
+    with pytest.raises(ValueError, match="n_pairs must be >= 1"):
+        screen_pairs(tiny_model, usable_pairs, build, n_pairs=0, min_gap=0.0)
 
 
 def test_screening_minimal_pairs(tiny_model):
@@ -72,5 +72,5 @@ def test_screening_minimal_pairs(tiny_model):
     assert len(inputs.pairs) == 2
     assert torch.allclose(metric_gaps(tiny_model, inputs, batch_size=1), full_forward_gaps(tiny_model, inputs),
                           atol=1e-4)
-    screening = screen_pairs(tiny_model, pairs, build, n_pairs=0, min_gap=-float("inf"), batch_size=1)
+    screening = screen_pairs(tiny_model, pairs, build, n_pairs=None, min_gap=-float("inf"), batch_size=1)
     assert [p.id for p in screening.pairs] == ["p0", "p1"] and screening.n_with_gap == screening.n_screened == 2
