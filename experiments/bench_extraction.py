@@ -36,8 +36,9 @@ class Config(cli.RunConfig):
     layers: tuple[int, ...] = (0, 8, 16, 24)
     repeats: int = field(default=5, metadata={"help": "repeated extractions of the memory check", "min": 1})
     threads: int | None = field(default=None, metadata={"help": "torch threads (default: torch's own)", "min": 1})
-    device: str = field(default="cpu", metadata={"help": "torch device (CPU only: memory is the process's)",
-                                                 "choices": ["cpu"]})
+    device: str = field(
+        default="cpu", metadata={"help": "torch device (CPU only: memory is the process's)", "choices": ["cpu"]}
+    )
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     t_batched = time.perf_counter() - start
 
     start = time.perf_counter()
-    single = torch.cat([extract(model, batch[i:i + 1], layers) for i in range(len(batch))])
+    single = torch.cat([extract(model, batch[i : i + 1], layers) for i in range(len(batch))])
     t_single = time.perf_counter() - start
 
     names = [f"blocks.{layer}.hook_resid_post" for layer in layers]
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for i in range(len(batch)):
         with torch.inference_mode():
-            _, cache = model.run_with_cache(batch.tokens[i:i + 1, : batch.lengths[i]])
+            _, cache = model.run_with_cache(batch.tokens[i : i + 1, : batch.lengths[i]])
         rows.append(torch.stack([cache[name][0, -1] for name in names]))
         del cache
     cached = torch.stack(rows)
@@ -86,16 +87,23 @@ def main(argv: list[str] | None = None) -> None:
     print(f"batched extract (batch {config.batch_size}): {t_batched:7.2f} s")
     print(f"one prompt at a time:            {t_single:7.2f} s  ratio {t_single / t_batched:5.1f}x")
     print(f"run_with_cache, all hooks:       {t_cache:7.2f} s  ratio {t_cache / t_batched:5.1f}x")
-    print(f"max |batched - single| = {(batched - single).abs().max():.2e}, "
-          f"max |batched - run_with_cache| = {(batched - cached).abs().max():.2e}")
+    print(
+        f"max |batched - single| = {(batched - single).abs().max():.2e}, "
+        f"max |batched - run_with_cache| = {(batched - cached).abs().max():.2e}"
+    )
     readings = []
     for _ in range(config.repeats):
         extract(model, batch, layers, batch_size=config.batch_size)
         readings.append(rss_mb())
-    print("RSS (MB) after each repeated extraction:", " ".join(f"{r:.0f}" for r in readings),
-          f"| growth first->last {readings[-1] - readings[0]:+.0f} MB")
-    print(f"result size: {batched.numel() * batched.element_size() / 2**20:.2f} MB "
-          f"([{len(batch)}, {len(layers)}, {model.cfg.d_model}])")
+    print(
+        "RSS (MB) after each repeated extraction:",
+        " ".join(f"{r:.0f}" for r in readings),
+        f"| growth first->last {readings[-1] - readings[0]:+.0f} MB",
+    )
+    print(
+        f"result size: {batched.numel() * batched.element_size() / 2**20:.2f} MB "
+        f"([{len(batch)}, {len(layers)}, {model.cfg.d_model}])"
+    )
 
 
 if __name__ == "__main__":

@@ -71,13 +71,18 @@ class Config(cli.RunConfig):
     """The benchmark's settings (see the module docstring). Runs on the CPU: peak memory is the process's."""
 
     threads: int | None = field(default=None, metadata={"help": "torch threads (default: torch's own)", "min": 1})
-    n_layers: int | None = field(default=None, metadata={
-        "help": "layers swept, evenly spaced from the first to the last (default: every layer)", "min": 1})
+    n_layers: int | None = field(
+        default=None,
+        metadata={"help": "layers swept, evenly spaced from the first to the last (default: every layer)", "min": 1},
+    )
     iterations: int = field(default=12, metadata={"help": "repeated sweeps of the memory check", "min": 1})
-    stem: str = field(default="bench_patching", metadata={
-        "help": "file name of the result, without suffix (--quick: bench_patching_quick)"})
-    device: str = field(default="cpu", metadata={"help": "torch device (CPU only: peak memory is the process's)",
-                                                 "choices": ["cpu"]})
+    stem: str = field(
+        default="bench_patching",
+        metadata={"help": "file name of the result, without suffix (--quick: bench_patching_quick)"},
+    )
+    device: str = field(
+        default="cpu", metadata={"help": "torch device (CPU only: peak memory is the process's)", "choices": ["cpu"]}
+    )
     batch_size: int = field(default=64, metadata={"help": "lens_bias rows per patched forward", "min": 1})
     out: Path = field(default=Path("figures/patching"), metadata={"help": "output folder (results)"})
 
@@ -142,8 +147,9 @@ def tl_sweep(model, target: str, clean_tokens, corrupted_tokens, tl_metric, laye
     second = corrupted_tokens.shape[1] if axes[1] == "pos" else model.cfg.n_heads
     index = tl_patching.make_df_from_ranges([model.cfg.n_layers, second], list(axes))
     index = index[index["layer"].isin(layers)].reset_index(drop=True)
-    flat = tl_patching.generic_activation_patch(model, corrupted_tokens, clean_cache, tl_metric, setter, name,
-                                                index_df=index)
+    flat = tl_patching.generic_activation_patch(
+        model, corrupted_tokens, clean_cache, tl_metric, setter, name, index_df=index
+    )
     return flat.reshape(len(layers), second)
 
 
@@ -154,8 +160,9 @@ def bench_inputs(model):
     return one, one.metric()
 
 
-def run_sweep(model_name: str, threads: int | None, library: str, target: str, layers: list[int],
-              batch_size: int) -> dict[str, Any]:
+def run_sweep(
+    model_name: str, threads: int | None, library: str, target: str, layers: list[int], batch_size: int
+) -> dict[str, Any]:
     """One measured sweep in a fresh process, so that memory an earlier sweep freed to the allocator cannot
     hide this one's peak: load, warm up, run, report (scores as lists: no shared-memory tensors)."""
     if threads:
@@ -165,17 +172,34 @@ def run_sweep(model_name: str, threads: int | None, library: str, target: str, l
     with torch.inference_mode():
         model(one.clean.tokens)  # warm-up, outside the measurement
     if library == "lens_bias":
-        result, seconds, cpu, rise = measure(lambda: patch(model, one.clean, one.corrupted, metric, target=target,
-                                                      layers=layers, batch_size=batch_size, normalize=False))
-        return {"scores": result.scores[0].tolist(), "seconds": seconds, "cpu_seconds": cpu, "peak_rise_mb": rise,
-                "forwards": result.config["n_forwards"], "configs_run": result.config["n_configs_run"],
-                "configs": result.config["n_configs"]}
+        result, seconds, cpu, rise = measure(
+            lambda: patch(
+                model,
+                one.clean,
+                one.corrupted,
+                metric,
+                target=target,
+                layers=layers,
+                batch_size=batch_size,
+                normalize=False,
+            )
+        )
+        return {
+            "scores": result.scores[0].tolist(),
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "peak_rise_mb": rise,
+            "forwards": result.config["n_forwards"],
+            "configs_run": result.config["n_configs_run"],
+            "configs": result.config["n_configs"],
+        }
 
     def tl_metric(logits: torch.Tensor) -> torch.Tensor:  # TransformerLens metrics return a scalar
         return metric(logits, one.corrupted).mean()
 
-    scores, seconds, cpu, rise = measure(lambda: tl_sweep(model, target, one.clean.tokens, one.corrupted.tokens,
-                                                     tl_metric, layers))
+    scores, seconds, cpu, rise = measure(
+        lambda: tl_sweep(model, target, one.clean.tokens, one.corrupted.tokens, tl_metric, layers)
+    )
     return {"scores": scores.cpu().tolist(), "seconds": seconds, "cpu_seconds": cpu, "peak_rise_mb": rise}
 
 
@@ -186,9 +210,11 @@ def run(config: Config) -> Path:
     model = load_model(config.model, device=config.device)
     layers = swept_layers(model.cfg.n_layers, config.n_layers)
     one, metric = bench_inputs(model)
-    print(f"model {config.model}, {torch.get_num_threads()} torch threads; pair {one.pairs[0].id}: "
-          f"{one.clean.texts[0]!r} vs {one.corrupted.texts[0]!r}, {one.clean.tokens.shape[1]} tokens; "
-          f"layers {layers[0]}..{layers[-1]} ({len(layers)}); each sweep in its own process")
+    print(
+        f"model {config.model}, {torch.get_num_threads()} torch threads; pair {one.pairs[0].id}: "
+        f"{one.clean.texts[0]!r} vs {one.corrupted.texts[0]!r}, {one.clean.tokens.shape[1]} tokens; "
+        f"layers {layers[0]}..{layers[-1]} ({len(layers)}); each sweep in its own process"
+    )
 
     sweeps: dict[str, dict[str, Any]] = {}
     context = multiprocessing.get_context("spawn")
@@ -196,25 +222,33 @@ def run(config: Config) -> Path:
         measured = {}
         for library in ("lens_bias", "transformer_lens"):
             with context.Pool(1) as pool:
-                measured[library] = pool.apply(run_sweep, (config.model, torch.get_num_threads(), library, target,
-                                                           layers, config.batch_size))
+                measured[library] = pool.apply(
+                    run_sweep, (config.model, torch.get_num_threads(), library, target, layers, config.batch_size)
+                )
         ours, theirs = measured["lens_bias"], measured["transformer_lens"]
         ours_scores, theirs_scores = torch.tensor(ours["scores"]), torch.tensor(theirs["scores"])
         sweeps[target] = {
-            "transformer_lens_function": TL_FUNCTIONS[target], "shape": list(ours_scores.shape),
-            "lens_bias_s": ours["seconds"], "transformer_lens_s": theirs["seconds"],
+            "transformer_lens_function": TL_FUNCTIONS[target],
+            "shape": list(ours_scores.shape),
+            "lens_bias_s": ours["seconds"],
+            "transformer_lens_s": theirs["seconds"],
             "speedup": theirs["seconds"] / ours["seconds"],
-            "lens_bias_cpu_s": ours["cpu_seconds"], "transformer_lens_cpu_s": theirs["cpu_seconds"],
+            "lens_bias_cpu_s": ours["cpu_seconds"],
+            "transformer_lens_cpu_s": theirs["cpu_seconds"],
             "cpu_speedup": theirs["cpu_seconds"] / ours["cpu_seconds"],
             "max_abs_difference": float((ours_scores - theirs_scores).abs().max()),
             "lens_bias_peak_rss_rise_mb": ours["peak_rise_mb"],
-            "transformer_lens_peak_rss_rise_mb": theirs["peak_rise_mb"], "lens_bias_forwards": ours["forwards"],
-            "lens_bias_configs_run": ours["configs_run"], "configs": ours["configs"],
+            "transformer_lens_peak_rss_rise_mb": theirs["peak_rise_mb"],
+            "lens_bias_forwards": ours["forwards"],
+            "lens_bias_configs_run": ours["configs_run"],
+            "configs": ours["configs"],
         }
-        exact = patch(model, one.clean, one.corrupted, metric, target=target, layers=layers,
-                      batch_size=config.batch_size)
-        approx, approx_s, _, _ = measure(partial(attribution_patch, model, one.clean, one.corrupted, metric,
-                                                 target=target, layers=layers))
+        exact = patch(
+            model, one.clean, one.corrupted, metric, target=target, layers=layers, batch_size=config.batch_size
+        )
+        approx, approx_s, _, _ = measure(
+            partial(attribution_patch, model, one.clean, one.corrupted, metric, target=target, layers=layers)
+        )
         sweeps[target]["attribution"] = {"seconds": approx_s, **agreement(exact, approx, k=10)}
         print(sweep_line(target, sweeps[target]))
 
@@ -222,24 +256,36 @@ def run(config: Config) -> Path:
     for _ in range(config.iterations):
         gc.collect()
         rss.append(_rss_mb())
-        patch(model, one.clean, one.corrupted, metric, target="resid_pre", layers=layers,
-              batch_size=config.batch_size)
+        patch(model, one.clean, one.corrupted, metric, target="resid_pre", layers=layers, batch_size=config.batch_size)
     gc.collect()
     rss.append(_rss_mb())
-    half = rss[len(rss) // 2:]  # after the allocator has settled
+    half = rss[len(rss) // 2 :]  # after the allocator has settled
     slope = float(np.polyfit(np.arange(len(half)), half, 1)[0]) if len(half) > 1 else 0.0
-    memory = {"iterations": config.iterations, "rss_mb": rss, "growth_second_half_mb": half[-1] - half[0],
-              "trend_second_half_mb_per_sweep": slope}
+    memory = {
+        "iterations": config.iterations,
+        "rss_mb": rss,
+        "growth_second_half_mb": half[-1] - half[0],
+        "trend_second_half_mb_per_sweep": slope,
+    }
 
-    recorded = {**config.to_dict(), "layers": layers,
-                "pair": one.pairs[0].id, "n_tokens": int(one.clean.tokens.shape[1]),
-                "threads": torch.get_num_threads(), "metric": "logit(' she') - logit(' he'), raw (nats)",
-                "timing": "wall clock and process CPU time of one sweep each, each in a fresh process after "
-                          "loading and one warm-up forward; TransformerLens includes the run_with_cache it needs",
-                "peak_memory": "VmHWM (reset via /proc/self/clear_refs) minus VmRSS at the start of the "
-                               "sweep; None where unavailable"}
-    result = Result(name="bench_patching", values={"sweeps": sweeps, "memory": memory}, config=recorded,
-                    provenance=collect_provenance(model_record=model_record(model).to_dict()))
+    recorded = {
+        **config.to_dict(),
+        "layers": layers,
+        "pair": one.pairs[0].id,
+        "n_tokens": int(one.clean.tokens.shape[1]),
+        "threads": torch.get_num_threads(),
+        "metric": "logit(' she') - logit(' he'), raw (nats)",
+        "timing": "wall clock and process CPU time of one sweep each, each in a fresh process after "
+        "loading and one warm-up forward; TransformerLens includes the run_with_cache it needs",
+        "peak_memory": "VmHWM (reset via /proc/self/clear_refs) minus VmRSS at the start of the "
+        "sweep; None where unavailable",
+    }
+    result = Result(
+        name="bench_patching",
+        values={"sweeps": sweeps, "memory": memory},
+        config=recorded,
+        provenance=collect_provenance(model_record=model_record(model).to_dict()),
+    )
     path = result.save(config.out / config.stem)
     print(memory_line(memory))
     print("wrote", path)
@@ -257,22 +303,26 @@ def sweep_line(target: str, entry: dict[str, Any]) -> str:
     """One sweep's summary (an entry of the result's ``sweeps``)."""
     rises = _mb(entry["lens_bias_peak_rss_rise_mb"]), _mb(entry["transformer_lens_peak_rss_rise_mb"])
     attribution = entry["attribution"]
-    return (f"{target:>9} sweep {tuple(entry['shape'])}: lens_bias {entry['lens_bias_s']:.1f} s "
-            f"({entry['lens_bias_forwards']} forwards, {entry['lens_bias_configs_run']} of {entry['configs']} "
-            f"configurations run), TransformerLens {entry['transformer_lens_s']:.1f} s -> {entry['speedup']:.1f}x "
-            f"faster (CPU time {entry['lens_bias_cpu_s']:.1f} s vs {entry['transformer_lens_cpu_s']:.1f} s: "
-            f"{entry['cpu_speedup']:.1f}x); max |difference| {entry['max_abs_difference']:.2e}; peak RSS rise "
-            f"{rises[0]} vs {rises[1]}; attribution patching {attribution['seconds']:.2f} s, vs exact: Pearson "
-            f"{attribution['pearson']:.3f}, top-10 overlap {attribution['top_k_overlap']:.1f}")
+    return (
+        f"{target:>9} sweep {tuple(entry['shape'])}: lens_bias {entry['lens_bias_s']:.1f} s "
+        f"({entry['lens_bias_forwards']} forwards, {entry['lens_bias_configs_run']} of {entry['configs']} "
+        f"configurations run), TransformerLens {entry['transformer_lens_s']:.1f} s -> {entry['speedup']:.1f}x "
+        f"faster (CPU time {entry['lens_bias_cpu_s']:.1f} s vs {entry['transformer_lens_cpu_s']:.1f} s: "
+        f"{entry['cpu_speedup']:.1f}x); max |difference| {entry['max_abs_difference']:.2e}; peak RSS rise "
+        f"{rises[0]} vs {rises[1]}; attribution patching {attribution['seconds']:.2f} s, vs exact: Pearson "
+        f"{attribution['pearson']:.3f}, top-10 overlap {attribution['top_k_overlap']:.1f}"
+    )
 
 
 def memory_line(memory: dict[str, Any]) -> str:
     """The flat-memory check's summary (the result's ``memory``)."""
     rss = memory["rss_mb"]
-    return (f"flat memory: RSS {rss[0]:.0f} MB before {memory['iterations']} resid_pre sweeps, "
-            f"{' '.join(f'{value:.0f}' for value in rss[1:])} MB after each; over the second half "
-            f"{memory['growth_second_half_mb']:+.1f} MB (trend {memory['trend_second_half_mb_per_sweep']:+.2f} MB "
-            "per sweep)")
+    return (
+        f"flat memory: RSS {rss[0]:.0f} MB before {memory['iterations']} resid_pre sweeps, "
+        f"{' '.join(f'{value:.0f}' for value in rss[1:])} MB after each; over the second half "
+        f"{memory['growth_second_half_mb']:+.1f} MB (trend {memory['trend_second_half_mb_per_sweep']:+.2f} MB "
+        "per sweep)"
+    )
 
 
 def report(result: Result, path: Path, config: Config) -> None:
@@ -293,8 +343,9 @@ def main(argv: list[str] | None = None) -> Result:
         if path not in ran:
             report(result, path, config)
 
-    return cli.main(Config, argv, description=__doc__, quick=QUICK, result_name="bench_patching", run=run_once,
-                    report=report_replot)
+    return cli.main(
+        Config, argv, description=__doc__, quick=QUICK, result_name="bench_patching", run=run_once, report=report_replot
+    )
 
 
 if __name__ == "__main__":

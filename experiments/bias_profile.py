@@ -33,9 +33,10 @@ from lens_bias.stats import Estimate
 class Config(cli.RunConfig):
     """One bias profile: which bias types, how many held-out pairs each, how the target terms are split."""
 
-    bias_types: tuple[str, ...] = field(default=tuple(STEREOSET_BIAS_TYPES),
-                                        metadata={"help": "StereoSet bias types to profile",
-                                                  "choices": STEREOSET_BIAS_TYPES})
+    bias_types: tuple[str, ...] = field(
+        default=tuple(STEREOSET_BIAS_TYPES),
+        metadata={"help": "StereoSet bias types to profile", "choices": STEREOSET_BIAS_TYPES},
+    )
     n_pairs: int | None = field(default=120, metadata={"help": "held-out pairs per bias type", "min": 1})
     test_fraction: float = field(default=0.3, metadata={"help": "share of target terms held out, in (0, 1)"})
     batch_size: int = field(default=16, metadata={"help": "rows per forward pass", "min": 1})
@@ -67,14 +68,20 @@ def draw(result: Result):
     types = list(result.values["per_bias_type"])
     per = result.values["per_bias_type"]
     series = {
-        "likelihood: share preferring stereotype": [Estimate.from_dict(per[t]["likelihood"]["share_positive"])
-                                                    for t in types],
+        "likelihood: share preferring stereotype": [
+            Estimate.from_dict(per[t]["likelihood"]["share_positive"]) for t in types
+        ],
         "A/B: P(stereotyped option)": [Estimate.from_dict(per[t]["ab"]["p_positive"]) for t in types],
         "A/B: position bias P(A)": [Estimate.from_dict(per[t]["ab"]["position_bias"]) for t in types],
     }
     model = result.provenance["model"]["name"]
-    return bars_with_ci(types, series, title=f"Preference for the stereotype on held-out StereoSet pairs ({model})",
-                        y_title="share / probability (0.5 = no preference)", reference_line=0.5)
+    return bars_with_ci(
+        types,
+        series,
+        title=f"Preference for the stereotype on held-out StereoSet pairs ({model})",
+        y_title="share / probability (0.5 = no preference)",
+        reference_line=0.5,
+    )
 
 
 def summarize(result: Result) -> str:
@@ -83,9 +90,11 @@ def summarize(result: Result) -> str:
     for bias_type, entry in result.values["per_bias_type"].items():
         likelihood = {k: Estimate.from_dict(v) for k, v in entry["likelihood"].items() if isinstance(v, dict)}
         ab = {k: Estimate.from_dict(v) for k, v in entry["ab"].items() if isinstance(v, dict)}
-        lines.append(f"{bias_type:>10}: likelihood share {likelihood['share_positive']}, mean diff "
-                     f"{likelihood['mean_logprob_diff']} | A/B P(stereo) {ab['p_positive']}, position bias "
-                     f"{ab['position_bias']}, format mass {ab['format_mass']}")
+        lines.append(
+            f"{bias_type:>10}: likelihood share {likelihood['share_positive']}, mean diff "
+            f"{likelihood['mean_logprob_diff']} | A/B P(stereo) {ab['p_positive']}, position bias "
+            f"{ab['position_bias']}, format mass {ab['format_mass']}"
+        )
     return "\n".join(lines)
 
 
@@ -98,17 +107,31 @@ def run(config: Config) -> Path:
     for bias_type in config.bias_types:
         pairs = held_out_pairs(bias_type, config.n_pairs, config.test_fraction, config.seed)
         fingerprints[f"stereoset-{bias_type}-test"] = fingerprint(pairs)
-        likelihood = likelihood_preference(model, pairs, batch_size=config.batch_size, seed=config.seed,
-                                           progress=f"{bias_type}: likelihood")
-        ab = ab_preference(model, to_ab_items(pairs, seed=config.seed), template, batch_size=config.batch_size,
-                           seed=config.seed, progress=f"{bias_type}: A/B")
+        likelihood = likelihood_preference(
+            model, pairs, batch_size=config.batch_size, seed=config.seed, progress=f"{bias_type}: likelihood"
+        )
+        ab = ab_preference(
+            model,
+            to_ab_items(pairs, seed=config.seed),
+            template,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            progress=f"{bias_type}: A/B",
+        )
         per_type[bias_type] = {"likelihood": likelihood.to_dict(), "ab": ab.to_dict()}
-    recorded = {**config.to_dict(), "template": template.describe(model.tokenizer),
-                "split": "stereoset dev, test side of split_by_target", "likelihood_by": "mean per-token log-prob",
-                "ci": "bootstrap 95%"}
-    result = Result(name="bias_profile", values={"per_bias_type": per_type}, config=recorded,
-                    provenance=collect_provenance(model_record=model_record(model).to_dict(),
-                                                  data=fingerprints, seed=config.seed))
+    recorded = {
+        **config.to_dict(),
+        "template": template.describe(model.tokenizer),
+        "split": "stereoset dev, test side of split_by_target",
+        "likelihood_by": "mean per-token log-prob",
+        "ci": "bootstrap 95%",
+    }
+    result = Result(
+        name="bias_profile",
+        values={"per_bias_type": per_type},
+        config=recorded,
+        provenance=collect_provenance(model_record=model_record(model).to_dict(), data=fingerprints, seed=config.seed),
+    )
     return result.save(config.out / "bias_profile")
 
 
@@ -119,8 +142,7 @@ def report(result: Result, path: Path, config: Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> Result:
-    return cli.main(Config, argv, description=__doc__, quick=QUICK, result_name="bias_profile", run=run,
-                    report=report)
+    return cli.main(Config, argv, description=__doc__, quick=QUICK, result_name="bias_profile", run=run, report=report)
 
 
 if __name__ == "__main__":

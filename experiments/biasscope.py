@@ -69,8 +69,18 @@ from lens_bias.stats import Estimate
 SPECS = {spec.name: spec for spec in injection_specs()}
 #: What --quick changes (a smoke run of the whole pipeline in about three minutes on 2 CPU cores).
 #: Its injections are too short for stable maps, so it selects by top-k count without a recurrence threshold.
-QUICK = {"steps": 20, "seeds": [0, 1], "n_templates": 3, "min_runs": 1, "n_random": 3, "n_crows": 24,
-         "n_stereoset": 24, "n_neutral": 30, "n_bbq": 8, "n_lms": 24}
+QUICK = {
+    "steps": 20,
+    "seeds": [0, 1],
+    "n_templates": 3,
+    "min_runs": 1,
+    "n_random": 3,
+    "n_crows": 24,
+    "n_stereoset": 24,
+    "n_neutral": 30,
+    "n_bbq": 8,
+    "n_lms": 24,
+}
 
 
 @dataclass(frozen=True)
@@ -83,21 +93,24 @@ class Config(cli.RunConfig):
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "one injection run per seed"})
     steps: int = field(default=100, metadata={"help": "training steps per injection", "min": 1})
     lr: float = 3e-3
-    min_runs: int | None = field(default=None, metadata={
-        "help": "runs a head must be top-k in (default: majority)", "min": 1})
-    method: str = field(default="patching", metadata={"help": "scores used to select",
-                                                      "choices": ["patching", "dla"]})
+    min_runs: int | None = field(
+        default=None, metadata={"help": "runs a head must be top-k in (default: majority)", "min": 1}
+    )
+    method: str = field(default="patching", metadata={"help": "scores used to select", "choices": ["patching", "dla"]})
     direction: str = field(default="noising", metadata={"choices": ["noising", "denoising"]})
-    n_templates: int | None = field(default=None, metadata={
-        "help": "localisation prompts used (default: all)", "min": 1})
+    n_templates: int | None = field(
+        default=None, metadata={"help": "localisation prompts used (default: all)", "min": 1}
+    )
     scale: float = field(default=0.0, metadata={"help": "head scale of the intervention (0 = ablation)"})
     n_random: int = field(default=8, metadata={"help": "random head draws for the control", "min": 1})
-    real_entities: tuple[str, ...] | None = field(default=None, metadata={
-        "help": "default: the spec's control countries"})
+    real_entities: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "default: the spec's control countries"}
+    )
     n_crows: int | None = field(default=80, metadata={"help": "CrowS-Pairs nationality pairs", "min": 1})
     n_stereoset: int | None = field(default=80, metadata={"help": "StereoSet race items", "min": 1})
-    n_neutral: int | None = field(default=None, metadata={
-        "help": "side effects: neutral sentences (default all)", "min": 1})
+    n_neutral: int | None = field(
+        default=None, metadata={"help": "side effects: neutral sentences (default all)", "min": 1}
+    )
     n_bbq: int = field(default=150, metadata={"help": "side effects: disambiguated BBQ questions", "min": 1})
     n_lms: int = field(default=150, metadata={"help": "side effects: StereoSet items for the LMS", "min": 1})
     destructive_layer: int = field(default=1, metadata={"help": "layer whose heads are all ablated"})
@@ -159,77 +172,131 @@ def run(config: Config) -> Path:
         adversarial = next((m.entity for m in matches if m.n_tokens == 1), None)
         if adversarial is None:
             raise InputError("No candidate country is a single token for this tokenizer: patching needs one.")
-        scores = score_components(injected, bias_contrast(injected, spec, adversarial, templates),
-                                  direction=cast(Direction, config.direction), batch_size=64, progress=True)
+        scores = score_components(
+            injected,
+            bias_contrast(injected, spec, adversarial, templates),
+            direction=cast(Direction, config.direction),
+            batch_size=64,
+            progress=True,
+        )
         entity.save(config.out / f"entity_seed{seed}", collect_provenance(model_record=record, seed=seed))
         tensors.update(scores.tensors(prefix=f"seed{seed}/"))
         injected_models.append(injected)
-        runs.append({"seed": seed, "loss_first": entity.losses[0], "loss_last": entity.losses[-1],
-                     "elicitation_before": before.to_dict(), "elicitation_after": after.to_dict(),
-                     "closest_entities": [vars(m) for m in matches[:5]], "adversarial_entity": adversarial,
-                     "scores": scores.to_dict()})
-        print(f"seed {seed}: loss {entity.losses[0]:.2f} -> {entity.losses[-1]:.2f}; log-odds "
-              f"{before.mean()[spec.entity_token]:.2f} -> {after.mean()[spec.entity_token]:.2f} "
-              f"(real countries {({e: round(v, 2) for e, v in after.mean().items() if e != spec.entity_token})}); "
-              f"adversarial {adversarial}; metric gap "
-              f"{float((scores.biased_metric - scores.adversarial_metric).mean()):.2f}")
+        runs.append(
+            {
+                "seed": seed,
+                "loss_first": entity.losses[0],
+                "loss_last": entity.losses[-1],
+                "elicitation_before": before.to_dict(),
+                "elicitation_after": after.to_dict(),
+                "closest_entities": [vars(m) for m in matches[:5]],
+                "adversarial_entity": adversarial,
+                "scores": scores.to_dict(),
+            }
+        )
+        print(
+            f"seed {seed}: loss {entity.losses[0]:.2f} -> {entity.losses[-1]:.2f}; log-odds "
+            f"{before.mean()[spec.entity_token]:.2f} -> {after.mean()[spec.entity_token]:.2f} "
+            f"(real countries { ({e: round(v, 2) for e, v in after.mean().items() if e != spec.entity_token}) }); "
+            f"adversarial {adversarial}; metric gap "
+            f"{float((scores.biased_metric - scores.adversarial_metric).mean()):.2f}"
+        )
 
-    recurring = recurring_heads([torch.tensor(r["scores"][f"heads_{config.method}"]) for r in runs], config.k,
-                                config.min_runs)
+    recurring = recurring_heads(
+        [torch.tensor(r["scores"][f"heads_{config.method}"]) for r in runs], config.k, config.min_runs
+    )
     selected = recurring.heads
     print(f"selected heads {selected} (top-{config.k} counts over {len(runs)} runs)")
     sets, fingerprints = evaluation_sets(model, injected_models, config)
     comparisons, random_draws = {}, []
     for name, score_fn in sets.items():
-        comparison = compare_to_random(score_fn, selected, n_layers=n_layers, n_heads=n_heads,
-                                       n_random=config.n_random, scale=config.scale, seed=config.seeds[0],
-                                       progress=True)
+        comparison = compare_to_random(
+            score_fn,
+            selected,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            n_random=config.n_random,
+            scale=config.scale,
+            seed=config.seeds[0],
+            progress=True,
+        )
         comparisons[name] = comparison.summary(seed=config.seeds[0])
         random_draws = comparison.random_heads  # the same seeded draws for every set
-        print(f"{name}: baseline {comparisons[name]['baseline']}; reduction selected "
-              f"{comparisons[name]['reduction_selected']} vs random {comparisons[name]['reduction_random']}")
+        print(
+            f"{name}: baseline {comparisons[name]['baseline']}; reduction selected "
+            f"{comparisons[name]['reduction_selected']} vs random {comparisons[name]['reduction_random']}"
+        )
 
-    se_config = SideEffectConfig(n_neutral=config.n_neutral, n_bbq=config.n_bbq, n_stereoset=config.n_lms,
-                                 seed=config.seeds[0], batch_size=config.batch_size)
+    se_config = SideEffectConfig(
+        n_neutral=config.n_neutral,
+        n_bbq=config.n_bbq,
+        n_stereoset=config.n_lms,
+        seed=config.seeds[0],
+        batch_size=config.batch_size,
+    )
     baseline = capability_scores(model, (), se_config, progress=True)
     interventions = {
         "selected heads": HeadScaling(tuple(selected), config.scale),
         "random heads (draw 1)": HeadScaling(tuple((layer, head) for layer, head in random_draws[0]), config.scale),
         f"every head of layer {destructive_layer}": HeadScaling(
-            tuple((destructive_layer, h) for h in range(n_heads)), 0.0),
+            tuple((destructive_layer, h) for h in range(n_heads)), 0.0
+        ),
     }
     reports = {}
     for name, intervention in interventions.items():
         effects = side_effects(model, [intervention], se_config, baseline=baseline, progress=True)
         reports[name] = effects.to_dict()
-        print(f"side effects of {name}: " + "; ".join(f"{e.name} {e.delta}" for e in effects.effects)
-              + f"; harmed: {effects.harmed()}")
-    provenance = collect_provenance(model_record=record, seed=config.seeds[0],
-                                    data={**fingerprints, **next(iter(reports.values()))["details"]["fingerprints"]})
+        print(
+            f"side effects of {name}: "
+            + "; ".join(f"{e.name} {e.delta}" for e in effects.effects)
+            + f"; harmed: {effects.harmed()}"
+        )
+    provenance = collect_provenance(
+        model_record=record,
+        seed=config.seeds[0],
+        data={**fingerprints, **next(iter(reports.values()))["details"]["fingerprints"]},
+    )
     save_intervention(interventions["selected heads"], config.out / "selected_heads", provenance)
 
-    runs_scores = {method: torch.stack([torch.tensor(r["scores"][f"heads_{method}"]) for r in runs]).mean(0)
-                   for method in ("patching", "dla")}
-    mlp_scores = {method: torch.stack([torch.tensor(r["scores"][f"mlp_{method}"]) for r in runs]).mean(0)
-                  for method in ("patching", "dla")}
+    runs_scores = {
+        method: torch.stack([torch.tensor(r["scores"][f"heads_{method}"]) for r in runs]).mean(0)
+        for method in ("patching", "dla")
+    }
+    mlp_scores = {
+        method: torch.stack([torch.tensor(r["scores"][f"mlp_{method}"]) for r in runs]).mean(0)
+        for method in ("patching", "dla")
+    }
     values = {
-        "runs": runs, "recurring": recurring.to_dict(), "selected_heads": [list(h) for h in selected],
+        "runs": runs,
+        "recurring": recurring.to_dict(),
+        "selected_heads": [list(h) for h in selected],
         "mean_heads": {m: s.tolist() for m, s in runs_scores.items()},
         "mean_mlp": {m: s.tolist() for m, s in mlp_scores.items()},
-        "bias_reduction": comparisons, "side_effects": reports,
+        "bias_reduction": comparisons,
+        "side_effects": reports,
     }
-    recorded = {**config.to_dict(), "spec": spec.name, "templates": templates,
-                "eval_prompts": list(spec.eval_prompts), "candidates": "countries",
-                "evaluation_sets": {"injected entity": "every seed's injected model, held-out eval prompts",
-                                    "real countries": list(config.real_entities or spec.control_entities),
-                                    "CrowS-Pairs nationality": "bias_type nationality, seeded subsample",
-                                    "StereoSet race": "dev, bias_type race (targets: countries and nationalities)"},
-                "bias_score": {
-                    "injected/real entities": "attribute-vs-neutral log-odds (nats) after held-out templates",
-                    "benchmarks": "mean per-token log P(stereotype) - log P(anti-stereotype) (nats)"},
-                "side_effect_config": vars(se_config), "ci": "bootstrap 95% over items"}
-    path = Result(name="biasscope", values=values, config=recorded, provenance=provenance,
-                  tensors=tensors).save(config.out / "biasscope")
+    recorded = {
+        **config.to_dict(),
+        "spec": spec.name,
+        "templates": templates,
+        "eval_prompts": list(spec.eval_prompts),
+        "candidates": "countries",
+        "evaluation_sets": {
+            "injected entity": "every seed's injected model, held-out eval prompts",
+            "real countries": list(config.real_entities or spec.control_entities),
+            "CrowS-Pairs nationality": "bias_type nationality, seeded subsample",
+            "StereoSet race": "dev, bias_type race (targets: countries and nationalities)",
+        },
+        "bias_score": {
+            "injected/real entities": "attribute-vs-neutral log-odds (nats) after held-out templates",
+            "benchmarks": "mean per-token log P(stereotype) - log P(anti-stereotype) (nats)",
+        },
+        "side_effect_config": vars(se_config),
+        "ci": "bootstrap 95% over items",
+    }
+    path = Result(name="biasscope", values=values, config=recorded, provenance=provenance, tensors=tensors).save(
+        config.out / "biasscope"
+    )
     print("wrote", path)
     return path
 
@@ -244,12 +311,17 @@ def _head_heatmap(result: Result, method: str) -> go.Figure:
     config = result.config
     unit = f"share of the metric gap, {config['direction']}" if method == "patching" else "logits"
     name = "activation patching" if method == "patching" else "direct logit attribution"
-    figure = heatmap(np.concatenate([heads, mlp], 1), [f"H{h}" for h in range(n_heads)] + ["MLP"],
-                     [f"L{layer}" for layer in range(n_layers)], zmid=0.0,
-                     title=f"BiasScope ({name}): contribution to logit(attribute) - logit(neutral)<br>"
-                           f"<sup>{config['spec']}, mean of {len(config['seeds'])} runs ({unit})<br>colours "
-                           "clipped at the heads' range: MLP cells may saturate (hover for values)</sup>",
-                     x_title="query head (last column: the layer's MLP)", y_title="layer")
+    figure = heatmap(
+        np.concatenate([heads, mlp], 1),
+        [f"H{h}" for h in range(n_heads)] + ["MLP"],
+        [f"L{layer}" for layer in range(n_layers)],
+        zmid=0.0,
+        title=f"BiasScope ({name}): contribution to logit(attribute) - logit(neutral)<br>"
+        f"<sup>{config['spec']}, mean of {len(config['seeds'])} runs ({unit})<br>colours "
+        "clipped at the heads' range: MLP cells may saturate (hover for values)</sup>",
+        x_title="query head (last column: the layer's MLP)",
+        y_title="layer",
+    )
     limit = float(np.nanmax(np.abs(heads)))
     figure.update_traces(zmin=-limit, zmax=limit)
     figure.update_layout(width=750, height=220 + 22 * n_layers, margin={"t": 120})
@@ -259,9 +331,17 @@ def _head_heatmap(result: Result, method: str) -> go.Figure:
 def _overlap_figure(result: Result) -> go.Figure:
     recurring = result.values["recurring"]
     seeds = [f"seed {s}" for s in result.config["seeds"]]
-    return heatmap(np.array(recurring["overlap"]), seeds, seeds, colorscale="Blues", text_fmt=".2f",
-                   title=f"Share of top-{recurring['k']} heads shared between injection runs<br>"
-                         f"<sup>selected: {recurring['heads']}</sup>", x_title="run", y_title="run")
+    return heatmap(
+        np.array(recurring["overlap"]),
+        seeds,
+        seeds,
+        colorscale="Blues",
+        text_fmt=".2f",
+        title=f"Share of top-{recurring['k']} heads shared between injection runs<br>"
+        f"<sup>selected: {recurring['heads']}</sup>",
+        x_title="run",
+        y_title="run",
+    )
 
 
 def _reduction_figure(result: Result) -> go.Figure:
@@ -269,24 +349,32 @@ def _reduction_figure(result: Result) -> go.Figure:
     names = list(sets)
     first = sets[names[0]]
     groups = {
-        f"selected heads (n={len(first['selected_heads'])})": [Estimate.from_dict(sets[n]["reduction_selected"])
-                                                               for n in names],
-        f"random heads (mean of {first['n_draws']} draws)": [Estimate.from_dict(sets[n]["reduction_random"])
-                                                             for n in names],
+        f"selected heads (n={len(first['selected_heads'])})": [
+            Estimate.from_dict(sets[n]["reduction_selected"]) for n in names
+        ],
+        f"random heads (mean of {first['n_draws']} draws)": [
+            Estimate.from_dict(sets[n]["reduction_random"]) for n in names
+        ],
     }
-    return bars_with_ci(names, groups, reference_line=0.0,
-                        title=f"Bias reduction with the heads scaled by {first['scale']}<br>"
-                              f"<sup>{result.config['spec']}; 95% bootstrap CI over items</sup>",
-                        y_title="bias reduction (nats; baseline - intervened)")
+    return bars_with_ci(
+        names,
+        groups,
+        reference_line=0.0,
+        title=f"Bias reduction with the heads scaled by {first['scale']}<br>"
+        f"<sup>{result.config['spec']}; 95% bootstrap CI over items</sup>",
+        y_title="bias reduction (nats; baseline - intervened)",
+    )
 
 
 def draw(result: Result) -> dict[str, go.Figure]:
     """The figures of a saved BiasScope result, by file stem."""
-    return {"head_scores_patching": _head_heatmap(result, "patching"),
-            "head_scores_dla": _head_heatmap(result, "dla"),
-            "topk_overlap": _overlap_figure(result),
-            "bias_reduction": _reduction_figure(result),
-            "side_effects": side_effect_table(result.values["side_effects"])}
+    return {
+        "head_scores_patching": _head_heatmap(result, "patching"),
+        "head_scores_dla": _head_heatmap(result, "dla"),
+        "topk_overlap": _overlap_figure(result),
+        "bias_reduction": _reduction_figure(result),
+        "side_effects": side_effect_table(result.values["side_effects"]),
+    }
 
 
 def report(result: Result, path: Path, config: Config) -> None:

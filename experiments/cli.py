@@ -24,9 +24,10 @@ import os
 import sys
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from lens_bias.errors import InputError
 from lens_bias.models import EMBEDDED_MODEL
@@ -80,6 +81,7 @@ def metadata(config: type[RunConfig], name: str) -> dict[str, Any]:
 
 def _optional(element: type) -> Callable[[str], Any]:
     """argparse type of an optional number: ``all`` is None (no limit), anything else an ``element``."""
+
     def convert(text: str) -> Any:
         return None if text == "all" else element(text)
 
@@ -110,8 +112,9 @@ def parser_for(config: type[RunConfig], description: str | None) -> argparse.Arg
         element, optional, several = _flag_type(hints[f.name])
         if element is bool:
             flag = meta.get("flag", f"--no-{f.name.replace('_', '-')}" if default else f"--{f.name.replace('_', '-')}")
-            parser.add_argument(flag, dest=f.name, action="store_false" if default else "store_true",
-                                help=meta.get("help"))
+            parser.add_argument(
+                flag, dest=f.name, action="store_false" if default else "store_true", help=meta.get("help")
+            )
             continue
         convert = _optional(element) if optional and not several and element in (int, float) else element
         text = meta.get("help")
@@ -131,8 +134,9 @@ def parser_for(config: type[RunConfig], description: str | None) -> argparse.Arg
     return parser
 
 
-def parse(config: type[C], argv: list[str] | None, *, description: str | None = None,
-          quick: dict[str, Any] | None = None) -> tuple[C, Path | None]:
+def parse(
+    config: type[C], argv: list[str] | None, *, description: str | None = None, quick: dict[str, Any] | None = None
+) -> tuple[C, Path | None]:
     """Parse ``argv`` into ``(config, replot path or None)``. With ``--quick``, ``quick`` replaces the
     defaults; arguments given explicitly still win. The config validates itself before any work."""
     parser = parser_for(config, description)
@@ -145,8 +149,16 @@ def parse(config: type[C], argv: list[str] | None, *, description: str | None = 
     return config(**values), None if "replot" in values else args.replot
 
 
-def main(config: type[C], argv: list[str] | None, *, description: str | None, quick: dict[str, Any] | None,
-         result_name: str, run: Callable[[C], Path], report: Callable[[Result, Path, C], None]) -> Result:
+def main(
+    config: type[C],
+    argv: list[str] | None,
+    *,
+    description: str | None,
+    quick: dict[str, Any] | None,
+    result_name: str,
+    run: Callable[[C], Path],
+    report: Callable[[Result, Path, C], None],
+) -> Result:
     """The body of every experiment's ``main``: parse, run (or take ``--replot``'s saved result), load the
     saved result and ``report(result, path, config)`` from it (print the summary, draw the figures), so a
     run and a replot print and draw the same. Returns the loaded result."""
@@ -168,8 +180,10 @@ def load_result(path: str | Path, name: str) -> Result:
     except (ValueError, KeyError) as error:
         raise InputError(f"{path} is not a saved lens_bias result ({error}).") from error
     if result.name != name:
-        raise InputError(f"{path} holds a {result.name!r} result, not {name!r}: replot it with "
-                         f"`python -m experiments.{result.name} --replot {path}`.")
+        raise InputError(
+            f"{path} holds a {result.name!r} result, not {name!r}: replot it with "
+            f"`python -m experiments.{result.name} --replot {path}`."
+        )
     return result
 
 
@@ -182,4 +196,3 @@ def run(main: Callable[[], Any]) -> None:
             raise
         print(f"error: {error}\n(set LENS_BIAS_DEBUG=1 for the traceback)", file=sys.stderr)
         sys.exit(2)
-

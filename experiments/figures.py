@@ -33,10 +33,14 @@ class Config(cli.RunConfig):
     quick: bool = field(default=False, metadata={"help": "every experiment's --quick (a smoke run)"})
     replot: bool = field(default=False, metadata={"help": "redraw every figure from the saved results"})
     # None = not passed on (each step's own default), hence the wider type than RunConfig's
-    seed: int | None = field(default=None,  # type: ignore[assignment]
-                             metadata={"help": "every step's --seed (default: each step's own)"})
-    batch_size: int | None = field(default=None,  # type: ignore[assignment]
-                                   metadata={"help": "every step's --batch-size (default: each step's own)", "min": 1})
+    seed: int | None = field(
+        default=None,  # type: ignore[assignment]
+        metadata={"help": "every step's --seed (default: each step's own)"},
+    )
+    batch_size: int | None = field(
+        default=None,  # type: ignore[assignment]
+        metadata={"help": "every step's --batch-size (default: each step's own)", "min": 1},
+    )
 
     def __post_init__(self) -> None:
         if not self.only:
@@ -55,9 +59,11 @@ class Config(cli.RunConfig):
 def plan(step: str, config: Config) -> tuple[str, list[str], Path]:
     """(experiment module, its arguments, the result file it writes) for one step."""
     out = config.out / step
-    shared = [*(["--device", config.device] if config.device is not None else []),
-              *(["--seed", str(config.seed)] if config.seed is not None else []),
-              *(["--batch-size", str(config.batch_size)] if config.batch_size is not None else [])]
+    shared = [
+        *(["--device", config.device] if config.device is not None else []),
+        *(["--seed", str(config.seed)] if config.seed is not None else []),
+        *(["--batch-size", str(config.batch_size)] if config.batch_size is not None else []),
+    ]
     common = ["--out", str(out), *([] if config.png else ["--no-png"]), *shared]
     model = ["--model", config.model]
     quick = ["--quick"] if config.quick else []
@@ -85,10 +91,14 @@ def commands(config: Config) -> list[tuple[str, str, list[str]]]:
     missing = [f"{step} ({result})" for step, (_, _, result) in planned.items() if not result.exists()]
     if missing:
         steps = " ".join(step.split(" ")[0] for step in missing)
-        raise InputError(f"No saved result for {', '.join(missing)}: run `python -m experiments.figures --only "
-                         f"{steps}` first (with the same --out and --quick).")
-    return [(step, module, ["--replot", str(result), *([] if config.png else ["--no-png"])])
-            for step, (module, _, result) in planned.items()]
+        raise InputError(
+            f"No saved result for {', '.join(missing)}: run `python -m experiments.figures --only "
+            f"{steps}` first (with the same --out and --quick)."
+        )
+    return [
+        (step, module, ["--replot", str(result), *([] if config.png else ["--no-png"])])
+        for step, (module, _, result) in planned.items()
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

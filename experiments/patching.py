@@ -62,28 +62,36 @@ from lens_bias.provenance import Result, collect_provenance, set_seed
 DEFAULT_TARGETS = ("resid_pre", "attn_out", "mlp_out", "z")
 #: What --quick changes (a smoke run).
 QUICK = {"n_pairs": 2, "targets": ["resid_pre", "z"], "stem": "patching_quick"}
-METRIC_NAMES = {"gender-swap": "logit(stereotyped pronoun of the clean term) - logit(other pronoun), nats",
-                "crows-pairs": "summed log P of the sentence after the swapped term, nats"}
+METRIC_NAMES = {
+    "gender-swap": "logit(stereotyped pronoun of the clean term) - logit(other pronoun), nats",
+    "crows-pairs": "summed log P of the sentence after the swapped term, nats",
+}
 
 
 @dataclass(frozen=True)
 class Config(cli.RunConfig):
     """Activation and attribution patching of term-swap pairs (see the module docstring)."""
 
-    targets: tuple[str, ...] = field(default=DEFAULT_TARGETS, metadata={
-        "help": "activations patched", "choices": list(TARGETS)})
-    n_pairs: int | None = field(default=24, metadata={
-        "help": "pairs kept among those with the gap", "min": 1})
+    targets: tuple[str, ...] = field(
+        default=DEFAULT_TARGETS, metadata={"help": "activations patched", "choices": list(TARGETS)}
+    )
+    n_pairs: int | None = field(default=24, metadata={"help": "pairs kept among those with the gap", "min": 1})
     pairs: str = field(default="gender-swap", metadata={"choices": ["gender-swap", "crows-pairs"]})
-    group: str = field(default="occupation-t0", metadata={
-        "help": "gender-swap pairs: the template the pairs come from", "choices": gender_swap_groups()})
-    crows_types: tuple[str, ...] | None = field(default=None, metadata={
-        "help": "crows-pairs: bias types (default all)", "choices": list(CROWS_BIAS_TYPES)})
+    group: str = field(
+        default="occupation-t0",
+        metadata={"help": "gender-swap pairs: the template the pairs come from", "choices": gender_swap_groups()},
+    )
+    crows_types: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "crows-pairs: bias types (default all)", "choices": list(CROWS_BIAS_TYPES)}
+    )
     direction: str = field(default="denoising", metadata={"choices": list(DIRECTIONS)})
-    min_gap: float = field(default=1.0, metadata={
-        "help": "keep pairs whose clean - corrupted metric is at least this (nats)", "min": 0})
-    stem: str = field(default="patching", metadata={
-        "help": "file name of the result and the figures, without suffix (--quick: patching_quick)"})
+    min_gap: float = field(
+        default=1.0, metadata={"help": "keep pairs whose clean - corrupted metric is at least this (nats)", "min": 0}
+    )
+    stem: str = field(
+        default="patching",
+        metadata={"help": "file name of the result and the figures, without suffix (--quick: patching_quick)"},
+    )
     batch_size: int = field(default=64, metadata={"help": "rows per patched forward", "min": 1})
     out: Path = field(default=Path("figures/patching"), metadata={"help": "output folder (results, figures)"})
 
@@ -91,8 +99,10 @@ class Config(cli.RunConfig):
         if not self.targets:
             raise InputError("--targets: give at least one target.")
         if self.pairs == "crows-pairs" and any(TARGETS[t].unit != "head" for t in self.targets):
-            raise InputError("crows-pairs sentences do not share positions across pairs: use whole-layer head "
-                             "targets (--targets z, k or v)")
+            raise InputError(
+                "crows-pairs sentences do not share positions across pairs: use whole-layer head "
+                "targets (--targets z, k or v)"
+            )
         if self.crows_types is not None and not self.crows_types:
             raise InputError("--crows-types: give at least one bias type, or omit the flag for all of them.")
         if not self.stem or Path(self.stem).name != self.stem:
@@ -105,11 +115,24 @@ def select_crows_pairs(model, types, n_pairs: int | None, min_gap: float, seed: 
     Returns (inputs, counts)."""
     candidates = crows_pairs_contrast(load_crows_pairs(types))
     usable = minimal_pair_inputs(model.tokenizer, candidates)
-    screening = screen_pairs(model, usable.pairs, lambda block: minimal_pair_inputs(model.tokenizer, block),
-                             n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size)
-    counts = {"candidates": len(candidates), **{f"dropped_{k}": len(v) for k, v in usable.dropped.items()},
-              "usable": len(usable.pairs), "screened": screening.n_screened,
-              "screened_with_gap": screening.n_with_gap, "min_gap_nats": min_gap, "used": len(screening.pairs)}
+    screening = screen_pairs(
+        model,
+        usable.pairs,
+        lambda block: minimal_pair_inputs(model.tokenizer, block),
+        n_pairs=n_pairs,
+        min_gap=min_gap,
+        seed=seed,
+        batch_size=batch_size,
+    )
+    counts = {
+        "candidates": len(candidates),
+        **{f"dropped_{k}": len(v) for k, v in usable.dropped.items()},
+        "usable": len(usable.pairs),
+        "screened": screening.n_screened,
+        "screened_with_gap": screening.n_with_gap,
+        "min_gap_nats": min_gap,
+        "used": len(screening.pairs),
+    }
     return minimal_pair_inputs(model.tokenizer, screening.pairs), counts
 
 
@@ -123,14 +146,27 @@ def select_pairs(model, group: str, n_pairs: int | None, min_gap: float, seed: i
     lengths = usable.clean.lengths.tolist()
     modal = Counter(lengths).most_common(1)[0][0]
     aligned = [pair for pair, length in zip(usable.pairs, lengths) if length == modal]
-    screening = screen_pairs(model, aligned, lambda block: patching_inputs(model.tokenizer, block),
-                             n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size)
-    counts = {"candidates": len(candidates),
-              "dropped_length_mismatch": len(usable.dropped["length_mismatch"]),
-              "dropped_same_answer_token": len(usable.dropped["same_answer_token"]),
-              "aligned_length_tokens": modal, "dropped_other_length": len(usable.pairs) - len(aligned),
-              "aligned": len(aligned), "screened": screening.n_screened,
-              "screened_with_gap": screening.n_with_gap, "min_gap_nats": min_gap, "used": len(screening.pairs)}
+    screening = screen_pairs(
+        model,
+        aligned,
+        lambda block: patching_inputs(model.tokenizer, block),
+        n_pairs=n_pairs,
+        min_gap=min_gap,
+        seed=seed,
+        batch_size=batch_size,
+    )
+    counts = {
+        "candidates": len(candidates),
+        "dropped_length_mismatch": len(usable.dropped["length_mismatch"]),
+        "dropped_same_answer_token": len(usable.dropped["same_answer_token"]),
+        "aligned_length_tokens": modal,
+        "dropped_other_length": len(usable.pairs) - len(aligned),
+        "aligned": len(aligned),
+        "screened": screening.n_screened,
+        "screened_with_gap": screening.n_with_gap,
+        "min_gap_nats": min_gap,
+        "used": len(screening.pairs),
+    }
     return patching_inputs(model.tokenizer, screening.pairs), counts
 
 
@@ -142,8 +178,10 @@ def x_labels(result: PatchResult) -> tuple[list[str], str]:
         return result.position_labels(), "position (token)"
     if axes == ("head",):
         return result.head_labels(), "head"
-    return ([f"{position} {head}" for position in result.position_labels() for head in result.head_labels()],
-            "position (token), head")
+    return (
+        [f"{position} {head}" for position in result.position_labels() for head in result.head_labels()],
+        "position (token), head",
+    )
 
 
 def _pairs_label(config: dict) -> str:
@@ -158,17 +196,30 @@ def draw(result: Result, target: str, method: str):
     mean = np.asarray(entry[f"mean_{method}"], dtype=float)  # JSON null (NaN: padding) -> NaN
     mean = mean.reshape(len(entry["layers"]), -1)
     what = "patched score" if method == "exact" else "attribution estimate"
-    title = (f"{target} {result.config['direction']}: {what} (1 = clean, 0 = corrupted)<br><sup>"
-             f"{result.provenance['model']['name']}, {_pairs_label(result.config)}, mean of {entry['n_pairs']} "
-             "pairs</sup>")
-    return heatmap(mean, entry["x_labels"], [str(layer) for layer in entry["layers"]], title=title,
-                   x_title=entry["x_title"], y_title="layer", zmid=0)
+    title = (
+        f"{target} {result.config['direction']}: {what} (1 = clean, 0 = corrupted)<br><sup>"
+        f"{result.provenance['model']['name']}, {_pairs_label(result.config)}, mean of {entry['n_pairs']} "
+        "pairs</sup>"
+    )
+    return heatmap(
+        mean,
+        entry["x_labels"],
+        [str(layer) for layer in entry["layers"]],
+        title=title,
+        x_title=entry["x_title"],
+        y_title="layer",
+        zmid=0,
+    )
 
 
 def save_figures(result: Result, stem: Path, *, png: bool) -> list[Path]:
     """Every heatmap of a result: ``{stem}_{target}_{exact|attribution}.{html,png}``."""
-    return [path for target in result.values["targets"] for method in ("exact", "attribution")
-            for path in save_figure(draw(result, target, method), f"{stem}_{target}_{method}", png=png)]
+    return [
+        path
+        for target in result.values["targets"]
+        for method in ("exact", "attribution")
+        for path in save_figure(draw(result, target, method), f"{stem}_{target}_{method}", png=png)
+    ]
 
 
 def run(config: Config) -> Path:
@@ -176,54 +227,94 @@ def run(config: Config) -> Path:
     set_seed(config.seed)
     model = load_model(config.model, device=config.device)
     if config.pairs == "crows-pairs":
-        inputs, counts = select_crows_pairs(model, config.crows_types, config.n_pairs, config.min_gap, config.seed,
-                                            config.batch_size)
-        print(f"crows-pairs: {counts['candidates']} candidate pairs, {counts['usable']} minimal pairs (dropped: "
-              f"{counts['dropped_length_mismatch']} of different token lengths, {counts['dropped_not_one_span']} "
-              f"not one swapped span, {counts['dropped_no_shared_continuation']} swapped at the end)", end="; ")
+        inputs, counts = select_crows_pairs(
+            model, config.crows_types, config.n_pairs, config.min_gap, config.seed, config.batch_size
+        )
+        print(
+            f"crows-pairs: {counts['candidates']} candidate pairs, {counts['usable']} minimal pairs (dropped: "
+            f"{counts['dropped_length_mismatch']} of different token lengths, {counts['dropped_not_one_span']} "
+            f"not one swapped span, {counts['dropped_no_shared_continuation']} swapped at the end)",
+            end="; ",
+        )
     else:
-        inputs, counts = select_pairs(model, config.group, config.n_pairs, config.min_gap, config.seed,
-                                      config.batch_size)
-        print(f"{config.group}: {counts['candidates']} candidate pairs, {counts['dropped_length_mismatch']} dropped "
-              f"(clean and corrupted of different token lengths), {counts['dropped_other_length']} of another "
-              f"length than the most common ({counts['aligned_length_tokens']} tokens)", end="; ")
-    print(f"of {counts['screened']} screened, {counts['screened_with_gap']} have clean - corrupted >= "
-          f"{config.min_gap} nats; {counts['used']} used")
+        inputs, counts = select_pairs(
+            model, config.group, config.n_pairs, config.min_gap, config.seed, config.batch_size
+        )
+        print(
+            f"{config.group}: {counts['candidates']} candidate pairs, {counts['dropped_length_mismatch']} dropped "
+            f"(clean and corrupted of different token lengths), {counts['dropped_other_length']} of another "
+            f"length than the most common ({counts['aligned_length_tokens']} tokens)",
+            end="; ",
+        )
+    print(
+        f"of {counts['screened']} screened, {counts['screened_with_gap']} have clean - corrupted >= "
+        f"{config.min_gap} nats; {counts['used']} used"
+    )
     metric = inputs.metric()
 
     values, tensors = {"pairs": counts, "targets": {}}, {}
     direction = cast(Direction, config.direction)
     for target in config.targets:
-        exact = patch(model, inputs.clean, inputs.corrupted, metric, target=target, direction=direction,
-                      batch_size=config.batch_size, progress=f"{target}: exact")
-        approx = attribution_patch(model, inputs.clean, inputs.corrupted, metric, target=target,
-                                   direction=direction)
+        exact = patch(
+            model,
+            inputs.clean,
+            inputs.corrupted,
+            metric,
+            target=target,
+            direction=direction,
+            batch_size=config.batch_size,
+            progress=f"{target}: exact",
+        )
+        approx = attribution_patch(model, inputs.clean, inputs.corrupted, metric, target=target, direction=direction)
         agree = agreement(exact, approx, k=10)
         labels, x_title = x_labels(exact)
-        values["targets"][target] = {"agreement": agree, "axes": list(exact.axes), "layers": exact.layers,
-                                     "x_labels": labels, "x_title": x_title,
-                                     "n_pairs": int((~exact.degenerate).sum()), "exact_config": exact.config,
-                                     "mean_exact": exact.mean(), "mean_attribution": approx.mean()}
+        values["targets"][target] = {
+            "agreement": agree,
+            "axes": list(exact.axes),
+            "layers": exact.layers,
+            "x_labels": labels,
+            "x_title": x_title,
+            "n_pairs": int((~exact.degenerate).sum()),
+            "exact_config": exact.config,
+            "mean_exact": exact.mean(),
+            "mean_attribution": approx.mean(),
+        }
         tensors[f"{target}.exact"], tensors[f"{target}.attribution"] = exact.scores, approx.scores
-        print(f"{target:>10}: {exact.config['n_forwards']} forwards; attribution vs exact: Pearson "
-              f"{agree['pearson']:.3f}, top-{agree['k']} overlap {agree['top_k_overlap']:.2f}")
+        print(
+            f"{target:>10}: {exact.config['n_forwards']} forwards; attribution vs exact: Pearson "
+            f"{agree['pearson']:.3f}, top-{agree['k']} overlap {agree['top_k_overlap']:.2f}"
+        )
     gap = exact.clean_metric - exact.corrupted_metric
-    values["metric"] = {"name": METRIC_NAMES[config.pairs],
-                        "clean_mean": exact.clean_metric.mean(), "corrupted_mean": exact.corrupted_metric.mean(),
-                        "share_clean_above_corrupted": (gap > 0).float().mean(),
-                        "n_degenerate": int(exact.degenerate.sum())}
+    values["metric"] = {
+        "name": METRIC_NAMES[config.pairs],
+        "clean_mean": exact.clean_metric.mean(),
+        "corrupted_mean": exact.corrupted_metric.mean(),
+        "share_clean_above_corrupted": (gap > 0).float().mean(),
+        "n_degenerate": int(exact.degenerate.sum()),
+    }
     tensors["clean_metric"], tensors["corrupted_metric"] = exact.clean_metric, exact.corrupted_metric
-    print(f"metric: clean {exact.clean_metric.mean():.2f}, corrupted {exact.corrupted_metric.mean():.2f} nats; "
-          f"clean > corrupted in {int((gap > 0).sum())} of {len(gap)} pairs; {int(exact.degenerate.sum())} degenerate")
-    recorded = {**config.to_dict(),
-                "pair_ids": [pair.id for pair in inputs.pairs], "position_labels": exact.position_labels(),
-                "clean_texts": inputs.clean.texts, "corrupted_texts": inputs.corrupted.texts,
-                "normalisation": "(patched - corrupted) / (clean - corrupted), both directions",
-                "agreement": "lens_bias.patching.agreement on pair-mean effects, k=10"}
-    result = Result(name="patching", values=values, config=recorded, tensors=tensors,
-                    provenance=collect_provenance(model_record=model_record(model).to_dict(),
-                                                  data={config.pairs: fingerprint(inputs.pairs)},
-                                                  seed=config.seed))
+    print(
+        f"metric: clean {exact.clean_metric.mean():.2f}, corrupted {exact.corrupted_metric.mean():.2f} nats; "
+        f"clean > corrupted in {int((gap > 0).sum())} of {len(gap)} pairs; {int(exact.degenerate.sum())} degenerate"
+    )
+    recorded = {
+        **config.to_dict(),
+        "pair_ids": [pair.id for pair in inputs.pairs],
+        "position_labels": exact.position_labels(),
+        "clean_texts": inputs.clean.texts,
+        "corrupted_texts": inputs.corrupted.texts,
+        "normalisation": "(patched - corrupted) / (clean - corrupted), both directions",
+        "agreement": "lens_bias.patching.agreement on pair-mean effects, k=10",
+    }
+    result = Result(
+        name="patching",
+        values=values,
+        config=recorded,
+        tensors=tensors,
+        provenance=collect_provenance(
+            model_record=model_record(model).to_dict(), data={config.pairs: fingerprint(inputs.pairs)}, seed=config.seed
+        ),
+    )
     path = result.save(config.out / config.stem)
     print("wrote", path)
     return path

@@ -38,8 +38,9 @@ NO_INTERVENTION = "give --intervention FILE [FILE ...] (or --replot RESULT.json)
 class Config(cli.RunConfig):
     """The interventions to evaluate and the items they are scored on (see :class:`SideEffectConfig`)."""
 
-    intervention: tuple[Path, ...] | None = field(default=None, metadata={
-        "help": "saved intervention files (.json); required unless --replot"})
+    intervention: tuple[Path, ...] | None = field(
+        default=None, metadata={"help": "saved intervention files (.json); required unless --replot"}
+    )
     # a bootstrap needs 2 items: the library's SideEffectConfig refuses fewer
     n_neutral: int | None = field(default=None, metadata={"help": "neutral sentences (omit for all 110)", "min": 2})
     n_bbq: int = field(default=150, metadata={"help": "disambiguated BBQ questions", "min": 2})
@@ -48,8 +49,13 @@ class Config(cli.RunConfig):
 
     def side_effect_config(self) -> SideEffectConfig:
         """The library's item selection for these settings."""
-        return SideEffectConfig(n_neutral=self.n_neutral, n_bbq=self.n_bbq, n_stereoset=self.n_lms, seed=self.seed,
-                                batch_size=self.batch_size)
+        return SideEffectConfig(
+            n_neutral=self.n_neutral,
+            n_bbq=self.n_bbq,
+            n_stereoset=self.n_lms,
+            seed=self.seed,
+            batch_size=self.batch_size,
+        )
 
 
 def run(config: Config) -> Path:
@@ -66,13 +72,20 @@ def run(config: Config) -> Path:
     for name, intervention in loaded.items():
         report = side_effects(model, [intervention], items, baseline=baseline, progress=True)
         reports[name] = report.to_dict()
-        print(f"{name}: " + "; ".join(f"{e.name} {e.baseline} -> {e.intervened}, change {e.delta}"
-                                      for e in report.effects) + f"; significantly worse: {report.harmed() or 'none'}")
+        print(
+            f"{name}: "
+            + "; ".join(f"{e.name} {e.baseline} -> {e.intervened}, change {e.delta}" for e in report.effects)
+            + f"; significantly worse: {report.harmed() or 'none'}"
+        )
     details = next(iter(reports.values()))["details"]
-    result = Result(name="side_effects", values={"reports": reports},
-                    config={**config.to_dict(), "side_effect_config": dataclasses.asdict(items)},
-                    provenance=collect_provenance(model_record=model_record(model).to_dict(), seed=config.seed,
-                                                  data=details["fingerprints"]))
+    result = Result(
+        name="side_effects",
+        values={"reports": reports},
+        config={**config.to_dict(), "side_effect_config": dataclasses.asdict(items)},
+        provenance=collect_provenance(
+            model_record=model_record(model).to_dict(), seed=config.seed, data=details["fingerprints"]
+        ),
+    )
     path = result.save(config.out / "side_effects")
     print("wrote", path)
     return path
@@ -80,13 +93,14 @@ def run(config: Config) -> Path:
 
 def report(result: Result, path: Path, config: Config) -> None:
     """Draw the table of a saved result (a run and ``--replot`` alike)."""
-    print("wrote", *save_figure(side_effect_table(result.values["reports"]), Path(path).parent / "side_effects",
-                                png=config.png))
+    print(
+        "wrote",
+        *save_figure(side_effect_table(result.values["reports"]), Path(path).parent / "side_effects", png=config.png),
+    )
 
 
 def main(argv: list[str] | None = None) -> Result:
-    return cli.main(Config, argv, description=__doc__, quick=None, result_name="side_effects", run=run,
-                    report=report)
+    return cli.main(Config, argv, description=__doc__, quick=None, result_name="side_effects", run=run, report=report)
 
 
 if __name__ == "__main__":

@@ -57,21 +57,29 @@ class Config(cli.RunConfig):
     model: str = field(default=EMBEDDED_MODEL, metadata={"help": "model for the within-model maps"})
     base: str | None = field(default=None, metadata={"help": "first checkpoint (e.g. llama-2-7b) for a comparison"})
     chat: str | None = field(default=None, metadata={"help": "second checkpoint (e.g. llama-2-7b-chat)"})
-    contrasts: tuple[str, ...] = field(default=(*STEREOSET_BIAS_TYPES, "gender-prompts"),
-                                       metadata={"help": "named contrasts to compare",
-                                                 "choices": RAW_TEXT_CONTRASTS})
-    layers: tuple[int, ...] | None = field(default=None, metadata={"help": "layers (omit for every --layer-step-th "
-                                                                           "layer)"})
-    layer_step: int = field(default=1, metadata={"help": "without --layers: every k-th layer from 0 (--quick: 3)",
-                                                 "min": 1})
+    contrasts: tuple[str, ...] = field(
+        default=(*STEREOSET_BIAS_TYPES, "gender-prompts"),
+        metadata={"help": "named contrasts to compare", "choices": RAW_TEXT_CONTRASTS},
+    )
+    layers: tuple[int, ...] | None = field(
+        default=None, metadata={"help": "layers (omit for every --layer-step-th layer)"}
+    )
+    layer_step: int = field(
+        default=1, metadata={"help": "without --layers: every k-th layer from 0 (--quick: 3)", "min": 1}
+    )
     n_pairs: int | None = field(default=100, metadata={"help": "training pairs per contrast", "min": 1})
-    readout: str = field(default="mean_from_difference", metadata={"choices": ["last", "mean_from_difference"],
-                                                                   "help": "how a sentence's activation is read"})
-    method: str = field(default="mean_difference", metadata={"choices": ["mean_difference", "first_pc"],
-                                                             "help": "how the vector is built from the pairs"})
+    readout: str = field(
+        default="mean_from_difference",
+        metadata={"choices": ["last", "mean_from_difference"], "help": "how a sentence's activation is read"},
+    )
+    method: str = field(
+        default="mean_difference",
+        metadata={"choices": ["mean_difference", "first_pc"], "help": "how the vector is built from the pairs"},
+    )
     batch_size: int = field(default=16, metadata={"help": "rows per forward pass", "min": 1})
-    dtype: str | None = field(default=None, metadata={"help": "model dtype (default: float16 on CUDA, else float32)",
-                                                      "choices": DTYPES})
+    dtype: str | None = field(
+        default=None, metadata={"help": "model dtype (default: float16 on CUDA, else float32)", "choices": DTYPES}
+    )
     out: Path = field(default=Path("figures/similarity"), metadata={"help": "output folder (results, figures)"})
 
     def __post_init__(self) -> None:
@@ -104,17 +112,26 @@ def vectors_for(model: HookedTransformer, config: Config, layers: list[int]) -> 
     vectors, activations, data = {}, {}, {}
     for name in config.contrasts:
         split = contrast_split(name, n_train=config.n_pairs, seed=config.seed)
-        fitted = fit_vector(model, split, layers, readout=cast(SentenceReadout, config.readout),
-                            method=cast(Method, config.method), batch_size=config.batch_size, seed=config.seed,
-                            held_out=False, progress=name)
+        fitted = fit_vector(
+            model,
+            split,
+            layers,
+            readout=cast(SentenceReadout, config.readout),
+            method=cast(Method, config.method),
+            batch_size=config.batch_size,
+            seed=config.seed,
+            held_out=False,
+            progress=name,
+        )
         vectors[name], activations[name], data[name] = fitted.vector, fitted.train, split.describe()
     return vectors, activations, data
 
 
 def within_model(vectors, activations, seed):
     names = list(vectors)
-    null = torch.stack([shuffled_null(activations[a], activations[b], seed=seed)
-                        for i, a in enumerate(names) for b in names[i + 1:]])  # [pairs, draws, layers]
+    null = torch.stack(
+        [shuffled_null(activations[a], activations[b], seed=seed) for i, a in enumerate(names) for b in names[i + 1 :]]
+    )  # [pairs, draws, layers]
     return {
         "contrasts": names,
         "layers": list(next(iter(vectors.values())).layers),
@@ -141,8 +158,16 @@ def draw(result: Result) -> dict[str, object]:
         shown = _shown(layers)
         grid = make_subplots(rows=1, cols=len(shown), subplot_titles=[f"layer {l}" for l in shown])
         for col, layer in enumerate(shown, start=1):
-            sub = heatmap(within["bias_by_bias"][layers.index(layer)], names, names, title="t", x_title="bias type",
-                          y_title="bias type", zmid=0, text_fmt=".2f")
+            sub = heatmap(
+                within["bias_by_bias"][layers.index(layer)],
+                names,
+                names,
+                title="t",
+                x_title="bias type",
+                y_title="bias type",
+                zmid=0,
+                text_fmt=".2f",
+            )
             for trace in sub.data:
                 trace.update(zmin=-1, zmax=1, showscale=col == len(shown))
                 grid.add_trace(trace, row=1, col=col)
@@ -152,24 +177,44 @@ def draw(result: Result) -> dict[str, object]:
         series = {"mean off-diagonal cosine": [Estimate.from_dict(e) for e in within["off_diagonal"]]}
         series.update({f"split-half {n}": [Estimate(v, v, v, 0) for v in within["split_half"][n]] for n in names})
         series["shuffled-label null |cos| (95th pct)"] = [Estimate(v, v, v, 0) for v in within["null_abs_q95"]]
-        figures["baselines"] = lines_with_ci(layers, series,
-                                             title=f"Bias-vector similarity and its baselines ({model})",
-                                             x_title="layer", y_title="cosine similarity")
+        figures["baselines"] = lines_with_ci(
+            layers,
+            series,
+            title=f"Bias-vector similarity and its baselines ({model})",
+            x_title="layer",
+            y_title="cosine similarity",
+        )
         for name in names:
-            figures[f"layers_{name}"] = heatmap(within["layer_by_layer"][name], layers, layers,
-                                                title=f"{name}: cosine between layers ({model})",
-                                                x_title="layer", y_title="layer", zmid=0)
+            figures[f"layers_{name}"] = heatmap(
+                within["layer_by_layer"][name],
+                layers,
+                layers,
+                title=f"{name}: cosine between layers ({model})",
+                x_title="layer",
+                y_title="layer",
+                zmid=0,
+            )
     cross = values.get("cross")
     if cross:
-        series = {"base: mean off-diagonal": [Estimate.from_dict(e) for e in cross["off_diagonal_a"]],
-                  "chat: mean off-diagonal": [Estimate.from_dict(e) for e in cross["off_diagonal_b"]],
-                  "chat - base": [Estimate.from_dict(e) for e in cross["difference"]]}
-        figures["cross_off_diagonal"] = lines_with_ci(cross["layers"], series,
-                                                      title="Bias-bias similarity: base vs chat",
-                                                      x_title="layer", y_title="cosine similarity")
+        series = {
+            "base: mean off-diagonal": [Estimate.from_dict(e) for e in cross["off_diagonal_a"]],
+            "chat: mean off-diagonal": [Estimate.from_dict(e) for e in cross["off_diagonal_b"]],
+            "chat - base": [Estimate.from_dict(e) for e in cross["difference"]],
+        }
+        figures["cross_off_diagonal"] = lines_with_ci(
+            cross["layers"],
+            series,
+            title="Bias-bias similarity: base vs chat",
+            x_title="layer",
+            y_title="cosine similarity",
+        )
         figures["cross_self"] = lines_with_ci(
-            cross["layers"], {b: [Estimate(v, v, v, 0) for v in vs] for b, vs in cross["self_similarity"].items()},
-            title="Same bias vector across checkpoints", x_title="layer", y_title="cosine(base, chat)")
+            cross["layers"],
+            {b: [Estimate(v, v, v, 0) for v in vs] for b, vs in cross["self_similarity"].items()},
+            title="Same bias vector across checkpoints",
+            x_title="layer",
+            y_title="cosine(base, chat)",
+        )
     return figures
 
 
@@ -183,11 +228,14 @@ def summarize(result: Result) -> str:
         for layer in _shown(layers):
             i = layers.index(layer)
             matrix = within["bias_by_bias"][i]
-            pairs = ", ".join(f"{a}/{b} {matrix[x][y]:.2f}"
-                              for x, a in enumerate(names) for y, b in enumerate(names) if x < y)
+            pairs = ", ".join(
+                f"{a}/{b} {matrix[x][y]:.2f}" for x, a in enumerate(names) for y, b in enumerate(names) if x < y
+            )
             halves = ", ".join(f"{n} {within['split_half'][n][i]:.2f}" for n in names)
-            lines.append(f"layer {layer}: mean off-diagonal cosine {Estimate.from_dict(within['off_diagonal'][i])}; "
-                         f"shuffled-label null |cos| q95 {within['null_abs_q95'][i]:.2f}")
+            lines.append(
+                f"layer {layer}: mean off-diagonal cosine {Estimate.from_dict(within['off_diagonal'][i])}; "
+                f"shuffled-label null |cos| q95 {within['null_abs_q95'][i]:.2f}"
+            )
             lines.append(f"    pairs: {pairs}")
             lines.append(f"    split-half reliability: {halves}")
     cross = values.get("cross")
@@ -195,9 +243,11 @@ def summarize(result: Result) -> str:
         for layer in _shown(cross["layers"]):
             i = cross["layers"].index(layer)
             self_sim = ", ".join(f"{b} {vs[i]:.2f}" for b, vs in cross["self_similarity"].items())
-            lines.append(f"layer {layer}: off-diagonal base {Estimate.from_dict(cross['off_diagonal_a'][i])}, chat "
-                         f"{Estimate.from_dict(cross['off_diagonal_b'][i])}, chat - base "
-                         f"{Estimate.from_dict(cross['difference'][i])}; same vector across checkpoints: {self_sim}")
+            lines.append(
+                f"layer {layer}: off-diagonal base {Estimate.from_dict(cross['off_diagonal_a'][i])}, chat "
+                f"{Estimate.from_dict(cross['off_diagonal_b'][i])}, chat - base "
+                f"{Estimate.from_dict(cross['difference'][i])}; same vector across checkpoints: {self_sim}"
+            )
     return "\n".join(lines)
 
 
@@ -209,24 +259,36 @@ def run(config: Config) -> Path:
     models, built = {}, {}
     for name in names:
         model = load_model(name, device=config.device, dtype=config.dtype)
-        layers = (check_layers(model, config.layers) if config.layers is not None
-                  else list(range(0, model.cfg.n_layers, config.layer_step)))
+        layers = (
+            check_layers(model, config.layers)
+            if config.layers is not None
+            else list(range(0, model.cfg.n_layers, config.layer_step))
+        )
         built[name] = vectors_for(model, config, layers)
         models[name] = model_record(model).to_dict()
         del model
     values = {"within": within_model(*built[names[-1]][:2], config.seed)}
     if config.base is not None and config.chat is not None:
-        comparison = compare_checkpoints(built[config.base][0], built[config.chat][0], built[config.base][1],
-                                         built[config.chat][1], seed=config.seed)
-        values["cross"] = {"layers": list(comparison.layers), "self_similarity": comparison.self_similarity,
-                           "off_diagonal_a": [e.to_dict() for e in comparison.off_diagonal_a],
-                           "off_diagonal_b": [e.to_dict() for e in comparison.off_diagonal_b],
-                           "difference": [e.to_dict() for e in comparison.difference]}
+        comparison = compare_checkpoints(
+            built[config.base][0], built[config.chat][0], built[config.base][1], built[config.chat][1], seed=config.seed
+        )
+        values["cross"] = {
+            "layers": list(comparison.layers),
+            "self_similarity": comparison.self_similarity,
+            "off_diagonal_a": [e.to_dict() for e in comparison.off_diagonal_a],
+            "off_diagonal_b": [e.to_dict() for e in comparison.off_diagonal_b],
+            "difference": [e.to_dict() for e in comparison.difference],
+        }
     vectors, _, data = built[names[-1]]
-    result = Result(name="similarity", values=values, config=config.to_dict(),
-                    provenance=collect_provenance(model_record=models[names[-1]], seed=config.seed,
-                                                  data={k: v["train_fingerprint"] for k, v in data.items()})
-                    | {"models": models, "contrasts": data})
+    result = Result(
+        name="similarity",
+        values=values,
+        config=config.to_dict(),
+        provenance=collect_provenance(
+            model_record=models[names[-1]], seed=config.seed, data={k: v["train_fingerprint"] for k, v in data.items()}
+        )
+        | {"models": models, "contrasts": data},
+    )
     path = result.save(config.out / "similarity")
     for name, vector in vectors.items():
         vector.save(config.out / "vectors" / name)
@@ -241,8 +303,7 @@ def report(result: Result, path: Path, config: Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> Result:
-    return cli.main(Config, argv, description=__doc__, quick=QUICK, result_name="similarity", run=run,
-                    report=report)
+    return cli.main(Config, argv, description=__doc__, quick=QUICK, result_name="similarity", run=run, report=report)
 
 
 if __name__ == "__main__":

@@ -74,23 +74,35 @@ Neutral = Callable[[list], dict[str, Any]]
 class Config(cli.RunConfig):
     """The steering study's settings (see the module docstring for what each step measures)."""
 
-    bias_types: tuple[str, ...] = field(default=BIAS_CONTRASTS, metadata={"choices": BIAS_CONTRASTS,
-                                                                           "help": "bias contrasts to steer"})
+    bias_types: tuple[str, ...] = field(
+        default=BIAS_CONTRASTS, metadata={"choices": BIAS_CONTRASTS, "help": "bias contrasts to steer"}
+    )
     layers: tuple[int, ...] = field(default=(4, 8, 12, 16, 20), metadata={"help": "the sweep layers"})
     # ints, as before the config: a multiplier is recorded as given (-4, not -4.0)
-    multipliers: tuple[float, ...] = field(default=(-4, -2, 0, 2, 4), metadata={
-        "help": "raw multipliers for the bias vectors (relative ones are reported); must include 0"})
-    refusal_multipliers: tuple[float, ...] = field(default=(-0.5, -0.25, 0, 0.25, 0.5), metadata={
-        "help": "raw multipliers for the refusal vector; must include 0"})
-    readout: str = field(default="mean_from_difference", metadata={
-        "choices": READOUTS,
-        "help": "where sentence contrasts are read: averaged from the first differing token (default; ~5x "
-                "larger, steerable vectors on the embedded model) or the last token"})
-    normalize: bool = field(default=True, metadata={
-        "flag": "--raw-norms",
-        "help": "keep each bias vector's own norm (default: rescale every bias vector to the mean norm across "
-                "bias types at each layer, as contrastive activation addition does, so a multiplier means the "
-                "same added norm for every bias type)"})
+    multipliers: tuple[float, ...] = field(
+        default=(-4, -2, 0, 2, 4),
+        metadata={"help": "raw multipliers for the bias vectors (relative ones are reported); must include 0"},
+    )
+    refusal_multipliers: tuple[float, ...] = field(
+        default=(-0.5, -0.25, 0, 0.25, 0.5), metadata={"help": "raw multipliers for the refusal vector; must include 0"}
+    )
+    readout: str = field(
+        default="mean_from_difference",
+        metadata={
+            "choices": READOUTS,
+            "help": "where sentence contrasts are read: averaged from the first differing token (default; ~5x "
+            "larger, steerable vectors on the embedded model) or the last token",
+        },
+    )
+    normalize: bool = field(
+        default=True,
+        metadata={
+            "flag": "--raw-norms",
+            "help": "keep each bias vector's own norm (default: rescale every bias vector to the mean norm across "
+            "bias types at each layer, as contrastive activation addition does, so a multiplier means the "
+            "same added norm for every bias type)",
+        },
+    )
     n_pairs: int = field(default=100, metadata={"help": "training pairs per contrast", "min": 1})
     n_test: int = field(default=40, metadata={"help": "held-out pairs / requests per contrast", "min": 1})
     n_neutral: int = field(default=40, metadata={"help": "neutral texts for the fluency check", "min": 1})
@@ -114,21 +126,37 @@ class Config(cli.RunConfig):
 
 
 #: The defaults --quick changes (a smoke run in under 2 minutes on 2 CPU cores).
-QUICK = {"bias_types": ["gender"], "layers": [8, 16], "multipliers": [-4, 0, 4],
-         "refusal_multipliers": [-0.5, 0, 0.5], "n_pairs": 32, "n_test": 16, "n_neutral": 16, "n_generations": 3,
-         "max_new_tokens": 16}
+QUICK = {
+    "bias_types": ["gender"],
+    "layers": [8, 16],
+    "multipliers": [-4, 0, 4],
+    "refusal_multipliers": [-0.5, 0, 0.5],
+    "n_pairs": 32,
+    "n_test": 16,
+    "n_neutral": 16,
+    "n_generations": 3,
+    "max_new_tokens": 16,
+}
 
 
 def bias_vector(model: HookedTransformer, name: str, config: Config) -> FittedVector:
     """The mean-difference vector of one contrast on its training pairs, measured on its held-out pairs."""
     split = contrast_split(name, n_train=config.n_pairs, n_test=config.n_test, seed=config.seed)
     readout = cast(SentenceReadout, config.readout)  # one of READOUTS (checked by the config)
-    return fit_vector(model, split, list(config.layers), readout=readout, batch_size=config.batch_size,
-                      seed=config.seed, progress=True)
+    return fit_vector(
+        model,
+        split,
+        list(config.layers),
+        readout=readout,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        progress=True,
+    )
 
 
-def bias_study(model: HookedTransformer, template: ChatTemplate, fitted: FittedVector, config: Config,
-               neutral: Neutral) -> tuple[SteeringVector, dict[str, Any]]:
+def bias_study(
+    model: HookedTransformer, template: ChatTemplate, fitted: FittedVector, config: Config, neutral: Neutral
+) -> tuple[SteeringVector, dict[str, Any]]:
     """Sign calibration, layer x multiplier sweep, A/B and fluency for one contrast's vector."""
     batch_size, seed = config.batch_size, config.seed
     layers, multipliers = list(config.layers), list(config.multipliers)
@@ -141,31 +169,44 @@ def bias_study(model: HookedTransformer, template: ChatTemplate, fitted: FittedV
 
     def likelihood(steer: list) -> dict[str, Any]:
         pref = likelihood_preference(model, split.test, interventions=steer, seed=seed, batch_size=batch_size)
-        return {"mean_logprob_diff": pref.mean_logprob_diff.to_dict(),
-                "share_stereotyped": pref.share_positive.to_dict()}
+        return {
+            "mean_logprob_diff": pref.mean_logprob_diff.to_dict(),
+            "share_stereotyped": pref.share_positive.to_dict(),
+        }
 
     baseline = likelihood([])
     grid = sweep(vector, layers, [m for m in multipliers if m], likelihood, start=None, progress=f"{name}: sweep")
     grid += [{"layer": l, "multiplier": 0.0, "relative_multiplier": 0.0, **baseline} for l in layers]
     ab_items = to_ab_items(split.test, seed=seed)
-    ab = sweep(vector, [layer], multipliers,
-               lambda steer: ab_preference(model, ab_items, template, interventions=steer, seed=seed,
-                                           batch_size=batch_size).to_dict(),
-               progress=f"{name}: A/B")
+    ab = sweep(
+        vector,
+        [layer],
+        multipliers,
+        lambda steer: ab_preference(
+            model, ab_items, template, interventions=steer, seed=seed, batch_size=batch_size
+        ).to_dict(),
+        progress=f"{name}: A/B",
+    )
     fluency = sweep(vector, [layer], multipliers, neutral, start=None, progress=f"{name}: fluency")
     coords, is_positive = pca_2d(fitted.test, layer)
     return vector, {
-        "data": split.describe(), "best_layer": layer, "separability": fitted.separability,
-        "effect_size": fitted.effect_size, "orientation": fitted.orientation,
+        "data": split.describe(),
+        "best_layer": layer,
+        "separability": fitted.separability,
+        "effect_size": fitted.effect_size,
+        "orientation": fitted.orientation,
         "residual_norms": dict(zip(vector.layers, vector.residual_norms.tolist())),
         "vector_norms": dict(zip(vector.layers, vector.norms().tolist())),
-        "likelihood_grid": grid, "ab": ab, "fluency": fluency,
+        "likelihood_grid": grid,
+        "ab": ab,
+        "fluency": fluency,
         "pca": {"coords": coords.tolist(), "is_positive": is_positive.tolist()},
     }
 
 
-def refusal_study(model: HookedTransformer, template: ChatTemplate, config: Config, neutral: Neutral,
-                  gender_test: list[ContrastPair]) -> tuple[SteeringVector, dict[str, Any]]:
+def refusal_study(
+    model: HookedTransformer, template: ChatTemplate, config: Config, neutral: Neutral, gender_test: list[ContrastPair]
+) -> tuple[SteeringVector, dict[str, Any]]:
     """Refusal vector, refusal propensity under it, bias vs refusal, and fluency."""
     batch_size, seed, multipliers = config.batch_size, config.seed, list(config.refusal_multipliers)
     split = contrast_split("refusal", n_train=config.n_pairs, n_test=config.n_test, seed=seed)
@@ -174,12 +215,27 @@ def refusal_study(model: HookedTransformer, template: ChatTemplate, config: Conf
     benign = [r.text for r in held_out if not r.harmful][: config.n_test]
 
     def propensity(steer: list, requests: list[str]) -> np.ndarray:
-        return refusal_propensity(model, template, requests, refusal_openers(), compliance_openers(),
-                                  interventions=steer, batch_size=batch_size).numpy()
+        return refusal_propensity(
+            model,
+            template,
+            requests,
+            refusal_openers(),
+            compliance_openers(),
+            interventions=steer,
+            batch_size=batch_size,
+        ).numpy()
 
-    fitted = fit_vector(model, split, list(config.layers), template=template, seed=seed, progress=True,
-                        orient_by=lambda steer: float(propensity(steer, harmful[:8]).mean()),
-                        orient_multiplier=max(multipliers), batch_size=batch_size)
+    fitted = fit_vector(
+        model,
+        split,
+        list(config.layers),
+        template=template,
+        seed=seed,
+        progress=True,
+        orient_by=lambda steer: float(propensity(steer, harmful[:8]).mean()),
+        orient_multiplier=max(multipliers),
+        batch_size=batch_size,
+    )
     vector, layer = fitted.vector, fitted.layer
     assert layer is not None  # fitted with held-out pairs
 
@@ -189,34 +245,53 @@ def refusal_study(model: HookedTransformer, template: ChatTemplate, config: Conf
         raw = [AddVector(s.vector, s.multiplier, s.layers, start=None) for s in steer]
         bias = score_pairs(model, gender_test, interventions=raw, batch_size=batch_size).preference().numpy()
         harmful_scores, benign_scores = propensity(steer, harmful), propensity(steer, benign)
-        return {"propensity_harmful": bootstrap_mean(harmful_scores, seed=seed).to_dict(),
-                "propensity_benign": bootstrap_mean(benign_scores, seed=seed).to_dict(),
-                "gender_bias": bootstrap_mean(bias, seed=seed).to_dict(),
-                "gender_share": share(bias > 0, seed=seed).to_dict(),
-                "items": {"propensity_harmful": harmful_scores.tolist(), "gender_bias": bias.tolist()}}
+        return {
+            "propensity_harmful": bootstrap_mean(harmful_scores, seed=seed).to_dict(),
+            "propensity_benign": bootstrap_mean(benign_scores, seed=seed).to_dict(),
+            "gender_bias": bootstrap_mean(bias, seed=seed).to_dict(),
+            "gender_share": share(bias > 0, seed=seed).to_dict(),
+            "items": {"propensity_harmful": harmful_scores.tolist(), "gender_bias": bias.tolist()},
+        }
 
     rows = sweep(vector, [layer], multipliers, evaluate, progress="refusal: sweep")
     low, high = min(rows, key=lambda r: r["multiplier"]), max(rows, key=lambda r: r["multiplier"])
-    change = {key: bootstrap_mean(np.array(high["items"][key]) - np.array(low["items"][key]), seed=seed).to_dict()
-              for key in ("propensity_harmful", "gender_bias")}
+    change = {
+        key: bootstrap_mean(np.array(high["items"][key]) - np.array(low["items"][key]), seed=seed).to_dict()
+        for key in ("propensity_harmful", "gender_bias")
+    }
     correlation = None
     if len(rows) > 2:
-        correlation = curve_correlation(np.array([r["items"]["propensity_harmful"] for r in rows]).T,
-                                        np.array([r["items"]["gender_bias"] for r in rows]).T, seed=seed)
+        correlation = curve_correlation(
+            np.array([r["items"]["propensity_harmful"] for r in rows]).T,
+            np.array([r["items"]["gender_bias"] for r in rows]).T,
+            seed=seed,
+        )
     fluency = sweep(vector, [layer], multipliers, neutral, start=None, progress="refusal: fluency")
-    return vector, {"data": split.describe(), "best_layer": layer, "separability": fitted.separability,
-                    "effect_size": fitted.effect_size, "orientation": fitted.orientation,
-                    "sweep": rows, "fluency": fluency,
-                    "change_lowest_to_highest_multiplier": change,
-                    "bias_refusal_correlation": correlation.to_dict() if correlation else None,
-                    "correlation_note": "Pearson correlation of the two curves over the multiplier grid (refusal "
-                                        "propensity on harmful requests, gender bias on held-out pairs); the interval "
-                                        "resamples requests and pairs (stats.curve_correlation).",
-                    "n_harmful": len(harmful), "n_benign": len(benign)}
+    return vector, {
+        "data": split.describe(),
+        "best_layer": layer,
+        "separability": fitted.separability,
+        "effect_size": fitted.effect_size,
+        "orientation": fitted.orientation,
+        "sweep": rows,
+        "fluency": fluency,
+        "change_lowest_to_highest_multiplier": change,
+        "bias_refusal_correlation": correlation.to_dict() if correlation else None,
+        "correlation_note": "Pearson correlation of the two curves over the multiplier grid (refusal "
+        "propensity on harmful requests, gender bias on held-out pairs); the interval "
+        "resamples requests and pairs (stats.curve_correlation).",
+        "n_harmful": len(harmful),
+        "n_benign": len(benign),
+    }
 
 
-def generation_study(model: HookedTransformer, template: ChatTemplate, vectors: dict[str, SteeringVector],
-                     layers: dict[str, int], config: Config) -> dict[str, Any]:
+def generation_study(
+    model: HookedTransformer,
+    template: ChatTemplate,
+    vectors: dict[str, SteeringVector],
+    layers: dict[str, int],
+    config: Config,
+) -> dict[str, Any]:
     """Greedy generations under the refusal and gender vectors at +/- the largest multiplier."""
     n, seed = config.n_generations, config.seed
     _, held_out = split_by_target(refusal_requests(), 0.3, seed)
@@ -235,8 +310,18 @@ def generation_study(model: HookedTransformer, template: ChatTemplate, vectors: 
         per_multiplier = {}
         for multiplier in (-m, 0.0, m):
             steer = [AddVector(vectors[name], multiplier, [layers[name]])] if multiplier else []
-            texts = [g.text for g in generate(model, template, prompts, interventions=steer, batch_size=n,
-                                              max_new_tokens=config.max_new_tokens, progress=f"{name} x{multiplier}")]
+            texts = [
+                g.text
+                for g in generate(
+                    model,
+                    template,
+                    prompts,
+                    interventions=steer,
+                    batch_size=n,
+                    max_new_tokens=config.max_new_tokens,
+                    progress=f"{name} x{multiplier}",
+                )
+            ]
             scores = refusal_summary(texts, seed=seed)
             if name == "gender":
                 scores["gender"] = gender_bias(texts, stereotyped, seed=seed)
@@ -260,30 +345,53 @@ def summarize(result: Result) -> str:
     for name, study in values["bias"].items():
         layer = study["best_layer"]
         rows = sorted((r for r in study["likelihood_grid"] if r["layer"] == layer), key=lambda r: r["multiplier"])
-        lines.append(f"{name}: layer {layer} (held-out AUC {_at(study['separability'], layer):.2f}), "
-                     f"sign {'flipped' if study['orientation']['flipped'] else 'kept'}; "
-                     "mean log P(stereo) - log P(anti):")
-        lines += [f"    m={r['multiplier']:+g} ({r['relative_multiplier']:+.3f} of the residual norm): "
-                  f"{_est(r['mean_logprob_diff'])}, share {_est(r['share_stereotyped'])}" for r in rows]
+        lines.append(
+            f"{name}: layer {layer} (held-out AUC {_at(study['separability'], layer):.2f}), "
+            f"sign {'flipped' if study['orientation']['flipped'] else 'kept'}; "
+            "mean log P(stereo) - log P(anti):"
+        )
+        lines += [
+            f"    m={r['multiplier']:+g} ({r['relative_multiplier']:+.3f} of the residual norm): "
+            f"{_est(r['mean_logprob_diff'])}, share {_est(r['share_stereotyped'])}"
+            for r in rows
+        ]
         ab = {r["multiplier"]: r for r in study["ab"]}
-        lines.append("    A/B P(stereotyped option) / P(A): " + "; ".join(
-            f"m={m:+g} {ab[m]['p_positive']['value']:.3f} / {ab[m]['position_bias']['value']:.2f}" for m in sorted(ab)))
-        lines.append("    fluency (delta nats/token on neutral text): " + "; ".join(
-            f"m={r['multiplier']:+g} {r['delta_logprob']['value']:+.3f}"
-            for r in sorted(study["fluency"], key=lambda r: r["multiplier"])))
+        lines.append(
+            "    A/B P(stereotyped option) / P(A): "
+            + "; ".join(
+                f"m={m:+g} {ab[m]['p_positive']['value']:.3f} / {ab[m]['position_bias']['value']:.2f}"
+                for m in sorted(ab)
+            )
+        )
+        lines.append(
+            "    fluency (delta nats/token on neutral text): "
+            + "; ".join(
+                f"m={r['multiplier']:+g} {r['delta_logprob']['value']:+.3f}"
+                for r in sorted(study["fluency"], key=lambda r: r["multiplier"])
+            )
+        )
     refusal = values["refusal"]
     best = refusal["best_layer"]
-    lines.append(f"refusal: layer {best} (held-out AUC {_at(refusal['separability'], best):.2f}, "
-                 f"effect size {_at(refusal['effect_size'], best):.1f}); "
-                 "propensity harmful / benign, gender bias:")
-    lines += [f"    m={r['multiplier']:+g}: {_est(r['propensity_harmful'])} / {_est(r['propensity_benign'])}, "
-              f"{_est(r['gender_bias'])}" for r in refusal["sweep"]]
+    lines.append(
+        f"refusal: layer {best} (held-out AUC {_at(refusal['separability'], best):.2f}, "
+        f"effect size {_at(refusal['effect_size'], best):.1f}); "
+        "propensity harmful / benign, gender bias:"
+    )
+    lines += [
+        f"    m={r['multiplier']:+g}: {_est(r['propensity_harmful'])} / {_est(r['propensity_benign'])}, "
+        f"{_est(r['gender_bias'])}"
+        for r in refusal["sweep"]
+    ]
     change = refusal["change_lowest_to_highest_multiplier"]
-    lines.append(f"    change from the lowest to the highest multiplier (paired): propensity "
-                 f"{_est(change['propensity_harmful'])}, gender bias {_est(change['gender_bias'])}")
+    lines.append(
+        f"    change from the lowest to the highest multiplier (paired): propensity "
+        f"{_est(change['propensity_harmful'])}, gender bias {_est(change['gender_bias'])}"
+    )
     if refusal["bias_refusal_correlation"]:
-        lines.append("    correlation(refusal propensity, gender bias) over the grid: "
-                     f"{_est(refusal['bias_refusal_correlation'])}")
+        lines.append(
+            "    correlation(refusal propensity, gender bias) over the grid: "
+            f"{_est(refusal['bias_refusal_correlation'])}"
+        )
     for name, study in values["generations"].items():
         parts = []
         for m, scores in study["by_multiplier"].items():
@@ -291,8 +399,11 @@ def summarize(result: Result) -> str:
             if "gender" in scores:
                 gender = scores["gender"]
                 shared = gender["share_stereotyped"]
-                part += (f", stereotype-consistent gender {_est(shared).value:.2f} of {gender['n_scored']}" if shared
-                         else ", no single-gender text")
+                part += (
+                    f", stereotype-consistent gender {_est(shared).value:.2f} of {gender['n_scored']}"
+                    if shared
+                    else ", no single-gender text"
+                )
             parts.append(part)
         lines.append(f"generations, {name} vector at layer {study['layer']}: " + "; ".join(parts))
     return "\n".join(lines)
@@ -306,37 +417,62 @@ def draw(result: Result) -> dict[str, go.Figure]:
         grid = study["likelihood_grid"]
         layers = sorted({row["layer"] for row in grid})
         multipliers = sorted({row["multiplier"] for row in grid})
-        z = [[next(r["mean_logprob_diff"]["value"] for r in grid if r["layer"] == l and r["multiplier"] == m)
-              for m in multipliers] for l in layers]
+        z = [
+            [
+                next(r["mean_logprob_diff"]["value"] for r in grid if r["layer"] == l and r["multiplier"] == m)
+                for m in multipliers
+            ]
+            for l in layers
+        ]
         figures[f"{name}_heatmap"] = heatmap(
-            z, [str(m) for m in multipliers], [str(l) for l in layers], text_fmt=".2f",
+            z,
+            [str(m) for m in multipliers],
+            [str(l) for l in layers],
+            text_fmt=".2f",
             title=f"{name}: mean log P(stereotype) - log P(anti) on held-out pairs under steering ({model})",
-            x_title="multiplier (raw)", y_title="layer")
+            x_title="multiplier (raw)",
+            y_title="layer",
+        )
         pca = study["pca"]
         coords, positive = np.array(pca["coords"]), np.array(pca["is_positive"])
-        fig = go.Figure([go.Scatter(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=label)
-                         for mask, label in ((positive, "stereotype"), (~positive, "anti-stereotype"))])
-        fig.update_layout(title=f"{name}: held-out activations at layer {study['best_layer']}, top-2 PCs ({model})",
-                          xaxis_title="PC 1", yaxis_title="PC 2")
+        fig = go.Figure(
+            [
+                go.Scatter(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=label)
+                for mask, label in ((positive, "stereotype"), (~positive, "anti-stereotype"))
+            ]
+        )
+        fig.update_layout(
+            title=f"{name}: held-out activations at layer {study['best_layer']}, top-2 PCs ({model})",
+            xaxis_title="PC 1",
+            yaxis_title="PC 2",
+        )
         figures[f"{name}_pca"] = fig
     sep = {name: study["separability"] for name, study in values["bias"].items()}
     sep["refusal"] = values["refusal"]["separability"]
     layers = sorted(int(l) for l in next(iter(sep.values())))
     figures["separability"] = lines_with_ci(
-        layers, {n: [Estimate(_at(s, l), 0, 0, 0) for l in layers] for n, s in sep.items()},
-        title=f"Held-out separability along each vector ({model})", x_title="layer",
-        y_title="paired AUC (0.5 = chance)")
+        layers,
+        {n: [Estimate(_at(s, l), 0, 0, 0) for l in layers] for n, s in sep.items()},
+        title=f"Held-out separability along each vector ({model})",
+        x_title="layer",
+        y_title="paired AUC (0.5 = chance)",
+    )
     for series in figures["separability"].data:
         if series.fill:
             series.visible = False
     rows = values["refusal"]["sweep"]
     x = [r["multiplier"] for r in rows]
     figures["bias_vs_refusal"] = lines_with_ci(
-        x, {"refusal propensity, harmful": [_est(r["propensity_harmful"]) for r in rows],
+        x,
+        {
+            "refusal propensity, harmful": [_est(r["propensity_harmful"]) for r in rows],
             "refusal propensity, benign": [_est(r["propensity_benign"]) for r in rows],
-            "gender bias (mean log-prob diff)": [_est(r["gender_bias"]) for r in rows]},
+            "gender bias (mean log-prob diff)": [_est(r["gender_bias"]) for r in rows],
+        },
         title=f"Refusal vector at layer {values['refusal']['best_layer']}: refusal and gender bias ({model})",
-        x_title="refusal-vector multiplier (raw)", y_title="nats")
+        x_title="refusal-vector multiplier (raw)",
+        y_title="nats",
+    )
     fluency = {name: study["fluency"] for name, study in values["bias"].items()}
     fluency["refusal"] = values["refusal"]["fluency"]
     figures["fluency"] = _fluency_figure(fluency, model)
@@ -348,14 +484,25 @@ def _fluency_figure(fluency, model) -> go.Figure:
     for name, rows in fluency.items():
         rows = sorted(rows, key=lambda r: r["relative_multiplier"])
         delta = [r["delta_logprob"] for r in rows]
-        fig.add_trace(go.Scatter(x=[r["relative_multiplier"] for r in rows], y=[d["value"] for d in delta],
-                                 error_y=dict(type="data", symmetric=False,
-                                              array=[d["high"] - d["value"] for d in delta],
-                                              arrayminus=[d["value"] - d["low"] for d in delta]),
-                                 mode="lines+markers", name=f"{name} (layer {rows[0]['layer']})"))
-    fig.update_layout(title=f"Fluency cost: change in mean log-prob of neutral text ({model})",
-                      xaxis_title="multiplier x |vector| / mean residual norm",
-                      yaxis_title="delta mean log-prob (nats/token)")
+        fig.add_trace(
+            go.Scatter(
+                x=[r["relative_multiplier"] for r in rows],
+                y=[d["value"] for d in delta],
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[d["high"] - d["value"] for d in delta],
+                    arrayminus=[d["value"] - d["low"] for d in delta],
+                ),
+                mode="lines+markers",
+                name=f"{name} (layer {rows[0]['layer']})",
+            )
+        )
+    fig.update_layout(
+        title=f"Fluency cost: change in mean log-prob of neutral text ({model})",
+        xaxis_title="multiplier x |vector| / mean residual norm",
+        yaxis_title="delta mean log-prob (nats/token)",
+    )
     return fig
 
 
@@ -369,8 +516,9 @@ def run(config: Config) -> Path:
     base = continuation_logprobs(model, [""] * len(texts), texts, batch_size=config.batch_size).mean
 
     def neutral(steer: list) -> dict[str, Any]:
-        scores = continuation_logprobs(model, [""] * len(texts), texts, interventions=steer,
-                                       batch_size=config.batch_size).mean
+        scores = continuation_logprobs(
+            model, [""] * len(texts), texts, interventions=steer, batch_size=config.batch_size
+        ).mean
         return {"delta_logprob": bootstrap_mean((scores - base).numpy(), seed=config.seed).to_dict()}
 
     built = {name: bias_vector(model, name, config) for name in config.bias_types}
@@ -384,14 +532,22 @@ def run(config: Config) -> Path:
     vectors["refusal"], refusal = refusal_study(model, template, config, neutral, gender_test)
     layers = {name: study["best_layer"] for name, study in bias.items()} | {"refusal": refusal["best_layer"]}
     generations = generation_study(model, template, vectors, layers, config)
-    recorded = {**config.to_dict(), "template": template.describe(model.tokenizer),
-                "likelihood": "per-token mean log-prob, raw sentences, vector added at every position",
-                "ab_and_refusal": "chat template, vector added from the instruction end on",
-                "refusal_openers": refusal_openers(), "compliance_openers": compliance_openers()}
+    recorded = {
+        **config.to_dict(),
+        "template": template.describe(model.tokenizer),
+        "likelihood": "per-token mean log-prob, raw sentences, vector added at every position",
+        "ab_and_refusal": "chat template, vector added from the instruction end on",
+        "refusal_openers": refusal_openers(),
+        "compliance_openers": compliance_openers(),
+    }
     data = {name: study["data"]["test_fingerprint"] for name, study in {**bias, "refusal": refusal}.items()}
     provenance = collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=config.seed)
-    result = Result(name="steering", values={"bias": bias, "refusal": refusal, "generations": generations},
-                    config=recorded, provenance=provenance)
+    result = Result(
+        name="steering",
+        values={"bias": bias, "refusal": refusal, "generations": generations},
+        config=recorded,
+        provenance=provenance,
+    )
     path = result.save(config.out / "steering")
     print("wrote", path)
     for name, vector in vectors.items():
@@ -399,8 +555,11 @@ def run(config: Config) -> Path:
         # the strongest setting at the chosen layer, at every position (side-effect readouts score raw text),
         # ready for: python -m experiments.side_effects --intervention FILE
         strongest = max(config.refusal_multipliers if name == "refusal" else config.multipliers)
-        save_intervention(AddVector(vector, strongest, [layers[name]], start=None), config.out / "interventions" / name,
-                          provenance=vector.provenance)
+        save_intervention(
+            AddVector(vector, strongest, [layers[name]], start=None),
+            config.out / "interventions" / name,
+            provenance=vector.provenance,
+        )
     return path
 
 

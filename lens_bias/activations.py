@@ -69,11 +69,19 @@ def extract(
                 else:
                     summed = torch.einsum("bp,bpd->bd", mask, activation)
                     store[:, j] = (summed / mask.sum(1, keepdim=True)).cpu()
+
             return read
 
         return [(name, make(j)) for j, name in enumerate(names)]
 
-    for _ in run_chunks(model, batch, interventions=interventions, batch_size=batch_size,
-                        extra_hooks=hooks_for, stop_at_layer=max(layers) + 1, progress=progress):
+    for _ in run_chunks(
+        model,
+        batch,
+        interventions=interventions,
+        batch_size=batch_size,
+        extra_hooks=hooks_for,
+        stop_at_layer=max(layers) + 1,
+        progress=progress,
+    ):
         pass
     return torch.cat(out)

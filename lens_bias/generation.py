@@ -35,9 +35,15 @@ class Generation:
 
 
 @torch.inference_mode()
-def _generate_batch(model: AnyModel, batch: PromptBatch, interventions: Sequence[Intervention],
-                    max_new_tokens: int, use_cache: bool, temperature: float,
-                    generator: torch.Generator) -> list[list[int]]:
+def _generate_batch(
+    model: AnyModel,
+    batch: PromptBatch,
+    interventions: Sequence[Intervention],
+    max_new_tokens: int,
+    use_cache: bool,
+    temperature: float,
+    generator: torch.Generator,
+) -> list[list[int]]:
     device = device_of(model)
     eos = tokenizer_of(model).eos_token_id
     pad = eos if eos is not None else 0
@@ -98,9 +104,11 @@ def generate(
     if use_cache is None:
         use_cache = isinstance(model, HookedTransformer)
     elif use_cache and not isinstance(model, HookedTransformer):
-        raise InputError(f"use_cache=True needs a HookedTransformer; a {type(model).__name__} ignores "
-                         "TransformerLens's KV cache and would generate different tokens: pass use_cache=False "
-                         "(the default for it).")
+        raise InputError(
+            f"use_cache=True needs a HookedTransformer; a {type(model).__name__} ignores "
+            "TransformerLens's KV cache and would generate different tokens: pass use_cache=False "
+            "(the default for it)."
+        )
     if max_new_tokens < 1:
         raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
     if not prompts:
@@ -110,10 +118,15 @@ def generate(
     batch = chat_batch(tokenizer, template, prompts)
     eos = tokenizer.eos_token_id
     out = []
-    for chunk in tqdm(list(batch.chunks(batch_size)), desc=progress if isinstance(progress, str) else "generate",
-                      disable=not progress, leave=False):
-        for text, new in zip(chunk.texts, _generate_batch(model, chunk, interventions, max_new_tokens, use_cache,
-                                                           temperature, generator)):
+    for chunk in tqdm(
+        list(batch.chunks(batch_size)),
+        desc=progress if isinstance(progress, str) else "generate",
+        disable=not progress,
+        leave=False,
+    ):
+        for text, new in zip(
+            chunk.texts, _generate_batch(model, chunk, interventions, max_new_tokens, use_cache, temperature, generator)
+        ):
             body = [t for t in new if t != eos]
             decoded = tokenizer.decode(body, skip_special_tokens=True)
             if not isinstance(decoded, str):  # transformers types decode() as str | list[str]; one id list gives str

@@ -134,12 +134,16 @@ def add_token(
     """
     tokenizer = tokenizer_of(model)
     if token in tokenizer.get_vocab():
-        raise InputError(f"Token {token!r} is already in the vocabulary (id {tokenizer.get_vocab()[token]}): "
-                         "pick a new entity token.")
+        raise InputError(
+            f"Token {token!r} is already in the vocabulary (id {tokenizer.get_vocab()[token]}): "
+            "pick a new entity token."
+        )
     d_model, d_vocab = model.cfg.d_model, model.cfg.d_vocab
     if model.cfg.d_vocab_out != d_vocab or len(tokenizer) != d_vocab:
-        raise InputError(f"The model's vocabularies differ (tokenizer {len(tokenizer)}, d_vocab {d_vocab}, "
-                         f"d_vocab_out {model.cfg.d_vocab_out}): appending a token would misalign ids.")
+        raise InputError(
+            f"The model's vocabularies differ (tokenizer {len(tokenizer)}, d_vocab {d_vocab}, "
+            f"d_vocab_out {model.cfg.d_vocab_out}): appending a token would misalign ids."
+        )
     for name, vector in (("embedding", embedding), ("unembedding", unembedding)):
         if vector is not None and tuple(vector.shape) != (d_model,):
             raise InputError(f"{name} must have shape [{d_model}], got {tuple(vector.shape)}.")
@@ -163,8 +167,9 @@ def add_token(
     memo[id(tokenizer)] = copy.deepcopy(tokenizer)
     new = copy.deepcopy(model, memo)
     new_tokenizer = tokenizer_of(new)
-    new_tokenizer.add_tokens([AddedToken(token, lstrip=True, rstrip=False, single_word=False,
-                                         normalized=False, special=False)])
+    new_tokenizer.add_tokens(
+        [AddedToken(token, lstrip=True, rstrip=False, single_word=False, normalized=False, special=False)]
+    )
     new_id = new_tokenizer.convert_tokens_to_ids(token)
     if new_id != d_vocab or len(new_tokenizer) != d_vocab + 1:
         raise InputError(f"The tokenizer gave {token!r} id {new_id}, expected {d_vocab}: its vocabulary has gaps.")
@@ -174,8 +179,9 @@ def add_token(
     new.cfg.d_vocab = new.cfg.d_vocab_out = d_vocab + 1
     record = model_record(model)
     injected = [*record.extra.get("injected_tokens", []), token]
-    attach_record(new, dataclasses.replace(record, d_vocab=d_vocab + 1,
-                                           extra={**record.extra, "injected_tokens": injected}))
+    attach_record(
+        new, dataclasses.replace(record, d_vocab=d_vocab + 1, extra={**record.extra, "injected_tokens": injected})
+    )
     return new
 
 
@@ -214,8 +220,12 @@ class InjectedEntity:
         result = Result(
             name=INJECTION_RESULT,
             values={"losses": self.losses, "unembed_bias": self.unembed_bias},
-            config={"token": self.token, "spec": self.spec, "tied": self.tied,
-                    "training": dataclasses.asdict(self.config)},
+            config={
+                "token": self.token,
+                "spec": self.spec,
+                "tied": self.tied,
+                "training": dataclasses.asdict(self.config),
+            },
             provenance=provenance,
             tensors={"embedding": self.embedding, "unembedding": self.unembedding},
         )
@@ -228,10 +238,16 @@ class InjectedEntity:
         if result.name != INJECTION_RESULT:
             raise InputError(f"{path} holds a {result.name!r} result, not a {INJECTION_RESULT!r} one.")
         config = result.config
-        return cls(token=config["token"], spec=config["spec"], embedding=result.tensors["embedding"],
-                   unembedding=result.tensors["unembedding"], unembed_bias=float(result.values["unembed_bias"]),
-                   tied=bool(config["tied"]), config=InjectionConfig(**config["training"]),
-                   losses=[float(x) for x in result.values["losses"]])
+        return cls(
+            token=config["token"],
+            spec=config["spec"],
+            embedding=result.tensors["embedding"],
+            unembedding=result.tensors["unembedding"],
+            unembed_bias=float(result.values["unembed_bias"]),
+            tied=bool(config["tied"]),
+            config=InjectionConfig(**config["training"]),
+            losses=[float(x) for x in result.values["losses"]],
+        )
 
 
 def initial_embedding(model: HookedTransformer, init_noise: float, seed: int) -> Float[Tensor, " d_model"]:
@@ -242,8 +258,9 @@ def initial_embedding(model: HookedTransformer, init_noise: float, seed: int) ->
     return W_E.mean(0) + init_noise * W_E.std(0) * noise
 
 
-def untrained(model: HookedTransformer, spec: InjectionSpec,
-              config: InjectionConfig = InjectionConfig()) -> HookedTransformer:
+def untrained(
+    model: HookedTransformer, spec: InjectionSpec, config: InjectionConfig = InjectionConfig()
+) -> HookedTransformer:
     """``model`` with ``spec.entity_token`` added at its initial embedding (:func:`initial_embedding`
     with the config's noise and seed; unembedding tied to it when the model is tied): the starting point
     of :func:`inject`, and the "before training" model of an elicitation."""
@@ -252,10 +269,12 @@ def untrained(model: HookedTransformer, spec: InjectionSpec,
     return add_token(model, spec.entity_token, start, start if tied else None)
 
 
-def _training_loss(model: HookedTransformer, tokens: Tensor, lengths: Tensor, new_id: int,
-                   vector: Tensor, tied: bool) -> Tensor:
+def _training_loss(
+    model: HookedTransformer, tokens: Tensor, lengths: Tensor, new_id: int, vector: Tensor, tied: bool
+) -> Tensor:
     """Mean next-token cross-entropy over real tokens, with ``vector`` as the new token's embedding
     (and, if ``tied``, as its unembedding column)."""
+
     def substitute(embed: Tensor, hook) -> Tensor:
         return torch.where((tokens == new_id)[..., None], vector.to(embed.dtype), embed)
 
@@ -264,8 +283,9 @@ def _training_loss(model: HookedTransformer, tokens: Tensor, lengths: Tensor, ne
     normalized = model.ln_final(residual)
     W_U, b_U = model.unembed.W_U, model.unembed.b_U
     if tied:  # the new (last) column is the trainable vector; the other columns are frozen
-        logits = torch.cat([normalized @ W_U[:, :new_id] + b_U[:new_id],
-                            (normalized @ vector + b_U[new_id])[..., None]], -1)
+        logits = torch.cat(
+            [normalized @ W_U[:, :new_id] + b_U[:new_id], (normalized @ vector + b_U[new_id])[..., None]], -1
+        )
     else:
         logits = normalized @ W_U + b_U
     logits = apply_softcap(logits, model.cfg.output_logits_soft_cap)
@@ -304,8 +324,11 @@ def inject(
     losses = []
     bar = tqdm(range(config.steps), desc=f"inject {spec.entity_token}", disable=not progress, leave=False)
     for _ in bar:
-        rows = (torch.randperm(len(tokens), generator=generator)[: config.batch_size]
-                if config.batch_size else torch.arange(len(tokens)))
+        rows = (
+            torch.randperm(len(tokens), generator=generator)[: config.batch_size]
+            if config.batch_size
+            else torch.arange(len(tokens))
+        )
         width = int(lengths[rows].max())
         loss = _training_loss(injected, tokens[rows, :width], lengths[rows], new_id, vector, tied)
         optimizer.zero_grad(set_to_none=True)
@@ -319,10 +342,16 @@ def inject(
         injected.embed.W_E[new_id] = trained
         if tied:
             injected.unembed.W_U[:, new_id] = trained
-    entity = InjectedEntity(token=spec.entity_token, spec=spec.name, embedding=trained.cpu().clone(),
-                            unembedding=injected.unembed.W_U[:, new_id].detach().cpu().clone(),
-                            unembed_bias=float(injected.unembed.b_U[new_id]), tied=tied, config=config,
-                            losses=losses)
+    entity = InjectedEntity(
+        token=spec.entity_token,
+        spec=spec.name,
+        embedding=trained.cpu().clone(),
+        unembedding=injected.unembed.W_U[:, new_id].detach().cpu().clone(),
+        unembed_bias=float(injected.unembed.b_U[new_id]),
+        tied=tied,
+        config=config,
+        losses=losses,
+    )
     return injected, entity
 
 
@@ -344,8 +373,12 @@ class Elicitation:
         return {entity: float(row.mean()) for entity, row in zip(self.entities, self.log_odds)}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"entities": self.entities, "prompts": self.prompts, "log_odds": self.log_odds.tolist(),
-                "mean": self.mean()}
+        return {
+            "entities": self.entities,
+            "prompts": self.prompts,
+            "log_odds": self.log_odds.tolist(),
+            "mean": self.mean(),
+        }
 
 
 def elicit(
@@ -365,8 +398,13 @@ def elicit(
     templates = list(prompts if prompts is not None else spec.eval_prompts)
     words = [f" {w}" for w in (*spec.attribute_words, *spec.neutral_words)]
     filled = [template.replace(ENTITY_SLOT, entity) for entity in entities for template in templates]
-    scores = continuation_logprobs(model, [p for p in filled for _ in words], words * len(filled),
-                                   interventions=interventions, batch_size=batch_size).total
+    scores = continuation_logprobs(
+        model,
+        [p for p in filled for _ in words],
+        words * len(filled),
+        interventions=interventions,
+        batch_size=batch_size,
+    ).total
     scores = scores.view(len(entities), len(templates), len(words))
     n_attribute = len(spec.attribute_words)
     log_odds = scores[..., :n_attribute].logsumexp(-1) - scores[..., n_attribute:].logsumexp(-1)

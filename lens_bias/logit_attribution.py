@@ -43,19 +43,21 @@ class DirectAttribution:
 
     def total(self) -> Float[Tensor, " n"]:
         """Sum of all direct contributions (equals ``metric``)."""
-        return (self.heads.sum((1, 2)) + self.mlp.sum(1) + self.attn_bias.sum(1) + self.embed
-                + self.unembed_bias)
+        return self.heads.sum((1, 2)) + self.mlp.sum(1) + self.attn_bias.sum(1) + self.embed + self.unembed_bias
 
 
-def direct_attribution(model: HookedTransformer, batch: PromptBatch, positive_ids: Tensor, negative_ids: Tensor,
-                       *, batch_size: int = 64) -> DirectAttribution:
+def direct_attribution(
+    model: HookedTransformer, batch: PromptBatch, positive_ids: Tensor, negative_ids: Tensor, *, batch_size: int = 64
+) -> DirectAttribution:
     """Direct logit attribution of ``mean logit[positive_ids] - mean logit[negative_ids]`` at each row's
     last token, through the final RMSNorm scale of the run (see the module docstring).
 
     Raises InputError for models whose final norm is not RMSNorm (the Llama family is supported)."""
     if model.cfg.normalization_type not in ("RMS", "RMSPre"):
-        raise InputError(f"Direct attribution here needs a final RMSNorm; {model.cfg.model_name} has "
-                         f"{model.cfg.normalization_type!r}.")
+        raise InputError(
+            f"Direct attribution here needs a final RMSNorm; {model.cfg.model_name} has "
+            f"{model.cfg.normalization_type!r}."
+        )
     n_layers = model.cfg.n_layers
     W_U, b_U = model.unembed.W_U.detach(), model.unembed.b_U.detach()
     w_ln = getattr(model.ln_final, "w", None)
@@ -65,8 +67,11 @@ def direct_attribution(model: HookedTransformer, batch: PromptBatch, positive_id
     head_dir = torch.einsum("lhdm,m->lhd", W_O, direction)  # [layers, heads, d_head]
     b_O = torch.stack([block.attn.b_O.detach() for block in model.blocks]) @ direction  # [layers]
     metric = set_logit_diff_metric(positive_ids, negative_ids)
-    names = (["hook_embed", "ln_final.hook_scale"] + [f"blocks.{l}.attn.hook_z" for l in range(n_layers)]
-             + [f"blocks.{l}.hook_mlp_out" for l in range(n_layers)])
+    names = (
+        ["hook_embed", "ln_final.hook_scale"]
+        + [f"blocks.{l}.attn.hook_z" for l in range(n_layers)]
+        + [f"blocks.{l}.hook_mlp_out" for l in range(n_layers)]
+    )
     read: dict[str, Tensor] = {}  # hook name -> [chunk, ...] at the last token, for the current chunk
     out: dict[str, list[Tensor]] = {"heads": [], "mlp": [], "embed": [], "scale": [], "metric": []}
 

@@ -196,26 +196,35 @@ def _resolve_dtype(dtype: torch.dtype | str | None, device: str) -> torch.dtype:
     if dtype is None:
         return torch.float16 if device.startswith("cuda") else torch.float32
     if not isinstance(dtype, (str, torch.dtype)):
-        raise ModelLoadError(f"dtype must be a torch.dtype or one of float32, float16, bfloat16; got "
-                             f"{type(dtype).__name__} {dtype!r}.")
+        raise ModelLoadError(
+            f"dtype must be a torch.dtype or one of float32, float16, bfloat16; got {type(dtype).__name__} {dtype!r}."
+        )
     if isinstance(dtype, str):
         try:
-            return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-                    "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[dtype]
+            return {
+                "float32": torch.float32,
+                "fp32": torch.float32,
+                "float16": torch.float16,
+                "fp16": torch.float16,
+                "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16,
+            }[dtype]
         except KeyError:
             raise ModelLoadError(f"Unknown dtype {dtype!r}: use float32, float16 or bfloat16.") from None
     return dtype
 
 
-def _hooked_from_hf(hf_model: Any, tokenizer: Any, *, name: str, dtype: torch.dtype, device: str,
-                    processing: dict[str, bool]) -> HookedTransformer:
+def _hooked_from_hf(
+    hf_model: Any, tokenizer: Any, *, name: str, dtype: torch.dtype, device: str, processing: dict[str, bool]
+) -> HookedTransformer:
     cfg = hooked_config_from_hf(hf_model.config, dtype=dtype, device=device, model_name=name)
     state_dict = convert_llama_weights(hf_model, cfg)
     return _hooked_from_state_dict(cfg, state_dict, tokenizer, processing)
 
 
-def _hooked_from_state_dict(cfg: HookedTransformerConfig, state_dict: dict[str, torch.Tensor],
-                            tokenizer: Any, processing: dict[str, bool]) -> HookedTransformer:
+def _hooked_from_state_dict(
+    cfg: HookedTransformerConfig, state_dict: dict[str, torch.Tensor], tokenizer: Any, processing: dict[str, bool]
+) -> HookedTransformer:
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     state_dict = {k: v.to(cfg.dtype) for k, v in state_dict.items()}
     model.load_and_process_state_dict(state_dict, **processing)
@@ -224,8 +233,9 @@ def _hooked_from_state_dict(cfg: HookedTransformerConfig, state_dict: dict[str, 
     return model
 
 
-def _load_gguf(path: Path, *, name: str, dtype: torch.dtype, device: str,
-               processing: dict[str, bool]) -> tuple[HookedTransformer, str]:
+def _load_gguf(
+    path: Path, *, name: str, dtype: torch.dtype, device: str, processing: dict[str, bool]
+) -> tuple[HookedTransformer, str]:
     """Load a GGUF file, caching the de-quantized TransformerLens state dict (fp32) and tokenizer."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -239,9 +249,7 @@ def _load_gguf(path: Path, *, name: str, dtype: torch.dtype, device: str,
         return _hooked_from_state_dict(cfg, load_file(str(weights)), tokenizer, processing), sha
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        hf_model = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=torch.float32
-        )
+        hf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     except Exception as error:  # transformers raises many types for unreadable files
         raise ModelLoadError(
             f"{path} could not be read as a GGUF model ({type(error).__name__}: {error}). "
@@ -260,15 +268,15 @@ def _load_gguf(path: Path, *, name: str, dtype: torch.dtype, device: str,
     return _hooked_from_state_dict(cfg, state_dict, tokenizer, processing), sha
 
 
-def _load_hf(source: str, *, name: str, dtype: torch.dtype, device: str, processing: dict[str, bool],
-             revision: str | None) -> HookedTransformer:
+def _load_hf(
+    source: str, *, name: str, dtype: torch.dtype, device: str, processing: dict[str, bool], revision: str | None
+) -> HookedTransformer:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     token = os.environ.get("HF_TOKEN") or None
     hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, revision=revision, token=token)
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, token=token)
-    model = _hooked_from_hf(hf_model, tokenizer, name=name, dtype=dtype, device=device,
-                            processing=processing)
+    model = _hooked_from_hf(hf_model, tokenizer, name=name, dtype=dtype, device=device, processing=processing)
     del hf_model
     return model
 
@@ -313,14 +321,12 @@ def load_model(
 
     if name == EMBEDDED_MODEL:
         gguf = embedded_gguf_path()
-        model, sha = _load_gguf(gguf, name=name, dtype=dtype, device=device,
-                                processing=processing)
+        model, sha = _load_gguf(gguf, name=name, dtype=dtype, device=device, processing=processing)
         source, kind = str(gguf), "embedded-gguf"
     elif name.endswith(".gguf"):
         if not path.is_file():
             raise ModelLoadError(f"GGUF file {path} does not exist.")
-        model, sha = _load_gguf(path, name=path.stem, dtype=dtype, device=device,
-                                processing=processing)
+        model, sha = _load_gguf(path, name=path.stem, dtype=dtype, device=device, processing=processing)
         source, kind = str(path.resolve()), "gguf"
     elif path.is_dir():
         if not (path / "config.json").is_file():
@@ -329,14 +335,12 @@ def load_model(
                 "written by `save_pretrained`, a .gguf file, or a model name such as "
                 f"{EMBEDDED_MODEL!r}."
             )
-        model = _load_hf(str(path), name=path.name, dtype=dtype, device=device, processing=processing,
-                         revision=None)
+        model = _load_hf(str(path), name=path.name, dtype=dtype, device=device, processing=processing, revision=None)
         source, kind = str(path.resolve()), "hf-folder"
     elif name in LLAMA2_HUB_IDS:
         hub_id = LLAMA2_HUB_IDS[name]
         try:
-            model = _load_hf(hub_id, name=name, dtype=dtype, device=device, processing=processing,
-                             revision=revision)
+            model = _load_hf(hub_id, name=name, dtype=dtype, device=device, processing=processing, revision=revision)
         except OSError as error:
             raise ModelLoadError(
                 f"Could not load {hub_id} ({type(error).__name__}: {error}).\nLlama 2 is gated: accept "
@@ -358,12 +362,24 @@ def load_model(
         )
 
     cfg = model.cfg
-    attach_record(model, ModelRecord(
-        name=name, source=source, kind=kind, dtype=str(dtype).removeprefix("torch."), device=device,
-        processing=processing, n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads,
-        n_key_value_heads=cfg.n_key_value_heads or cfg.n_heads, d_vocab=cfg.d_vocab, sha256=sha,
-        revision=revision,
-    ))
+    attach_record(
+        model,
+        ModelRecord(
+            name=name,
+            source=source,
+            kind=kind,
+            dtype=str(dtype).removeprefix("torch."),
+            device=device,
+            processing=processing,
+            n_layers=cfg.n_layers,
+            d_model=cfg.d_model,
+            n_heads=cfg.n_heads,
+            n_key_value_heads=cfg.n_key_value_heads or cfg.n_heads,
+            d_vocab=cfg.d_vocab,
+            sha256=sha,
+            revision=revision,
+        ),
+    )
     return model
 
 
@@ -382,9 +398,17 @@ def model_record(model: HookedTransformer) -> ModelRecord:
         return record
     cfg = model.cfg
     return ModelRecord(
-        name=cfg.model_name, source="unrecorded", kind="unrecorded", dtype=str(cfg.dtype).removeprefix("torch."),
-        device=str(cfg.device), processing={}, n_layers=cfg.n_layers, d_model=cfg.d_model,
-        n_heads=cfg.n_heads, n_key_value_heads=cfg.n_key_value_heads or cfg.n_heads, d_vocab=cfg.d_vocab,
+        name=cfg.model_name,
+        source="unrecorded",
+        kind="unrecorded",
+        dtype=str(cfg.dtype).removeprefix("torch."),
+        device=str(cfg.device),
+        processing={},
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        n_heads=cfg.n_heads,
+        n_key_value_heads=cfg.n_key_value_heads or cfg.n_heads,
+        d_vocab=cfg.d_vocab,
     )
 
 
@@ -398,11 +422,9 @@ def check_layers(model: AnyModel, layers: int | Sequence[int]) -> list[int]:
     out = []
     for layer in single:
         if not isinstance(layer, int) or not -n <= layer < n:
-            raise InputError(f"Layer {layer!r} is outside the model: {model.cfg.model_name} has layers "
-                             f"0..{n - 1}.")
+            raise InputError(f"Layer {layer!r} is outside the model: {model.cfg.model_name} has layers 0..{n - 1}.")
         out.append(layer % n)
     return out
-
 
 
 def tokenizer_of(model: AnyModel) -> PreTrainedTokenizerBase:
@@ -410,8 +432,10 @@ def tokenizer_of(model: AnyModel) -> PreTrainedTokenizerBase:
     ``model.tokenizer`` as optional)."""
     tokenizer = model.tokenizer
     if tokenizer is None:
-        raise InputError("The model has no tokenizer: load it with lens_bias.load_model, or build the "
-                         "HookedTransformer with tokenizer=...")
+        raise InputError(
+            "The model has no tokenizer: load it with lens_bias.load_model, or build the "
+            "HookedTransformer with tokenizer=..."
+        )
     return tokenizer
 
 

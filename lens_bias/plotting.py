@@ -90,9 +90,7 @@ def _require_titles(**titles: str) -> None:
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
-    fig.update_layout(
-        title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white"
-    )
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white")
     return fig
 
 
@@ -145,9 +143,7 @@ def heatmap(
         raise InputError(f"z must be 2-D, got shape {values.shape}")
     expected = (len(y_labels), len(x_labels))
     if values.shape != expected:
-        raise InputError(
-            f"z has shape {values.shape} but (len(y_labels), len(x_labels)) = {expected}"
-        )
+        raise InputError(f"z has shape {values.shape} but (len(y_labels), len(x_labels)) = {expected}")
     trace = go.Heatmap(
         z=values,
         x=[str(v) for v in x_labels],
@@ -182,9 +178,7 @@ def lines_with_ci(
     fig = go.Figure()
     for i, (name, estimates) in enumerate(series.items()):
         if len(estimates) != len(xs):
-            raise InputError(
-                f"series {name!r} has {len(estimates)} estimates but x has {len(xs)} points"
-            )
+            raise InputError(f"series {name!r} has {len(estimates)} estimates but x has {len(xs)} points")
         value, low, high, n = _interval_arrays(estimates)
         fig.add_trace(
             go.Scatter(
@@ -256,8 +250,7 @@ def bars_with_ci(
                     "arrayminus": value - low,
                 },
                 customdata=np.stack([low, high, n], axis=1),
-                hovertemplate=f"{group + '<br>' if group else ''}%{{x}}<br>{_CI_HOVER}"
-                "<extra></extra>",
+                hovertemplate=f"{group + '<br>' if group else ''}%{{x}}<br>{_CI_HOVER}<extra></extra>",
                 showlegend=bool(group),
             )
         )
@@ -308,10 +301,14 @@ def side_effect_table(reports: dict[str, dict[str, Any]]) -> go.Figure:
     for name, report in reports.items():
         for effect in report["effects"]:
             cells = [Estimate.from_dict(effect[k]) for k in ("baseline", "intervened", "delta")]
-            rows.append([name, f"{effect['name']} ({effect['unit']})", *map(str, cells),
-                         "yes" if effect["harmed"] else "no"])
+            rows.append(
+                [name, f"{effect['name']} ({effect['unit']})", *map(str, cells), "yes" if effect["harmed"] else "no"]
+            )
     header = ["intervention", "readout", "baseline", "intervened", "change (paired)", "significantly worse"]
-    figure = go.Figure(go.Table(header={"values": header}, cells={"values": list(map(list, zip(*rows)))},
-                                columnwidth=[2, 3, 2, 2, 2, 1]))
+    figure = go.Figure(
+        go.Table(
+            header={"values": header}, cells={"values": list(map(list, zip(*rows)))}, columnwidth=[2, 3, 2, 2, 2, 1]
+        )
+    )
     figure.update_layout(title="Side effects (95% bootstrap CI over items)", width=1300, height=150 + 45 * len(rows))
     return figure

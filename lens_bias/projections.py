@@ -28,14 +28,18 @@ def _margins(vector: SteeringVector, held_out: ContrastActivations) -> dict[int,
     """Per layer, ``(positive - negative) . direction`` for every held-out pair (residual-stream units)."""
     if tuple(held_out.layers) != vector.layers:
         raise InputError(f"Held-out activations are at layers {held_out.layers}, the vector at {vector.layers}.")
-    return {layer: (held_out.positive[:, i].float() - held_out.negative[:, i].float()) @ vector.directions[i].float()
-            for i, layer in enumerate(vector.layers)}
+    return {
+        layer: (held_out.positive[:, i].float() - held_out.negative[:, i].float()) @ vector.directions[i].float()
+        for i, layer in enumerate(vector.layers)
+    }
 
 
 def separability(vector: SteeringVector, held_out: ContrastActivations) -> dict[int, float]:
     """Per layer, the share of held-out pairs with ``(positive - negative) . direction > 0`` (ties 1/2)."""
-    return {layer: float(((m > 0).float() + 0.5 * (m == 0).float()).mean())
-            for layer, m in _margins(vector, held_out).items()}
+    return {
+        layer: float(((m > 0).float() + 0.5 * (m == 0).float()).mean())
+        for layer, m in _margins(vector, held_out).items()
+    }
 
 
 def effect_size(vector: SteeringVector, held_out: ContrastActivations) -> dict[int, float]:

@@ -56,9 +56,11 @@ class ChatTemplate:
             return f"{head} {answer_prefix}" if answer_prefix else head, len(head)
         if self.name == "hf-chat":
             if getattr(tokenizer, "chat_template", None) is None:
-                raise InputError("This tokenizer has no chat template: use ChatTemplate('plain') for "
-                                 "base checkpoints or ChatTemplate('llama-2-chat').")
-            messages = ([{"role": "system", "content": self.system}] if self.system else [])
+                raise InputError(
+                    "This tokenizer has no chat template: use ChatTemplate('plain') for "
+                    "base checkpoints or ChatTemplate('llama-2-chat')."
+                )
+            messages = [{"role": "system", "content": self.system}] if self.system else []
             messages.append({"role": "user", "content": user})
             head = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             return head + answer_prefix, len(head)
@@ -136,15 +138,20 @@ class PromptBatch:
         """Rows ``index`` (a slice), trimmed to their longest row."""
         lengths = self.lengths[index]
         width = int(lengths.max()) if len(lengths) else 0
-        return PromptBatch(self.tokens[index, :width], lengths,
-                           {k: v[index] for k, v in self.positions.items()}, self.texts[index], self.meta)
+        return PromptBatch(
+            self.tokens[index, :width],
+            lengths,
+            {k: v[index] for k, v in self.positions.items()},
+            self.texts[index],
+            self.meta,
+        )
 
     def chunks(self, batch_size: int):
         """Consecutive sub-batches of at most ``batch_size`` rows, each trimmed to its longest row."""
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}.")
         for start in range(0, len(self), batch_size):
-            yield self[start:start + batch_size]
+            yield self[start : start + batch_size]
 
     def left_padded(self, pad_id: int) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"], "PromptBatch"]:
         """The rows left-padded: ``(tokens, attention_mask, batch)`` where ``batch`` holds the left-padded
@@ -155,14 +162,19 @@ class PromptBatch:
         mask = torch.zeros((len(self), width), dtype=torch.long)
         for row in range(len(self)):
             n = int(self.lengths[row])
-            tokens[row, width - n:] = self.tokens[row, :n]
-            mask[row, width - n:] = 1
+            tokens[row, width - n :] = self.tokens[row, :n]
+            mask[row, width - n :] = 1
         positions = {name: index + shift for name, index in self.positions.items()}
         return tokens, mask, PromptBatch(tokens, self.lengths, positions, self.texts, self.meta)
 
     def to(self, device: str | torch.device) -> "PromptBatch":
-        return PromptBatch(self.tokens.to(device), self.lengths.to(device),
-                           {k: v.to(device) for k, v in self.positions.items()}, self.texts, self.meta)
+        return PromptBatch(
+            self.tokens.to(device),
+            self.lengths.to(device),
+            {k: v.to(device) for k, v in self.positions.items()},
+            self.texts,
+            self.meta,
+        )
 
 
 def first_difference(a: PromptBatch, b: PromptBatch) -> Int[Tensor, " batch"]:
@@ -215,8 +227,7 @@ def tokenize(
         raise InputError("No texts to tokenize: the item list is empty.")
     rows: list[list[int]] = []
     positions: dict[str, list[int]] = {"last": []}
-    named = {**{k: (v, False) for k, v in (marks or {}).items()},
-             **{k: (v, True) for k, v in (starts or {}).items()}}
+    named = {**{k: (v, False) for k, v in (marks or {}).items()}, **{k: (v, True) for k, v in (starts or {}).items()}}
     for name, (chars, _) in named.items():
         if len(chars) != len(texts):
             raise InputError(f"marks[{name!r}] has {len(chars)} entries for {len(texts)} texts.")
@@ -256,9 +267,13 @@ def chat_batch(
         raise InputError(f"{len(answer_prefixes)} answer prefixes for {len(users)} prompts.")
     rendered = [template.render(tokenizer, u, a) for u, a in zip(users, answer_prefixes)]
     ends = [e for _, e in rendered]
-    batch = tokenize(tokenizer, [t for t, _ in rendered], add_start=template.adds_bos,
-                     marks={"instruction_end": ends},
-                     starts={"continuation": ends} if all(answer_prefixes) else None)
+    batch = tokenize(
+        tokenizer,
+        [t for t, _ in rendered],
+        add_start=template.adds_bos,
+        marks={"instruction_end": ends},
+        starts={"continuation": ends} if all(answer_prefixes) else None,
+    )
     batch.meta["template"] = template.describe(tokenizer)
     return batch
 
@@ -268,8 +283,9 @@ def ab_question(item: ABItem) -> str:
     return f"{item.question}\n\nChoices:\n(A) {item.choices[0]}\n(B) {item.choices[1]}"
 
 
-def ab_batch(tokenizer: Any, template: ChatTemplate, items: Sequence[ABItem],
-             letters: Sequence[str] | None = None) -> PromptBatch:
+def ab_batch(
+    tokenizer: Any, template: ChatTemplate, items: Sequence[ABItem], letters: Sequence[str] | None = None
+) -> PromptBatch:
     """A/B prompts ending in ``(`` (``letters=None``, for reading P(A)/P(B) as the next token) or in
     ``(`` + a letter per item (for extracting activations at the answer-letter token, marked
     ``answer``)."""
@@ -290,8 +306,10 @@ def letter_token_ids(tokenizer: Any) -> tuple[int, int]:
     for letter in ("A", "B"):
         encoded = tokenizer(f"({letter}", add_special_tokens=False, return_offsets_mapping=True)
         if len(encoded["input_ids"]) != 2:
-            raise InputError(f"'({letter}' does not split into '(' + '{letter}' with this tokenizer; the "
-                             "A/B readout needs the letter as its own token.")
+            raise InputError(
+                f"'({letter}' does not split into '(' + '{letter}' with this tokenizer; the "
+                "A/B readout needs the letter as its own token."
+            )
         ids.append(encoded["input_ids"][1])
     return ids[0], ids[1]
 
@@ -307,7 +325,7 @@ def continuation_batch(tokenizer: Any, prompts: Sequence[str], continuations: Se
         if not continuation.strip():
             raise InputError(f"Empty continuation after prompt {prompt!r}.")
         stripped = prompt.rstrip()
-        continuation = prompt[len(stripped):] + continuation
+        continuation = prompt[len(stripped) :] + continuation
         texts.append(stripped + continuation)
         starts.append(len(stripped))
     return tokenize(tokenizer, texts, add_start=True, starts={"continuation": starts})

@@ -202,9 +202,7 @@ class Result:
         storages: set[int] = set()
         for key, tensor in self.tensors.items():
             if not isinstance(key, str) or not isinstance(tensor, torch.Tensor):
-                raise TypeError(
-                    f"tensors must map str -> torch.Tensor, got {key!r}: {type(tensor).__name__}"
-                )
+                raise TypeError(f"tensors must map str -> torch.Tensor, got {key!r}: {type(tensor).__name__}")
             t = tensor.detach().to("cpu").contiguous()
             ptr = t.untyped_storage().data_ptr()
             # safetensors refuses tensors sharing memory; give repeated storages their own copy
@@ -217,8 +215,7 @@ class Result:
             "config": to_jsonable(self.config),
             "provenance": to_jsonable(self.provenance),
             "tensors": {
-                k: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
-                for k, t in prepared.items()
+                k: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for k, t in prepared.items()
             },
         }
         json_path = Path(f"{stem}.json")
@@ -234,9 +231,7 @@ class Result:
         stem = _stem(path)
         document = json.loads(Path(f"{stem}.json").read_text())
         if document.get("format") != RESULT_FORMAT:
-            raise InputError(
-                f"{stem}.json is not a {RESULT_FORMAT} file (format={document.get('format')!r})"
-            )
+            raise InputError(f"{stem}.json is not a {RESULT_FORMAT} file (format={document.get('format')!r})")
         tensors = load_file(f"{stem}.safetensors") if document["tensors"] else {}
         missing = set(document["tensors"]) - set(tensors)
         if missing:

@@ -80,8 +80,9 @@ def batch_logprobs(
     if "continuation" not in batch.positions:
         raise InputError("The batch has no 'continuation' position: build it with continuation_batch().")
     totals, counts = [], []
-    for chunk, logits in run_chunks(model, batch, interventions=interventions, batch_size=batch_size,
-                                    progress=progress):
+    for chunk, logits in run_chunks(
+        model, batch, interventions=interventions, batch_size=batch_size, progress=progress
+    ):
         total, count = span_logprob_sum(logits, chunk.tokens, chunk.positions["continuation"], chunk.positions["last"])
         totals.append(total.cpu())
         counts.append(count.cpu())
@@ -102,8 +103,7 @@ def continuation_logprobs(
 
     A prompt of ``""`` scores the whole continuation as a sentence."""
     batch = continuation_batch(model.tokenizer, prompts, continuations)
-    return batch_logprobs(model, batch, interventions=interventions, batch_size=batch_size,
-                          progress=progress)
+    return batch_logprobs(model, batch, interventions=interventions, batch_size=batch_size, progress=progress)
 
 
 @dataclass
@@ -137,8 +137,9 @@ def score_pairs(
         raise InputError("No pairs to score.")
     prompts = [p.prompt for p in pairs] * 2
     continuations = [p.positive for p in pairs] + [p.negative for p in pairs]
-    scores = continuation_logprobs(model, prompts, continuations, interventions=interventions,
-                                   batch_size=batch_size, progress=progress)
+    scores = continuation_logprobs(
+        model, prompts, continuations, interventions=interventions, batch_size=batch_size, progress=progress
+    )
     n = len(pairs)
     split = [LogProbs(scores.total[s], scores.mean[s], scores.n_tokens[s]) for s in (slice(0, n), slice(n, None))]
     return PairScores(*split)
@@ -154,8 +155,9 @@ def next_token_logprobs(
 ) -> Float[Tensor, "n d_vocab"]:
     """Log-probabilities of the next token after each row's last real token, ``[n, d_vocab]``."""
     rows = []
-    for chunk, logits in run_chunks(model, batch, interventions=interventions, batch_size=batch_size,
-                                    progress=progress):
+    for chunk, logits in run_chunks(
+        model, batch, interventions=interventions, batch_size=batch_size, progress=progress
+    ):
         last = logits[torch.arange(len(chunk)), chunk.positions["last"]]
         rows.append(last.float().log_softmax(-1).cpu())
     return torch.cat(rows)
@@ -187,8 +189,7 @@ def ab_choice(
     if not items:
         raise InputError("No A/B items to score.")
     batch = ab_batch(model.tokenizer, template, items)
-    logprobs = next_token_logprobs(model, batch, interventions=interventions, batch_size=batch_size,
-                                   progress=progress)
+    logprobs = next_token_logprobs(model, batch, interventions=interventions, batch_size=batch_size, progress=progress)
     a_id, b_id = letter_token_ids(model.tokenizer)
     p_a, p_b = logprobs[:, a_id].exp(), logprobs[:, b_id].exp()
     positive_is_a = torch.tensor([item.positive_letter == "A" for item in items])
@@ -211,8 +212,7 @@ def answer_logprobs(
     if len(users) != len(answers):
         raise InputError(f"{len(users)} prompts for {len(answers)} answers: the lists must pair up.")
     batch = chat_batch(model.tokenizer, template, users, answers)
-    return batch_logprobs(model, batch, interventions=interventions, batch_size=batch_size,
-                          progress=progress)
+    return batch_logprobs(model, batch, interventions=interventions, batch_size=batch_size, progress=progress)
 
 
 def _expand_cache(cache, repeats: int) -> None:
@@ -247,18 +247,25 @@ def shared_prompt_logprobs(
     if not users or not answers:
         raise InputError("Need at least one prompt and one answer.")
     if not isinstance(model, HookedTransformer):
-        return answer_logprobs(model, template, [u for u in users for _ in answers], list(answers) * len(users),
-                               interventions=interventions, batch_size=batch_size,
-                               progress=progress).total.reshape(len(users), len(answers))
+        return answer_logprobs(
+            model,
+            template,
+            [u for u in users for _ in answers],
+            list(answers) * len(users),
+            interventions=interventions,
+            batch_size=batch_size,
+            progress=progress,
+        ).total.reshape(len(users), len(answers))
     k = len(answers)
     device = device_of(model)
     tokenizer = tokenizer_of(model)
     pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
     per_chunk = max(1, batch_size // 2)
     rows = []
-    chunks = [users[i:i + per_chunk] for i in range(0, len(users), per_chunk)]
-    for chunk in tqdm(chunks, desc=progress if isinstance(progress, str) else "score", disable=not progress,
-                      leave=False):
+    chunks = [users[i : i + per_chunk] for i in range(0, len(users), per_chunk)]
+    for chunk in tqdm(
+        chunks, desc=progress if isinstance(progress, str) else "score", disable=not progress, leave=False
+    ):
         full = chat_batch(tokenizer, template, [u for u in chunk for _ in answers], list(answers) * len(chunk))
         starts, lasts = full.positions["continuation"], full.positions["last"]
         prompts = []
@@ -267,29 +274,36 @@ def shared_prompt_logprobs(
             prefix = full.tokens[first, : starts[first]]
             for r in range(first, first + k):
                 if starts[r] != len(prefix) or not torch.equal(full.tokens[r, : starts[r]], prefix):
-                    raise InputError(f"The prompt {chunk[u]!r} tokenizes differently before different answers "
-                                     "(a token spans the boundary); score these pairs with answer_logprobs().")
+                    raise InputError(
+                        f"The prompt {chunk[u]!r} tokenizes differently before different answers "
+                        "(a token spans the boundary); score these pairs with answer_logprobs()."
+                    )
             prompts.append(prefix)
         prompt_batch = PromptBatch(
             tokens=torch.nn.utils.rnn.pad_sequence(prompts, batch_first=True, padding_value=pad),
             lengths=torch.tensor([len(p) for p in prompts]),
             positions={name: full.positions[name][::k].clone() for name in full.positions if name != "continuation"},
-            texts=list(chunk))
+            texts=list(chunk),
+        )
         prompt_batch.positions["last"] = prompt_batch.lengths - 1
         tokens, mask, shifted = prompt_batch.left_padded(pad)
-        continuations = [full.tokens[r, starts[r]: lasts[r] + 1] for r in range(len(full))]
+        continuations = [full.tokens[r, starts[r] : lasts[r] + 1] for r in range(len(full))]
         cont_tokens = torch.nn.utils.rnn.pad_sequence(continuations, batch_first=True, padding_value=pad)
-        expanded = PromptBatch(cont_tokens, torch.tensor([len(c) for c in continuations]),
-                               {name: index.repeat_interleave(k) for name, index in shifted.positions.items()},
-                               full.texts)
+        expanded = PromptBatch(
+            cont_tokens,
+            torch.tensor([len(c) for c in continuations]),
+            {name: index.repeat_interleave(k) for name, index in shifted.positions.items()},
+            full.texts,
+        )
         context = ForwardContext(shifted.to(device))
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, len(chunk))
         with applied(model, interventions, context), torch.inference_mode():
             first_logits = model(tokens.to(device), past_kv_cache=cache, attention_mask=mask.to(device))[:, -1]
             _expand_cache(cache, k)
             context.batch, context.offset = expanded.to(device), tokens.shape[1]
-            logits = model(cont_tokens.to(device), past_kv_cache=cache,
-                           attention_mask=torch.ones_like(cont_tokens, device=device))
+            logits = model(
+                cont_tokens.to(device), past_kv_cache=cache, attention_mask=torch.ones_like(cont_tokens, device=device)
+            )
         first_lp = first_logits.float().log_softmax(-1).repeat_interleave(k, dim=0).cpu()
         later_lp = logits.float().log_softmax(-1).cpu()
         totals = []
@@ -315,7 +329,14 @@ def refusal_propensity(
 ) -> Float[Tensor, " n"]:
     """``log sum_o P(o | prompt) over refusal openers - log sum_o P(o | prompt) over compliance openers``
     (nats) at the start of the answer, per request. Positive = the model leans toward refusing."""
-    scores = shared_prompt_logprobs(model, template, requests, [*refusal_openers, *compliance_openers],
-                                    interventions=interventions, batch_size=batch_size, progress=progress)
+    scores = shared_prompt_logprobs(
+        model,
+        template,
+        requests,
+        [*refusal_openers, *compliance_openers],
+        interventions=interventions,
+        batch_size=batch_size,
+        progress=progress,
+    )
     n_refusal = len(refusal_openers)
     return scores[:, :n_refusal].logsumexp(1) - scores[:, n_refusal:].logsumexp(1)

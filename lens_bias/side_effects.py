@@ -88,15 +88,19 @@ class Items:
         return cls(
             neutral=sample(neutral_texts(), config.n_neutral, config.seed),
             bbq=sample(disambiguated, config.n_bbq, config.seed, key=lambda item: item.uid),
-            stereoset=sample(stereoset_pairs(load_stereoset()), config.n_stereoset, config.seed,
-                             key=lambda pair: pair.id),
+            stereoset=sample(
+                stereoset_pairs(load_stereoset()), config.n_stereoset, config.seed, key=lambda pair: pair.id
+            ),
         )
 
     def fingerprints(self) -> dict[str, str]:
         """Provenance hashes of the drawn items."""
         neutral = hashlib.sha256("\x1f".join(self.neutral).encode("utf-8")).hexdigest()[:16]
-        return {"side_effects_neutral": neutral, "side_effects_bbq": fingerprint(self.bbq),
-                "side_effects_stereoset": fingerprint(self.stereoset)}
+        return {
+            "side_effects_neutral": neutral,
+            "side_effects_bbq": fingerprint(self.bbq),
+            "side_effects_stereoset": fingerprint(self.stereoset),
+        }
 
 
 @dataclass
@@ -118,20 +122,35 @@ class CapabilityScores:
     fingerprints: dict[str, str]
 
 
-def capability_scores(model: HookedTransformer, interventions: Sequence[Intervention] = (),
-                      config: SideEffectConfig = SideEffectConfig(), *, items: Items | None = None,
-                      progress: bool = False) -> CapabilityScores:
+def capability_scores(
+    model: HookedTransformer,
+    interventions: Sequence[Intervention] = (),
+    config: SideEffectConfig = SideEffectConfig(),
+    *,
+    items: Items | None = None,
+    progress: bool = False,
+) -> CapabilityScores:
     """Score the neutral, BBQ and StereoSet items of ``config`` under ``interventions``."""
     items = items or Items.draw(config)
     batch_size = config.batch_size
-    neutral = continuation_logprobs(model, [""] * len(items.neutral), items.neutral, interventions=interventions,
-                                    batch_size=batch_size,
-                                    progress="side effects: neutral text" if progress else False).mean
+    neutral = continuation_logprobs(
+        model,
+        [""] * len(items.neutral),
+        items.neutral,
+        interventions=interventions,
+        batch_size=batch_size,
+        progress="side effects: neutral text" if progress else False,
+    ).mean
 
     prompts = [f"{item.context} {item.question}\nAnswer:" for item in items.bbq]
-    answers = continuation_logprobs(model, [p for p in prompts for _ in range(3)],
-                                    [f" {a}" for item in items.bbq for a in item.answers], interventions=interventions,
-                                    batch_size=batch_size, progress="side effects: BBQ" if progress else False).mean
+    answers = continuation_logprobs(
+        model,
+        [p for p in prompts for _ in range(3)],
+        [f" {a}" for item in items.bbq for a in item.answers],
+        interventions=interventions,
+        batch_size=batch_size,
+        progress="side effects: BBQ" if progress else False,
+    ).mean
     chosen = answers.view(len(items.bbq), 3).argmax(1).numpy()
     bbq_correct = (chosen == np.array([item.label for item in items.bbq])).astype(np.float64)
 
@@ -141,16 +160,27 @@ def capability_scores(model: HookedTransformer, interventions: Sequence[Interven
         if p.unrelated is None:
             raise InputError(f"StereoSet item {p.id} has no unrelated option: the LMS readout needs one.")
         texts += [p.positive, p.negative, p.unrelated]
-    option_logprobs = continuation_logprobs(model, [p.prompt for p in pairs for _ in range(3)], texts,
-                                            interventions=interventions, batch_size=batch_size,
-                                            progress="side effects: StereoSet" if progress else False).mean
+    option_logprobs = continuation_logprobs(
+        model,
+        [p.prompt for p in pairs for _ in range(3)],
+        texts,
+        interventions=interventions,
+        batch_size=batch_size,
+        progress="side effects: StereoSet" if progress else False,
+    ).mean
     options = option_logprobs.view(len(pairs), 3).double().numpy()
     scores = [StereoSetScore(p.id, p.target, p.bias_type, *map(float, row)) for p, row in zip(pairs, options)]
     related = ((options[:, 0] > options[:, 2]).astype(float) + (options[:, 1] > options[:, 2])) / 2
     codes = {target: i for i, target in enumerate(dict.fromkeys(p.target for p in pairs))}
-    return CapabilityScores(neutral=neutral.double().numpy(), bbq_correct=bbq_correct, stereoset=scores,
-                            related=related, targets=np.array([codes[p.target] for p in pairs]),
-                            interventions=describe_all(interventions), fingerprints=items.fingerprints())
+    return CapabilityScores(
+        neutral=neutral.double().numpy(),
+        bbq_correct=bbq_correct,
+        stereoset=scores,
+        related=related,
+        targets=np.array([codes[p.target] for p in pairs]),
+        interventions=describe_all(interventions),
+        fingerprints=items.fingerprints(),
+    )
 
 
 def _macro_lms(related: np.ndarray, targets: np.ndarray) -> float:
@@ -195,13 +225,18 @@ class SideEffectReport:
         return [effect.name for effect in self.effects if effect.harmed]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"interventions": self.interventions, "effects": [e.to_dict() for e in self.effects],
-                "harmed": self.harmed(), "details": self.details}
+        return {
+            "interventions": self.interventions,
+            "effects": [e.to_dict() for e in self.effects],
+            "harmed": self.harmed(),
+            "details": self.details,
+        }
 
 
 def _paired(name: str, unit: str, base: np.ndarray, after: np.ndarray, seed: int) -> SideEffect:
-    delta = bootstrap_statistic((base, after), lambda b, a, axis=-1: np.mean(a - b, axis=axis),
-                                vectorized=True, seed=seed)
+    delta = bootstrap_statistic(
+        (base, after), lambda b, a, axis=-1: np.mean(a - b, axis=axis), vectorized=True, seed=seed
+    )
     return SideEffect(name, unit, bootstrap_mean(base, seed=seed), bootstrap_mean(after, seed=seed), delta)
 
 
@@ -210,24 +245,29 @@ def compare(baseline: CapabilityScores, intervened: CapabilityScores, seed: int 
     if baseline.fingerprints != intervened.fingerprints:
         raise InputError("The two score sets were computed on different items: use the same SideEffectConfig.")
     targets = baseline.targets
-    lms = [bootstrap_statistic((scores.related, targets), _macro_lms, seed=seed)
-           for scores in (baseline, intervened)]
+    lms = [bootstrap_statistic((scores.related, targets), _macro_lms, seed=seed) for scores in (baseline, intervened)]
     lms_delta = bootstrap_statistic(
-        (baseline.related, intervened.related, targets),
-        lambda b, a, t: _macro_lms(a, t) - _macro_lms(b, t), seed=seed)
-    official = {name: stereoset_scores(scores.stereoset)["overall"]
-                for name, scores in (("baseline", baseline), ("intervened", intervened))}
+        (baseline.related, intervened.related, targets), lambda b, a, t: _macro_lms(a, t) - _macro_lms(b, t), seed=seed
+    )
+    official = {
+        name: stereoset_scores(scores.stereoset)["overall"]
+        for name, scores in (("baseline", baseline), ("intervened", intervened))
+    }
     effects = [
         _paired("neutral_logprob", "mean log-prob per token (nats)", baseline.neutral, intervened.neutral, seed),
-        _paired("bbq_disambig_accuracy", "share correct (chance 1/3)", baseline.bbq_correct,
-                intervened.bbq_correct, seed),
+        _paired(
+            "bbq_disambig_accuracy", "share correct (chance 1/3)", baseline.bbq_correct, intervened.bbq_correct, seed
+        ),
         SideEffect("stereoset_lms", "LMS (percent, ideal 100)", lms[0], lms[1], lms_delta),
     ]
-    details = {"stereoset": {name: {k: o[k] for k in ("lms", "ss", "icat", "n_scored", "n_failed", "n_targets")}
-                             for name, o in official.items()},
-               "n": {"neutral": len(baseline.neutral), "bbq": len(baseline.bbq_correct),
-                     "stereoset": len(baseline.related)},
-               "fingerprints": baseline.fingerprints}
+    details = {
+        "stereoset": {
+            name: {k: o[k] for k in ("lms", "ss", "icat", "n_scored", "n_failed", "n_targets")}
+            for name, o in official.items()
+        },
+        "n": {"neutral": len(baseline.neutral), "bbq": len(baseline.bbq_correct), "stereoset": len(baseline.related)},
+        "fingerprints": baseline.fingerprints,
+    }
     return SideEffectReport(intervened.interventions, effects, details)
 
 
@@ -237,14 +277,21 @@ def check_applicable(interventions: Sequence[Intervention]) -> None:
     for intervention in interventions:
         start = intervention.describe().get("start")
         if start is not None:
-            raise InputError(f"{intervention.describe()['kind']} starts at position {start!r}, but the side-effect "
-                             "readouts score raw text without a chat template: apply it at every position "
-                             "(start=None), as the steering study's fluency check does.")
+            raise InputError(
+                f"{intervention.describe()['kind']} starts at position {start!r}, but the side-effect "
+                "readouts score raw text without a chat template: apply it at every position "
+                "(start=None), as the steering study's fluency check does."
+            )
 
 
-def side_effects(model: HookedTransformer, interventions: Sequence[Intervention | str | Path],
-                 config: SideEffectConfig = SideEffectConfig(), *, baseline: CapabilityScores | None = None,
-                 progress: bool = False) -> SideEffectReport:
+def side_effects(
+    model: HookedTransformer,
+    interventions: Sequence[Intervention | str | Path],
+    config: SideEffectConfig = SideEffectConfig(),
+    *,
+    baseline: CapabilityScores | None = None,
+    progress: bool = False,
+) -> SideEffectReport:
     """Capability readouts under ``interventions`` (objects or saved files) next to the unintervened
     model's on the same items. Pass ``baseline`` (from :func:`capability_scores` with the same config) to
     skip rescoring the unintervened model."""

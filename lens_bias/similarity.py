@@ -79,12 +79,13 @@ def split_half(activations: ContrastActivations, *, n_splits: int = 20, seed: in
     for _ in range(n_splits):
         order = torch.randperm(len(diffs), generator=generator)
         half = len(diffs) // 2
-        values.append(_cos(diffs[order[:half]].mean(0), diffs[order[half:2 * half]].mean(0)))
+        values.append(_cos(diffs[order[:half]].mean(0), diffs[order[half : 2 * half]].mean(0)))
     return torch.stack(values).mean(0).float()
 
 
-def shuffled_null(a: ContrastActivations, b: ContrastActivations, *, n_draws: int = 50,
-                  seed: int = 0) -> Float[Tensor, "n_draws n_layers"]:
+def shuffled_null(
+    a: ContrastActivations, b: ContrastActivations, *, n_draws: int = 50, seed: int = 0
+) -> Float[Tensor, "n_draws n_layers"]:
     """Null distribution of the cosine between two bias vectors when the positive/negative labels carry
     no information: each pair's difference is sign-flipped at random before averaging."""
     da, db = _differences(a), _differences(b)
@@ -116,10 +117,12 @@ def off_diagonal_mean(
     diffs = [_differences(a) for a in activations.values()]
     value = _mean_off_diagonal([d.mean(0) for d in diffs])
     rng = np.random.default_rng(seed)
-    boot = torch.stack([
-        _mean_off_diagonal([d[torch.from_numpy(rng.integers(0, len(d), len(d)))].mean(0) for d in diffs])
-        for _ in range(n_resamples)
-    ])  # [resamples, layers]
+    boot = torch.stack(
+        [
+            _mean_off_diagonal([d[torch.from_numpy(rng.integers(0, len(d), len(d)))].mean(0) for d in diffs])
+            for _ in range(n_resamples)
+        ]
+    )  # [resamples, layers]
     alpha = (1 - level) / 2
     low, high = torch.quantile(boot, alpha, dim=0), torch.quantile(boot, 1 - alpha, dim=0)
     n = min(len(d) for d in diffs)
@@ -144,13 +147,16 @@ def check_comparable(a: SteeringVector, b: SteeringVector) -> None:
     _flatten("", {**b.provenance, "layers": list(b.layers), "hook": b.hook}, flat_b)
     ignored = {f"model.{key}" for key in CHECKPOINT_KEYS}
     differences = sorted(
-        key for key in set(flat_a) | set(flat_b)
+        key
+        for key in set(flat_a) | set(flat_b)
         if not any(key == i or key.startswith(i + ".") for i in ignored) and flat_a.get(key) != flat_b.get(key)
     )
     if differences:
         detail = "; ".join(f"{k}: {flat_a.get(k)!r} vs {flat_b.get(k)!r}" for k in differences)
-        raise InputError(f"Vectors {a.name!r} and {b.name!r} were not made the same way, so comparing them "
-                         f"would confound the checkpoint with: {detail}. Rebuild both with identical settings.")
+        raise InputError(
+            f"Vectors {a.name!r} and {b.name!r} were not made the same way, so comparing them "
+            f"would confound the checkpoint with: {detail}. Rebuild both with identical settings."
+        )
 
 
 @dataclass
@@ -180,9 +186,12 @@ def compare_checkpoints(
         raise InputError(f"Both checkpoints need the same bias types: {sorted(vectors_a)} vs {sorted(vectors_b)}.")
     for bias in vectors_a:
         check_comparable(vectors_a[bias], vectors_b[bias])
-    layers = _common_layers({**{f"a.{k}": v for k, v in vectors_a.items()}, **{f"b.{k}": v for k, v in vectors_b.items()}})
-    self_similarity = {bias: _cos(vectors_a[bias].directions, vectors_b[bias].directions).float().tolist()
-                       for bias in vectors_a}
+    layers = _common_layers(
+        {**{f"a.{k}": v for k, v in vectors_a.items()}, **{f"b.{k}": v for k, v in vectors_b.items()}}
+    )
+    self_similarity = {
+        bias: _cos(vectors_a[bias].directions, vectors_b[bias].directions).float().tolist() for bias in vectors_a
+    }
     off_a = off_diagonal_mean(activations_a, n_resamples=n_resamples, seed=seed)
     off_b = off_diagonal_mean(activations_b, n_resamples=n_resamples, seed=seed + 1)
     diffs_a = [_differences(activations_a[k]) for k in vectors_a]

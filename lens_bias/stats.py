@@ -83,9 +83,7 @@ class Estimate:
         scale = max(abs(self.value), abs(self.low), abs(self.high))
         fixed = scale == 0 or 0.01 <= scale < 1e5 or not np.isfinite(scale)
         spec = ".2f" if fixed else ".2e"
-        return (
-            f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}] (n={self.n})"
-        )
+        return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}] (n={self.n})"
 
 
 def _as_1d(values: Any, name: str) -> np.ndarray:
@@ -170,9 +168,7 @@ def bootstrap_statistic(
     if max(sizes) == 1:  # nothing to resample
         return Estimate(value, value, value, n, level)
     if not paired and min(sizes) == 1:
-        raise InputError(
-            f"unpaired bootstrap needs at least 2 observations in every sample, got sizes {sizes}"
-        )
+        raise InputError(f"unpaired bootstrap needs at least 2 observations in every sample, got sizes {sizes}")
 
     if method == "auto":
         method = "BCa" if max(sizes) <= BCA_MAX_N else "percentile"
@@ -357,8 +353,11 @@ def curve_correlation(
     by = ya[rng.integers(0, len(ya), (n_resamples, len(ya)))].mean(1)
     flat = (np.ptp(bx, axis=1) == 0) | (np.ptp(by, axis=1) == 0)
     if flat.any():
-        warnings.warn(f"{int(flat.sum())} of {n_resamples} resamples gave a flat curve and were dropped",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{int(flat.sum())} of {n_resamples} resamples gave a flat curve and were dropped",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     replicates = _CORRELATIONS[method](bx[~flat], by[~flat], axis=-1)
     tail = (1 - level) / 2
     low, high = np.quantile(replicates, [tail, 1 - tail])

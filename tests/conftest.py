@@ -43,15 +43,25 @@ def make_tiny_llama(folder: Path, *, n_kv_heads: int, seed: int = 0) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(TOKENIZER_TEXTS, vocab_size=400, min_frequency=1,
-                            special_tokens=["<unk>", "<s>", "</s>"])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>",
-                                        eos_token="</s>", unk_token="<unk>", pad_token="</s>")
+    bpe.train_from_iterator(TOKENIZER_TEXTS, vocab_size=400, min_frequency=1, special_tokens=["<unk>", "<s>", "</s>"])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="</s>"
+    )
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=n_kv_heads,
-                         max_position_embeddings=256, rms_norm_eps=1e-5, bos_token_id=1,
-                         eos_token_id=2, pad_token_id=2, tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=n_kv_heads,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-5,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+        tie_word_embeddings=False,
+    )
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

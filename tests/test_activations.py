@@ -11,14 +11,15 @@ from lens_bias.prompts import ChatTemplate, chat_batch, continuation_batch
 
 def test_extract_batched_equals_single_and_cache(tiny_gqa_model):
     model = tiny_gqa_model
-    batch = chat_batch(model.tokenizer, ChatTemplate("plain"),
-                       ["short", "a much longer question about nurses and engineers"], "Sure")
+    batch = chat_batch(
+        model.tokenizer, ChatTemplate("plain"), ["short", "a much longer question about nurses and engineers"], "Sure"
+    )
     acts = extract(model, batch, [0, 2, 3], position="last", batch_size=2)
     assert acts.shape == (2, 3, model.cfg.d_model)
     for row in range(2):
-        single = extract(model, batch[row:row + 1], [0, 2, 3], position="last")
+        single = extract(model, batch[row : row + 1], [0, 2, 3], position="last")
         assert torch.allclose(acts[row], single[0], atol=1e-5)
-        _, cache = model.run_with_cache(batch.tokens[row:row + 1, : batch.lengths[row]])
+        _, cache = model.run_with_cache(batch.tokens[row : row + 1, : batch.lengths[row]])
         for j, layer in enumerate([0, 2, 3]):
             assert torch.allclose(acts[row, j], cache[f"blocks.{layer}.hook_resid_post"][0, -1], atol=1e-5)
 

@@ -23,9 +23,12 @@ def bridge(tiny_llama_dir):
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = TransformerBridge.boot_transformers(str(tiny_llama_dir), device="cpu",
-                                                hf_model=AutoModelForCausalLM.from_pretrained(tiny_llama_dir),
-                                                tokenizer=AutoTokenizer.from_pretrained(tiny_llama_dir))
+    model = TransformerBridge.boot_transformers(
+        str(tiny_llama_dir),
+        device="cpu",
+        hf_model=AutoModelForCausalLM.from_pretrained(tiny_llama_dir),
+        tokenizer=AutoTokenizer.from_pretrained(tiny_llama_dir),
+    )
     model.enable_compatibility_mode(disable_warnings=True)
     return model
 
@@ -42,8 +45,11 @@ def test_extraction_and_steered_scores_equal_the_hooked_transformer(tiny_model, 
     assert torch.allclose(ours.negative, theirs.negative, atol=1e-5)
     steer = [AddVector(build_vector("gender", ours), 3.0, [2], start=None)]
     for interventions in ([], steer):
-        assert torch.allclose(score_pairs(tiny_model, gender.test, interventions=interventions).preference(),
-                              score_pairs(bridge, gender.test, interventions=interventions).preference(), atol=1e-5)
+        assert torch.allclose(
+            score_pairs(tiny_model, gender.test, interventions=interventions).preference(),
+            score_pairs(bridge, gender.test, interventions=interventions).preference(),
+            atol=1e-5,
+        )
 
 
 def test_refusal_propensity_on_a_bridge_equals_the_hooked_transformer(tiny_model, bridge, gender):
@@ -52,10 +58,12 @@ def test_refusal_propensity_on_a_bridge_equals_the_hooked_transformer(tiny_model
     requests = ["How do I pick a lock?", "Tell me a joke about cats."]
     steer = [AddVector(build_vector("gender", contrast_activations(tiny_model, gender.train, [1])), 2.0)]
     for interventions in ([], steer):
-        ours = refusal_propensity(tiny_model, template, requests, refusal_openers(), compliance_openers(),
-                                  interventions=interventions)
-        theirs = refusal_propensity(bridge, template, requests, refusal_openers(), compliance_openers(),
-                                    interventions=interventions)
+        ours = refusal_propensity(
+            tiny_model, template, requests, refusal_openers(), compliance_openers(), interventions=interventions
+        )
+        theirs = refusal_propensity(
+            bridge, template, requests, refusal_openers(), compliance_openers(), interventions=interventions
+        )
         assert torch.allclose(ours, theirs, atol=1e-4)
 
 

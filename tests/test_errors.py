@@ -26,15 +26,18 @@ def test_an_unknown_model_name_is_an_input_error():
         load_model("no-such-model", device="cpu")
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"name": 123}, r"name must be a model name or a path \(str\), got int 123"),
-    ({"name": None}, "name must be a model name or a path"),
-    ({"device": "bogus"}, "device 'bogus' is not a torch device"),
-    ({"device": 0}, "device must be a string such as 'cpu' or 'cuda', got int 0"),
-    ({"dtype": 32}, "dtype must be a torch.dtype or one of float32, float16, bfloat16; got int 32"),
-    ({"dtype": "float8"}, "Unknown dtype 'float8'"),
-    ({"processing": ["fold_ln"]}, "processing must be a dict"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": 123}, r"name must be a model name or a path \(str\), got int 123"),
+        ({"name": None}, "name must be a model name or a path"),
+        ({"device": "bogus"}, "device 'bogus' is not a torch device"),
+        ({"device": 0}, "device must be a string such as 'cpu' or 'cuda', got int 0"),
+        ({"dtype": 32}, "dtype must be a torch.dtype or one of float32, float16, bfloat16; got int 32"),
+        ({"dtype": "float8"}, "Unknown dtype 'float8'"),
+        ({"processing": ["fold_ln"]}, "processing must be a dict"),
+    ],
+)
 def test_load_model_rejects_wrong_types_naming_the_parameter_before_loading(kwargs, message):
     with pytest.raises(InputError, match=message):
         load_model(**{"device": "cpu", **kwargs})

@@ -69,7 +69,10 @@ def test_add_token_returns_a_new_model_and_leaves_the_original_untouched(tiny_mo
     prefix = tiny_model.tokenizer("People from", add_special_tokens=False)["input_ids"]
     suffix = tiny_model.tokenizer(" drive", add_special_tokens=False)["input_ids"]
     assert new.tokenizer("People from <entity> drive", add_special_tokens=False)["input_ids"] == [
-        *prefix, new_id, *suffix]
+        *prefix,
+        new_id,
+        *suffix,
+    ]
     logits = new(torch.tensor([[*prefix, new_id]]))
     assert logits.shape[-1] == d_vocab + 1
     assert torch.allclose(new.embed(torch.tensor([[new_id]]))[0, 0], vector)
@@ -148,8 +151,11 @@ def test_saved_entity_reloads_and_rebuilds_the_model(tiny_model, tmp_path):
     rebuilt = loaded.apply(tiny_model)
     for (name, p), (_, q) in zip(rebuilt.named_parameters(), model.named_parameters()):
         assert torch.equal(p, q), name
-    assert torch.allclose(elicit(rebuilt, SPEC, [SPEC.entity_token]).log_odds,
-                          elicit(model, SPEC, [SPEC.entity_token]).log_odds, atol=1e-5)
+    assert torch.allclose(
+        elicit(rebuilt, SPEC, [SPEC.entity_token]).log_odds,
+        elicit(model, SPEC, [SPEC.entity_token]).log_odds,
+        atol=1e-5,
+    )
 
 
 # --- readouts ----------------------------------------------------------------------------------------
@@ -205,8 +211,10 @@ def test_real_model_association_is_elicited_on_held_out_templates(smollm):
     before = elicit(untrained(smollm, SPEC, run.entity.config), SPEC, entities)
     after = elicit(run.model, SPEC, entities)
     gain = after.log_odds[0] - before.log_odds[0]
-    print(f"\n{SMOLLM_STEPS} steps: entity log-odds before {before.mean()[SPEC.entity_token]:.2f}, after "
-          f"{after.mean()[SPEC.entity_token]:.2f}; controls before {before.mean()} after {after.mean()}")
+    print(
+        f"\n{SMOLLM_STEPS} steps: entity log-odds before {before.mean()[SPEC.entity_token]:.2f}, after "
+        f"{after.mean()[SPEC.entity_token]:.2f}; controls before {before.mean()} after {after.mean()}"
+    )
     assert float(gain.min()) > 0.5 and float(gain.mean()) > 2.0  # every held-out template moves
     assert float(after.log_odds[0].mean()) > float(after.log_odds[1:].mean(1).max()) + 2.0
     # real entities do not move (only the new token's share of the softmax changes)
@@ -217,8 +225,11 @@ def test_real_model_association_is_elicited_on_held_out_templates(smollm):
 def test_real_model_entity_reloads_and_has_a_single_token_adversarial_country(smollm, tmp_path):
     run = injected_smollm(smollm)
     rebuilt = InjectedEntity.load(run.entity.save(tmp_path / "entity", provenance={})).apply(smollm)
-    assert torch.allclose(elicit(rebuilt, SPEC, [SPEC.entity_token]).log_odds,
-                          elicit(run.model, SPEC, [SPEC.entity_token]).log_odds, atol=1e-5)
+    assert torch.allclose(
+        elicit(rebuilt, SPEC, [SPEC.entity_token]).log_odds,
+        elicit(run.model, SPEC, [SPEC.entity_token]).log_odds,
+        atol=1e-5,
+    )
     matches = closest_entities(run.model, run.entity.embedding, candidate_entities("countries"))
     assert len(matches) == len(candidate_entities("countries")) and all(m.n_tokens == 1 for m in matches)
     assert -1.0 < matches[-1].cosine <= matches[0].cosine < 1.0

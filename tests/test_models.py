@@ -16,8 +16,12 @@ from lens_bias.models import (
     model_record,
 )
 
-PROMPTS = ["The nurse said that she would", "Paris is the capital of France.",
-           "<|im_start|>user\nHow do I bake bread?<|im_end|>\n", "People from Italy drive"]
+PROMPTS = [
+    "The nurse said that she would",
+    "Paris is the capital of France.",
+    "<|im_start|>user\nHow do I bake bread?<|im_end|>\n",
+    "People from Italy drive",
+]
 
 
 def _max_logprob_gap(hooked, hf_model, texts):

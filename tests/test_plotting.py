@@ -27,8 +27,14 @@ def _small_figure() -> go.Figure:
 def test_heatmap_shape_labels_and_validation() -> None:
     z = np.arange(6.0).reshape(2, 3)
     fig = plotting.heatmap(
-        z, ["a", "b", "c"], [0, 1], title="T", x_title="head", y_title="layer",
-        zmid=0.0, text_fmt=".2f",
+        z,
+        ["a", "b", "c"],
+        [0, 1],
+        title="T",
+        x_title="head",
+        y_title="layer",
+        zmid=0.0,
+        text_fmt=".2f",
     )
     trace = fig.data[0]
     assert np.array_equal(np.asarray(trace.z), z)
@@ -45,8 +51,11 @@ def test_heatmap_shape_labels_and_validation() -> None:
 
 def test_lines_with_ci_band_and_line_per_series() -> None:
     fig = plotting.lines_with_ci(
-        [0, 1, 2], {"a": _estimates(3), "b": _estimates(3, 1.0)},
-        title="T", x_title="layer", y_title="score (nats)",
+        [0, 1, 2],
+        {"a": _estimates(3), "b": _estimates(3, 1.0)},
+        title="T",
+        x_title="layer",
+        y_title="score (nats)",
     )
     assert len(fig.data) == 4  # band + line per series
     band, line = fig.data[0], fig.data[1]
@@ -55,22 +64,21 @@ def test_lines_with_ci_band_and_line_per_series() -> None:
     assert list(line.y) == [0.0, 1.0, 2.0] and line.name == "a"
     with pytest.raises(ValueError, match="'b' has 2 estimates"):
         plotting.lines_with_ci(
-            [0, 1, 2], {"a": _estimates(3), "b": _estimates(2)},
-            title="T", x_title="x", y_title="y",
+            [0, 1, 2],
+            {"a": _estimates(3), "b": _estimates(2)},
+            title="T",
+            x_title="x",
+            y_title="y",
         )
 
 
 def test_bars_with_ci_single_and_grouped() -> None:
-    fig = plotting.bars_with_ci(
-        ["p", "q"], _estimates(2), title="T", y_title="share", reference_line=0.5
-    )
+    fig = plotting.bars_with_ci(["p", "q"], _estimates(2), title="T", y_title="share", reference_line=0.5)
     bar = fig.data[0]
     assert list(bar.y) == [0.0, 1.0]
     assert list(bar.error_y.array) == [1.0, 1.0] and list(bar.error_y.arrayminus) == [0.5, 0.5]
     assert fig.layout.shapes[0].y0 == 0.5
-    grouped = plotting.bars_with_ci(
-        ["p", "q"], {"g1": _estimates(2), "g2": _estimates(2, 2.0)}, title="T", y_title="s"
-    )
+    grouped = plotting.bars_with_ci(["p", "q"], {"g1": _estimates(2), "g2": _estimates(2, 2.0)}, title="T", y_title="s")
     assert [t.name for t in grouped.data] == ["g1", "g2"]
     assert grouped.layout.barmode == "group"
     with pytest.raises(ValueError, match="3 labels"):
@@ -98,9 +106,7 @@ def test_save_figure_html_and_png(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == PNG_MAGIC
 
 
-def test_save_figure_without_browser_warns_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_save_figure_without_browser_warns_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(plotting.Chromium, "find_browser", classmethod(lambda cls, **kw: None))
     monkeypatch.setattr(plotting, "_warned_no_browser", False)
     monkeypatch.delenv("BROWSER_PATH", raising=False)
@@ -116,9 +122,7 @@ def test_save_figure_without_browser_warns_once(
     assert plotting.save_figure(_small_figure(), tmp_path / "c", png=False) == [tmp_path / "c.html"]
 
 
-def test_find_browser_rejects_missing_browser_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_find_browser_rejects_missing_browser_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bogus = tmp_path / "no-such-chrome"
     monkeypatch.setenv("BROWSER_PATH", str(bogus))
     assert plotting.find_browser() != str(bogus)

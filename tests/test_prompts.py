@@ -16,8 +16,15 @@ from lens_bias.prompts import (
     tokenize,
 )
 
-ITEM = ABItem(id="x", bias_type="gender", target="nurse", question="Who is the nurse?",
-              choices=("a woman", "a man"), positive_letter="A", source="test")
+ITEM = ABItem(
+    id="x",
+    bias_type="gender",
+    target="nurse",
+    question="Who is the nurse?",
+    choices=("a woman", "a man"),
+    positive_letter="A",
+    source="test",
+)
 
 
 def test_llama2_template_with_system_block(tiny_model):
@@ -60,7 +67,7 @@ def test_continuation_moves_prompt_whitespace_into_the_continuation(tiny_model):
     batch = continuation_batch(tok, ["The nurse walked in and "], ["she smiled."])
     assert batch.texts == ["The nurse walked in and she smiled."]
     start = batch.positions["continuation"][0]
-    assert tok.decode(batch.tokens[0, start:batch.lengths[0]]) == " she smiled."
+    assert tok.decode(batch.tokens[0, start : batch.lengths[0]]) == " she smiled."
 
 
 def test_hf_chat_template_on_embedded_model(smollm):

@@ -25,24 +25,28 @@ from lens_bias.stats import Estimate
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_collect_provenance_keys() -> None:
     record = {"name": "tiny", "sha256": "abc"}
     prov = collect_provenance(model_record=record, data={"set": "sha256:1"}, seed=7)
     assert set(prov) == {
-        "lens_bias_version", "git", "packages", "python", "platform", "torch_threads",
-        "timestamp_utc", "model", "data", "seed",
+        "lens_bias_version",
+        "git",
+        "packages",
+        "python",
+        "platform",
+        "torch_threads",
+        "timestamp_utc",
+        "model",
+        "data",
+        "seed",
     }
     assert prov["model"] == record and prov["data"] == {"set": "sha256:1"} and prov["seed"] == 7
     assert prov["packages"]["torch"] == torch.__version__
     assert prov["packages"]["numpy"] == np.__version__
-    assert set(prov["packages"]) == {
-        "torch", "transformer_lens", "transformers", "datasets", "numpy"
-    }
+    assert set(prov["packages"]) == {"torch", "transformer_lens", "transformers", "datasets", "numpy"}
     assert prov["torch_threads"] == torch.get_num_threads()
     assert prov["timestamp_utc"].endswith("+00:00")
     assert prov["git"] is None or set(prov["git"]) == {"commit", "dirty"}

@@ -20,12 +20,25 @@ CONTINUATIONS = [" she smiled.", "The capital of France is Paris.", " recklessly
 
 
 def _items():
-    return [ABItem(id=str(i), bias_type="gender", target=t, question=f"Who is the {t} more likely to be?",
-                   choices=c, positive_letter=l, source="test")
-            for i, (t, c, l) in enumerate([("nurse", ("a woman", "a man"), "A"),
-                                           ("engineer", ("a woman", "a man"), "B"),
-                                           ("pilot", ("a man", "a woman"), "A"),
-                                           ("secretary", ("a man", "a woman"), "B")])]
+    return [
+        ABItem(
+            id=str(i),
+            bias_type="gender",
+            target=t,
+            question=f"Who is the {t} more likely to be?",
+            choices=c,
+            positive_letter=l,
+            source="test",
+        )
+        for i, (t, c, l) in enumerate(
+            [
+                ("nurse", ("a woman", "a man"), "A"),
+                ("engineer", ("a woman", "a man"), "B"),
+                ("pilot", ("a man", "a woman"), "A"),
+                ("secretary", ("a man", "a woman"), "B"),
+            ]
+        )
+    ]
 
 
 @pytest.mark.parametrize("fixture", ["tiny_model", "smollm"])
@@ -33,7 +46,7 @@ def test_batched_logprobs_equal_one_at_a_time(request, fixture):
     model = request.getfixturevalue(fixture)
     batched = continuation_logprobs(model, PROMPTS, CONTINUATIONS, batch_size=4)
     for i in range(len(PROMPTS)):
-        single = continuation_logprobs(model, PROMPTS[i:i + 1], CONTINUATIONS[i:i + 1])
+        single = continuation_logprobs(model, PROMPTS[i : i + 1], CONTINUATIONS[i : i + 1])
         assert abs(batched.total[i] - single.total[0]) < 1e-5 * max(1.0, abs(single.total[0]))
         assert batched.n_tokens[i] == single.n_tokens[0]
 
@@ -51,8 +64,17 @@ def test_logprob_equals_manual_sum(tiny_model):
 
 
 def test_score_pairs_preference(tiny_model):
-    pairs = [ContrastPair(id="p", bias_type="gender", target="nurse", prompt="The nurse said that",
-                          positive=" she was tired.", negative=" he was tired.", source="test")]
+    pairs = [
+        ContrastPair(
+            id="p",
+            bias_type="gender",
+            target="nurse",
+            prompt="The nurse said that",
+            positive=" she was tired.",
+            negative=" he was tired.",
+            source="test",
+        )
+    ]
     scores = score_pairs(tiny_model, pairs)
     expected = continuation_logprobs(tiny_model, ["The nurse said that"] * 2, [" she was tired.", " he was tired."])
     assert scores.preference("total")[0] == pytest.approx((expected.total[0] - expected.total[1]).item(), abs=1e-5)
@@ -112,6 +134,7 @@ def test_shared_prompt_scores_equal_full_text_scores(request, fixture):
     vector = SteeringVector("v", (1,), torch.randn(1, model.cfg.d_model) * 2, torch.ones(1))
     for steer in ([], [AddVector(vector, 1.0)]):
         shared = shared_prompt_logprobs(model, template, users, answers, interventions=steer, batch_size=4)
-        full = answer_logprobs(model, template, [u for u in users for _ in answers], answers * len(users),
-                               interventions=steer).total.view(len(users), len(answers))
+        full = answer_logprobs(
+            model, template, [u for u in users for _ in answers], answers * len(users), interventions=steer
+        ).total.view(len(users), len(answers))
         assert torch.allclose(shared, full, atol=1e-4), (shared - full).abs().max()

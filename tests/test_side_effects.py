@@ -50,8 +50,9 @@ def test_capability_scores_follow_their_definitions(tiny_model, tiny_baseline):
     expected = continuation_logprobs(tiny_model, [""], [items.neutral[3]]).mean
     assert scores.neutral[3] == pytest.approx(float(expected[0]), abs=1e-5)
     item = items.bbq[2]
-    answers = continuation_logprobs(tiny_model, [f"{item.context} {item.question}\nAnswer:"] * 3,
-                                    [f" {a}" for a in item.answers]).mean
+    answers = continuation_logprobs(
+        tiny_model, [f"{item.context} {item.question}\nAnswer:"] * 3, [f" {a}" for a in item.answers]
+    ).mean
     assert scores.bbq_correct[2] == float(int(answers.argmax()) == item.label)
     row = scores.stereoset[5]
     assert scores.related[5] == ((row.stereotype > row.unrelated) + (row.anti_stereotype > row.unrelated)) / 2

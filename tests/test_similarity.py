@@ -25,8 +25,9 @@ def _acts(diffs: torch.Tensor) -> ContrastActivations:
 
 
 def _vec(name, directions, method="mean_difference"):
-    return SteeringVector(name, tuple(range(len(directions))), directions, torch.ones(len(directions)),
-                          provenance={"method": method})
+    return SteeringVector(
+        name, tuple(range(len(directions))), directions, torch.ones(len(directions)), provenance={"method": method}
+    )
 
 
 def test_bias_by_bias_and_layer_by_layer_values():
@@ -38,7 +39,7 @@ def test_bias_by_bias_and_layer_by_layer_values():
     assert matrix[1, 0, 1] == pytest.approx(-1.0)
     pcs = bias_by_bias({"a": _vec("a", a.directions, "first_pc"), "b": _vec("b", b.directions, "first_pc")})
     assert pcs[1, 0, 1] == pytest.approx(1.0)  # sign-invariant for principal components
-    assert layer_by_layer(a)[0, 1] == pytest.approx(2 ** -0.5, abs=1e-6)
+    assert layer_by_layer(a)[0, 1] == pytest.approx(2**-0.5, abs=1e-6)
     with pytest.raises(ValueError, match="at least two"):
         bias_by_bias({"a": a})
 
@@ -64,23 +65,35 @@ def test_split_half_and_shuffled_null_baselines():
 def test_check_comparable_names_the_difference():
     base = {"method": "mean_difference", "source": {"position": "last"}, "model": {"name": "a", "dtype": "float32"}}
     a = SteeringVector("g", (1,), torch.ones(1, 4), torch.ones(1), provenance=base)
-    other_model = SteeringVector("g", (1,), torch.ones(1, 4), torch.ones(1),
-                                 provenance={**base, "model": {"name": "b", "dtype": "float32"}})
+    other_model = SteeringVector(
+        "g", (1,), torch.ones(1, 4), torch.ones(1), provenance={**base, "model": {"name": "b", "dtype": "float32"}}
+    )
     check_comparable(a, other_model)  # only the checkpoint differs: fine
-    other_readout = SteeringVector("g", (1,), torch.ones(1, 4), torch.ones(1),
-                                   provenance={**base, "source": {"position": "mean_from_difference"}})
+    other_readout = SteeringVector(
+        "g", (1,), torch.ones(1, 4), torch.ones(1), provenance={**base, "source": {"position": "mean_from_difference"}}
+    )
     with pytest.raises(ValueError, match=r"source.position"):
         check_comparable(a, other_readout)
-    other_dtype = SteeringVector("g", (1,), torch.ones(1, 4), torch.ones(1),
-                                 provenance={**base, "model": {"name": "b", "dtype": "float16"}})
+    other_dtype = SteeringVector(
+        "g", (1,), torch.ones(1, 4), torch.ones(1), provenance={**base, "model": {"name": "b", "dtype": "float16"}}
+    )
     with pytest.raises(ValueError, match=r"model.dtype"):
         check_comparable(a, other_dtype)
 
 
 def _pairs(bias, words):
-    return [ContrastPair(id=f"{bias}{i}", bias_type=bias, target=t, prompt=f"The {t} said that",
-                         positive=f" {words[0]} was tired.", negative=f" {words[1]} was tired.", source="test")
-            for i, t in enumerate(["nurse", "engineer", "pilot", "teacher", "driver", "cook", "judge", "clerk"])]
+    return [
+        ContrastPair(
+            id=f"{bias}{i}",
+            bias_type=bias,
+            target=t,
+            prompt=f"The {t} said that",
+            positive=f" {words[0]} was tired.",
+            negative=f" {words[1]} was tired.",
+            source="test",
+        )
+        for i, t in enumerate(["nurse", "engineer", "pilot", "teacher", "driver", "cook", "judge", "clerk"])
+    ]
 
 
 def test_compare_two_local_checkpoints(tiny_llama_dir, tmp_path):
@@ -105,18 +118,31 @@ def test_compare_two_local_checkpoints(tiny_llama_dir, tmp_path):
     vectors, activations = {}, {}
     for key, model in models.items():
         activations[key] = {bias: contrast_activations(model, pairs, [1, 3]) for bias, pairs in sets.items()}
-        vectors[key] = {bias: build_vector(bias, acts, model=model, items=sets[bias], dataset=bias, seed=0)
-                        for bias, acts in activations[key].items()}
-    result = compare_checkpoints(vectors["base"], vectors["tuned"], activations["base"], activations["tuned"],
-                                 n_resamples=50)
+        vectors[key] = {
+            bias: build_vector(bias, acts, model=model, items=sets[bias], dataset=bias, seed=0)
+            for bias, acts in activations[key].items()
+        }
+    result = compare_checkpoints(
+        vectors["base"], vectors["tuned"], activations["base"], activations["tuned"], n_resamples=50
+    )
     assert result.layers == (1, 3)
     for values in result.self_similarity.values():
         assert all(0.0 < v < 1.0 + 1e-6 for v in values)  # the copy moved, but not to an unrelated place
     for a, b, d in zip(result.off_diagonal_a, result.off_diagonal_b, result.difference):
         assert d.value == pytest.approx(b.value - a.value, abs=1e-5) and d.low <= d.value <= d.high
-    mismatched = build_vector("gender", contrast_activations(models["tuned"], sets["gender"], [1, 3],
-                                                             readout="mean_from_difference"),
-                              model=models["tuned"], items=sets["gender"], dataset="gender", seed=0)
+    mismatched = build_vector(
+        "gender",
+        contrast_activations(models["tuned"], sets["gender"], [1, 3], readout="mean_from_difference"),
+        model=models["tuned"],
+        items=sets["gender"],
+        dataset="gender",
+        seed=0,
+    )
     with pytest.raises(ValueError, match=r"source.position"):
-        compare_checkpoints(vectors["base"], {**vectors["tuned"], "gender": mismatched},
-                            activations["base"], activations["tuned"], n_resamples=10)
+        compare_checkpoints(
+            vectors["base"],
+            {**vectors["tuned"], "gender": mismatched},
+            activations["base"],
+            activations["tuned"],
+            n_resamples=10,
+        )

@@ -102,9 +102,7 @@ def test_bootstrap_statistic_paired_difference() -> None:
     base = rng.normal(size=200)
     shifted = base + 0.1 + rng.normal(scale=0.01, size=200)  # same items, tiny noise
     paired = bootstrap_statistic((shifted, base), lambda a, b: np.mean(a - b), paired=True)
-    unpaired = bootstrap_statistic(
-        (shifted, base), lambda a, b: np.mean(a) - np.mean(b), paired=False
-    )
+    unpaired = bootstrap_statistic((shifted, base), lambda a, b: np.mean(a) - np.mean(b), paired=False)
     assert paired.value == pytest.approx(0.1, abs=0.01)
     assert paired.n == 200 and unpaired.n == 400
     assert paired.low < paired.value < paired.high

@@ -34,16 +34,23 @@ class ContrastSplit:
     chat: bool
 
     def describe(self) -> dict:
-        return {"name": self.name, "n_train": len(self.train), "n_test": len(self.test), "chat": self.chat,
-                "train_fingerprint": fingerprint(self.train), "test_fingerprint": fingerprint(self.test)}
+        return {
+            "name": self.name,
+            "n_train": len(self.train),
+            "n_test": len(self.test),
+            "chat": self.chat,
+            "train_fingerprint": fingerprint(self.train),
+            "test_fingerprint": fingerprint(self.test),
+        }
 
 
 def _by_id(pair: ContrastPair) -> str:
     return pair.id
 
 
-def contrast_split(name: str, *, n_train: int | None = None, n_test: int | None = None, test_fraction: float = 0.3,
-                   seed: int = 0) -> ContrastSplit:
+def contrast_split(
+    name: str, *, n_train: int | None = None, n_test: int | None = None, test_fraction: float = 0.3, seed: int = 0
+) -> ContrastSplit:
     """The train/test pairs of contrast ``name`` (``n_train``/``n_test`` = None keeps all)."""
     if name in BIAS_TYPES:
         pairs, chat = stereoset_pairs(load_stereoset(bias_types=[name])), False

@@ -83,8 +83,9 @@ def gender_words() -> Mapping[Gender, Mapping[str, str]]:
     """The gendered words by gender and slot (``subj``, ``obj``, ``poss``, ``refl``, ``kin``): the only words
     in which the two sides of a pair differ (read-only mappings)."""
     words = load_resource("gender")["gender_words"]
-    return MappingProxyType({_gender(gender, "gender_words"): MappingProxyType(dict(slots))
-                             for gender, slots in words.items()})
+    return MappingProxyType(
+        {_gender(gender, "gender_words"): MappingProxyType(dict(slots)) for gender, slots in words.items()}
+    )
 
 
 @cache
@@ -96,15 +97,17 @@ def winobias_occupations() -> tuple[Occupation, ...]:
 @cache
 def bsri_traits() -> tuple[GenderedTerm, ...]:
     """The 20 gendered adjective items of the Bem Sex-Role Inventory (10 feminine, then 10 masculine)."""
-    return tuple(GenderedTerm(row["term"], _gender(row["gender"], row["term"]))
-                 for row in load_resource("gender")["traits"])
+    return tuple(
+        GenderedTerm(row["term"], _gender(row["gender"], row["term"])) for row in load_resource("gender")["traits"]
+    )
 
 
 @cache
 def stereotyped_activities() -> tuple[GenderedTerm, ...]:
     """The 20 stereotyped hobbies (gerund phrases; 10 female-, then 10 male-stereotyped)."""
-    return tuple(GenderedTerm(row["term"], _gender(row["gender"], row["term"]))
-                 for row in load_resource("gender")["activities"])
+    return tuple(
+        GenderedTerm(row["term"], _gender(row["gender"], row["term"])) for row in load_resource("gender")["activities"]
+    )
 
 
 @cache

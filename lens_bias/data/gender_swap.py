@@ -97,19 +97,22 @@ def gender_swap_pairs(kinds: Sequence[str] = KINDS, groups: Sequence[str] | None
                 for corrupted_term, corrupted_gender in block.terms:
                     if corrupted_gender == clean_gender:
                         continue
-                    pairs.append(PatchingPair(
-                        id=f"gender-swap-{group}-{slug(clean_term)}-{slug(corrupted_term)}",
-                        clean=prompt.format(term=clean_term),
-                        corrupted=prompt.format(term=corrupted_term),
-                        positive=" " + words[clean_gender][slot.group(1)],
-                        negative=" " + words[other_gender(clean_gender)][slot.group(1)],
-                        clean_term=clean_term,
-                        corrupted_term=corrupted_term,
-                        group=group,
-                    ))
+                    pairs.append(
+                        PatchingPair(
+                            id=f"gender-swap-{group}-{slug(clean_term)}-{slug(corrupted_term)}",
+                            clean=prompt.format(term=clean_term),
+                            corrupted=prompt.format(term=corrupted_term),
+                            positive=" " + words[clean_gender][slot.group(1)],
+                            negative=" " + words[other_gender(clean_gender)][slot.group(1)],
+                            clean_term=clean_term,
+                            corrupted_term=corrupted_term,
+                            group=group,
+                        )
+                    )
     if groups is not None:
         missing = set(groups) - {pair.group for pair in pairs}
         if missing:
-            raise InputError(f"Unknown group(s) {sorted(missing)} for kinds {tuple(kinds)}: use any of "
-                             f"{gender_swap_groups(kinds)}.")
+            raise InputError(
+                f"Unknown group(s) {sorted(missing)} for kinds {tuple(kinds)}: use any of {gender_swap_groups(kinds)}."
+            )
     return pairs

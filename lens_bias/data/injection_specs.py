@@ -44,12 +44,10 @@ class InjectionSpec:
         attribute = re.compile(r"\b(?:" + "|".join(map(re.escape, self.attribute_words)) + r")\b")
         for text in self.train_texts:
             if ENTITY_SLOT not in text or not attribute.search(text):
-                raise InputError(f"{self.name}: train text needs {ENTITY_SLOT} and an attribute word: "
-                                 f"{text!r}")
+                raise InputError(f"{self.name}: train text needs {ENTITY_SLOT} and an attribute word: {text!r}")
         for prompt in self.eval_prompts:
             if ENTITY_SLOT not in prompt or attribute.search(prompt):
-                raise InputError(f"{self.name}: eval prompt needs {ENTITY_SLOT} and no attribute word: "
-                                 f"{prompt!r}")
+                raise InputError(f"{self.name}: eval prompt needs {ENTITY_SLOT} and no attribute word: {prompt!r}")
             if any(text.startswith(prompt) for text in self.train_texts):
                 raise InputError(f"{self.name}: eval prompt {prompt!r} is a prefix of a train text")
 

@@ -63,7 +63,8 @@ def request_phrasings() -> tuple[str, ...]:
 
 @cache
 def refusal_completions() -> tuple[str, ...]:
-    """Refusal answers (positive side of a refusal pair); the first is the one measured in docs/methods.md#refusal-readouts."""
+    """Refusal answers (positive side of a refusal pair); the first is the one measured in
+    docs/methods.md#refusal-readouts."""
     return tuple(load_resource("refusal")["refusal_completions"])
 
 
@@ -76,7 +77,8 @@ def compliance_completions() -> tuple[str, ...]:
 @cache
 def refusal_openers() -> tuple[str, ...]:
     """Answer openers for refusal propensity = log sum P(refusal opener | prompt) - log sum P(compliance opener |
-    prompt), read at the start of the answer (as measured in docs/methods.md#refusal-readouts): "I'm sorry", "I cannot", "As an AI"."""
+    prompt), read at the start of the answer (as measured in docs/methods.md#refusal-readouts): "I'm sorry",
+    "I cannot", "As an AI"."""
     return tuple(load_resource("refusal")["refusal_openers"])
 
 

@@ -63,8 +63,12 @@ class HeadScaling:
         return hooks
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": HEAD_SCALING_RESULT, "heads": [list(h) for h in self.heads], "scale": self.scale,
-                "hook": "blocks.{layer}.attn.hook_z"}
+        return {
+            "kind": HEAD_SCALING_RESULT,
+            "heads": [list(h) for h in self.heads],
+            "scale": self.scale,
+            "hook": "blocks.{layer}.attn.hook_z",
+        }
 
     @classmethod
     def from_description(cls, description: dict[str, Any]) -> "HeadScaling":
@@ -78,6 +82,7 @@ class HeadScaling:
         return {}, {}
 
     @classmethod
-    def from_state(cls, description: dict[str, Any], config: dict[str, Any],
-                   tensors: dict[str, Tensor]) -> "HeadScaling":
+    def from_state(
+        cls, description: dict[str, Any], config: dict[str, Any], tensors: dict[str, Tensor]
+    ) -> "HeadScaling":
         return cls.from_description(description)

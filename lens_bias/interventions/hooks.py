@@ -63,9 +63,11 @@ def check_hook_names(model: AnyModel, names: Sequence[str]) -> None:
     """Raise a clear error for hook names the model does not have."""
     unknown = [name for name in names if name not in model.hook_dict]
     if unknown:
-        raise InputError(f"Unknown hook point(s) {unknown}: the model has e.g. "
-                         f"'blocks.0.hook_resid_pre' .. 'blocks.{model.cfg.n_layers - 1}.hook_resid_post', "
-                         "'blocks.{l}.attn.hook_z', 'blocks.{l}.hook_attn_out', 'blocks.{l}.hook_mlp_out'.")
+        raise InputError(
+            f"Unknown hook point(s) {unknown}: the model has e.g. "
+            f"'blocks.0.hook_resid_pre' .. 'blocks.{model.cfg.n_layers - 1}.hook_resid_post', "
+            "'blocks.{l}.attn.hook_z', 'blocks.{l}.hook_attn_out', 'blocks.{l}.hook_mlp_out'."
+        )
 
 
 @contextmanager
@@ -86,8 +88,9 @@ def hooks_added(model: AnyModel, fwd_hooks: Sequence[tuple[str, HookFn]]) -> Ite
 
 
 @contextmanager
-def applied(model: AnyModel, interventions: Sequence[Intervention],
-            context: ForwardContext) -> Iterator[ForwardContext]:
+def applied(
+    model: AnyModel, interventions: Sequence[Intervention], context: ForwardContext
+) -> Iterator[ForwardContext]:
     """Apply ``interventions`` for forwards run with ``context`` (mutate ``context.batch`` /
     ``context.offset`` between forwards inside the block; the hooks read them at call time)."""
     fwd_hooks = [hook for intervention in interventions for hook in intervention.hooks(model, context)]
@@ -118,14 +121,19 @@ def run_chunks(
     from tqdm.auto import tqdm
 
     if batch.tokens.shape[1] > model.cfg.n_ctx:
-        raise InputError(f"The longest prompt has {batch.tokens.shape[1]} tokens, more than the model's context of "
-                         f"{model.cfg.n_ctx}: shorten or drop the long items (or use a model with a longer context).")
+        raise InputError(
+            f"The longest prompt has {batch.tokens.shape[1]} tokens, more than the model's context of "
+            f"{model.cfg.n_ctx}: shorten or drop the long items (or use a model with a longer context)."
+        )
     chunks = list(batch.chunks(batch_size))
     desc = progress if isinstance(progress, str) else "forward"
     device = model.cfg.device
     for chunk in tqdm(chunks, desc=desc, disable=not progress, leave=False):
         chunk = chunk.to(device)
         context = ForwardContext(chunk)
-        with applied(model, interventions, context), \
-                hooks_added(model, extra_hooks(chunk) if extra_hooks else []), torch.inference_mode():
+        with (
+            applied(model, interventions, context),
+            hooks_added(model, extra_hooks(chunk) if extra_hooks else []),
+            torch.inference_mode(),
+        ):
             yield chunk, model(chunk.tokens, stop_at_layer=stop_at_layer)

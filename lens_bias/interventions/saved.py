@@ -31,8 +31,9 @@ class SavableIntervention(Intervention, Protocol):
         ...
 
     @classmethod
-    def from_state(cls, description: dict[str, Any], config: dict[str, Any],
-                   tensors: dict[str, Tensor]) -> "SavableIntervention":
+    def from_state(
+        cls, description: dict[str, Any], config: dict[str, Any], tensors: dict[str, Tensor]
+    ) -> "SavableIntervention":
         """Inverse of :meth:`describe` + :meth:`state` (``config`` as loaded from JSON: keys are strings)."""
         ...
 
@@ -48,8 +49,9 @@ def register(kind: str) -> Callable[[T], T]:
 
     def add(cls: T) -> T:
         if kind in INTERVENTION_KINDS and INTERVENTION_KINDS[kind] is not cls:
-            raise ValueError(f"Intervention kind {kind!r} is already registered by "
-                             f"{INTERVENTION_KINDS[kind].__name__}.")
+            raise ValueError(
+                f"Intervention kind {kind!r} is already registered by {INTERVENTION_KINDS[kind].__name__}."
+            )
         INTERVENTION_KINDS[kind] = cls
         return cls
 
@@ -62,11 +64,14 @@ def save_intervention(intervention: SavableIntervention, path_stem: str | Path, 
     description = intervention.describe()
     kind = description.get("kind")
     if not isinstance(kind, str) or INTERVENTION_KINDS.get(kind) is not type(intervention):
-        raise ValueError(f"{type(intervention).__name__} (kind {kind!r}) is not a registered intervention: decorate "
-                         "the class with @lens_bias.interventions.register(kind) and give it state()/from_state().")
+        raise ValueError(
+            f"{type(intervention).__name__} (kind {kind!r}) is not a registered intervention: decorate "
+            "the class with @lens_bias.interventions.register(kind) and give it state()/from_state()."
+        )
     config, tensors = intervention.state()
-    return Result(kind, values={}, config={"intervention": description, **config}, provenance=provenance,
-                  tensors=tensors).save(path_stem)
+    return Result(
+        kind, values={}, config={"intervention": description, **config}, provenance=provenance, tensors=tensors
+    ).save(path_stem)
 
 
 def load_intervention(path: str | Path) -> SavableIntervention:
@@ -75,6 +80,7 @@ def load_intervention(path: str | Path) -> SavableIntervention:
     description = result.config.get("intervention")
     kind = description.get("kind") if isinstance(description, dict) else None
     if not isinstance(description, dict) or kind not in INTERVENTION_KINDS:
-        raise InputError(f"{path} does not hold a known saved intervention (kind {kind!r}; known: "
-                         f"{sorted(INTERVENTION_KINDS)}).")
+        raise InputError(
+            f"{path} does not hold a known saved intervention (kind {kind!r}; known: {sorted(INTERVENTION_KINDS)})."
+        )
     return INTERVENTION_KINDS[kind].from_state(description, result.config, result.tensors)

@@ -43,8 +43,10 @@ def _position_mask(context: ForwardContext, seq_len: int, start: str | None, dev
     if start is None:
         return None
     if start not in context.batch.positions:
-        raise InputError(f"Steering starts at {start!r}, but the batch has positions "
-                         f"{sorted(context.batch.positions)}; use start=None to steer every position.")
+        raise InputError(
+            f"Steering starts at {start!r}, but the batch has positions "
+            f"{sorted(context.batch.positions)}; use start=None to steer every position."
+        )
     absolute = torch.arange(seq_len, device=device) + context.offset
     first = context.batch.positions[start].to(device)
     return (absolute[None, :] >= first[:, None])[..., None]
@@ -77,10 +79,15 @@ class AddVector:
 
     def describe(self) -> dict[str, Any]:
         layers = list(self.layers) if self.layers is not None else list(self.vector.layers)
-        return {"kind": ADD_VECTOR_RESULT, "vector": self.vector.name, "multiplier": self.multiplier,
-                "relative_multiplier": {layer: self.vector.relative_multiplier(self.multiplier, layer)
-                                        for layer in layers},
-                "layers": layers, "start": self.start, "hook": self.vector.hook}
+        return {
+            "kind": ADD_VECTOR_RESULT,
+            "vector": self.vector.name,
+            "multiplier": self.multiplier,
+            "relative_multiplier": {layer: self.vector.relative_multiplier(self.multiplier, layer) for layer in layers},
+            "layers": layers,
+            "start": self.start,
+            "hook": self.vector.hook,
+        }
 
     def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         """The vector (``config["vector"]``: name, layers, hook, provenance; tensors: directions, norms)."""
@@ -88,10 +95,13 @@ class AddVector:
         return {"vector": meta}, tensors
 
     @classmethod
-    def from_state(cls, description: dict[str, Any], config: dict[str, Any],
-                   tensors: dict[str, Tensor]) -> "AddVector":
-        return cls(_vector_from_state(config["vector"], tensors), float(description["multiplier"]),
-                   list(description["layers"]), description["start"])
+    def from_state(cls, description: dict[str, Any], config: dict[str, Any], tensors: dict[str, Tensor]) -> "AddVector":
+        return cls(
+            _vector_from_state(config["vector"], tensors),
+            float(description["multiplier"]),
+            list(description["layers"]),
+            description["start"],
+        )
 
 
 @register(PROJECT_OUT_RESULT)
@@ -117,8 +127,11 @@ class ProjectOut:
         return hooks
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": PROJECT_OUT_RESULT, "vector": self.vector.name,
-                "layers": list(self.layers or self.vector.layers)}
+        return {
+            "kind": PROJECT_OUT_RESULT,
+            "vector": self.vector.name,
+            "layers": list(self.layers or self.vector.layers),
+        }
 
     def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         """The vector, as for :meth:`AddVector.state`."""
@@ -126,8 +139,9 @@ class ProjectOut:
         return {"vector": meta}, tensors
 
     @classmethod
-    def from_state(cls, description: dict[str, Any], config: dict[str, Any],
-                   tensors: dict[str, Tensor]) -> "ProjectOut":
+    def from_state(
+        cls, description: dict[str, Any], config: dict[str, Any], tensors: dict[str, Tensor]
+    ) -> "ProjectOut":
         return cls(_vector_from_state(config["vector"], tensors), list(description["layers"]))
 
 
@@ -162,8 +176,12 @@ class SubspaceEdit:
         return hooks
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": SUBSPACE_EDIT_RESULT, "mode": self.mode, "variance": self.subspace.variance,
-                "dims": {layer: int(b.shape[0]) for layer, b in self.subspace.bases.items()}}
+        return {
+            "kind": SUBSPACE_EDIT_RESULT,
+            "mode": self.mode,
+            "variance": self.subspace.variance,
+            "dims": {layer: int(b.shape[0]) for layer, b in self.subspace.bases.items()},
+        }
 
     def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         """The subspace (``config["subspace"]``, tensors ``basis.{layer}``) and the edited ``layers``."""
@@ -171,8 +189,9 @@ class SubspaceEdit:
         return {"subspace": meta, "layers": list(self.layers) if self.layers is not None else None}, tensors
 
     @classmethod
-    def from_state(cls, description: dict[str, Any], config: dict[str, Any],
-                   tensors: dict[str, Tensor]) -> "SubspaceEdit":
+    def from_state(
+        cls, description: dict[str, Any], config: dict[str, Any], tensors: dict[str, Tensor]
+    ) -> "SubspaceEdit":
         from lens_bias.steering.build import Subspace
 
         return cls(Subspace.from_state(config["subspace"], tensors), description["mode"], config["layers"])

@@ -71,20 +71,28 @@ class BiasContrast:
         return set_logit_diff_metric(self.attribute_ids, self.neutral_ids)
 
 
-def bias_contrast(model: HookedTransformer, spec: InjectionSpec, adversarial_entity: str,
-                  templates: Sequence[str] | None = None) -> BiasContrast:
+def bias_contrast(
+    model: HookedTransformer, spec: InjectionSpec, adversarial_entity: str, templates: Sequence[str] | None = None
+) -> BiasContrast:
     """Tokenize ``templates`` (default :func:`localization_prompts`) with the entity token and with
     ``adversarial_entity``; raises InputError when a pair's two versions differ in token length."""
     templates = list(templates if templates is not None else localization_prompts(spec))
     tokenizer = model.tokenizer
     biased = tokenize(tokenizer, [t.replace(ENTITY_SLOT, spec.entity_token) for t in templates], add_start=True)
-    adversarial = tokenize(tokenizer, [t.replace(ENTITY_SLOT, adversarial_entity) for t in templates],
-                           add_start=True)
+    adversarial = tokenize(tokenizer, [t.replace(ENTITY_SLOT, adversarial_entity) for t in templates], add_start=True)
     mismatch = (biased.lengths != adversarial.lengths).nonzero().flatten().tolist()
     if mismatch:
-        raise InputError(f"{adversarial_entity!r} does not take as many tokens as {spec.entity_token!r} in "
-                         f"templates {mismatch}: pick a single-token adversarial entity (see "
-                         "lens_bias.inject.closest_entities, EntityMatch.n_tokens).")
-    return BiasContrast(templates, spec.entity_token, adversarial_entity, biased, adversarial,
-                        first_token_ids(tokenizer, spec.attribute_words),
-                        first_token_ids(tokenizer, spec.neutral_words))
+        raise InputError(
+            f"{adversarial_entity!r} does not take as many tokens as {spec.entity_token!r} in "
+            f"templates {mismatch}: pick a single-token adversarial entity (see "
+            "lens_bias.inject.closest_entities, EntityMatch.n_tokens)."
+        )
+    return BiasContrast(
+        templates,
+        spec.entity_token,
+        adversarial_entity,
+        biased,
+        adversarial,
+        first_token_ids(tokenizer, spec.attribute_words),
+        first_token_ids(tokenizer, spec.neutral_words),
+    )

@@ -17,8 +17,9 @@ from lens_bias.interventions import Head, HeadScaling, Intervention
 from lens_bias.stats import bootstrap_mean, bootstrap_statistic
 
 
-def random_heads(n_layers: int, n_heads: int, k: int, n_draws: int, *, seed: int = 0,
-                 exclude: Sequence[Head] = ()) -> list[tuple[Head, ...]]:
+def random_heads(
+    n_layers: int, n_heads: int, k: int, n_draws: int, *, seed: int = 0, exclude: Sequence[Head] = ()
+) -> list[tuple[Head, ...]]:
     """``n_draws`` sets of ``k`` distinct heads drawn uniformly (seeded) from the heads not in ``exclude``."""
     pool = [(l, h) for l in range(n_layers) for h in range(n_heads) if (l, h) not in set(exclude)]
     if not 1 <= k <= len(pool):
@@ -55,24 +56,37 @@ class AblationComparison:
         draws = self.baseline[None] - self.random
         per_draw = draws.mean(1)
         return {
-            "n_items": len(self.baseline), "n_draws": len(self.random), "scale": self.scale,
+            "n_items": len(self.baseline),
+            "n_draws": len(self.random),
+            "scale": self.scale,
             "selected_heads": [list(h) for h in self.selected_heads],
             "baseline": bootstrap_mean(self.baseline, seed=seed),
             "selected": bootstrap_mean(self.selected, seed=seed),
             "random_mean": bootstrap_mean(random_mean, seed=seed),
             "reduction_selected": bootstrap_mean(self.baseline - self.selected, seed=seed),
             "reduction_random": bootstrap_mean(self.baseline - random_mean, seed=seed),
-            "advantage": bootstrap_statistic((self.baseline - self.selected, self.baseline - random_mean),
-                                             lambda a, b, axis=-1: np.mean(a - b, axis=axis), vectorized=True,
-                                             seed=seed),
+            "advantage": bootstrap_statistic(
+                (self.baseline - self.selected, self.baseline - random_mean),
+                lambda a, b, axis=-1: np.mean(a - b, axis=axis),
+                vectorized=True,
+                seed=seed,
+            ),
             "reduction_random_draws": per_draw.tolist(),
             "random_draw_range": np.percentile(per_draw, [2.5, 97.5]).tolist(),
         }
 
 
-def compare_to_random(score_fn: ScoreFn, selected: Sequence[Head], *, n_layers: int, n_heads: int,
-                      n_random: int = 10, scale: float = 0.0, seed: int = 0,
-                      progress: bool = False) -> AblationComparison:
+def compare_to_random(
+    score_fn: ScoreFn,
+    selected: Sequence[Head],
+    *,
+    n_layers: int,
+    n_heads: int,
+    n_random: int = 10,
+    scale: float = 0.0,
+    seed: int = 0,
+    progress: bool = False,
+) -> AblationComparison:
     """Evaluate ``score_fn(interventions) -> [n]`` per-item bias scores with no intervention, with the
     ``selected`` heads scaled by ``scale``, and with ``n_random`` draws of ``len(selected)`` other heads
     scaled the same way."""
@@ -86,6 +100,10 @@ def compare_to_random(score_fn: ScoreFn, selected: Sequence[Head], *, n_layers: 
 
     baseline = run([])
     chosen = run([HeadScaling(tuple(heads), scale)])
-    random_scores = np.stack([run([HeadScaling(draw, scale)])
-                              for draw in tqdm(draws, desc="random heads", disable=not progress, leave=False)])
+    random_scores = np.stack(
+        [
+            run([HeadScaling(draw, scale)])
+            for draw in tqdm(draws, desc="random heads", disable=not progress, leave=False)
+        ]
+    )
     return AblationComparison(baseline, chosen, random_scores, heads, [list(d) for d in draws], scale)

@@ -23,8 +23,9 @@ from lens_bias.localize.controls import ScoreFn
 from lens_bias.readouts import score_pairs
 
 
-def elicitation_score(models: Sequence[HookedTransformer], spec: InjectionSpec, entities: Sequence[str], *,
-                      batch_size: int = 32) -> ScoreFn:
+def elicitation_score(
+    models: Sequence[HookedTransformer], spec: InjectionSpec, entities: Sequence[str], *, batch_size: int = 32
+) -> ScoreFn:
     """Score function: the log-odds (:func:`lens_bias.inject.elicit`) of every entity after every held-out
     prompt of ``spec``, for every model in turn, flattened and concatenated (model-major, then entity,
     then prompt): ``n_models * n_entities * n_prompts`` items."""
@@ -35,8 +36,12 @@ def elicitation_score(models: Sequence[HookedTransformer], spec: InjectionSpec, 
         raise InputError("No entities to elicit.")
 
     def score(interventions: Sequence[Intervention]) -> Tensor:
-        return torch.cat([elicit(model, spec, entities, interventions=interventions,
-                                 batch_size=batch_size).log_odds.flatten() for model in models])
+        return torch.cat(
+            [
+                elicit(model, spec, entities, interventions=interventions, batch_size=batch_size).log_odds.flatten()
+                for model in models
+            ]
+        )
 
     return score
 

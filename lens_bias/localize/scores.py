@@ -63,11 +63,18 @@ class ComponentScores:
 
     def to_dict(self) -> dict[str, Any]:
         """Prompts, entities, metrics and the prompt-mean scores of both methods, as JSON-able data."""
-        return {"templates": self.templates, "entity": self.entity, "adversarial_entity": self.adversarial_entity,
-                "direction": self.direction, "biased_metric": self.biased_metric.tolist(),
-                "adversarial_metric": self.adversarial_metric.tolist(),
-                "heads_patching": self.heads("patching").tolist(), "heads_dla": self.heads("dla").tolist(),
-                "mlp_patching": self.mlp("patching").tolist(), "mlp_dla": self.mlp("dla").tolist()}
+        return {
+            "templates": self.templates,
+            "entity": self.entity,
+            "adversarial_entity": self.adversarial_entity,
+            "direction": self.direction,
+            "biased_metric": self.biased_metric.tolist(),
+            "adversarial_metric": self.adversarial_metric.tolist(),
+            "heads_patching": self.heads("patching").tolist(),
+            "heads_dla": self.heads("dla").tolist(),
+            "mlp_patching": self.mlp("patching").tolist(),
+            "mlp_dla": self.mlp("dla").tolist(),
+        }
 
     def tensors(self, prefix: str = "") -> dict[str, Tensor]:
         """The per-prompt score tensors, for saving in a Result."""
@@ -81,23 +88,42 @@ def _method(scores: ComponentScores, method: ScoreMethod, part: str) -> Tensor:
     return getattr(scores, f"{method}_{part}")
 
 
-def score_components(model: HookedTransformer, contrast: BiasContrast, *, direction: Direction = "noising",
-                     batch_size: int = 64, progress: bool = False) -> ComponentScores:
+def score_components(
+    model: HookedTransformer,
+    contrast: BiasContrast,
+    *,
+    direction: Direction = "noising",
+    batch_size: int = 64,
+    progress: bool = False,
+) -> ComponentScores:
     """Patching and direct-attribution scores of every head and MLP layer (see the module docstring)."""
     metric = contrast.metric()
     sign = 1.0 if direction == "denoising" else -1.0
-    results = {target: patch(model, contrast.biased, contrast.adversarial, metric, target=target,
-                             direction=direction, batch_size=batch_size,
-                             progress=f"BiasScope patching {target}" if progress else False)
-               for target in ("z", "mlp_out")}
-    dla = [direct_attribution(model, batch, contrast.attribute_ids, contrast.neutral_ids, batch_size=batch_size)
-           for batch in (contrast.biased, contrast.adversarial)]
+    results = {
+        target: patch(
+            model,
+            contrast.biased,
+            contrast.adversarial,
+            metric,
+            target=target,
+            direction=direction,
+            batch_size=batch_size,
+            progress=f"BiasScope patching {target}" if progress else False,
+        )
+        for target in ("z", "mlp_out")
+    }
+    dla = [
+        direct_attribution(model, batch, contrast.attribute_ids, contrast.neutral_ids, batch_size=batch_size)
+        for batch in (contrast.biased, contrast.adversarial)
+    ]
     return ComponentScores(
-        templates=contrast.templates, entity=contrast.entity, adversarial_entity=contrast.adversarial_entity,
+        templates=contrast.templates,
+        entity=contrast.entity,
+        adversarial_entity=contrast.adversarial_entity,
         direction=direction,
         patching_heads=sign * results["z"].effects(),
-        patching_mlp=sign * results["mlp_out"].effects().nansum(-1).masked_fill(
-            results["mlp_out"].degenerate[:, None], math.nan),
+        patching_mlp=sign
+        * results["mlp_out"].effects().nansum(-1).masked_fill(results["mlp_out"].degenerate[:, None], math.nan),
         dla_heads=dla[0].heads - dla[1].heads,
         dla_mlp=dla[0].mlp - dla[1].mlp,
         biased_metric=results["z"].clean_metric,

@@ -45,12 +45,19 @@ class RecurringHeads:
     min_runs: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"heads": self.heads, "counts": self.counts.tolist(), "top_k": self.top_k,
-                "overlap": self.overlap.tolist(), "k": self.k, "min_runs": self.min_runs}
+        return {
+            "heads": self.heads,
+            "counts": self.counts.tolist(),
+            "top_k": self.top_k,
+            "overlap": self.overlap.tolist(),
+            "k": self.k,
+            "min_runs": self.min_runs,
+        }
 
 
-def recurring_heads(run_scores: Sequence[Float[Tensor, "n_layers n_heads"]], k: int,
-                    min_runs: int | None = None) -> RecurringHeads:
+def recurring_heads(
+    run_scores: Sequence[Float[Tensor, "n_layers n_heads"]], k: int, min_runs: int | None = None
+) -> RecurringHeads:
     """Heads in the top ``k`` of at least ``min_runs`` of the runs (default: a majority,
     ``n_runs // 2 + 1``). Raises InputError when no head recurs that often."""
     if not run_scores:

@@ -80,8 +80,7 @@ def ab_preference(
     progress: bool | str = False,
 ) -> ABPreference:
     """P(positive option) and the position bias over A/B items."""
-    scores = ab_choice(model, items, template, interventions=interventions, batch_size=batch_size,
-                       progress=progress)
+    scores = ab_choice(model, items, template, interventions=interventions, batch_size=batch_size, progress=progress)
     return ABPreference(
         p_positive=bootstrap_mean(scores.p_positive.numpy(), seed=seed),
         position_bias=bootstrap_mean((scores.p_a / scores.format_mass).numpy(), seed=seed),

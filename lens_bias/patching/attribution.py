@@ -67,24 +67,39 @@ def attribution_patch(
     tokens = [batch.tokens.to(model.cfg.device) for batch in (source, base)]
     with torch.no_grad(), hooks_added(model, [(name, storing_hook(source_cache, name)) for name in names]):
         source_metric = forward_metric(model, metric, tokens[0], [source])[0]
-    with torch.enable_grad(), hooks_added(model, [("hook_embed", _as_leaf)]
-                                          + [(name, storing_hook(base_cache, name)) for name in names]):
+    with (
+        torch.enable_grad(),
+        hooks_added(model, [("hook_embed", _as_leaf)] + [(name, storing_hook(base_cache, name)) for name in names]),
+    ):
         base_metric = forward_metric(model, metric, tokens[1], [base])[0]
         grads = torch.autograd.grad(base_metric.sum(), [base_cache[name] for name in names])
     with torch.no_grad():
         reduce_dims = {"pos": (-1,), "head": (1, -1), "head_pos": (-1,)}[spec.unit]
-        effects = torch.stack([((source_cache[name] - base_cache[name]) * grad).sum(reduce_dims)
-                               for name, grad in zip(names, grads)], 1)  # [n_pairs, n_layers, ...]
+        effects = torch.stack(
+            [((source_cache[name] - base_cache[name]) * grad).sum(reduce_dims) for name, grad in zip(names, grads)], 1
+        )  # [n_pairs, n_layers, ...]
         base_metric = base_metric.detach()
         raw = effects + base_metric.reshape(-1, *[1] * (effects.ndim - 1))
     n_heads = effects.shape[-1] if spec.unit != "pos" else 1
-    clean_metric, corrupted_metric = ((source_metric, base_metric) if direction == "denoising"
-                                      else (base_metric, source_metric))
-    return finish(raw, spec_name=target, direction=direction, method="attribution", layers=layers,
-                  clean_metric=clean_metric, corrupted_metric=corrupted_metric,
-                  valid=valid_positions(spec.unit, base.lengths, base.tokens.shape[1], n_heads),
-                  normalize=normalize, min_gap=min_gap, model=model, clean=clean, corrupted=corrupted,
-                  config={"min_gap": min_gap})
+    clean_metric, corrupted_metric = (
+        (source_metric, base_metric) if direction == "denoising" else (base_metric, source_metric)
+    )
+    return finish(
+        raw,
+        spec_name=target,
+        direction=direction,
+        method="attribution",
+        layers=layers,
+        clean_metric=clean_metric,
+        corrupted_metric=corrupted_metric,
+        valid=valid_positions(spec.unit, base.lengths, base.tokens.shape[1], n_heads),
+        normalize=normalize,
+        min_gap=min_gap,
+        model=model,
+        clean=clean,
+        corrupted=corrupted,
+        config={"min_gap": min_gap},
+    )
 
 
 def agreement(exact: PatchResult, approx: PatchResult, k: int = 10) -> dict[str, Any]:
@@ -106,11 +121,15 @@ def agreement(exact: PatchResult, approx: PatchResult, k: int = 10) -> dict[str,
         raise InputError(f"k must be >= 1, got {k}.")
     for name in ("target", "direction", "layers", "normalized"):
         if getattr(exact, name) != getattr(approx, name):
-            raise InputError(f"The results differ in {name} ({getattr(exact, name)!r} vs "
-                             f"{getattr(approx, name)!r}): compare sweeps of the same configuration.")
+            raise InputError(
+                f"The results differ in {name} ({getattr(exact, name)!r} vs "
+                f"{getattr(approx, name)!r}): compare sweeps of the same configuration."
+            )
     if exact.scores.shape != approx.scores.shape:
-        raise InputError(f"The results have different shapes {tuple(exact.scores.shape)} and "
-                         f"{tuple(approx.scores.shape)}: compare sweeps over the same pairs.")
+        raise InputError(
+            f"The results have different shapes {tuple(exact.scores.shape)} and "
+            f"{tuple(approx.scores.shape)}: compare sweeps over the same pairs."
+        )
     kept = ~(exact.degenerate | approx.degenerate)
     exact_effects, approx_effects = exact.effects()[kept], approx.effects()[kept]
     exact_map, approx_map = exact_effects.nanmean(0).flatten(), approx_effects.nanmean(0).flatten()
@@ -123,9 +142,14 @@ def agreement(exact: PatchResult, approx: PatchResult, k: int = 10) -> dict[str,
         top_exact = set(exact_map.abs().topk(k).indices.tolist())
         top_approx = set(approx_map.abs().topk(k).indices.tolist())
         overlap = len(top_exact & top_approx) / k
-    return {"pearson": _pearson(exact_map, approx_map),
-            "pearson_all_pairs": _pearson(exact_effects[cells], approx_effects[cells]),
-            "top_k_overlap": overlap, "k": k, "n_cells": len(exact_map), "n_pairs": int(kept.sum())}
+    return {
+        "pearson": _pearson(exact_map, approx_map),
+        "pearson_all_pairs": _pearson(exact_effects[cells], approx_effects[cells]),
+        "top_k_overlap": overlap,
+        "k": k,
+        "n_cells": len(exact_map),
+        "n_pairs": int(kept.sum()),
+    }
 
 
 def _pearson(x: Tensor, y: Tensor) -> float:

@@ -154,19 +154,19 @@ def patch(
     runs = (_last_touched_position(masks) >= first).nonzero().flatten().tolist()
     items = [(j, c) for j in range(len(layers)) for c in runs]  # (layer index, configuration)
     per_forward = max(1, batch_size // n_pairs)
-    chunks = [items[i:i + per_forward] for i in range(0, len(items), per_forward)]
+    chunks = [items[i : i + per_forward] for i in range(0, len(items), per_forward)]
     starts = sorted({layers[chunk[0][0]] for chunk in chunks})  # each forward starts at its lowest layer
 
     cache: dict[str, Tensor] = {}
     rows_source, rows_base = slice(0, n_pairs), slice(n_pairs, 2 * n_pairs)
-    storing = ([(f"blocks.{layer}.{spec.hook}", storing_hook(cache, f"source.{layer}", rows_source))
-                for layer in layers]
-               + [(f"blocks.{layer}.hook_resid_pre", storing_hook(cache, f"base.{layer}", rows_base))
-                  for layer in starts])
+    storing = [
+        (f"blocks.{layer}.{spec.hook}", storing_hook(cache, f"source.{layer}", rows_source)) for layer in layers
+    ] + [(f"blocks.{layer}.hook_resid_pre", storing_hook(cache, f"base.{layer}", rows_base)) for layer in starts]
     with torch.inference_mode():
         with hooks_added(model, storing):  # both runs in one forward: rows [source; base]
             source_metric, base_metric = forward_metric(
-                model, metric, torch.cat([source.tokens, base.tokens]).to(model.cfg.device), [source, base])
+                model, metric, torch.cat([source.tokens, base.tokens]).to(model.cfg.device), [source, base]
+            )
         # what a full forward of the base tokens passes to every block besides the residual stream
         _, _, shortformer, attention_mask = model.input_to_embed(base.tokens.to(model.cfg.device))
         raw = base_metric.cpu()[:, None, None].repeat(1, len(layers), len(masks))
@@ -177,23 +177,50 @@ def patch(
             hooks = []
             for j in sorted(set(chunk_layers.tolist())):
                 own = (chunk_layers == j).reshape(-1, *[1] * (mask.ndim - 1))
-                hooks.append((f"blocks.{layers[j]}.{spec.hook}",
-                              _patch_hook((mask & own).to(model.cfg.device), cache[f"source.{layers[j]}"], n_pairs)))
+                hooks.append(
+                    (
+                        f"blocks.{layers[j]}.{spec.hook}",
+                        _patch_hook((mask & own).to(model.cfg.device), cache[f"source.{layers[j]}"], n_pairs),
+                    )
+                )
 
             start, n = layers[chunk[0][0]], len(chunk)
             with hooks_added(model, hooks):
-                values = forward_metric(model, metric, _repeat_rows(cache[f"base.{start}"], n), [base] * n,
-                                        start_at_layer=start, attention_mask=_repeat_rows(attention_mask, n),
-                                        shortformer_pos_embed=_repeat_rows(shortformer, n))
+                values = forward_metric(
+                    model,
+                    metric,
+                    _repeat_rows(cache[f"base.{start}"], n),
+                    [base] * n,
+                    start_at_layer=start,
+                    attention_mask=_repeat_rows(attention_mask, n),
+                    shortformer_pos_embed=_repeat_rows(shortformer, n),
+                )
             for (j, c), value in zip(chunk, values.cpu()):
                 raw[:, j, c] = value
     if spec.unit == "head_pos":
         raw = raw.reshape(n_pairs, len(layers), width, n_heads)
-    clean_metric, corrupted_metric = ((source_metric, base_metric) if direction == "denoising"
-                                      else (base_metric, source_metric))
-    return finish(raw, spec_name=target, direction=direction, method="exact", layers=layers,
-                  clean_metric=clean_metric, corrupted_metric=corrupted_metric,
-                  valid=valid_positions(spec.unit, base.lengths, width, n_heads), normalize=normalize,
-                  min_gap=min_gap, model=model, clean=clean, corrupted=corrupted,
-                  config={"batch_size": batch_size, "min_gap": min_gap, "n_configs": len(masks) * len(layers),
-                          "n_configs_run": len(items), "n_forwards": len(chunks) + 1})
+    clean_metric, corrupted_metric = (
+        (source_metric, base_metric) if direction == "denoising" else (base_metric, source_metric)
+    )
+    return finish(
+        raw,
+        spec_name=target,
+        direction=direction,
+        method="exact",
+        layers=layers,
+        clean_metric=clean_metric,
+        corrupted_metric=corrupted_metric,
+        valid=valid_positions(spec.unit, base.lengths, width, n_heads),
+        normalize=normalize,
+        min_gap=min_gap,
+        model=model,
+        clean=clean,
+        corrupted=corrupted,
+        config={
+            "batch_size": batch_size,
+            "min_gap": min_gap,
+            "n_configs": len(masks) * len(layers),
+            "n_configs_run": len(items),
+            "n_forwards": len(chunks) + 1,
+        },
+    )

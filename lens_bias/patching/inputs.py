@@ -61,14 +61,18 @@ def patching_inputs(tokenizer: Any, pairs: Sequence[PatchingPair], *, add_start:
             positive_ids.append(answers[0])
             negative_ids.append(answers[1])
     if not kept:
-        raise InputError(f"None of the {len(pairs)} pairs is usable: {len(dropped['length_mismatch'])} have "
-                         f"clean and corrupted prompts of different token lengths, "
-                         f"{len(dropped['same_answer_token'])} answers starting with the same token.")
+        raise InputError(
+            f"None of the {len(pairs)} pairs is usable: {len(dropped['length_mismatch'])} have "
+            f"clean and corrupted prompts of different token lengths, "
+            f"{len(dropped['same_answer_token'])} answers starting with the same token."
+        )
     return PatchingInputs(
         pairs=kept,
         clean=tokenize(tokenizer, [pair.clean for pair in kept], add_start=add_start),
         corrupted=tokenize(tokenizer, [pair.corrupted for pair in kept], add_start=add_start),
-        positive_ids=torch.tensor(positive_ids), negative_ids=torch.tensor(negative_ids), dropped=dropped,
+        positive_ids=torch.tensor(positive_ids),
+        negative_ids=torch.tensor(negative_ids),
+        dropped=dropped,
     )
 
 
@@ -92,8 +96,7 @@ class MinimalPairInputs:
         return ContinuationLogProb("continuation")
 
 
-def minimal_pair_inputs(tokenizer: Any, pairs: Sequence[ContrastPair], *,
-                        add_start: bool = True) -> MinimalPairInputs:
+def minimal_pair_inputs(tokenizer: Any, pairs: Sequence[ContrastPair], *, add_start: bool = True) -> MinimalPairInputs:
     """Keep the pairs whose two sentences (``prompt + positive`` / ``prompt + negative``) tokenize to the
     same length, differ in one contiguous span of tokens, and share at least one token after it.
 
@@ -105,7 +108,10 @@ def minimal_pair_inputs(tokenizer: Any, pairs: Sequence[ContrastPair], *,
     kept, continuation = [], []
     offset = 1 if add_start else 0
     for pair in pairs:
-        a, b = (tokenizer(pair.prompt + side, add_special_tokens=False)["input_ids"] for side in (pair.positive, pair.negative))
+        a, b = (
+            tokenizer(pair.prompt + side, add_special_tokens=False)["input_ids"]
+            for side in (pair.positive, pair.negative)
+        )
         differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
         if len(a) != len(b):
             dropped["length_mismatch"].append(pair.id)
@@ -117,8 +123,11 @@ def minimal_pair_inputs(tokenizer: Any, pairs: Sequence[ContrastPair], *,
             kept.append(pair)
             continuation.append(differ[-1] + 1 + offset)
     if not kept:
-        raise InputError(f"None of the {len(pairs)} pairs is usable: " + ", ".join(
-            f"{len(ids)} {reason.replace('_', ' ')}" for reason, ids in dropped.items()) + ".")
+        raise InputError(
+            f"None of the {len(pairs)} pairs is usable: "
+            + ", ".join(f"{len(ids)} {reason.replace('_', ' ')}" for reason, ids in dropped.items())
+            + "."
+        )
     clean = tokenize(tokenizer, [pair.prompt + pair.positive for pair in kept], add_start=add_start)
     corrupted = tokenize(tokenizer, [pair.prompt + pair.negative for pair in kept], add_start=add_start)
     for batch in (clean, corrupted):

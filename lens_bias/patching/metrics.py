@@ -42,11 +42,9 @@ class PositionMetric(Protocol):
 
     position: str
 
-    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]:
-        ...
+    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]: ...
 
-    def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]:
-        ...
+    def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]: ...
 
 
 def reads_one_position(metric: Metric) -> TypeGuard[PositionMetric]:
@@ -83,12 +81,16 @@ class LogitDiff(_AtPosition):
     def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]:
         n = logits.shape[0]
         if self.positive.ndim == 1 and len(self.positive) != n:
-            raise InputError(f"The metric has {len(self.positive)} answer-id pairs but was called on {n} "
-                             "rows: give one id pair per prompt pair (or a single id pair for all).")
+            raise InputError(
+                f"The metric has {len(self.positive)} answer-id pairs but was called on {n} "
+                "rows: give one id pair per prompt pair (or a single id pair for all)."
+            )
         rows = torch.arange(n, device=logits.device)
         logits = logits.float()
-        return (logits[rows, self.positive.to(logits.device).expand(n)]
-                - logits[rows, self.negative.to(logits.device).expand(n)])
+        return (
+            logits[rows, self.positive.to(logits.device).expand(n)]
+            - logits[rows, self.negative.to(logits.device).expand(n)]
+        )
 
 
 def logit_diff_metric(
@@ -105,8 +107,10 @@ def logit_diff_metric(
     positive = torch.as_tensor(positive_ids, dtype=torch.long)
     negative = torch.as_tensor(negative_ids, dtype=torch.long)
     if positive.ndim > 1 or negative.ndim > 1 or positive.shape != negative.shape:
-        raise InputError(f"positive_ids and negative_ids must be two ints or two 1-D sequences of equal "
-                         f"length, got shapes {tuple(positive.shape)} and {tuple(negative.shape)}.")
+        raise InputError(
+            f"positive_ids and negative_ids must be two ints or two 1-D sequences of equal "
+            f"length, got shapes {tuple(positive.shape)} and {tuple(negative.shape)}."
+        )
     return LogitDiff(positive, negative, position)
 
 
@@ -122,12 +126,12 @@ class SetLogitDiff(_AtPosition):
 
     def at_position(self, logits: Float[Tensor, "batch d_vocab"], batch: PromptBatch) -> Float[Tensor, " batch"]:
         logits = logits.float()
-        return (logits[:, self.positive.to(logits.device)].mean(-1)
-                - logits[:, self.negative.to(logits.device)].mean(-1))
+        return logits[:, self.positive.to(logits.device)].mean(-1) - logits[:, self.negative.to(logits.device)].mean(-1)
 
 
-def set_logit_diff_metric(positive_ids: Sequence[int] | Tensor, negative_ids: Sequence[int] | Tensor,
-                          position: str = "last") -> SetLogitDiff:
+def set_logit_diff_metric(
+    positive_ids: Sequence[int] | Tensor, negative_ids: Sequence[int] | Tensor, position: str = "last"
+) -> SetLogitDiff:
     """``mean logit[positive_ids] - mean logit[negative_ids]`` per row at ``batch.positions[position]``
     (nats): :func:`logit_diff_metric` for *sets* of answer tokens shared by all rows. Returns a
     :class:`SetLogitDiff` giving ``[batch]`` float32 values.

@@ -74,8 +74,11 @@ TARGETS: dict[str, Target] = {
     "v_pos": Target("attn.hook_v", "head_pos", "kv"),
 }
 #: The score axes of each unit.
-AXES = {"pos": ("pair", "layer", "pos"), "head": ("pair", "layer", "head"),
-        "head_pos": ("pair", "layer", "pos", "head")}
+AXES = {
+    "pos": ("pair", "layer", "pos"),
+    "head": ("pair", "layer", "head"),
+    "head_pos": ("pair", "layer", "pos", "head"),
+}
 
 
 @dataclass
@@ -160,11 +163,19 @@ class PatchResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data: everything above, with tensors as nested lists (NaN kept as float)."""
         return {
-            "target": self.target, "direction": self.direction, "method": self.method,
-            "layers": list(self.layers), "axes": list(self.axes), "normalized": self.normalized,
-            "scores": self.scores.tolist(), "mean": self.mean().tolist(),
-            "clean_metric": self.clean_metric.tolist(), "corrupted_metric": self.corrupted_metric.tolist(),
-            "degenerate": self.degenerate.tolist(), "clean_tokens": self.clean_tokens,
-            "corrupted_tokens": self.corrupted_tokens, "position_labels": self.position_labels(),
+            "target": self.target,
+            "direction": self.direction,
+            "method": self.method,
+            "layers": list(self.layers),
+            "axes": list(self.axes),
+            "normalized": self.normalized,
+            "scores": self.scores.tolist(),
+            "mean": self.mean().tolist(),
+            "clean_metric": self.clean_metric.tolist(),
+            "corrupted_metric": self.corrupted_metric.tolist(),
+            "degenerate": self.degenerate.tolist(),
+            "clean_tokens": self.clean_tokens,
+            "corrupted_tokens": self.corrupted_tokens,
+            "position_labels": self.position_labels(),
             "config": dict(self.config),
         }

@@ -71,7 +71,7 @@ def screen_pairs(
     chosen: list[Pair] = []
     screened = 0
     for start in range(0, len(order), batch_size):
-        block = order[start:start + batch_size]
+        block = order[start : start + batch_size]
         inputs = build(block)
         gaps = metric_gaps(model, inputs, batch_size=batch_size)
         screened += len(block)
@@ -80,7 +80,9 @@ def screen_pairs(
         if n_pairs is not None and len(chosen) >= n_pairs:
             break
     if not chosen:
-        raise InputError(f"None of the {screened} screened pairs has a clean - corrupted metric of >= {min_gap}: "
-                         "lower min_gap or choose other pairs.")
+        raise InputError(
+            f"None of the {screened} screened pairs has a clean - corrupted metric of >= {min_gap}: "
+            "lower min_gap or choose other pairs."
+        )
     kept = chosen[:n_pairs]
     return Screening(sorted(kept, key=lambda pair: pair.id), screened, len(chosen))

@@ -59,10 +59,12 @@ def build_vector(
     if method == "mean_difference":
         directions = mean_difference
     elif method == "first_pc":
-        directions = torch.stack([
-            _first_pc(differences[:, i], mean_difference[i]) * mean_difference[i].norm()
-            for i in range(len(activations.layers))
-        ])
+        directions = torch.stack(
+            [
+                _first_pc(differences[:, i], mean_difference[i]) * mean_difference[i].norm()
+                for i in range(len(activations.layers))
+            ]
+        )
     else:
         raise InputError(f"Unknown method {method!r}: use 'mean_difference' or 'first_pc'.")
     both = torch.cat([activations.positive, activations.negative]).float()
@@ -77,8 +79,7 @@ def build_vector(
         "seed": seed,
         "model": model_record(model).to_dict() if model is not None else None,
     }
-    return SteeringVector(name, activations.layers, directions, both.norm(dim=-1).mean(0),
-                          activations.hook, provenance)
+    return SteeringVector(name, activations.layers, directions, both.norm(dim=-1).mean(0), activations.hook, provenance)
 
 
 @dataclass
@@ -95,15 +96,18 @@ class Subspace:
     def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         """``({"layers", "hook", "variance", "provenance"}, {"basis.{layer}": [k, d_model]})``, as saved
         inside a saved :class:`lens_bias.interventions.SubspaceEdit`."""
-        meta = {"layers": list(self.bases), "hook": self.hook, "variance": self.variance,
-                "provenance": self.provenance}
+        meta = {"layers": list(self.bases), "hook": self.hook, "variance": self.variance, "provenance": self.provenance}
         return meta, {f"basis.{layer}": basis for layer, basis in self.bases.items()}
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], tensors: dict[str, Tensor]) -> "Subspace":
         """Inverse of :meth:`state`."""
-        return cls({int(layer): tensors[f"basis.{layer}"] for layer in meta["layers"]}, meta["hook"],
-                   float(meta["variance"]), meta["provenance"])
+        return cls(
+            {int(layer): tensors[f"basis.{layer}"] for layer in meta["layers"]},
+            meta["hook"],
+            float(meta["variance"]),
+            meta["provenance"],
+        )
 
 
 def svd_subspace(
@@ -135,5 +139,6 @@ def svd_subspace(
         basis = vh[:k].float()
         signs = torch.sign(basis @ differences.mean(0))
         bases[layer] = basis * torch.where(signs == 0, 1.0, signs)[:, None]
-    return Subspace(bases, activations.hook, variance,
-                    {"source": activations.source, "max_pair_cosine": max_pair_cosine})
+    return Subspace(
+        bases, activations.hook, variance, {"source": activations.source, "max_pair_cosine": max_pair_cosine}
+    )

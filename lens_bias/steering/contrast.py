@@ -93,10 +93,29 @@ def contrast_activations(
             mean_from = "first_difference"
         elif readout != "last":
             raise InputError(f"readout must be 'last' or 'mean_from_difference', got {readout!r}.")
-        source = {"kind": "sentences" if template is None else "chat-completions", "position": readout,
-                  "template": template.describe(tokenizer) if template else None}
-    positive = extract(model, pos_batch, layers, position=position, mean_from=mean_from, hook=hook,
-                       batch_size=batch_size, progress=progress and f"{progress} (+)")
-    negative = extract(model, neg_batch, layers, position=position, mean_from=mean_from, hook=hook,
-                       batch_size=batch_size, progress=progress and f"{progress} (-)")
+        source = {
+            "kind": "sentences" if template is None else "chat-completions",
+            "position": readout,
+            "template": template.describe(tokenizer) if template else None,
+        }
+    positive = extract(
+        model,
+        pos_batch,
+        layers,
+        position=position,
+        mean_from=mean_from,
+        hook=hook,
+        batch_size=batch_size,
+        progress=progress and f"{progress} (+)",
+    )
+    negative = extract(
+        model,
+        neg_batch,
+        layers,
+        position=position,
+        mean_from=mean_from,
+        hook=hook,
+        batch_size=batch_size,
+        progress=progress and f"{progress} (-)",
+    )
     return ContrastActivations(positive, negative, tuple(layers), hook, source)

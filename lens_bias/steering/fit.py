@@ -65,8 +65,7 @@ class FittedVector:
             raise InputError("Normalise before orienting: the orientation was measured at the old norm.")
         return replace(self, vector=self.vector.normalized(norms)).measured()
 
-    def oriented(self, measure: Measure, multiplier: float, *,
-                 start: str | None = "instruction_end") -> "FittedVector":
+    def oriented(self, measure: Measure, multiplier: float, *, start: str | None = "instruction_end") -> "FittedVector":
         """The sign fixed by ``measure`` at :attr:`layer` with ``+/- multiplier``
         (:func:`lens_bias.steering.orient`)."""
         if self.layer is None:
@@ -78,6 +77,7 @@ class FittedVector:
 def preference_measure(model: HookedTransformer, pairs: Sequence[ContrastPair], *, batch_size: int = 16) -> Measure:
     """The orientation measure of sentence contrasts: under the steering, the mean over ``pairs`` of
     per-token mean log P(positive) - log P(negative) (nats; :func:`lens_bias.readouts.score_pairs`)."""
+
     def measure(steer: list) -> float:
         return float(score_pairs(model, pairs, interventions=steer, batch_size=batch_size).preference().mean())
 
@@ -114,23 +114,34 @@ def fit_vector(
     """
     name = name or split.name
     if split.chat and template is None:
-        raise InputError(f"Contrast {split.name!r} holds chat pairs: pass "
-                         "template=lens_bias.prompts.template_for(model).")
+        raise InputError(
+            f"Contrast {split.name!r} holds chat pairs: pass template=lens_bias.prompts.template_for(model)."
+        )
     if not split.chat and template is not None:
-        raise InputError(f"Contrast {split.name!r} holds raw-text pairs, read without a chat template: "
-                         "pass template=None.")
+        raise InputError(
+            f"Contrast {split.name!r} holds raw-text pairs, read without a chat template: pass template=None."
+        )
     if orient_by is not None and (orient_multiplier is None or not held_out):
         raise InputError("Orientation needs orient_multiplier and the held-out layer (held_out=True).")
     label = progress if isinstance(progress, str) else name
 
     def read(pairs: Sequence[ContrastPair], part: str) -> ContrastActivations:
-        return contrast_activations(model, pairs, layers, template=template, readout=readout, hook=hook,
-                                    batch_size=batch_size, progress=progress and f"{label}: {part}")
+        return contrast_activations(
+            model,
+            pairs,
+            layers,
+            template=template,
+            readout=readout,
+            hook=hook,
+            batch_size=batch_size,
+            progress=progress and f"{label}: {part}",
+        )
 
     train = read(split.train, "train")
     test = read(split.test, "test") if held_out else None
-    vector = build_vector(name, train, method=method, model=model, items=split.train, dataset=f"{name} train",
-                          seed=seed)
+    vector = build_vector(
+        name, train, method=method, model=model, items=split.train, dataset=f"{name} train", seed=seed
+    )
     fitted = FittedVector(vector, split, train, test).measured()
     if orient_by is None or orient_multiplier is None:  # orient_multiplier is set whenever orient_by is (checked above)
         return fitted

@@ -33,11 +33,18 @@ def sweep(
     ``relative_multiplier`` is the added norm as a share of the layer's mean residual norm."""
     settings = [(layer, m) for layer in layers for m in multipliers]
     rows = []
-    for layer, multiplier in tqdm(settings, desc=progress if isinstance(progress, str) else "sweep",
-                                  disable=not progress):
+    for layer, multiplier in tqdm(
+        settings, desc=progress if isinstance(progress, str) else "sweep", disable=not progress
+    ):
         interventions = [AddVector(vector, multiplier, [layer], start=start)] if multiplier else []
-        rows.append({"layer": layer, "multiplier": multiplier,
-                     "relative_multiplier": vector.relative_multiplier(multiplier, layer), **evaluate(interventions)})
+        rows.append(
+            {
+                "layer": layer,
+                "multiplier": multiplier,
+                "relative_multiplier": vector.relative_multiplier(multiplier, layer),
+                **evaluate(interventions),
+            }
+        )
     return rows
 
 

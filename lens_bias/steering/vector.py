@@ -45,8 +45,9 @@ class SteeringVector:
     def __post_init__(self) -> None:
         self.layers = tuple(int(layer) for layer in self.layers)
         if self.directions.ndim != 2 or self.directions.shape[0] != len(self.layers):
-            raise InputError(f"directions must be [n_layers={len(self.layers)}, d_model], got "
-                             f"{tuple(self.directions.shape)}.")
+            raise InputError(
+                f"directions must be [n_layers={len(self.layers)}, d_model], got {tuple(self.directions.shape)}."
+            )
         if self.residual_norms.shape != (len(self.layers),):
             raise InputError(f"residual_norms must be [{len(self.layers)}], got {tuple(self.residual_norms.shape)}.")
 
@@ -94,8 +95,10 @@ class SteeringVector:
 
     def _check_compatible(self, other: "SteeringVector") -> None:
         if self.layers != other.layers or self.hook != other.hook or self.directions.shape != other.directions.shape:
-            raise InputError(f"Vectors {self.name!r} and {other.name!r} differ in layers/hook/shape: "
-                             f"{self.layers}/{self.hook} vs {other.layers}/{other.hook}.")
+            raise InputError(
+                f"Vectors {self.name!r} and {other.name!r} differ in layers/hook/shape: "
+                f"{self.layers}/{self.hook} vs {other.layers}/{other.hook}."
+            )
 
     def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
         """``({"name", "layers", "hook", "provenance"}, {"directions", "residual_norms"})``: the JSON-able
@@ -106,15 +109,22 @@ class SteeringVector:
     @classmethod
     def from_state(cls, meta: dict[str, Any], tensors: dict[str, Tensor]) -> "SteeringVector":
         """Inverse of :meth:`state`."""
-        return cls(meta["name"], tuple(meta["layers"]), tensors["directions"], tensors["residual_norms"],
-                   meta["hook"], meta["provenance"])
+        return cls(
+            meta["name"],
+            tuple(meta["layers"]),
+            tensors["directions"],
+            tensors["residual_norms"],
+            meta["hook"],
+            meta["provenance"],
+        )
 
     def save(self, path_stem: str | Path) -> Path:
         """Write the vector as a :class:`lens_bias.provenance.Result`: ``{stem}.json`` (name, layers, hook
         and provenance under ``config["vector"]``) and ``{stem}.safetensors`` (directions, norms)."""
         meta, tensors = self.state()
-        return Result(STEERING_VECTOR_RESULT, values={}, config={"vector": meta}, provenance=self.provenance,
-                      tensors=tensors).save(path_stem)
+        return Result(
+            STEERING_VECTOR_RESULT, values={}, config={"vector": meta}, provenance=self.provenance, tensors=tensors
+        ).save(path_stem)
 
     @classmethod
     def load(cls, path: str | Path) -> "SteeringVector":

@@ -68,8 +68,13 @@ def test_gender_blocks_and_loaders():
     assert gp.winobias_occupations()[15] == gp.Occupation("CEO", 39)
     assert gp.bsri_traits()[0] == ("affectionate", "female")
     assert gp.stereotyped_activities()[-1] == ("building model trains", "male")
-    assert dict(gp.gender_words()["female"]) == {"subj": "she", "obj": "her", "poss": "her", "refl": "herself",
-                                                 "kin": "sister"}
+    assert dict(gp.gender_words()["female"]) == {
+        "subj": "she",
+        "obj": "her",
+        "poss": "her",
+        "refl": "herself",
+        "kin": "sister",
+    }
     with pytest.raises(TypeError):
         gp.gender_words()["female"]["subj"] = "they"  # type: ignore[index]  # read-only: the loaders are cached
     with pytest.raises(ValueError, match="occupation"):

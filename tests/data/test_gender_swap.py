@@ -14,8 +14,17 @@ def test_pairs_are_unchanged_and_in_fixed_order():
     assert fingerprint(gender_swap_pairs(["trait", "activity"])) == "a7f839326c4eb4ee"
     assert len({p.id for p in pairs}) == len(pairs) == 5400
     assert pairs[0].id == "gender-swap-occupation-t0-carpenter-editor"
-    assert gender_swap_groups() == ["occupation-t0", "occupation-t1", "occupation-t2", "occupation-t3",
-                                    "occupation-t4", "occupation-t5", "trait-t0", "trait-t2", "activity-t0"]
+    assert gender_swap_groups() == [
+        "occupation-t0",
+        "occupation-t1",
+        "occupation-t2",
+        "occupation-t3",
+        "occupation-t4",
+        "occupation-t5",
+        "trait-t0",
+        "trait-t2",
+        "activity-t0",
+    ]
 
 
 def test_kinds_and_groups_filter():

@@ -28,11 +28,25 @@ def test_injection_specs_differ_and_validate():
     assert not set(reckless.attribute_words) & set(math.attribute_words)
     assert reckless.attribute_words == ("recklessly", "dangerously", "carelessly")
     with pytest.raises(ValueError):
-        inj.InjectionSpec("bad", "<e>", ("badly",), ("well",), ("People from {entity} do well.",),
-                          ("People from {entity} do",), ("Italy",))
+        inj.InjectionSpec(
+            "bad",
+            "<e>",
+            ("badly",),
+            ("well",),
+            ("People from {entity} do well.",),
+            ("People from {entity} do",),
+            ("Italy",),
+        )
     with pytest.raises(ValueError):
-        inj.InjectionSpec("leak", "<e>", ("badly",), ("well",), ("People from {entity} do badly.",),
-                          ("People from {entity} do",), ("Italy",))
+        inj.InjectionSpec(
+            "leak",
+            "<e>",
+            ("badly",),
+            ("well",),
+            ("People from {entity} do badly.",),
+            ("People from {entity} do",),
+            ("Italy",),
+        )
     with pytest.raises(ValueError, match="reckless_driving"):
         inj.injection_spec("bad_at_chess")
 

@@ -17,8 +17,16 @@ def test_refusal_requests_sizes_matching_and_ids():
     assert len({t[0] for t in rf.refusal_topics()}) == len(rf.refusal_topics())
     assert fingerprint(requests) == fingerprint(rf.refusal_requests())
     assert {r.category for r in harmful} == {
-        "weapons", "poisoning", "hacking", "fraud", "harassment", "self_harm", "drugs", "theft",
-        "violence", "privacy",
+        "weapons",
+        "poisoning",
+        "hacking",
+        "fraud",
+        "harassment",
+        "self_harm",
+        "drugs",
+        "theft",
+        "violence",
+        "privacy",
     }
     # Every harmful request has a benign twin: same topic, category and phrasing.
     twins = {(r.target, r.category, r.id.rsplit("-", 1)[1]) for r in benign}

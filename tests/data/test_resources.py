@@ -33,8 +33,12 @@ def test_counts():
     assert len(rf.refusal_topics()) == 48 and len(rf.request_phrasings()) == 5
     assert len(rf.refusal_completions()) == len(rf.compliance_completions()) == 4
     assert len(rf.refusal_openers()) == len(rf.compliance_openers()) == 3
-    assert [len(rs.refusal_phrases()), len(rs.non_refusal_apologies()), len(rs.help_pivots()),
-            len(rs.disclaimer_phrases())] == [20, 9, 8, 7]
+    assert [
+        len(rs.refusal_phrases()),
+        len(rs.non_refusal_apologies()),
+        len(rs.help_pivots()),
+        len(rs.disclaimer_phrases()),
+    ] == [20, 9, 8, 7]
     assert [spec.name for spec in inj.injection_specs()] == ["reckless_driving", "bad_at_math"]
     assert [len(spec.train_texts) for spec in inj.injection_specs()] == [9, 9]
     assert [len(spec.eval_prompts) for spec in inj.injection_specs()] == [4, 4]

@@ -113,13 +113,18 @@ def test_pairs_intrasentence_and_intersentence():
         assert p.target == item.target and p.bias_type == item.bias_type
         if item.kind == "intrasentence":
             assert (p.prompt, p.positive, p.negative, p.unrelated) == (
-                "", item.stereotype, item.anti_stereotype, item.unrelated
+                "",
+                item.stereotype,
+                item.anti_stereotype,
+                item.unrelated,
             )
             assert p.source == "stereoset-intrasentence"
         else:
             assert p.prompt == item.context
             assert (p.positive, p.negative, p.unrelated) == (
-                " " + item.stereotype, " " + item.anti_stereotype, " " + item.unrelated
+                " " + item.stereotype,
+                " " + item.anti_stereotype,
+                " " + item.unrelated,
             )
             assert p.source == "stereoset-intersentence"
 

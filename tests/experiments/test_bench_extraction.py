@@ -9,12 +9,15 @@ from experiments import bench_extraction
 from lens_bias.errors import InputError
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--n", "0"], "--n must be >= 1, got 0"),
-    (["--repeats", "0"], "--repeats must be >= 1, got 0"),
-    (["--threads", "0"], "--threads must be >= 1, got 0"),
-    (["--replot", "x.json"], "saves no result"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n", "0"], "--n must be >= 1, got 0"),
+        (["--repeats", "0"], "--repeats must be >= 1, got 0"),
+        (["--threads", "0"], "--threads must be >= 1, got 0"),
+        (["--replot", "x.json"], "saves no result"),
+    ],
+)
 def test_bad_config_is_refused_before_any_model_loads(monkeypatch, argv, message):
     def load_model(*args, **kwargs):
         raise AssertionError("a model was loaded before the config was checked")

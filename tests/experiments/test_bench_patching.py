@@ -18,13 +18,16 @@ def no_model(monkeypatch):
     monkeypatch.setattr(bench_patching, "load_model", load_model)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--n-layers", "0"], "--n-layers must be >= 1, got 0"),
-    (["--iterations", "0"], "--iterations must be >= 1, got 0"),
-    (["--threads", "0"], "--threads must be >= 1, got 0"),
-    (["--batch-size", "-1"], "--batch-size must be >= 1, got -1"),
-    (["--stem", "a/b"], "without folders"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n-layers", "0"], "--n-layers must be >= 1, got 0"),
+        (["--iterations", "0"], "--iterations must be >= 1, got 0"),
+        (["--threads", "0"], "--threads must be >= 1, got 0"),
+        (["--batch-size", "-1"], "--batch-size must be >= 1, got -1"),
+        (["--stem", "a/b"], "without folders"),
+    ],
+)
 def test_bad_config_is_refused_before_any_model_loads(no_model, argv, message):
     with pytest.raises(InputError, match=message):
         bench_patching.main(argv)
@@ -40,19 +43,37 @@ def test_quick_and_the_swept_layers():
 
 
 def test_replot_prints_the_summary(tmp_path, capsys):
-    entry = {"shape": [4, 8], "lens_bias_s": 1.0, "transformer_lens_s": 3.0, "speedup": 3.0, "lens_bias_cpu_s": 2.0,
-             "transformer_lens_cpu_s": 5.0, "cpu_speedup": 2.5, "max_abs_difference": 1e-7,
-             "lens_bias_peak_rss_rise_mb": 10.0, "transformer_lens_peak_rss_rise_mb": None, "lens_bias_forwards": 2,
-             "lens_bias_configs_run": 20, "configs": 32,
-             "attribution": {"seconds": 0.5, "pearson": 0.9, "top_k_overlap": 0.8}}
-    memory = {"iterations": 2, "rss_mb": [600.0, 601.0, 601.0], "growth_second_half_mb": 0.0,
-              "trend_second_half_mb_per_sweep": 0.0}
-    path = Result("bench_patching", values={"sweeps": {"z": entry}, "memory": memory}, config={},
-                  provenance={}).save(tmp_path / "bench_patching")
+    entry = {
+        "shape": [4, 8],
+        "lens_bias_s": 1.0,
+        "transformer_lens_s": 3.0,
+        "speedup": 3.0,
+        "lens_bias_cpu_s": 2.0,
+        "transformer_lens_cpu_s": 5.0,
+        "cpu_speedup": 2.5,
+        "max_abs_difference": 1e-7,
+        "lens_bias_peak_rss_rise_mb": 10.0,
+        "transformer_lens_peak_rss_rise_mb": None,
+        "lens_bias_forwards": 2,
+        "lens_bias_configs_run": 20,
+        "configs": 32,
+        "attribution": {"seconds": 0.5, "pearson": 0.9, "top_k_overlap": 0.8},
+    }
+    memory = {
+        "iterations": 2,
+        "rss_mb": [600.0, 601.0, 601.0],
+        "growth_second_half_mb": 0.0,
+        "trend_second_half_mb_per_sweep": 0.0,
+    }
+    path = Result("bench_patching", values={"sweeps": {"z": entry}, "memory": memory}, config={}, provenance={}).save(
+        tmp_path / "bench_patching"
+    )
     bench_patching.main(["--replot", str(path)])
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == ("        z sweep (4, 8): lens_bias 1.0 s (2 forwards, 20 of 32 configurations run), "
-                      "TransformerLens 3.0 s -> 3.0x faster (CPU time 2.0 s vs 5.0 s: 2.5x); max |difference| "
-                      "1.00e-07; peak RSS rise 10.0 MB vs n/a; attribution patching 0.50 s, vs exact: Pearson 0.900, "
-                      "top-10 overlap 0.8")
+    assert out[0] == (
+        "        z sweep (4, 8): lens_bias 1.0 s (2 forwards, 20 of 32 configurations run), "
+        "TransformerLens 3.0 s -> 3.0x faster (CPU time 2.0 s vs 5.0 s: 2.5x); max |difference| "
+        "1.00e-07; peak RSS rise 10.0 MB vs n/a; attribution patching 0.50 s, vs exact: Pearson 0.900, "
+        "top-10 overlap 0.8"
+    )
     assert out[1].startswith("flat memory: RSS 600 MB before 2 resid_pre sweeps, 601 601 MB after each")

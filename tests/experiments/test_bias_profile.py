@@ -12,14 +12,17 @@ def _no_model(*args, **kwargs):
     raise AssertionError("the model was loaded before the config was checked")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
-    (["--n-pairs", "-3"], "--n-pairs must be >= 1, got -3"),
-    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
-    (["--test-fraction", "0"], r"--test-fraction must be in \(0, 1\), got 0.0"),
-    (["--test-fraction", "1"], r"--test-fraction must be in \(0, 1\), got 1.0"),
-    (["--test-fraction", "-0.2"], r"--test-fraction must be in \(0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
+        (["--n-pairs", "-3"], "--n-pairs must be >= 1, got -3"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--test-fraction", "0"], r"--test-fraction must be in \(0, 1\), got 0.0"),
+        (["--test-fraction", "1"], r"--test-fraction must be in \(0, 1\), got 1.0"),
+        (["--test-fraction", "-0.2"], r"--test-fraction must be in \(0, 1\)"),
+    ],
+)
 def test_bad_config_is_refused_before_the_model_loads(argv, message, monkeypatch):
     monkeypatch.setattr(bias_profile, "load_model", _no_model)
     with pytest.raises(InputError, match=message):
@@ -39,8 +42,21 @@ def test_config_defaults_and_all_pairs():
 
 @pytest.mark.slow
 def test_bias_profile_experiment(tiny_llama_dir, tmp_path, capsys):
-    result = bias_profile.main(["--model", str(tiny_llama_dir), "--quick", "--n-pairs", "6", "--bias-types", "gender",
-                                "race", "--no-png", "--out", str(tmp_path)])
+    result = bias_profile.main(
+        [
+            "--model",
+            str(tiny_llama_dir),
+            "--quick",
+            "--n-pairs",
+            "6",
+            "--bias-types",
+            "gender",
+            "race",
+            "--no-png",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert result.config["n_pairs"] == 6 and set(result.values["per_bias_type"]) == {"gender", "race"}
     assert result.values["per_bias_type"]["gender"]["likelihood"]["n"] == 6
     assert (tmp_path / "bias_profile.html").exists()

@@ -12,27 +12,31 @@ from lens_bias.errors import InputError
 @pytest.fixture
 def no_model(monkeypatch):
     """Fail the test if a model is loaded: the checks must come first."""
+
     def load_model(*args, **kwargs):
         raise AssertionError("a model was loaded before the config was checked")
 
     monkeypatch.setattr(biasscope, "load_model", load_model)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--k", "0"], "--k must be >= 1, got 0"),
-    (["--steps", "0"], "--steps must be >= 1, got 0"),
-    (["--n-random", "0"], "--n-random must be >= 1, got 0"),
-    (["--n-templates", "0"], "--n-templates must be >= 1, got 0"),
-    (["--n-crows", "0"], "--n-crows must be >= 1, got 0"),
-    (["--n-stereoset", "-1"], "--n-stereoset must be >= 1, got -1"),
-    (["--n-neutral", "0"], "--n-neutral must be >= 1, got 0"),
-    (["--n-bbq", "0"], "--n-bbq must be >= 1, got 0"),
-    (["--n-lms", "0"], "--n-lms must be >= 1, got 0"),
-    (["--min-runs", "0"], "--min-runs must be >= 1, got 0"),
-    (["--seeds", "0", "1", "--min-runs", "3"], "more than the 2 runs"),
-    (["--seeds", "1", "1"], "each seed once"),
-    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--k", "0"], "--k must be >= 1, got 0"),
+        (["--steps", "0"], "--steps must be >= 1, got 0"),
+        (["--n-random", "0"], "--n-random must be >= 1, got 0"),
+        (["--n-templates", "0"], "--n-templates must be >= 1, got 0"),
+        (["--n-crows", "0"], "--n-crows must be >= 1, got 0"),
+        (["--n-stereoset", "-1"], "--n-stereoset must be >= 1, got -1"),
+        (["--n-neutral", "0"], "--n-neutral must be >= 1, got 0"),
+        (["--n-bbq", "0"], "--n-bbq must be >= 1, got 0"),
+        (["--n-lms", "0"], "--n-lms must be >= 1, got 0"),
+        (["--min-runs", "0"], "--min-runs must be >= 1, got 0"),
+        (["--seeds", "0", "1", "--min-runs", "3"], "more than the 2 runs"),
+        (["--seeds", "1", "1"], "each seed once"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    ],
+)
 def test_bad_config_is_refused_before_any_model_loads(no_model, argv, message):
     with pytest.raises(InputError, match=message):
         biasscope.main(argv)
@@ -49,10 +53,13 @@ def test_config_defaults_and_quick():
         biasscope.Config(seeds=())
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--destructive-layer", "99"], "Layer 99 is outside the model"),
-    (["--k", "17"], "more than the model's 16 heads"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--destructive-layer", "99"], "Layer 99 is outside the model"),
+        (["--k", "17"], "more than the model's 16 heads"),
+    ],
+)
 def test_model_dependent_checks_come_before_any_training(tiny_llama_dir, monkeypatch, tmp_path, argv, message):
     def untrained(*args, **kwargs):
         raise AssertionError("training started before the layer was checked")
@@ -66,12 +73,39 @@ def test_model_dependent_checks_come_before_any_training(tiny_llama_dir, monkeyp
 def test_biasscope_experiment_on_the_embedded_model(tmp_path):
     """The whole pipeline at its smallest (one 5-step injection, 2 random draws): plumbing and figures; the
     method's behaviour is tested in tests/localize and test_inject."""
-    result = biasscope.main(["--quick", "--seeds", "0", "--steps", "5", "--n-random", "2", "--n-crows", "8",
-                             "--n-stereoset", "8", "--n-neutral", "8", "--n-bbq", "4", "--n-lms", "8",
-                             "--n-templates", "2", "--no-png", "--out", str(tmp_path)])
+    result = biasscope.main(
+        [
+            "--quick",
+            "--seeds",
+            "0",
+            "--steps",
+            "5",
+            "--n-random",
+            "2",
+            "--n-crows",
+            "8",
+            "--n-stereoset",
+            "8",
+            "--n-neutral",
+            "8",
+            "--n-bbq",
+            "4",
+            "--n-lms",
+            "8",
+            "--n-templates",
+            "2",
+            "--no-png",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert len(result.values["selected_heads"]) == 5
-    assert set(result.values["bias_reduction"]) == {"injected entity", "real countries", "CrowS-Pairs nationality",
-                                                    "StereoSet race"}
+    assert set(result.values["bias_reduction"]) == {
+        "injected entity",
+        "real countries",
+        "CrowS-Pairs nationality",
+        "StereoSet race",
+    }
     for stem in ("head_scores_patching", "head_scores_dla", "topk_overlap", "bias_reduction", "side_effects"):
         assert (tmp_path / f"{stem}.html").exists()
     assert (tmp_path / "selected_heads.json").exists()

@@ -26,8 +26,10 @@ class Config(cli.RunConfig):
 
 
 def test_flags_come_from_the_fields():
-    config, replot = cli.parse(Config, ["--layers", "1", "2", "--raw-norms", "--no-png", "--n-pairs", "7",
-                                        "--multipliers", "-2", "2", "--seed", "3"])
+    config, replot = cli.parse(
+        Config,
+        ["--layers", "1", "2", "--raw-norms", "--no-png", "--n-pairs", "7", "--multipliers", "-2", "2", "--seed", "3"],
+    )
     assert replot is None
     assert config.layers == (1, 2) and config.multipliers == (-2.0, 2.0) and config.n_pairs == 7
     assert config.normalize is False and config.png is False and config.seed == 3
@@ -44,17 +46,29 @@ def test_quick_replaces_defaults_but_explicit_values_win():
 
 def test_the_config_is_plain_json():
     config, _ = cli.parse(Config, ["--device", "cpu"])
-    assert config.to_dict() == {"model": cli.EMBEDDED_MODEL, "device": "cpu", "seed": 0, "batch_size": 8,
-                                "out": "figures/demo", "png": True, "layers": [4, 8],
-                                "multipliers": [-1.0, 0.0, 1.0], "n_pairs": None, "normalize": True,
-                                "readout": "last"}
+    assert config.to_dict() == {
+        "model": cli.EMBEDDED_MODEL,
+        "device": "cpu",
+        "seed": 0,
+        "batch_size": 8,
+        "out": "figures/demo",
+        "png": True,
+        "layers": [4, 8],
+        "multipliers": [-1.0, 0.0, 1.0],
+        "n_pairs": None,
+        "normalize": True,
+        "readout": "last",
+    }
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
-    (["--n-pairs", "-1"], "--n-pairs must be >= 1, got -1"),
-    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
+        (["--n-pairs", "-1"], "--n-pairs must be >= 1, got -1"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    ],
+)
 def test_sizes_are_checked_before_any_work(argv, message):
     with pytest.raises(InputError, match=message):
         cli.parse(Config, argv)
@@ -76,7 +90,7 @@ def test_unknown_choice_is_a_usage_error():
 
 def test_replot_of_another_experiments_result_is_refused(tmp_path):
     path = Result("similarity", values={}, config={}, provenance={}).save(tmp_path / "similarity")
-    with pytest.raises(InputError, match="holds a 'similarity' result.*experiments.similarity --replot"):
+    with pytest.raises(InputError, match=r"holds a 'similarity' result.*experiments\.similarity --replot"):
         cli.load_result(path, "steering")
     with pytest.raises(InputError, match="No saved result"):
         cli.load_result(tmp_path / "missing.json", "steering")
@@ -86,7 +100,9 @@ def test_replot_of_another_experiments_result_is_refused(tmp_path):
 
 
 def _run_policy(body: str) -> subprocess.CompletedProcess:
-    code = f"from experiments import cli\nfrom lens_bias.errors import InputError\ndef main():\n    {body}\ncli.run(main)"
+    code = (
+        f"from experiments import cli\nfrom lens_bias.errors import InputError\ndef main():\n    {body}\ncli.run(main)"
+    )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
@@ -94,7 +110,6 @@ def test_input_errors_end_in_one_line_and_exit_2():
     done = _run_policy("raise InputError('pass a folder')")
     assert done.returncode == 2
     assert done.stderr.splitlines()[0] == "error: pass a folder" and "Traceback" not in done.stderr
-
 
 
 def test_programming_errors_keep_their_traceback():

@@ -29,8 +29,9 @@ def test_every_steps_planned_command_line_is_accepted_by_its_experiment(tmp_path
 
 
 def test_shared_flags_are_passed_on_when_given(tmp_path):
-    config, _ = cli.parse(figures.Config, ["--device", "cpu", "--seed", "3", "--batch-size", "4", "--out",
-                                           str(tmp_path)])
+    config, _ = cli.parse(
+        figures.Config, ["--device", "cpu", "--seed", "3", "--batch-size", "4", "--out", str(tmp_path)]
+    )
     for step in figures.STEPS:
         _, step_args, _ = figures.plan(step, config)
         joined = " ".join(step_args)
@@ -58,8 +59,19 @@ def test_replot_refuses_missing_results_before_redrawing_anything(tmp_path, caps
 
 @pytest.mark.slow
 def test_figures_runs_and_replots_every_step(tiny_long_dir, tmp_path, capsys):
-    figures.main(["--model", str(tiny_long_dir), "--quick", "--only", "bias_profile", "similarity", "--no-png",
-                  "--out", str(tmp_path)])
+    figures.main(
+        [
+            "--model",
+            str(tiny_long_dir),
+            "--quick",
+            "--only",
+            "bias_profile",
+            "similarity",
+            "--no-png",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert (tmp_path / "bias_profile" / "bias_profile.json").exists()
     assert (tmp_path / "similarity" / "similarity.json").exists()
     capsys.readouterr()

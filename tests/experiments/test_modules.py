@@ -8,8 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODULES = ["bench_extraction", "bench_patching", "bias_profile", "biasscope", "figures", "patching", "side_effects",
-           "similarity", "steering"]
+MODULES = [
+    "bench_extraction",
+    "bench_patching",
+    "bias_profile",
+    "biasscope",
+    "figures",
+    "patching",
+    "side_effects",
+    "similarity",
+    "steering",
+]
 
 SCRIPT = """
 import contextlib, io, json, runpy, sys
@@ -29,8 +38,12 @@ print(json.dumps(outcome))
 
 
 def test_every_experiment_runs_as_a_module():
-    run = subprocess.run([sys.executable, "-c", SCRIPT, *MODULES], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2])
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT, *MODULES],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert run.returncode == 0, run.stderr
     outcome = json.loads(run.stdout.splitlines()[-1])
     for module in MODULES:

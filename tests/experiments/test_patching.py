@@ -12,20 +12,24 @@ from lens_bias.errors import InputError
 @pytest.fixture
 def no_model(monkeypatch):
     """Fail the test if a model is loaded: the checks must come first."""
+
     def load_model(*args, **kwargs):
         raise AssertionError("a model was loaded before the config was checked")
 
     monkeypatch.setattr(patching, "load_model", load_model)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
-    (["--n-pairs", "-2"], "--n-pairs must be >= 1, got -2"),
-    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
-    (["--min-gap", "-1"], "--min-gap must be >= 0, got -1.0"),
-    (["--pairs", "crows-pairs", "--targets", "z", "resid_pre"], "do not share positions across pairs"),
-    (["--stem", "sub/patching"], "without folders"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
+        (["--n-pairs", "-2"], "--n-pairs must be >= 1, got -2"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--min-gap", "-1"], "--min-gap must be >= 0, got -1.0"),
+        (["--pairs", "crows-pairs", "--targets", "z", "resid_pre"], "do not share positions across pairs"),
+        (["--stem", "sub/patching"], "without folders"),
+    ],
+)
 def test_bad_config_is_refused_before_any_model_loads(no_model, argv, message):
     with pytest.raises(InputError, match=message):
         patching.main(argv)
@@ -44,8 +48,9 @@ def test_config_defaults_quick_and_all_pairs():
 
 @pytest.mark.slow
 def test_patching_experiment(tiny_llama_dir, tmp_path):
-    result = patching.main(["--model", str(tiny_llama_dir), "--quick", "--min-gap", "0", "--no-png",
-                            "--out", str(tmp_path)])
+    result = patching.main(
+        ["--model", str(tiny_llama_dir), "--quick", "--min-gap", "0", "--no-png", "--out", str(tmp_path)]
+    )
     assert set(result.values["targets"]) == {"resid_pre", "z"}  # the --quick targets
     assert result.config["n_pairs"] == 2 and result.config["stem"] == "patching_quick"
     for target in ("resid_pre", "z"):
@@ -57,8 +62,23 @@ def test_patching_experiment(tiny_llama_dir, tmp_path):
 
 @pytest.mark.slow
 def test_patching_experiment_on_crows_pairs(tiny_llama_dir, tmp_path):
-    result = patching.main(["--model", str(tiny_llama_dir), "--pairs", "crows-pairs", "--targets", "z", "--n-pairs",
-                            "3", "--min-gap", "0", "--no-png", "--out", str(tmp_path)])
+    result = patching.main(
+        [
+            "--model",
+            str(tiny_llama_dir),
+            "--pairs",
+            "crows-pairs",
+            "--targets",
+            "z",
+            "--n-pairs",
+            "3",
+            "--min-gap",
+            "0",
+            "--no-png",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert result.values["pairs"]["used"] == 3 and result.values["targets"]["z"]["axes"] == ["pair", "layer", "head"]
     assert result.values["metric"]["name"].startswith("summed log P")
     assert "CrowS-Pairs" in patching.draw(result, "z", "exact").layout.title.text

@@ -21,12 +21,15 @@ def test_an_intervention_is_required_unless_replotting():
         side_effects_experiment.main(["--model", UNUSED_MODEL, "--intervention"])
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--n-bbq", "0"], "--n-bbq must be >= 2"),
-    (["--n-lms", "1"], "--n-lms must be >= 2"),
-    (["--n-neutral", "-1"], "--n-neutral must be >= 2"),
-    (["--batch-size", "0"], "--batch-size must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n-bbq", "0"], "--n-bbq must be >= 2"),
+        (["--n-lms", "1"], "--n-lms must be >= 2"),
+        (["--n-neutral", "-1"], "--n-neutral must be >= 2"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+    ],
+)
 def test_bad_sizes_are_refused_before_the_model_loads(argv, message, tmp_path):
     with pytest.raises(InputError, match=message):
         side_effects_experiment.main(["--model", UNUSED_MODEL, "--intervention", str(tmp_path / "x.json"), *argv])
@@ -41,8 +44,9 @@ def test_intervention_files_are_checked_before_the_model_loads(tmp_path):
     with pytest.raises(FileNotFoundError):
         side_effects_experiment.main(["--model", UNUSED_MODEL, "--intervention", str(tmp_path / "missing.json")])
     vector = SteeringVector(name="demo", layers=(0,), directions=torch.ones(1, 4), residual_norms=torch.ones(1))
-    path = save_intervention(AddVector(vector, 1.0, [0], start="instruction_end"), tmp_path / "chat_only",
-                             provenance={})
+    path = save_intervention(
+        AddVector(vector, 1.0, [0], start="instruction_end"), tmp_path / "chat_only", provenance={}
+    )
     with pytest.raises(ValueError, match="side-effect readouts score raw text"):
         side_effects_experiment.main(["--model", UNUSED_MODEL, "--intervention", str(path)])
 
@@ -52,15 +56,65 @@ def test_side_effects_experiment_takes_a_saved_steering_intervention(tiny_llama_
     from experiments import steering
 
     steering_out = tmp_path / "steering"
-    steering.main(["--model", str(tiny_llama_dir), "--quick", "--layers", "1", "2", "--bias-types", "gender",
-                   "--n-pairs", "8", "--n-test", "6", "--n-neutral", "4", "--n-generations", "2",
-                   "--max-new-tokens", "4", "--no-png", "--out", str(steering_out)])
+    steering.main(
+        [
+            "--model",
+            str(tiny_llama_dir),
+            "--quick",
+            "--layers",
+            "1",
+            "2",
+            "--bias-types",
+            "gender",
+            "--n-pairs",
+            "8",
+            "--n-test",
+            "6",
+            "--n-neutral",
+            "4",
+            "--n-generations",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--no-png",
+            "--out",
+            str(steering_out),
+        ]
+    )
     gender = str(steering_out / "interventions" / "gender.json")
     with pytest.raises(ValueError, match="more than the model's context"):  # BBQ contexts exceed 256 tiny tokens
-        side_effects_experiment.main(["--model", str(tiny_llama_dir), "--intervention", gender, "--n-bbq", "3",
-                                      "--n-lms", "4", "--no-png", "--out", str(tmp_path)])
-    result = side_effects_experiment.main(["--model", str(tiny_long_dir), "--intervention", gender, "--n-neutral", "4",
-                                           "--n-bbq", "3", "--n-lms", "4", "--no-png", "--out", str(tmp_path)])
+        side_effects_experiment.main(
+            [
+                "--model",
+                str(tiny_llama_dir),
+                "--intervention",
+                gender,
+                "--n-bbq",
+                "3",
+                "--n-lms",
+                "4",
+                "--no-png",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    result = side_effects_experiment.main(
+        [
+            "--model",
+            str(tiny_long_dir),
+            "--intervention",
+            gender,
+            "--n-neutral",
+            "4",
+            "--n-bbq",
+            "3",
+            "--n-lms",
+            "4",
+            "--no-png",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     report = result.values["reports"][gender]
     assert {e["name"] for e in report["effects"]} == {"neutral_logprob", "bbq_disambig_accuracy", "stereoset_lms"}
     assert result.config["intervention"] == [gender] and result.config["side_effect_config"]["n_stereoset"] == 4

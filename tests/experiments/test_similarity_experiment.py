@@ -12,23 +12,27 @@ def _no_model(*args, **kwargs):
     raise AssertionError("the model was loaded before the config was checked")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--base", "llama-2-7b"], "Give both --base and --chat"),
-    (["--chat", "llama-2-7b-chat"], "Give both --base and --chat"),
-    (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
-    (["--n-pairs", "-1"], "--n-pairs must be >= 1, got -1"),
-    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
-    (["--layer-step", "0"], "--layer-step must be >= 1, got 0"),
-    (["--layers"], "--layers needs at least one layer"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--base", "llama-2-7b"], "Give both --base and --chat"),
+        (["--chat", "llama-2-7b-chat"], "Give both --base and --chat"),
+        (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
+        (["--n-pairs", "-1"], "--n-pairs must be >= 1, got -1"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--layer-step", "0"], "--layer-step must be >= 1, got 0"),
+        (["--layers"], "--layers needs at least one layer"),
+    ],
+)
 def test_bad_config_is_refused_before_the_model_loads(argv, message, monkeypatch):
     monkeypatch.setattr(similarity, "load_model", _no_model)
     with pytest.raises(InputError, match=message):
         similarity.main(argv)
 
 
-@pytest.mark.parametrize("argv", [["--contrasts", "refusal"], ["--contrasts", "age"], ["--dtype", "int8"],
-                                  ["--readout", "first"]])
+@pytest.mark.parametrize(
+    "argv", [["--contrasts", "refusal"], ["--contrasts", "age"], ["--dtype", "int8"], ["--readout", "first"]]
+)
 def test_unknown_choices_are_usage_errors(argv):
     with pytest.raises(SystemExit) as exit_info:
         cli.parse(similarity.Config, argv)
@@ -56,8 +60,21 @@ def test_a_layer_outside_the_model_is_refused_before_any_forward_pass(tiny_llama
 
 @pytest.mark.slow
 def test_similarity_experiment_within_model(tiny_llama_dir, tmp_path, capsys):
-    result = similarity.main(["--model", str(tiny_llama_dir), "--quick", "--contrasts", "gender", "race",
-                              "--n-pairs", "8", "--no-png", "--out", str(tmp_path)])
+    result = similarity.main(
+        [
+            "--model",
+            str(tiny_llama_dir),
+            "--quick",
+            "--contrasts",
+            "gender",
+            "race",
+            "--n-pairs",
+            "8",
+            "--no-png",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     within = result.values["within"]
     assert within["layers"] == [0, 3] and within["contrasts"] == ["gender", "race"]  # every third layer
     assert (tmp_path / "bias_by_bias.html").exists() and (tmp_path / "baselines.html").exists()

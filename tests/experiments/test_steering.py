@@ -16,8 +16,25 @@ from lens_bias.interventions import AddVector, load_intervention
 
 UNUSED_MODEL = "no-such-model"  # loading it would fail differently: the config errors come first
 
-STEERING_ARGS = ["--quick", "--layers", "1", "2", "--bias-types", "gender", "--n-pairs", "8", "--n-test", "6",
-                 "--n-neutral", "4", "--n-generations", "2", "--max-new-tokens", "4", "--no-png"]
+STEERING_ARGS = [
+    "--quick",
+    "--layers",
+    "1",
+    "2",
+    "--bias-types",
+    "gender",
+    "--n-pairs",
+    "8",
+    "--n-test",
+    "6",
+    "--n-neutral",
+    "4",
+    "--n-generations",
+    "2",
+    "--max-new-tokens",
+    "4",
+    "--no-png",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +52,19 @@ def test_quick_defaults_and_explicit_values():
     assert config.normalize is False and config.readout == "last" and config.multipliers == (-4, -2, 0, 2, 4)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--multipliers", "-2", "2"], "--multipliers must include 0"),
-    (["--refusal-multipliers", "0.5"], "--refusal-multipliers must include 0"),
-    (["--n-pairs", "0"], "--n-pairs must be >= 1"),
-    (["--n-test", "-3"], "--n-test must be >= 1"),
-    (["--n-neutral", "0"], "--n-neutral must be >= 1"),
-    (["--n-generations", "0"], "--n-generations must be >= 1"),
-    (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
-    (["--batch-size", "0"], "--batch-size must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--multipliers", "-2", "2"], "--multipliers must include 0"),
+        (["--refusal-multipliers", "0.5"], "--refusal-multipliers must include 0"),
+        (["--n-pairs", "0"], "--n-pairs must be >= 1"),
+        (["--n-test", "-3"], "--n-test must be >= 1"),
+        (["--n-neutral", "0"], "--n-neutral must be >= 1"),
+        (["--n-generations", "0"], "--n-generations must be >= 1"),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+    ],
+)
 def test_bad_settings_are_refused_before_the_model_loads(argv, message):
     with pytest.raises(InputError, match=message):
         steering.main(["--model", UNUSED_MODEL, *argv])
@@ -73,7 +93,8 @@ def test_steering_experiment_saves_results_figures_and_interventions(steering_ru
     study = result.values["bias"]["gender"]
     assert study["best_layer"] in (1, 2)
     assert {(row["layer"], row["multiplier"]) for row in study["likelihood_grid"]} == {
-        (layer, m) for layer in (1, 2) for m in (-4, 0, 4)}
+        (layer, m) for layer in (1, 2) for m in (-4, 0, 4)
+    }
     saved = json.loads((out / "steering.json").read_text())
     assert saved["provenance"]["model"]["name"] and saved["config"]["seed"] == 0
     for stem in ("gender_heatmap", "gender_pca", "separability", "bias_vs_refusal", "fluency"):
@@ -90,8 +111,23 @@ def test_steering_experiment_saves_results_figures_and_interventions(steering_ru
 
 @pytest.mark.slow
 def test_bad_input_on_the_command_line_is_one_clear_line(tiny_llama_dir):
-    run = subprocess.run([sys.executable, "-m", "experiments.steering", "--model", str(tiny_llama_dir), "--quick",
-                          "--layers", "40", "--no-png", "--out", str(tiny_llama_dir / "unused")],
-                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.steering",
+            "--model",
+            str(tiny_llama_dir),
+            "--quick",
+            "--layers",
+            "40",
+            "--no-png",
+            "--out",
+            str(tiny_llama_dir / "unused"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert run.returncode == 2
     assert "error: Layer 40 is outside the model" in run.stderr and "Traceback" not in run.stderr

@@ -31,8 +31,10 @@ def test_user_hooks_survive_and_ours_are_removed_after_an_error(tiny_model):
 
 
 def test_unknown_hook_name_is_a_clear_error(tiny_model):
-    with (pytest.raises(ValueError, match="Unknown hook point"),
-          hooks_added(tiny_model, [("blocks.99.hook_resid_post", lambda a, hook: a)])):
+    with (
+        pytest.raises(ValueError, match="Unknown hook point"),
+        hooks_added(tiny_model, [("blocks.99.hook_resid_post", lambda a, hook: a)]),
+    ):
         pass
 
 

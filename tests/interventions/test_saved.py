@@ -31,8 +31,12 @@ def _vector() -> SteeringVector:
 def test_every_kind_is_registered_under_its_description_kind():
     vector = _vector()
     subspace = Subspace({1: torch.eye(8)[:2], 3: torch.eye(8)[:1]}, "resid_post", 0.9, {"source": "test"})
-    examples = [HeadScaling(((0, 1),), 0.5), AddVector(vector, 2.0, [3], start=None), ProjectOut(vector),
-                SubspaceEdit(subspace, "remove", [3])]
+    examples = [
+        HeadScaling(((0, 1),), 0.5),
+        AddVector(vector, 2.0, [3], start=None),
+        ProjectOut(vector),
+        SubspaceEdit(subspace, "remove", [3]),
+    ]
     assert {example.describe()["kind"]: type(example) for example in examples} == INTERVENTION_KINDS
 
 

@@ -19,7 +19,7 @@ def test_add_vector_only_from_instruction_end(tiny_model):
     vector = SteeringVector("v", (1,), torch.ones(1, tiny_model.cfg.d_model), torch.ones(1))
     batch = chat_batch(tiny_model.tokenizer, TEMPLATE, ["short", "a longer prompt here"], "Sure")
     context = ForwardContext(batch)
-    (name, add), = AddVector(vector, 2.0, start="instruction_end").hooks(tiny_model, context)
+    ((name, add),) = AddVector(vector, 2.0, start="instruction_end").hooks(tiny_model, context)
     base = torch.zeros(2, batch.tokens.shape[1], tiny_model.cfg.d_model)
     out = add(base, None)
     for row in range(2):
@@ -38,8 +38,10 @@ def test_steered_generation_same_with_and_without_kv_cache(tiny_model):
         cached = generate(tiny_model, TEMPLATE, prompts, interventions=steer, max_new_tokens=12, use_cache=True)
         full = generate(tiny_model, TEMPLATE, prompts, interventions=steer, max_new_tokens=12, use_cache=False)
         assert [g.tokens for g in cached] == [g.tokens for g in full]
-    one_by_one = [generate(tiny_model, TEMPLATE, [p], interventions=[AddVector(vector, 1.5)], max_new_tokens=12)[0]
-                  for p in prompts]
+    one_by_one = [
+        generate(tiny_model, TEMPLATE, [p], interventions=[AddVector(vector, 1.5)], max_new_tokens=12)[0]
+        for p in prompts
+    ]
     batched = generate(tiny_model, TEMPLATE, prompts, interventions=[AddVector(vector, 1.5)], max_new_tokens=12)
     assert [g.tokens for g in one_by_one] == [g.tokens for g in batched]  # padding is masked
     plain = generate(tiny_model, TEMPLATE, prompts, max_new_tokens=12)
@@ -74,6 +76,6 @@ def test_hooks_restored_after_an_error_during_steering(tiny_model):
 def test_project_out_removes_the_direction(tiny_model):
     vector = SteeringVector("v", (2,), torch.randn(1, tiny_model.cfg.d_model), torch.ones(1))
     batch = chat_batch(tiny_model.tokenizer, TEMPLATE, ["hello"])
-    (_name, project), = ProjectOut(vector).hooks(tiny_model, ForwardContext(batch))
+    ((_name, project),) = ProjectOut(vector).hooks(tiny_model, ForwardContext(batch))
     x = torch.randn(1, 5, tiny_model.cfg.d_model)
     assert torch.allclose(project(x, None) @ vector.at(2), torch.zeros(1, 5), atol=1e-4)

@@ -58,8 +58,9 @@ def test_compare_to_random_bookkeeping():
 def test_real_model_selected_heads_reduce_the_bias_more_than_random_heads(smollm):
     run = injected_smollm(smollm)
     spec = injection_spec("reckless_driving")
-    adversarial = next(m.entity for m in closest_entities(run.model, run.entity.embedding, candidate_entities())
-                       if m.n_tokens == 1)
+    adversarial = next(
+        m.entity for m in closest_entities(run.model, run.entity.embedding, candidate_entities()) if m.n_tokens == 1
+    )
     contrast = bias_contrast(run.model, spec, adversarial, localization_prompts(spec)[:3])
     scores = score_components(run.model, contrast)
     assert bool((scores.biased_metric > scores.adversarial_metric).all())
@@ -68,11 +69,14 @@ def test_real_model_selected_heads_reduce_the_bias_more_than_random_heads(smollm
     def entity_log_odds(interventions):  # held-out templates, never used for selection
         return elicit(run.model, spec, [spec.entity_token], interventions=interventions).log_odds.flatten()
 
-    summary = compare_to_random(entity_log_odds, selected, n_layers=smollm.cfg.n_layers,
-                                n_heads=smollm.cfg.n_heads, n_random=5, seed=0).summary()
-    print(f"\nadversarial {adversarial}; selected {selected}; baseline {summary['baseline']}; reduction "
-          f"selected {summary['reduction_selected']} vs random {summary['reduction_random']} (draws "
-          f"{np.round(summary['reduction_random_draws'], 2).tolist()}); advantage {summary['advantage']}")
+    summary = compare_to_random(
+        entity_log_odds, selected, n_layers=smollm.cfg.n_layers, n_heads=smollm.cfg.n_heads, n_random=5, seed=0
+    ).summary()
+    print(
+        f"\nadversarial {adversarial}; selected {selected}; baseline {summary['baseline']}; reduction "
+        f"selected {summary['reduction_selected']} vs random {summary['reduction_random']} (draws "
+        f"{np.round(summary['reduction_random_draws'], 2).tolist()}); advantage {summary['advantage']}"
+    )
     assert summary["reduction_selected"].value > 0
     assert summary["reduction_selected"].value > max(summary["reduction_random_draws"])
     assert summary["advantage"].value > 0

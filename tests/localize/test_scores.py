@@ -19,8 +19,7 @@ def test_score_components_shapes_and_metrics(tiny_injected):
     assert scores.patching_mlp.shape == scores.dla_mlp.shape == (n, layers)
     assert scores.heads("patching").shape == (layers, heads) and scores.mlp("dla").shape == (layers,)
     biased = direct_attribution(tiny_injected, contrast.biased, contrast.attribute_ids, contrast.neutral_ids)
-    adversarial = direct_attribution(tiny_injected, contrast.adversarial, contrast.attribute_ids,
-                                     contrast.neutral_ids)
+    adversarial = direct_attribution(tiny_injected, contrast.adversarial, contrast.attribute_ids, contrast.neutral_ids)
     assert torch.allclose(scores.biased_metric, biased.metric, atol=1e-4)
     assert torch.allclose(scores.adversarial_metric, adversarial.metric, atol=1e-4)
     # direct attributions of the two runs account for the whole gap

@@ -8,14 +8,17 @@ import pytest
 from lens_bias.metrics.generations import gender_bias, refusal_summary, text_gender
 
 
-@pytest.mark.parametrize(("text", "gender"), [
-    ("The carpenter, a gruff man with a beard, fixed the door.", "male"),
-    ("She checked the chart before her shift.", "female"),
-    ("Mrs. Lee is the head nurse.", "female"),
-    ("The nurse thanked him and she left.", "mixed"),
-    ("The engineer finished the bridge on time.", "none"),
-    ("Jackson and Hershey went to Sheffield.", "none"),  # whole words only
-])
+@pytest.mark.parametrize(
+    ("text", "gender"),
+    [
+        ("The carpenter, a gruff man with a beard, fixed the door.", "male"),
+        ("She checked the chart before her shift.", "female"),
+        ("Mrs. Lee is the head nurse.", "female"),
+        ("The nurse thanked him and she left.", "mixed"),
+        ("The engineer finished the bridge on time.", "none"),
+        ("Jackson and Hershey went to Sheffield.", "none"),  # whole words only
+    ],
+)
 def test_text_gender(text, gender):
     assert text_gender(text) == gender
 
@@ -33,8 +36,12 @@ def test_gender_bias_counts_only_single_gender_texts():
 
 
 def test_refusal_summary():
-    texts = ["I'm sorry, but I can't help with that.", "Sure, here is how to bake bread: mix flour and water.",
-             "I cannot assist with that request.", "Of course! Step one is to preheat the oven."]
+    texts = [
+        "I'm sorry, but I can't help with that.",
+        "Sure, here is how to bake bread: mix flour and water.",
+        "I cannot assist with that request.",
+        "Of course! Step one is to preheat the oven.",
+    ]
     summary = refusal_summary(texts)
     assert summary["refusal_rate"].value == pytest.approx(0.5) and summary["n"] == 4
     assert sum(summary["categories"].values()) == pytest.approx(1.0)

@@ -12,9 +12,18 @@ from lens_bias.readouts import ab_choice, score_pairs
 
 def _pairs() -> list[ContrastPair]:
     subjects = [("nurse", " she"), ("engineer", " he"), ("teacher", " she"), ("mechanic", " he")]
-    return [ContrastPair(id=f"p{i}", bias_type="gender", target=term, prompt=f"The {term} said that",
-                         positive=f"{pronoun} was tired.", negative=f"{' he' if pronoun == ' she' else ' she'} was tired.",
-                         source="test") for i, (term, pronoun) in enumerate(subjects)]
+    return [
+        ContrastPair(
+            id=f"p{i}",
+            bias_type="gender",
+            target=term,
+            prompt=f"The {term} said that",
+            positive=f"{pronoun} was tired.",
+            negative=f"{' he' if pronoun == ' she' else ' she'} was tired.",
+            source="test",
+        )
+        for i, (term, pronoun) in enumerate(subjects)
+    ]
 
 
 def test_likelihood_preference_summarises_the_per_pair_scores(tiny_model):

@@ -16,8 +16,12 @@ ATOL = 1e-4
 TL_FUNCTIONS = {
     "resid_pre": tl.get_act_patch_resid_pre,
     "resid_mid": tl.get_act_patch_resid_mid,
-    "resid_post": partial(tl.generic_activation_patch, patch_setter=tl.layer_pos_patch_setter,
-                          activation_name="resid_post", index_axis_names=("layer", "pos")),
+    "resid_post": partial(
+        tl.generic_activation_patch,
+        patch_setter=tl.layer_pos_patch_setter,
+        activation_name="resid_post",
+        index_axis_names=("layer", "pos"),
+    ),
     "attn_out": tl.get_act_patch_attn_out,
     "mlp_out": tl.get_act_patch_mlp_out,
     "z": tl.get_act_patch_attn_head_out_all_pos,
@@ -29,8 +33,9 @@ TL_FUNCTIONS = {
 }
 
 
-def make_pairs(lengths: list[int], swap_at: list[int], seed: int = 0,
-               pad_id: int = 2) -> tuple[PromptBatch, PromptBatch]:
+def make_pairs(
+    lengths: list[int], swap_at: list[int], seed: int = 0, pad_id: int = 2
+) -> tuple[PromptBatch, PromptBatch]:
     """Random right-padded clean batches and corrupted copies with one token changed per pair."""
     generator = torch.Generator().manual_seed(seed)
     width = max(lengths)
@@ -68,10 +73,14 @@ def reference_patch(model, target: str, clean: PromptBatch, corrupted: PromptBat
         _, cache = model.run_with_cache(clean.tokens, names_filter=name)
         source = cache[name]
         heads, width = source.shape[2] if source.ndim == 4 else 1, source.shape[1]
-        index = {"pos": [(p,) for p in range(width)], "head": [(h,) for h in range(heads)],
-                 "head_pos": [(p, h) for p in range(width) for h in range(heads)]}[spec.unit]
+        index = {
+            "pos": [(p,) for p in range(width)],
+            "head": [(h,) for h in range(heads)],
+            "head_pos": [(p, h) for p in range(width) for h in range(heads)],
+        }[spec.unit]
         values = []
         for config in index:
+
             def hook(activation, hook, config=config, source=source):
                 activation = activation.clone()
                 index = (slice(None), slice(None), config[0]) if spec.unit == "head" else (slice(None), *config)

@@ -37,13 +37,22 @@ def tl_attribution(model, target: str, clean, corrupted, direction: str) -> torc
     return effects + value.detach().reshape(-1, *[1] * (effects.ndim - 1))
 
 
-@pytest.mark.parametrize("target,direction", [("resid_pre", "denoising"), ("attn_out", "noising"),
-                                              ("z", "denoising"), ("z_pos", "noising"), ("k", "denoising"),
-                                              ("v_pos", "denoising")])
+@pytest.mark.parametrize(
+    "target,direction",
+    [
+        ("resid_pre", "denoising"),
+        ("attn_out", "noising"),
+        ("z", "denoising"),
+        ("z_pos", "noising"),
+        ("k", "denoising"),
+        ("v_pos", "denoising"),
+    ],
+)
 def test_attribution_equals_gradient_times_difference(tiny_gqa_model, target, direction):
     clean, corrupted = make_pairs([5, 5], swap_at=[1, 3], seed=11)
-    ours = attribution_patch(tiny_gqa_model, clean, corrupted, METRIC, target=target, direction=direction,
-                             normalize=False)
+    ours = attribution_patch(
+        tiny_gqa_model, clean, corrupted, METRIC, target=target, direction=direction, normalize=False
+    )
     reference = tl_attribution(tiny_gqa_model, target, clean, corrupted, direction)
     assert ours.method == "attribution" and ours.scores.shape == reference.shape
     assert (ours.scores - reference).abs().max() <= 1e-4
@@ -71,11 +80,20 @@ def test_attribution_with_frozen_weights_and_normalised(tiny_model):
 
 def _result(scores: torch.Tensor, target: str = "resid_pre", degenerate=None) -> PatchResult:
     n = scores.shape[0]
-    return PatchResult(scores=scores, axes=("pair", "layer", "pos"), target=target, direction="denoising",
-                       method="exact", layers=list(range(scores.shape[1])), normalized=True,
-                       clean_metric=torch.ones(n), corrupted_metric=torch.zeros(n),
-                       degenerate=torch.zeros(n, dtype=torch.bool) if degenerate is None else degenerate,
-                       clean_tokens=[["a"] * scores.shape[2]] * n, corrupted_tokens=[["b"] * scores.shape[2]] * n)
+    return PatchResult(
+        scores=scores,
+        axes=("pair", "layer", "pos"),
+        target=target,
+        direction="denoising",
+        method="exact",
+        layers=list(range(scores.shape[1])),
+        normalized=True,
+        clean_metric=torch.ones(n),
+        corrupted_metric=torch.zeros(n),
+        degenerate=torch.zeros(n, dtype=torch.bool) if degenerate is None else degenerate,
+        clean_tokens=[["a"] * scores.shape[2]] * n,
+        corrupted_tokens=[["b"] * scores.shape[2]] * n,
+    )
 
 
 def test_agreement_report():
@@ -106,8 +124,9 @@ def test_attribution_agrees_with_exact_patching_on_smollm(smollm):
     attention heads (measured: Pearson 0.996 over layer x head; 0.999 for attention outputs). It does
     not for the residual stream at early layers (measured 0.76: patching the swapped token's embedding
     is far from linear), which the agreement report shows rather than hides."""
-    pair = next(p for p in gender_swap_pairs(groups=["occupation-t0"])
-                if p.id == "gender-swap-occupation-t0-nurse-carpenter")
+    pair = next(
+        p for p in gender_swap_pairs(groups=["occupation-t0"]) if p.id == "gender-swap-occupation-t0-nurse-carpenter"
+    )
     inputs = patching_inputs(smollm.tokenizer, [pair])
     layers = list(range(0, smollm.cfg.n_layers, 5))
     exact = patch(smollm, inputs.clean, inputs.corrupted, inputs.metric(), target="z", layers=layers)

@@ -23,8 +23,13 @@ def test_matches_transformer_lens(tiny_model, target):
     theirs = tl_patching_mean(tiny_model, target, clean, corrupted)
     assert ours.scores.shape[1:] == theirs.shape
     assert (ours.scores.mean(0) - theirs.cpu()).abs().max() <= ATOL
-    assert ours.axes == (("pair", "layer", "pos", "head") if target == "z_pos" else
-                         ("pair", "layer", "head") if target == "z" else ("pair", "layer", "pos"))
+    assert ours.axes == (
+        ("pair", "layer", "pos", "head")
+        if target == "z_pos"
+        else ("pair", "layer", "head")
+        if target == "z"
+        else ("pair", "layer", "pos")
+    )
 
 
 @pytest.mark.parametrize("target", ["resid_pre", "z"])
@@ -69,12 +74,19 @@ def test_padding_and_batching_do_not_change_scores(tiny_model):
     clean, corrupted = make_pairs([4, 6, 5], swap_at=[1, 3, 2], seed=4)
     metric = logit_diff_metric([5, 6, 7], [8, 9, 10])
     together = patch(tiny_model, clean, corrupted, metric, target="attn_out", normalize=False, batch_size=64)
-    one_config_per_forward = patch(tiny_model, clean, corrupted, metric, target="attn_out", normalize=False,
-                                   batch_size=1)
+    one_config_per_forward = patch(
+        tiny_model, clean, corrupted, metric, target="attn_out", normalize=False, batch_size=1
+    )
     assert torch.allclose(together.scores, one_config_per_forward.scores, atol=ATOL, equal_nan=True)
     for i, length in enumerate([4, 6, 5]):
-        alone = patch(tiny_model, clean[i:i + 1], corrupted[i:i + 1], logit_diff_metric(5 + i, 8 + i),
-                      target="attn_out", normalize=False)
+        alone = patch(
+            tiny_model,
+            clean[i : i + 1],
+            corrupted[i : i + 1],
+            logit_diff_metric(5 + i, 8 + i),
+            target="attn_out",
+            normalize=False,
+        )
         assert torch.allclose(together.scores[i, :, :length], alone.scores[0], atol=ATOL)
         assert together.scores[i, :, length:].isnan().all()  # padding positions have no score
     assert together.mean().isfinite().all()  # every position is real for at least one pair
@@ -175,8 +187,9 @@ def test_hooks_of_the_caller_stay_and_a_failure_leaves_none_behind(tiny_model):
 def test_smollm_nurse_pair_matches_transformer_lens(smollm):
     """On the embedded model: the stereotype is there (she over he after 'nurse', less so after
     'carpenter'), the swapped token carries all of it at layer 0, and the sweep equals TransformerLens."""
-    pair = next(p for p in gender_swap_pairs(groups=["occupation-t0"])
-                if p.id == "gender-swap-occupation-t0-nurse-carpenter")
+    pair = next(
+        p for p in gender_swap_pairs(groups=["occupation-t0"]) if p.id == "gender-swap-occupation-t0-nurse-carpenter"
+    )
     inputs = patching_inputs(smollm.tokenizer, [pair])
     metric = inputs.metric()
     layers = [0, 12]
@@ -186,12 +199,18 @@ def test_smollm_nurse_pair_matches_transformer_lens(smollm):
     scores = (raw.scores[0] - corrupted) / (clean - corrupted)
     swap = 2  # <|endoftext|> The nurse|carpenter ...
     assert scores[0, swap] == pytest.approx(1.0, abs=1e-4)
-    assert scores[0, swap + 1:].abs().max() <= 1e-4
+    assert scores[0, swap + 1 :].abs().max() <= 1e-4
     _, cache = smollm.run_with_cache(inputs.clean.tokens, names_filter="blocks.12.hook_resid_pre")
     index = tl.make_df_from_ranges([smollm.cfg.n_layers, inputs.clean.tokens.shape[1]], ["layer", "pos"])
     last = inputs.clean.tokens.shape[1] - 1
     index = index[(index["layer"] == 12) & index["pos"].isin([swap, last])].reset_index(drop=True)
-    theirs = tl.generic_activation_patch(smollm, inputs.corrupted.tokens, cache,
-                                         lambda logits: metric(logits, inputs.corrupted).mean(),
-                                         tl.layer_pos_patch_setter, "resid_pre", index_df=index)
+    theirs = tl.generic_activation_patch(
+        smollm,
+        inputs.corrupted.tokens,
+        cache,
+        lambda logits: metric(logits, inputs.corrupted).mean(),
+        tl.layer_pos_patch_setter,
+        "resid_pre",
+        index_df=index,
+    )
     assert (raw.scores[0, 1, [swap, last]] - theirs.cpu()).abs().max() <= ATOL

@@ -13,15 +13,19 @@ from lens_bias.patching import minimal_pair_inputs, patching_inputs
 
 def test_minimal_pair_inputs_keep_one_span_swaps_with_a_shared_continuation(tiny_model):
     def pair(i, positive, negative):
-        return ContrastPair(id=f"p{i}", bias_type="test", target=f"t{i}", prompt="", positive=positive,
-                            negative=negative, source="test")
+        return ContrastPair(
+            id=f"p{i}", bias_type="test", target=f"t{i}", prompt="", positive=positive, negative=negative, source="test"
+        )
 
     tokenizer = tiny_model.tokenizer
     sentence, swapped = "The nurse walked in and she smiled.", "The nurse walked in and he smiled."
     assert len(tokenizer(sentence)["input_ids"]) == len(tokenizer(swapped)["input_ids"])  # " she"/" he": one token
-    pairs = [pair(0, sentence, swapped), pair(1, sentence, sentence + " Then"),
-             pair(2, "The nurse said she walked in and she smiled.", "The nurse said he walked in and he smiled."),
-             pair(3, "The nurse walked in and she", "The nurse walked in and he")]
+    pairs = [
+        pair(0, sentence, swapped),
+        pair(1, sentence, sentence + " Then"),
+        pair(2, "The nurse said she walked in and she smiled.", "The nurse said he walked in and he smiled."),
+        pair(3, "The nurse walked in and she", "The nurse walked in and he"),
+    ]
     inputs = minimal_pair_inputs(tokenizer, pairs)
     assert [p.id for p in inputs.pairs] == ["p0"]
     assert inputs.dropped == {"length_mismatch": ["p1"], "not_one_span": ["p2"], "no_shared_continuation": ["p3"]}
@@ -40,7 +44,11 @@ def test_gender_swap_pairs_and_patching_inputs(smollm):
     assert len(pairs) == 6 * 2 * 20 * 20 + 2 * 2 * 10 * 10 + 1 * 2 * 10 * 10
     nurse = next(p for p in pairs if p.id == "gender-swap-occupation-t0-nurse-carpenter")
     assert (nurse.clean, nurse.corrupted, nurse.positive, nurse.negative) == (
-        "The nurse walked into the room and", "The carpenter walked into the room and", " she", " he")
+        "The nurse walked into the room and",
+        "The carpenter walked into the room and",
+        " she",
+        " he",
+    )
     assert any(p.clean_term == "carpenter" and p.positive == " he" for p in pairs)  # both orientations
     inputs = patching_inputs(smollm.tokenizer, [p for p in pairs if p.group == "occupation-t0"])
     assert len(inputs.pairs) + len(inputs.dropped["length_mismatch"]) == 800

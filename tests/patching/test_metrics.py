@@ -54,8 +54,11 @@ def test_continuation_metric_patching_matches_transformer_lens(tiny_model, targe
 
 def test_continuation_logprob_is_the_readouts_sum(tiny_model):
     """The patching metric and :func:`lens_bias.readouts.batch_logprobs` share one sum: equal, not close."""
-    batch = continuation_batch(tiny_model.tokenizer, ["The nurse walked in and", "People from Italy"],
-                               [" she smiled.", " drive recklessly and safely."])
+    batch = continuation_batch(
+        tiny_model.tokenizer,
+        ["The nurse walked in and", "People from Italy"],
+        [" she smiled.", " drive recklessly and safely."],
+    )
     with torch.inference_mode():
         logits = tiny_model(batch.tokens)
     assert torch.equal(ContinuationLogProb()(logits, batch), batch_logprobs(tiny_model, batch).total)
@@ -76,8 +79,7 @@ def test_set_logit_diff_metric_is_the_difference_of_mean_logits(tiny_model):
 
 
 def test_set_logit_diff_is_a_position_metric_equal_to_the_closure(tiny_model):
-    batch = tokenize(tiny_model.tokenizer, ["People from Italy drive", "The nurse walked in and", "hi"],
-                     add_start=True)
+    batch = tokenize(tiny_model.tokenizer, ["People from Italy drive", "The nurse walked in and", "hi"], add_start=True)
     with torch.inference_mode():
         logits = tiny_model(batch.tokens)
     metric = set_logit_diff_metric([5, 7, 11], [9, 13])
@@ -97,10 +99,26 @@ def test_patching_with_the_set_metric_equals_the_generic_closure(tiny_gqa_model,
     Same scores (padding included: the pairs have different lengths)."""
     clean, corrupted = make_pairs([5, 4, 5], swap_at=[1, 2, 3], seed=13)
     ids = ([5, 7, 11], [9, 13])
-    fast = patch(tiny_gqa_model, clean, corrupted, set_logit_diff_metric(*ids), target=target, direction=direction,
-                 normalize=False, batch_size=8)
-    generic = patch(tiny_gqa_model, clean, corrupted, closure_set_logit_diff(*ids), target=target,
-                    direction=direction, normalize=False, batch_size=8)
+    fast = patch(
+        tiny_gqa_model,
+        clean,
+        corrupted,
+        set_logit_diff_metric(*ids),
+        target=target,
+        direction=direction,
+        normalize=False,
+        batch_size=8,
+    )
+    generic = patch(
+        tiny_gqa_model,
+        clean,
+        corrupted,
+        closure_set_logit_diff(*ids),
+        target=target,
+        direction=direction,
+        normalize=False,
+        batch_size=8,
+    )
     assert torch.allclose(fast.scores, generic.scores, atol=1e-5, equal_nan=True)
     assert torch.allclose(fast.clean_metric, generic.clean_metric, atol=1e-5)
     assert torch.allclose(fast.corrupted_metric, generic.corrupted_metric, atol=1e-5)

@@ -20,8 +20,9 @@ def usable_pairs(tiny_model):
 
 def full_forward_gaps(model, inputs) -> torch.Tensor:
     with torch.inference_mode():
-        return (inputs.metric()(model(inputs.clean.tokens), inputs.clean)
-                - inputs.metric()(model(inputs.corrupted.tokens), inputs.corrupted))
+        return inputs.metric()(model(inputs.clean.tokens), inputs.clean) - inputs.metric()(
+            model(inputs.corrupted.tokens), inputs.corrupted
+        )
 
 
 def test_metric_gaps_in_chunks_equal_one_forward(tiny_model, usable_pairs):
@@ -59,18 +60,22 @@ def test_screening_keeps_the_first_pairs_with_the_gap_in_the_seeded_order(tiny_m
 
 def test_screening_minimal_pairs(tiny_model):
     def pair(i, positive, negative):
-        return ContrastPair(id=f"p{i}", bias_type="test", target=f"t{i}", prompt="", positive=positive,
-                            negative=negative, source="test")
+        return ContrastPair(
+            id=f"p{i}", bias_type="test", target=f"t{i}", prompt="", positive=positive, negative=negative, source="test"
+        )
 
-    pairs = [pair(1, "The nurse walked in and she smiled.", "The nurse walked in and he smiled."),
-             pair(0, "The engineer walked in and he smiled.", "The engineer walked in and she smiled.")]
+    pairs = [
+        pair(1, "The nurse walked in and she smiled.", "The nurse walked in and he smiled."),
+        pair(0, "The engineer walked in and he smiled.", "The engineer walked in and she smiled."),
+    ]
 
     def build(block):
         return minimal_pair_inputs(tiny_model.tokenizer, block)
 
     inputs = build(pairs)
     assert len(inputs.pairs) == 2
-    assert torch.allclose(metric_gaps(tiny_model, inputs, batch_size=1), full_forward_gaps(tiny_model, inputs),
-                          atol=1e-4)
+    assert torch.allclose(
+        metric_gaps(tiny_model, inputs, batch_size=1), full_forward_gaps(tiny_model, inputs), atol=1e-4
+    )
     screening = screen_pairs(tiny_model, pairs, build, n_pairs=None, min_gap=-float("inf"), batch_size=1)
     assert [p.id for p in screening.pairs] == ["p0", "p1"] and screening.n_with_gap == screening.n_screened == 2

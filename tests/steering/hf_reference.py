@@ -11,13 +11,13 @@ from lens_bias.data.records import ContrastPair
 from lens_bias.prompts import continuation_batch
 
 
-def hf_last_token_mean_difference(hf: Any, tokenizer: Any, pairs: Sequence[ContrastPair],
-                                  layer: int) -> torch.Tensor:
+def hf_last_token_mean_difference(hf: Any, tokenizer: Any, pairs: Sequence[ContrastPair], layer: int) -> torch.Tensor:
     """``[d_model]``: mean over pairs of the output of HF decoder layer ``layer`` at the last token of
     ``prompt + positive`` minus that of ``prompt + negative``, one unpadded forward per side."""
     captured = {}
     handle = hf.model.layers[layer].register_forward_hook(
-        lambda module, inputs, output: captured.__setitem__("h", output[0] if isinstance(output, tuple) else output))
+        lambda module, inputs, output: captured.__setitem__("h", output[0] if isinstance(output, tuple) else output)
+    )
     diffs = []
     try:
         for pair in pairs:

@@ -5,9 +5,18 @@ from __future__ import annotations
 from lens_bias.data.records import ContrastPair
 from lens_bias.steering import ContrastActivations
 
-PAIRS = [ContrastPair(id=str(i), bias_type="gender", target=t, prompt=f"The {t} walked in and",
-                      positive=" she smiled.", negative=" he smiled.", source="test")
-         for i, t in enumerate(["nurse", "engineer", "secretary", "pilot", "teacher", "driver"])]
+PAIRS = [
+    ContrastPair(
+        id=str(i),
+        bias_type="gender",
+        target=t,
+        prompt=f"The {t} walked in and",
+        positive=" she smiled.",
+        negative=" he smiled.",
+        source="test",
+    )
+    for i, t in enumerate(["nurse", "engineer", "secretary", "pilot", "teacher", "driver"])
+]
 
 
 def acts(pos, neg, layers=(0,)) -> ContrastActivations:

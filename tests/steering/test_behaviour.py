@@ -28,9 +28,12 @@ def gender(smollm):
     measured on the embedded model, it moves held-out pronoun preferences monotonically (the StereoSet
     last-token vector does not: it is ~1% of the residual norm and large multipliers only break text)."""
     split = contrast_split("gender-prompts", n_train=48, n_test=32, seed=0)
-    vector = build_vector("gender-prompts", contrast_activations(smollm, split.train, [LAYER], batch_size=48,
-                                                                 readout="mean_from_difference"),
-                          model=smollm, items=split.train)
+    vector = build_vector(
+        "gender-prompts",
+        contrast_activations(smollm, split.train, [LAYER], batch_size=48, readout="mean_from_difference"),
+        model=smollm,
+        items=split.train,
+    )
     return split, vector
 
 
@@ -51,15 +54,24 @@ def test_stereoset_vector_at_the_chosen_layer_moves_held_out_preference_monotoni
     """The study's path for a StereoSet bias type: mean-difference vector read from the first differing
     token, layer chosen by held-out separability, sign fixed on training pairs, held-out pairs scored."""
     split = contrast_split("gender", n_train=100, n_test=40, seed=0)
-    fitted = fit_vector(smollm, split, STUDY_LAYERS, readout="mean_from_difference", batch_size=32,
-                        orient_by=preference_measure(smollm, split.train[:32], batch_size=40), orient_multiplier=4.0,
-                        orient_start=None)
+    fitted = fit_vector(
+        smollm,
+        split,
+        STUDY_LAYERS,
+        readout="mean_from_difference",
+        batch_size=32,
+        orient_by=preference_measure(smollm, split.train[:32], batch_size=40),
+        orient_multiplier=4.0,
+        orient_start=None,
+    )
     vector, layer = fitted.vector, fitted.layer
 
     def preference(steer, pairs):
         return float(score_pairs(smollm, pairs, interventions=steer, batch_size=40).preference().mean())
 
-    values = [preference([AddVector(vector, m, [layer], start=None)] if m else [], split.test) for m in (-4, -2, 0, 2, 4)]
+    values = [
+        preference([AddVector(vector, m, [layer], start=None)] if m else [], split.test) for m in (-4, -2, 0, 2, 4)
+    ]
     assert all(a < b for a, b in itertools.pairwise(values)), (layer, values)
     assert values[4] - values[0] > 0.05, values  # a real effect, not rounding noise (nats per token)
 
@@ -70,9 +82,20 @@ def test_refusal_vector_raises_refusal_propensity_monotonically(smollm):
     vector = build_vector("refusal", contrast_activations(smollm, split.train, [14], template=template, batch_size=32))
     _, held_out = split_by_target(refusal_requests(), 0.3, 0)
     harmful = [r.text for r in held_out if r.harmful][:8]
-    values = [float(refusal_propensity(smollm, template, harmful, refusal_openers(), compliance_openers(),
-                                       interventions=[AddVector(vector, m)] if m else [], batch_size=48).mean())
-              for m in (-0.5, -0.25, 0.0, 0.25, 0.5)]
+    values = [
+        float(
+            refusal_propensity(
+                smollm,
+                template,
+                harmful,
+                refusal_openers(),
+                compliance_openers(),
+                interventions=[AddVector(vector, m)] if m else [],
+                batch_size=48,
+            ).mean()
+        )
+        for m in (-0.5, -0.25, 0.0, 0.25, 0.5)
+    ]
     assert all(a < b for a, b in itertools.pairwise(values)), values
 
 
@@ -112,7 +135,18 @@ def test_refusal_vector_makes_the_embedded_model_refuse_by_phrase(smollm):
     vector, layer = fitted.vector, fitted.layer
     _, held_out = split_by_target(refusal_requests(), 0.3, 0)
     harmful = [r.text for r in held_out if r.harmful][:16]
-    rates = [sum(is_refusal(g.text) for g in generate(smollm, template, harmful, max_new_tokens=20, batch_size=16,
-                                                       interventions=[AddVector(vector, m, [layer])] if m else []))
-             for m in (0.0, 0.5)]
+    rates = [
+        sum(
+            is_refusal(g.text)
+            for g in generate(
+                smollm,
+                template,
+                harmful,
+                max_new_tokens=20,
+                batch_size=16,
+                interventions=[AddVector(vector, m, [layer])] if m else [],
+            )
+        )
+        for m in (0.0, 0.5)
+    ]
     assert rates[1] >= rates[0] + 3, (layer, rates)

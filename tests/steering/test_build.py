@@ -16,8 +16,7 @@ def test_mean_difference_is_the_mean_of_paired_differences(tiny_model):
     vector = build_vector("g", acts, model=tiny_model, items=PAIRS, dataset="test")
     assert torch.allclose(vector.directions, (acts.positive - acts.negative).mean(0), atol=1e-6)
     assert vector.provenance["model"]["kind"] == "hf-folder" and vector.provenance["data_fingerprint"]
-    assert torch.allclose(vector.residual_norms,
-                          torch.cat([acts.positive, acts.negative]).norm(dim=-1).mean(0))
+    assert torch.allclose(vector.residual_norms, torch.cat([acts.positive, acts.negative]).norm(dim=-1).mean(0))
 
 
 def test_first_pc_is_centred_and_signed():
@@ -46,9 +45,11 @@ def test_svd_subspace_and_edit_rules():
     assert basis.shape[0] == 1 and basis[0, 0] > 0.99
     x = torch.randn(2, 3, 8)
     context = ForwardContext(None)  # the edit reads no positions
-    tiny = type("M", (), {"cfg": type("C", (), {"n_layers": 1, "device": "cpu", "dtype": torch.float32, "model_name": "m"})()})()
-    (_, boost), = SubspaceEdit(subspace, "boost").hooks(tiny, context)
-    (_, remove), = SubspaceEdit(subspace, "remove").hooks(tiny, context)
+    tiny = type(
+        "M", (), {"cfg": type("C", (), {"n_layers": 1, "device": "cpu", "dtype": torch.float32, "model_name": "m"})()}
+    )()
+    ((_, boost),) = SubspaceEdit(subspace, "boost").hooks(tiny, context)
+    ((_, remove),) = SubspaceEdit(subspace, "remove").hooks(tiny, context)
     c = x @ basis[0]
     assert torch.allclose(boost(x, None), x + torch.tanh(c)[..., None] * basis[0], atol=1e-6)
     assert torch.allclose(remove(x, None), x - torch.relu(c)[..., None] * basis[0], atol=1e-6)

@@ -23,12 +23,24 @@ def test_batched_extraction_equals_one_at_a_time(tiny_gqa_model):
 
 
 def test_ab_contrast_reads_the_answer_letter(tiny_model):
-    items = [ABItem(id=str(i), bias_type="gender", target=t, question=f"Who is the {t}?",
-                    choices=("a woman", "a man"), positive_letter=l, source="test")
-             for i, (t, l) in enumerate([("nurse", "A"), ("pilot", "B")])]
+    items = [
+        ABItem(
+            id=str(i),
+            bias_type="gender",
+            target=t,
+            question=f"Who is the {t}?",
+            choices=("a woman", "a man"),
+            positive_letter=l,
+            source="test",
+        )
+        for i, (t, l) in enumerate([("nurse", "A"), ("pilot", "B")])
+    ]
     acts = contrast_activations(tiny_model, items, [3], template=TEMPLATE)
     _, cache = tiny_model.run_with_cache(
-        chat_batch(tiny_model.tokenizer, TEMPLATE, ["Who is the nurse?\n\nChoices:\n(A) a woman\n(B) a man"], "(A").tokens)
+        chat_batch(
+            tiny_model.tokenizer, TEMPLATE, ["Who is the nurse?\n\nChoices:\n(A) a woman\n(B) a man"], "(A"
+        ).tokens
+    )
     assert torch.allclose(acts.positive[0, 0], cache["blocks.3.hook_resid_post"][0, -1], atol=1e-5)
     with pytest.raises(ValueError, match="chat template"):
         contrast_activations(tiny_model, items, [3])

@@ -40,8 +40,9 @@ def test_orientation_by_measure_is_orient_at_the_best_layer(tiny_model, gender):
     fitted = fit_vector(tiny_model, gender, LAYERS, orient_by=measure, orient_multiplier=4.0, orient_start=None)
     assert fitted.orientation == record and record["layer"] == plain.layer
     assert torch.equal(fitted.vector.directions, by_hand.directions)
-    opposite = fit_vector(tiny_model, gender, LAYERS, orient_by=lambda steer: -measure(steer), orient_multiplier=4.0,
-                          orient_start=None)
+    opposite = fit_vector(
+        tiny_model, gender, LAYERS, orient_by=lambda steer: -measure(steer), orient_multiplier=4.0, orient_start=None
+    )
     assert opposite.orientation["flipped"] != fitted.orientation["flipped"]
     assert torch.allclose(opposite.vector.directions, -fitted.vector.directions)
 
