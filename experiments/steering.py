@@ -190,11 +190,7 @@ def bias_study(
     fluency = sweep(vector, [layer], multipliers, neutral, start=None, progress=f"{name}: fluency")
     coords, is_positive = pca_2d(fitted.test, layer)
     return vector, {
-        "data": split.describe(),
-        "best_layer": layer,
-        "separability": fitted.separability,
-        "effect_size": fitted.effect_size,
-        "orientation": fitted.orientation,
+        **fitted.summary(),
         "residual_norms": dict(zip(vector.layers, vector.residual_norms.tolist())),
         "vector_norms": dict(zip(vector.layers, vector.norms().tolist())),
         "likelihood_grid": grid,
@@ -268,11 +264,7 @@ def refusal_study(
         )
     fluency = sweep(vector, [layer], multipliers, neutral, start=None, progress="refusal: fluency")
     return vector, {
-        "data": split.describe(),
-        "best_layer": layer,
-        "separability": fitted.separability,
-        "effect_size": fitted.effect_size,
-        "orientation": fitted.orientation,
+        **fitted.summary(),
         "sweep": rows,
         "fluency": fluency,
         "change_lowest_to_highest_multiplier": change,

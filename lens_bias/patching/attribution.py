@@ -81,17 +81,14 @@ def attribution_patch(
         base_metric = base_metric.detach()
         raw = effects + base_metric.reshape(-1, *[1] * (effects.ndim - 1))
     n_heads = effects.shape[-1] if spec.unit != "pos" else 1
-    clean_metric, corrupted_metric = (
-        (source_metric, base_metric) if direction == "denoising" else (base_metric, source_metric)
-    )
     return finish(
         raw,
         spec_name=target,
         direction=direction,
         method="attribution",
         layers=layers,
-        clean_metric=clean_metric,
-        corrupted_metric=corrupted_metric,
+        source_metric=source_metric,
+        base_metric=base_metric,
         valid=valid_positions(spec.unit, base.lengths, base.tokens.shape[1], n_heads),
         normalize=normalize,
         min_gap=min_gap,

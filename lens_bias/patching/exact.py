@@ -199,17 +199,14 @@ def patch(
                 raw[:, j, c] = value
     if spec.unit == "head_pos":
         raw = raw.reshape(n_pairs, len(layers), width, n_heads)
-    clean_metric, corrupted_metric = (
-        (source_metric, base_metric) if direction == "denoising" else (base_metric, source_metric)
-    )
     return finish(
         raw,
         spec_name=target,
         direction=direction,
         method="exact",
         layers=layers,
-        clean_metric=clean_metric,
-        corrupted_metric=corrupted_metric,
+        source_metric=source_metric,
+        base_metric=base_metric,
         valid=valid_positions(spec.unit, base.lengths, width, n_heads),
         normalize=normalize,
         min_gap=min_gap,

@@ -100,8 +100,8 @@ def finish(
     direction: Direction,
     method: Literal["exact", "attribution"],
     layers: list[int],
-    clean_metric: Tensor,
-    corrupted_metric: Tensor,
+    source_metric: Tensor,
+    base_metric: Tensor,
     valid: Tensor | None,
     normalize: bool,
     min_gap: float,
@@ -110,8 +110,13 @@ def finish(
     corrupted: PromptBatch,
     config: dict[str, Any],
 ) -> PatchResult:
-    """Mask padding, normalise, flag degenerate pairs, and wrap everything in a PatchResult."""
+    """Mask padding, normalise, flag degenerate pairs, and wrap everything in a PatchResult. ``source_metric`` /
+    ``base_metric``: ``[n_pairs]`` metric of the unpatched source and base runs (clean and corrupted when
+    denoising, the other way round when noising)."""
     spec = TARGETS[spec_name]
+    clean_metric, corrupted_metric = (
+        (source_metric, base_metric) if direction == "denoising" else (base_metric, source_metric)
+    )
     raw = raw.float().cpu()
     if valid is not None:
         raw = raw.masked_fill(~valid[:, None], math.nan)

@@ -52,6 +52,17 @@ class FittedVector:
     layer: int | None = None
     orientation: dict[str, Any] | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """What a result records of the fit: the split's description, the best layer, the per-layer held-out
+        separability and effect size, and the orientation record."""
+        return {
+            "data": self.split.describe(),
+            "best_layer": self.layer,
+            "separability": self.separability,
+            "effect_size": self.effect_size,
+            "orientation": self.orientation,
+        }
+
     def measured(self) -> "FittedVector":
         """The held-out separability, effect size and best layer of :attr:`vector` (unchanged without ``test``)."""
         if self.test is None:

@@ -10,14 +10,6 @@ from lens_bias.errors import InputError
 from lens_bias.provenance import Result
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    def load_model(*args, **kwargs):
-        raise AssertionError("a model was loaded before the config was checked")
-
-    monkeypatch.setattr(bench_patching, "load_model", load_model)
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [

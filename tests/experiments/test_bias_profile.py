@@ -8,10 +8,6 @@ from experiments import bias_profile, cli
 from lens_bias.errors import InputError
 
 
-def _no_model(*args, **kwargs):
-    raise AssertionError("the model was loaded before the config was checked")
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -23,8 +19,7 @@ def _no_model(*args, **kwargs):
         (["--test-fraction", "-0.2"], r"--test-fraction must be in \(0, 1\)"),
     ],
 )
-def test_bad_config_is_refused_before_the_model_loads(argv, message, monkeypatch):
-    monkeypatch.setattr(bias_profile, "load_model", _no_model)
+def test_bad_config_is_refused_before_the_model_loads(argv, message, no_model):
     with pytest.raises(InputError, match=message):
         bias_profile.main(argv)
 

@@ -9,16 +9,6 @@ from experiments import cli, patching
 from lens_bias.errors import InputError
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    """Fail the test if a model is loaded: the checks must come first."""
-
-    def load_model(*args, **kwargs):
-        raise AssertionError("a model was loaded before the config was checked")
-
-    monkeypatch.setattr(patching, "load_model", load_model)
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [

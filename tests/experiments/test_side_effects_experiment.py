@@ -52,35 +52,10 @@ def test_intervention_files_are_checked_before_the_model_loads(tmp_path):
 
 
 @pytest.mark.slow
-def test_side_effects_experiment_takes_a_saved_steering_intervention(tiny_llama_dir, tiny_long_dir, tmp_path):
-    from experiments import steering
-
-    steering_out = tmp_path / "steering"
-    steering.main(
-        [
-            "--model",
-            str(tiny_llama_dir),
-            "--quick",
-            "--layers",
-            "1",
-            "2",
-            "--bias-types",
-            "gender",
-            "--n-pairs",
-            "8",
-            "--n-test",
-            "6",
-            "--n-neutral",
-            "4",
-            "--n-generations",
-            "2",
-            "--max-new-tokens",
-            "4",
-            "--no-png",
-            "--out",
-            str(steering_out),
-        ]
-    )
+def test_side_effects_experiment_takes_a_saved_steering_intervention(
+    steering_run, tiny_llama_dir, tiny_long_dir, tmp_path
+):
+    steering_out, _ = steering_run
     gender = str(steering_out / "interventions" / "gender.json")
     with pytest.raises(ValueError, match="more than the model's context"):  # BBQ contexts exceed 256 tiny tokens
         side_effects_experiment.main(

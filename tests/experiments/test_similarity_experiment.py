@@ -8,10 +8,6 @@ from experiments import cli, similarity
 from lens_bias.errors import InputError
 
 
-def _no_model(*args, **kwargs):
-    raise AssertionError("the model was loaded before the config was checked")
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -24,8 +20,7 @@ def _no_model(*args, **kwargs):
         (["--layers"], "--layers needs at least one layer"),
     ],
 )
-def test_bad_config_is_refused_before_the_model_loads(argv, message, monkeypatch):
-    monkeypatch.setattr(similarity, "load_model", _no_model)
+def test_bad_config_is_refused_before_the_model_loads(argv, message, no_model):
     with pytest.raises(InputError, match=message):
         similarity.main(argv)
 

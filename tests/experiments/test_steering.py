@@ -16,33 +16,6 @@ from lens_bias.interventions import AddVector, load_intervention
 
 UNUSED_MODEL = "no-such-model"  # loading it would fail differently: the config errors come first
 
-STEERING_ARGS = [
-    "--quick",
-    "--layers",
-    "1",
-    "2",
-    "--bias-types",
-    "gender",
-    "--n-pairs",
-    "8",
-    "--n-test",
-    "6",
-    "--n-neutral",
-    "4",
-    "--n-generations",
-    "2",
-    "--max-new-tokens",
-    "4",
-    "--no-png",
-]
-
-
-@pytest.fixture(scope="module")
-def steering_run(tiny_llama_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("steering")
-    result = steering.main(["--model", str(tiny_llama_dir), *STEERING_ARGS, "--out", str(out)])
-    return out, result
-
 
 def test_quick_defaults_and_explicit_values():
     config, _ = cli.parse(steering.Config, ["--quick", "--layers", "1", "2"], quick=steering.QUICK)

@@ -31,6 +31,8 @@ def test_fit_vector_equals_the_steps_by_hand(tiny_model, gender):
     assert (fitted.separability, fitted.effect_size) == (auc, effect)
     assert fitted.layer == best_layer(auc, tie_break=effect) and fitted.orientation is None
     assert fitted.split is gender
+    assert fitted.summary() == {"data": gender.describe(), "best_layer": fitted.layer, "separability": auc,
+                                "effect_size": effect, "orientation": None}  # fmt: skip
 
 
 def test_orientation_by_measure_is_orient_at_the_best_layer(tiny_model, gender):
