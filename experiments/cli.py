@@ -10,6 +10,11 @@ its base class gave that field). Every parser
 also has ``--quick`` (the experiment's smoke-run defaults; values given explicitly still win) and
 ``--replot RESULT.json`` (redraw from a saved result, no model run). The config is what the result records.
 
+Output folders: a run holds ``{--out}/.lens_bias.lock`` (pid, host, start time) while it works; a second run
+on the same folder is refused with an ``error:`` line naming the holder (wait for it, or pass another
+``--out``); a lock left by a run that died (its pid no longer runs on this host) is taken over with a
+warning. ``--replot`` takes no lock.
+
 Error policy: bad input (:class:`lens_bias.errors.InputError` and its subclasses, or a file that does not
 exist) ends in one ``error: ...`` line on stderr and exit status 2; argparse's own usage errors exit 2 too.
 Any other exception is a bug and keeps its traceback. ``LENS_BIAS_DEBUG=1`` shows the traceback of input
@@ -20,11 +25,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
+import json
 import os
+import socket
 import sys
+import tempfile
 import types
 import typing
-from collections.abc import Callable
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -163,10 +175,107 @@ def main(
     saved result and ``report(result, path, config)`` from it (print the summary, draw the figures), so a
     run and a replot print and draw the same. Returns the loaded result."""
     parsed, replot = parse(config, argv, description=description, quick=quick)
-    path = replot if replot is not None else run(parsed)
-    result = load_result(path, result_name)
-    report(result, path, parsed)
+    with output_lock(parsed.out) if replot is None else nullcontext():
+        path = replot if replot is not None else run(parsed)
+        result = load_result(path, result_name)
+        report(result, path, parsed)
     return result
+
+
+#: The lock file a run holds in its output folder (see the module docstring).
+LOCK_NAME = ".lens_bias.lock"
+
+
+@contextmanager
+def output_lock(out: str | Path) -> Iterator[Path]:
+    """Hold ``{out}/.lens_bias.lock`` for the block (creating ``out``); refuse a folder another live run holds
+    (:class:`InputError`), take over the lock of a run that died on this host (one-line warning). The lock
+    file appears complete or not at all (written aside, then hard-linked into place, which fails if it exists)."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_NAME
+    mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": _now()})
+    for attempt in range(2):
+        if _create_lock(lock, mine):
+            break
+        text, holder = _read_lock(lock)
+        if holder is None:
+            continue  # released meanwhile: try again
+        pid, host, started = holder.get("pid"), holder.get("host"), holder.get("started")
+        if attempt == 0 and host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
+            warnings.warn(
+                f"--out {folder}: stale lock of pid {pid} (started {started}), which no longer runs; taking it over.",
+                stacklevel=3,
+            )
+            _remove_lock(lock, text)
+            continue
+        raise InputError(
+            f"--out {folder} is in use by another run (pid {pid} on host {host}, started {started}): wait for it "
+            f"to finish, or pass another --out. If no such run exists, delete {lock}."
+        )
+    else:
+        raise InputError(f"--out {folder}: could not take the lock {lock}; try again, or delete it if no run uses it.")
+    try:
+        yield lock
+    finally:
+        _remove_lock(lock, mine)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _create_lock(lock: Path, text: str) -> bool:
+    """Create ``lock`` holding ``text`` unless it exists; True if created."""
+    fd, aside = tempfile.mkstemp(prefix=f"{lock.name}.", suffix=".tmp", dir=lock.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.link(aside, lock)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(aside)
+
+
+def _read_lock(lock: Path) -> tuple[str, dict[str, Any] | None]:
+    """``(text, holder)`` of a lock file; holder None when it vanished; ``{}`` when it is not a lock's JSON."""
+    try:
+        text = lock.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return "", None
+    try:
+        holder = json.loads(text)
+    except ValueError:
+        return text, {}
+    return text, holder if isinstance(holder, dict) else {}
+
+
+def _remove_lock(lock: Path, text: str) -> None:
+    """Remove ``lock`` if it still holds ``text`` (moved aside first, so another run's new lock is never removed)."""
+    aside = lock.with_name(f"{lock.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        os.replace(lock, aside)
+    except FileNotFoundError:
+        return
+    if aside.read_text(encoding="utf-8") != text:  # not the lock we meant: put it back
+        with suppress(FileExistsError):
+            os.link(aside, lock)
+    aside.unlink()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (unknown, e.g. on Windows: assumed alive)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
 
 
 def load_result(path: str | Path, name: str) -> Result:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from experiments import cli
 from lens_bias.errors import InputError
-from lens_bias.interventions import load_intervention
+from lens_bias.interventions import check_interventions, load_intervention
 from lens_bias.models import load_model, model_record
 from lens_bias.plotting import save_figure, side_effect_table
 from lens_bias.provenance import Result, collect_provenance, set_seed
@@ -67,6 +67,7 @@ def run(config: Config) -> Path:
     check_applicable(list(loaded.values()))  # fail before loading the model
     items = config.side_effect_config()
     model = load_model(config.model, device=config.device)
+    check_interventions(model, list(loaded.values()))  # before the baseline
     baseline = capability_scores(model, (), items, progress=True)
     reports = {}
     for name, intervention in loaded.items():

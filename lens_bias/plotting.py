@@ -28,8 +28,10 @@ import numpy as np
 import plotly.graph_objects as go
 from choreographer.browsers.chromium import Chromium
 from plotly.colors import DEFAULT_PLOTLY_COLORS, unlabel_rgb
+from plotly.offline import get_plotlyjs
 
 from lens_bias.errors import InputError
+from lens_bias.files import atomic_path, write_text_atomic
 from lens_bias.stats import Estimate
 
 INSTALL_HINT = (
@@ -61,13 +63,18 @@ def save_figure(fig: go.Figure, path_stem: str | Path, *, png: bool = True) -> l
 
     Returns the figure files written (HTML first, then PNG if written; not ``plotly.min.js``).
     Without a browser, the PNG is skipped and a ``UserWarning`` naming the install command is
-    issued once per process. Errors of an available browser during export are raised.
+    issued once per process. Errors of an available browser during export are raised. Every file is
+    written atomically (:func:`lens_bias.files.atomic_path`): an interrupt leaves the previous file or none.
     """
     global _warned_no_browser
     stem = _split_stem(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    bundle = stem.parent / "plotly.min.js"
+    if not bundle.is_file():  # plotly writes it only when missing, and not atomically: write it here first
+        write_text_atomic(bundle, get_plotlyjs())
     html = Path(f"{stem}.html")
-    fig.write_html(html, include_plotlyjs="directory", full_html=True)
+    with atomic_path(html) as tmp:
+        fig.write_html(tmp, include_plotlyjs="directory", full_html=True)
     written = [html]
     if png:
         if find_browser() is None:
@@ -78,7 +85,8 @@ def save_figure(fig: go.Figure, path_stem: str | Path, *, png: bool = True) -> l
                 _warned_no_browser = True
         else:
             png_path = Path(f"{stem}.png")
-            fig.write_image(png_path, format="png")
+            with atomic_path(png_path) as tmp:
+                fig.write_image(tmp, format="png")
             written.append(png_path)
     return written
 

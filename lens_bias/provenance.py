@@ -1,10 +1,12 @@
 """Provenance and saved results.
 
 * ``collect_provenance`` records what produced a result: package versions, git state of the
-  lens_bias checkout, interpreter and platform, torch threads, UTC time, the model record, data
-  fingerprints and the seed.
+  lens_bias checkout, interpreter and platform, torch threads and build (CPU or CUDA) and the device,
+  UTC time, the model record, data fingerprints and the seed.
 * ``Result`` is what every experiment saves: ``{stem}.json`` (name, values, config, provenance, and
-  the names/shapes/dtypes of the tensors) plus ``{stem}.safetensors`` when there are tensors.
+  the names/shapes/dtypes of the tensors) plus ``{stem}.safetensors`` when there are tensors. Both are
+  written atomically, the tensors first and the JSON last, and carry one save id: an interrupted save
+  leaves the previous result (or none), and a JSON never loads with another save's tensors.
 * ``to_jsonable`` is the single conversion to strict JSON used for everything saved.
 
 JSON convention: output is strict JSON (``allow_nan=False``), so non-finite floats (NaN, +inf,
@@ -24,15 +26,18 @@ import os
 import platform
 import random
 import subprocess
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from lens_bias.errors import InputError
+from lens_bias.files import atomic_path
 
 RESULT_FORMAT = "lens_bias.Result/1"
 """Tag written into every saved Result JSON (bump when the layout changes)."""
@@ -100,8 +105,10 @@ def collect_provenance(
     Returns:
         Dict with keys ``lens_bias_version``, ``git`` (see ``git_state``; None outside a git
         checkout), ``packages`` (name -> version or None), ``python``, ``platform``,
-        ``torch_threads``, ``timestamp_utc`` (ISO 8601, seconds), ``model``, ``data``, ``seed``.
+        ``torch_threads``, ``torch_build`` (see :func:`torch_build`), ``timestamp_utc`` (ISO 8601,
+        seconds), ``model``, ``data``, ``seed``.
     """
+    device = model_record.get("device") if model_record is not None else None
     return {
         "lens_bias_version": package_version("lens_bias") or "0+unknown",
         "git": git_state(Path(__file__).resolve().parent),
@@ -109,10 +116,25 @@ def collect_provenance(
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch_threads": torch.get_num_threads(),
+        "torch_build": torch_build(device),
         "timestamp_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": model_record,
         "data": dict(data) if data is not None else {},
         "seed": seed,
+    }
+
+
+def torch_build(device: str | None) -> dict[str, Any]:
+    """Which torch build ran, on what: ``version`` (``torch.__version__``, e.g. ``"2.13.0+cpu"`` or
+    ``"2.13.0+cu130"``: the distribution version in ``packages`` lacks the ``+cu130`` of PyPI's CUDA wheel),
+    ``cuda`` (the CUDA version torch was built with; None for a CPU build), ``device`` (as given, e.g. the
+    model record's ``"cuda"``; None when unknown) and ``gpu`` (the GPU's name on a CUDA device, else None)."""
+    on_gpu = device is not None and str(device).startswith("cuda")
+    return {
+        "version": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": device,
+        "gpu": torch.cuda.get_device_name(device) if on_gpu else None,
     }
 
 
@@ -218,10 +240,17 @@ class Result:
                 k: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for k, t in prepared.items()
             },
         }
-        json_path = Path(f"{stem}.json")
-        json_path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+        json_path, tensors_path = Path(f"{stem}.json"), Path(f"{stem}.safetensors")
         if prepared:
-            save_file(prepared, f"{stem}.safetensors", metadata={"format": RESULT_FORMAT})
+            document["save_id"] = uuid.uuid4().hex
+        text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+        # both files are written to temporary files first; the tensors replace theirs, then the JSON
+        # (on leaving the outer block): an interrupt leaves the previous pair, a JSON implies its tensors
+        with atomic_path(json_path) as json_tmp:
+            json_tmp.write_text(text, encoding="utf-8")
+            if prepared:
+                with atomic_path(tensors_path) as tensors_tmp:
+                    save_file(prepared, tensors_tmp, metadata={"format": RESULT_FORMAT, "save_id": document["save_id"]})
         return json_path
 
     @classmethod
@@ -229,10 +258,18 @@ class Result:
         """Read a Result saved by ``save``, given the JSON path or the stem. Tensors are loaded
         (on CPU) from ``{stem}.safetensors`` when the JSON lists any."""
         stem = _stem(path)
-        document = json.loads(Path(f"{stem}.json").read_text())
+        document = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
         if document.get("format") != RESULT_FORMAT:
             raise InputError(f"{stem}.json is not a {RESULT_FORMAT} file (format={document.get('format')!r})")
         tensors = load_file(f"{stem}.safetensors") if document["tensors"] else {}
+        if tensors and "save_id" in document:
+            with safe_open(f"{stem}.safetensors", "pt") as handle:
+                save_id = (handle.metadata() or {}).get("save_id")
+            if save_id != document["save_id"]:
+                raise InputError(
+                    f"{stem}.safetensors was not written with {stem}.json (another save's tensors): "
+                    "run the experiment again to write both."
+                )
         missing = set(document["tensors"]) - set(tensors)
         if missing:
             raise InputError(f"{stem}.safetensors lacks tensors listed in the JSON: {missing}")

@@ -3,6 +3,8 @@
 * :func:`continuation_logprobs`: log P(continuation | prompt), summed and per-token mean (nats). Works on
   any model, small ones included; the sum itself is :func:`span_logprob_sum` (shared with the
   patching metric :class:`lens_bias.patching.ContinuationLogProb`).
+* :func:`token_logprobs`: every token's log-probability in each text (for scores over chosen tokens,
+  e.g. CrowS-Pairs' shared tokens).
 * :func:`score_pairs`: both sides of :class:`ContrastPair`s; the preference for the positive side.
 * :func:`ab_choice`: P("A") and P("B") as the next token after ``(`` in the contrastive-activation-
   addition A/B format, P(positive option), and the model's position bias.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
@@ -104,6 +107,43 @@ def continuation_logprobs(
     A prompt of ``""`` scores the whole continuation as a sentence."""
     batch = continuation_batch(model.tokenizer, prompts, continuations)
     return batch_logprobs(model, batch, interventions=interventions, batch_size=batch_size, progress=progress)
+
+
+@dataclass
+class TokenLogProbs:
+    """Per-token log-probabilities of texts read from the document-start token (natural log).
+
+    ``tokens[i]``: ``[len_i]`` token ids of text i (the document-start token not included; each text its own
+    length, hence the unchecked ``_len``);
+    ``logprobs[i]``: ``[len_i]`` log P(token t | document start + tokens before t) for each of them."""
+
+    tokens: list[Int[Tensor, " _len"]]
+    logprobs: list[Float[Tensor, " _len"]]
+
+
+def token_logprobs(
+    model: AnyModel,
+    texts: Sequence[str],
+    *,
+    interventions: Sequence[Intervention] = (),
+    batch_size: int = 16,
+    progress: bool | str = False,
+) -> TokenLogProbs:
+    """Every token's log-probability in each text, each given the document start and the tokens before it.
+
+    The batch is :func:`continuation_logprobs`' with prompt ``""`` (same tokens, same positions for
+    interventions), so ``logprobs[i].sum()`` is its ``total`` for text i; only real positions are read."""
+    batch = continuation_batch(tokenizer_of(model), [""] * len(texts), texts)
+    tokens, logprobs = [], []
+    for chunk, logits in run_chunks(
+        model, batch, interventions=interventions, batch_size=batch_size, progress=progress
+    ):
+        ids = chunk.tokens.to(logits.device)
+        token_lp = logits[:, :-1].float().log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0].cpu()
+        for row, length in enumerate(chunk.lengths.tolist()):
+            tokens.append(chunk.tokens[row, 1:length].cpu())
+            logprobs.append(token_lp[row, : length - 1])
+    return TokenLogProbs(tokens=tokens, logprobs=logprobs)
 
 
 @dataclass
@@ -215,58 +255,94 @@ def answer_logprobs(
     return batch_logprobs(model, batch, interventions=interventions, batch_size=batch_size, progress=progress)
 
 
-def _expand_cache(cache, repeats: int) -> None:
-    """Repeat every row of a TransformerLens KV cache ``repeats`` times (row i -> rows i*r .. i*r+r-1)."""
+def _select_cache_rows(cache: Any, index: Int[Tensor, " rows"]) -> None:
+    """Make row j of a TransformerLens KV cache the old row ``index[j]`` (one prompt's cache serving
+    several continuations)."""
     for entry in cache.entries:
-        entry.past_keys = entry.past_keys.repeat_interleave(repeats, dim=0)
-        entry.past_values = entry.past_values.repeat_interleave(repeats, dim=0)
-    cache.previous_attention_mask = cache.previous_attention_mask.repeat_interleave(repeats, dim=0)
+        entry.past_keys = entry.past_keys[index]
+        entry.past_values = entry.past_values[index]
+    cache.previous_attention_mask = cache.previous_attention_mask[index]
+
+
+def _last_position_logits(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], cache: Any, mask: Tensor
+) -> Float[Tensor, "batch d_vocab"]:
+    """The logits of the last position only: the blocks run on every position (filling ``cache``), the
+    final norm and the unembedding (a fifth of a small model's compute when applied everywhere) on the
+    last."""
+    from transformer_lens.utilities import apply_softcap
+
+    residual = model(tokens, past_kv_cache=cache, attention_mask=mask, stop_at_layer=model.cfg.n_layers)[:, -1:]
+    if model.cfg.normalization_type is not None:
+        residual = model.ln_final(residual)
+    return apply_softcap(model.unembed(residual), model.cfg.output_logits_soft_cap)[:, -1]
 
 
 def shared_prompt_logprobs(
     model: AnyModel,
-    template: ChatTemplate,
+    template: ChatTemplate | None,
     users: Sequence[str],
-    answers: Sequence[str],
+    answers: Sequence[str] | Sequence[Sequence[str]],
     *,
     interventions: Sequence[Intervention] = (),
     batch_size: int = 16,
     progress: bool | str = False,
-) -> Float[Tensor, "n_users n_answers"]:
-    """``log P(answer_j | chat prompt of user_i)`` for every user x answer (summed over answer tokens).
+) -> LogProbs:
+    """``log P(answer_j | prompt_i)`` for every prompt i and each of its answers j, flattened row-major
+    (``[n_prompts * k]``: entry ``i * k + j``).
 
-    Each prompt runs once and its KV cache serves all answers, so scoring k short answers costs about
-    one prompt forward instead of k. Equal to :func:`answer_logprobs` on every pair (tested); the
+    ``answers`` is one list of k answers for every prompt, or one list of k answers per prompt. With a
+    ``template`` the prompt is the chat rendering of ``users[i]`` and the answer is read as the start of
+    the model's reply (as :func:`answer_logprobs`); with ``template=None`` the prompt is raw text after
+    the document-start token and the answer its continuation (as :func:`continuation_logprobs`).
+
+    Each prompt runs once and its KV cache serves all its answers, so scoring k short answers costs about
+    one prompt forward instead of k. Equal to the one-pair-per-row readouts on every pair (tested); the
     tokens are those of the full ``prompt + answer`` text, and a prompt whose tokens would change with
     the answer (a merge across the boundary) is an error. A model other than a HookedTransformer (a
-    TransformerBridge ignores TransformerLens's KV cache) is scored pair by pair with
-    :func:`answer_logprobs`."""
+    TransformerBridge ignores TransformerLens's KV cache) is scored pair by pair."""
     from tqdm.auto import tqdm
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
     if not users or not answers:
         raise InputError("Need at least one prompt and one answer.")
-    if not isinstance(model, HookedTransformer):
-        return answer_logprobs(
-            model,
-            template,
-            [u for u in users for _ in answers],
-            list(answers) * len(users),
-            interventions=interventions,
-            batch_size=batch_size,
-            progress=progress,
-        ).total.reshape(len(users), len(answers))
-    k = len(answers)
-    device = device_of(model)
+    per_prompt: list[list[str]] = (
+        [[str(a) for a in row] for row in answers]
+        if not isinstance(answers[0], str)
+        else [list(map(str, answers))] * len(users)
+    )
+    if len(per_prompt) != len(users):
+        raise InputError(f"{len(per_prompt)} answer lists for {len(users)} prompts: give one list per prompt.")
+    k = len(per_prompt[0])
+    if k == 0 or any(len(a) != k for a in per_prompt):
+        raise InputError("Every prompt needs the same number (>= 1) of answers.")
     tokenizer = tokenizer_of(model)
+
+    def pairs_batch(prompts: Sequence[str], replies: Sequence[str]) -> PromptBatch:
+        if template is None:
+            return continuation_batch(tokenizer, prompts, replies)
+        return chat_batch(tokenizer, template, prompts, replies)
+
+    flat_users = [u for u in users for _ in range(k)]
+    flat_answers = [a for answer_list in per_prompt for a in answer_list]
+    if not isinstance(model, HookedTransformer):
+        batch = pairs_batch(flat_users, flat_answers)
+        return batch_logprobs(model, batch, interventions=interventions, batch_size=batch_size, progress=progress)
+    device = device_of(model)
     pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
     per_chunk = max(1, batch_size // 2)
-    rows = []
-    chunks = [users[i : i + per_chunk] for i in range(0, len(users), per_chunk)]
-    for chunk in tqdm(
+    # Prompts of similar length share a forward (less left padding); results go back to the caller's order.
+    order = sorted(range(len(users)), key=lambda i: len(users[i]))
+    totals: list[Tensor] = [torch.zeros(())] * len(flat_users)
+    counts = [0] * len(flat_users)
+    chunks = range(0, len(users), per_chunk)
+    for first_user in tqdm(
         chunks, desc=progress if isinstance(progress, str) else "score", disable=not progress, leave=False
     ):
-        full = chat_batch(tokenizer, template, [u for u in chunk for _ in answers], list(answers) * len(chunk))
+        members = order[first_user : first_user + per_chunk]
+        chunk = [users[i] for i in members]
+        rows = [i * k + j for i in members for j in range(k)]
+        full = pairs_batch([flat_users[r] for r in rows], [flat_answers[r] for r in rows])
         starts, lasts = full.positions["continuation"], full.positions["last"]
         prompts = []
         for u in range(len(chunk)):
@@ -276,7 +352,7 @@ def shared_prompt_logprobs(
                 if starts[r] != len(prefix) or not torch.equal(full.tokens[r, : starts[r]], prefix):
                     raise InputError(
                         f"The prompt {chunk[u]!r} tokenizes differently before different answers "
-                        "(a token spans the boundary); score these pairs with answer_logprobs()."
+                        "(a token spans the boundary); score these pairs one per row."
                     )
             prompts.append(prefix)
         prompt_batch = PromptBatch(
@@ -288,32 +364,39 @@ def shared_prompt_logprobs(
         prompt_batch.positions["last"] = prompt_batch.lengths - 1
         tokens, mask, shifted = prompt_batch.left_padded(pad)
         continuations = [full.tokens[r, starts[r] : lasts[r] + 1] for r in range(len(full))]
-        cont_tokens = torch.nn.utils.rnn.pad_sequence(continuations, batch_first=True, padding_value=pad)
-        expanded = PromptBatch(
-            cont_tokens,
-            torch.tensor([len(c) for c in continuations]),
-            {name: index.repeat_interleave(k) for name, index in shifted.positions.items()},
-            full.texts,
-        )
+        # The prompt's last logits predict every continuation's first token; only the later tokens need a
+        # second forward, whose inputs stop before the last token (a one-token answer needs none).
+        longer = [r for r, continuation in enumerate(continuations) if len(continuation) > 1]
+        owner = torch.tensor([r // k for r in longer], dtype=torch.long)
         context = ForwardContext(shifted.to(device))
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, len(chunk))
         with applied(model, interventions, context), torch.inference_mode():
-            first_logits = model(tokens.to(device), past_kv_cache=cache, attention_mask=mask.to(device))[:, -1]
-            _expand_cache(cache, k)
-            context.batch, context.offset = expanded.to(device), tokens.shape[1]
-            logits = model(
-                cont_tokens.to(device), past_kv_cache=cache, attention_mask=torch.ones_like(cont_tokens, device=device)
-            )
-        first_lp = first_logits.float().log_softmax(-1).repeat_interleave(k, dim=0).cpu()
-        later_lp = logits.float().log_softmax(-1).cpu()
-        totals = []
+            first_lp = _last_position_logits(model, tokens.to(device), cache, mask.to(device)).float().log_softmax(-1)
+            if longer:
+                inputs = [continuations[r][:-1] for r in longer]
+                input_tokens = torch.nn.utils.rnn.pad_sequence(inputs, batch_first=True, padding_value=pad)
+                _select_cache_rows(cache, owner.to(device))
+                context.batch = PromptBatch(
+                    input_tokens,
+                    torch.tensor([len(i) for i in inputs]),
+                    {name: index[owner] for name, index in shifted.positions.items()},
+                    [full.texts[r] for r in longer],
+                ).to(device)
+                context.offset = tokens.shape[1]
+                ones = torch.ones_like(input_tokens, device=device)
+                later_lp = model(input_tokens.to(device), past_kv_cache=cache, attention_mask=ones).float()
+                later_lp = later_lp.log_softmax(-1).cpu()
+        first_lp = first_lp.cpu()
+        row_of = {r: j for j, r in enumerate(longer)}
         for r, continuation in enumerate(continuations):
-            total = first_lp[r, continuation[0]]
+            total = first_lp[r // k, continuation[0]]
             if len(continuation) > 1:
-                total = total + later_lp[r, torch.arange(len(continuation) - 1), continuation[1:]].sum()
-            totals.append(total)
-        rows.append(torch.stack(totals).view(len(chunk), k))
-    return torch.cat(rows)
+                steps = torch.arange(len(continuation) - 1)
+                total = total + later_lp[row_of[r], steps, continuation[1:]].sum()
+            totals[rows[r]] = total
+            counts[rows[r]] = len(continuation)
+    total, n_tokens = torch.stack(totals), torch.tensor(counts)
+    return LogProbs(total=total, mean=total / n_tokens, n_tokens=n_tokens)
 
 
 def refusal_propensity(
@@ -338,5 +421,6 @@ def refusal_propensity(
         batch_size=batch_size,
         progress=progress,
     )
+    by_prompt = scores.total.view(len(requests), len(refusal_openers) + len(compliance_openers))
     n_refusal = len(refusal_openers)
-    return scores[:, :n_refusal].logsumexp(1) - scores[:, n_refusal:].logsumexp(1)
+    return by_prompt[:, :n_refusal].logsumexp(1) - by_prompt[:, n_refusal:].logsumexp(1)

@@ -48,7 +48,7 @@ from lens_bias.data import (
 from lens_bias.data.neutral import neutral_texts
 from lens_bias.data.records import ContrastPair
 from lens_bias.errors import InputError
-from lens_bias.interventions import Intervention, describe_all
+from lens_bias.interventions import Intervention, check_interventions, describe_all
 from lens_bias.interventions import saved as saved_interventions
 from lens_bias.readouts import continuation_logprobs
 from lens_bias.stats import Estimate, bootstrap_mean, bootstrap_statistic
@@ -271,15 +271,15 @@ def compare(baseline: CapabilityScores, intervened: CapabilityScores, seed: int 
     return SideEffectReport(intervened.interventions, effects, details)
 
 
-def check_applicable(interventions: Sequence[Intervention]) -> None:
-    """Raise if an intervention cannot run on the side-effect readouts, which score raw text without a chat
-    template: a steering vector that starts at the instruction end has no such position there."""
+def check_applicable(interventions: Sequence[Intervention], readouts: str = "the side-effect readouts") -> None:
+    """Raise if an intervention cannot run on ``readouts`` that score raw text without a chat template: a
+    steering vector that starts at the instruction end has no such position there."""
     for intervention in interventions:
         start = intervention.describe().get("start")
         if start is not None:
             raise InputError(
-                f"{intervention.describe()['kind']} starts at position {start!r}, but the side-effect "
-                "readouts score raw text without a chat template: apply it at every position "
+                f"{intervention.describe()['kind']} starts at position {start!r}, but {readouts} "
+                "score raw text without a chat template: apply it at every position "
                 "(start=None), as the steering study's fluency check does."
             )
 
@@ -299,6 +299,7 @@ def side_effects(
     if not loaded:
         raise InputError("No interventions given: side effects compare an intervention with the baseline.")
     check_applicable(loaded)
+    check_interventions(model, loaded)  # before the baseline: a vector of another model fails here
     items = Items.draw(config)
     if baseline is None:
         baseline = capability_scores(model, (), config, items=items, progress=progress)

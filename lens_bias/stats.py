@@ -234,6 +234,63 @@ def bootstrap_mean(
     )
 
 
+def bootstrap_rows(
+    statistic: Callable[[np.ndarray], float],
+    clusters: Any,
+    *,
+    level: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> Estimate:
+    """Percentile bootstrap of a statistic of *rows*, resampling whole clusters of rows.
+
+    For statistics that are not a function of one flat sample: ``statistic(rows)`` takes an integer
+    array of row indices (with repeats) and returns a float, e.g. a macro average over target terms of
+    the rows it is given, or a score that compares two conditions of the same questions. ``clusters[i]``
+    is the resampling unit of row i (e.g. the question it asks; ``np.arange(n)`` for independent rows):
+    each replicate draws as many clusters as there are, with replacement, and takes all their rows, so
+    rows that share a cluster stay together and paired conditions stay paired.
+
+    ``value`` is the statistic on all rows; it must be finite (check for an undefined statistic before
+    calling). Replicates where it is not finite (a resample with no defined value) are left out of the
+    percentile interval, and a warning says how many. ``n`` is the number of clusters.
+    """
+    _check_level(level)
+    codes = np.unique(np.asarray(clusters), return_inverse=True)[1].reshape(-1)
+    if codes.size == 0:
+        raise InputError("clusters: no rows to resample")
+    order = np.argsort(codes, kind="stable")  # rows grouped by cluster
+    sizes = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    n_clusters = sizes.size
+    value = float(statistic(np.arange(codes.size)))
+    if not np.isfinite(value):
+        raise InputError(f"the statistic is not finite on the observed rows ({value})")
+    if n_clusters == 1:
+        return Estimate(value, value, value, 1, level)
+    rng = np.random.default_rng(seed)
+    replicates = np.empty(n_resamples)
+    for r in range(n_resamples):
+        drawn = rng.integers(0, n_clusters, n_clusters)
+        lengths = sizes[drawn]
+        # positions in `order` of every row of every drawn cluster, in one vectorised step
+        offsets = np.repeat(starts[drawn] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        replicates[r] = statistic(order[offsets])
+    finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0:
+        raise InputError("the statistic is undefined (NaN/inf) on every bootstrap resample")
+    if finite.size < replicates.size:
+        warnings.warn(
+            f"the statistic was undefined on {replicates.size - finite.size} of {replicates.size} bootstrap "
+            "resamples; the interval is the percentile interval of the others",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    alpha = 1.0 - level
+    low, high = (float(q) for q in np.quantile(finite, [alpha / 2, 1 - alpha / 2]))
+    return Estimate(value, low, high, n_clusters, level)
+
+
 def share(
     mask: Any,
     level: float = 0.95,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import warnings
 
 import pytest
 import torch
@@ -131,3 +132,162 @@ def test_check_layers(tiny_model):
         check_layers(tiny_model, 4)
     with pytest.raises(ValueError, match="No layers"):
         check_layers(tiny_model, [])
+
+
+@pytest.fixture
+def tiny_gguf(tmp_path, monkeypatch, tiny_llama_dir):
+    """``(gguf path, conversions)``: a stand-in GGUF file whose reading by transformers returns the tiny Llama
+    (so the converted-weights cache is exercised in a second, not the embedded model's 30 s);
+    ``conversions`` counts the GGUF reads, i.e. the cache (re)builds."""
+    import transformers
+
+    monkeypatch.setenv("LENS_BIAS_CACHE", str(tmp_path / "cache"))
+    conversions: list[str] = []
+
+    class FromTiny:
+        def __init__(self, real, counts):
+            self.real, self.counts = real, counts
+
+        def from_pretrained(self, source, *args, gguf_file=None, **kwargs):
+            if gguf_file is not None:
+                conversions.extend([gguf_file] if self.counts else [])
+                source = tiny_llama_dir
+            return self.real.from_pretrained(source, *args, **kwargs)
+
+    for name in ("AutoModelForCausalLM", "AutoTokenizer"):
+        monkeypatch.setattr(transformers, name, FromTiny(getattr(transformers, name), name == "AutoModelForCausalLM"))
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"stand-in for a GGUF file")
+    return gguf, conversions
+
+
+def _cache_entry(tmp_path):
+    (entry,) = (tmp_path / "cache" / "gguf").iterdir()
+    return entry
+
+
+def _no_temporary_files(folder):
+    return [p.name for p in folder.rglob("*") if p.name.endswith(".tmp")] == []
+
+
+def test_gguf_cache_is_written_once_with_a_manifest_and_reused(tiny_gguf, tmp_path):
+    gguf, conversions = tiny_gguf
+    first = load_model(str(gguf), device="cpu")
+    entry = _cache_entry(tmp_path)
+    assert conversions == ["tiny.gguf"] and (entry / "manifest.json").is_file() and _no_temporary_files(entry.parent)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        again = load_model(str(gguf), device="cpu")
+    assert conversions == ["tiny.gguf"]  # read from the cache
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in first.state_dict().items())
+    assert model_record(again).sha256 == model_record(first).sha256
+
+
+def _overwrite_region(path):
+    data = bytearray(path.read_bytes())
+    data[-4000:-3000] = bytes(1000)  # same size, a region of weights zeroed
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGE = {
+    "weights overwritten, same size": lambda entry: _overwrite_region(entry / "weights.safetensors"),
+    "weights truncated": lambda entry: _truncate(entry / "weights.safetensors"),
+    "weights missing": lambda entry: (entry / "weights.safetensors").unlink(),
+    "config truncated": lambda entry: _truncate(entry / "config.json"),
+    "tokenizer overwritten": lambda entry: (entry / "tokenizer" / "tokenizer.json").write_text("{}"),
+    "manifest missing": lambda entry: (entry / "manifest.json").unlink(),
+    "manifest malformed": lambda entry: (entry / "manifest.json").write_text("{not json"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_gguf_cache_is_detected_and_rebuilt(tiny_gguf, tmp_path, damage):
+    gguf, conversions = tiny_gguf
+    reference = load_model(str(gguf), device="cpu").state_dict()
+    DAMAGE[damage](_cache_entry(tmp_path))
+    with pytest.warns(UserWarning, match=r"cache .* rebuilding it from .*tiny\.gguf") as caught:
+        rebuilt = load_model(str(gguf), device="cpu")
+    (warning,) = [w for w in caught if issubclass(w.category, UserWarning)]
+    assert "\n" not in str(warning.message)
+    assert conversions == ["tiny.gguf", "tiny.gguf"]
+    assert all(torch.equal(v, rebuilt.state_dict()[k]) for k, v in reference.items())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        load_model(str(gguf), device="cpu")  # the rebuilt cache verifies
+    assert len(conversions) == 2 and _no_temporary_files(tmp_path / "cache")
+
+
+def test_an_interrupted_cache_write_leaves_no_usable_entry(tiny_gguf, tmp_path, monkeypatch):
+    import lens_bias.models
+
+    gguf, conversions = tiny_gguf
+    real_save = lens_bias.models.save_file
+
+    def save_half_then_interrupt(tensors, filename, *args, **kwargs):
+        real_save(dict(list(tensors.items())[:3]), filename)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lens_bias.models, "save_file", save_half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        load_model(str(gguf), device="cpu")
+    monkeypatch.setattr(lens_bias.models, "save_file", real_save)
+    assert _no_temporary_files(tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("weights.safetensors"))
+    with pytest.warns(UserWarning, match=r"incomplete \(no manifest.json"):
+        assert load_model(str(gguf), device="cpu").cfg.n_layers == 4 and len(conversions) == 2
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_model(tiny_gguf, tmp_path, monkeypatch):
+    import lens_bias.models
+
+    gguf, _ = tiny_gguf
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(lens_bias.models, "save_file", disk_full)
+    with pytest.warns(UserWarning, match="could not write the converted-weights cache.*No space left"):
+        model = load_model(str(gguf), device="cpu")
+    assert model.cfg.n_layers == 4 and _no_temporary_files(tmp_path / "cache")
+
+
+def _edit_config(folder, edit):
+    import json
+
+    config = json.loads((folder / "config.json").read_text())
+    edit(config)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+BROKEN_FOLDERS = {
+    "invalid JSON": (lambda f: (f / "config.json").write_text('{"model_type": "llama",'), r"not valid JSON .*line 1"),
+    "empty file": (lambda f: (f / "config.json").write_text(""), "not valid JSON"),
+    "not an object": (lambda f: (f / "config.json").write_text("[1, 2]"), "must hold a JSON object"),
+    "no model_type": (lambda f: _edit_config(f, lambda c: c.pop("model_type")), "lacks 'model_type'"),
+    "no hidden_size": (lambda f: _edit_config(f, lambda c: c.pop("hidden_size")), "lacks 'hidden_size'"),
+    "bad layer count": (
+        lambda f: _edit_config(f, lambda c: c.update(num_hidden_layers="4")),
+        "num_hidden_layers must be a positive integer, got '4'",
+    ),
+    "shape disagrees with the weights": (
+        lambda f: _edit_config(f, lambda c: c.update(hidden_size=32)),
+        "could not be loaded as a Hugging Face model folder",
+    ),
+    "no weights": (lambda f: (f / "model.safetensors").unlink(), "could not be loaded .*model.safetensors"),
+}
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_FOLDERS))
+def test_a_broken_model_folder_is_one_clear_error(tiny_llama_dir, tmp_path, broken):
+    import shutil
+
+    folder = shutil.copytree(tiny_llama_dir, tmp_path / "model")
+    damage, message = BROKEN_FOLDERS[broken]
+    damage(folder)
+    with pytest.raises(ModelLoadError, match=message) as error:
+        load_model(str(folder), device="cpu")
+    assert str(folder) in str(error.value)

@@ -136,3 +136,33 @@ def test_save_figures_writes_one_file_per_figure(tmp_path):
     figures = {"a": go.Figure(go.Scatter(x=[0, 1], y=[1, 0])), "b": go.Figure(go.Bar(x=["x"], y=[1]))}
     written = save_figures(figures, tmp_path / "out", png=False)
     assert sorted(p.name for p in written) == ["a.html", "b.html"] and all(p.is_file() for p in written)
+
+
+@pytest.mark.parametrize("writer", ["write_html", "write_image"])
+def test_an_interrupted_figure_write_leaves_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    import plotly.graph_objects as go
+
+    suffix = ".html" if writer == "write_html" else ".png"
+    target = tmp_path / f"fig{suffix}"
+    target.write_text("previous figure")
+    real = getattr(go.Figure, writer)
+
+    def interrupted(fig, path, *args, **kwargs):
+        Path(path).write_text("half a fig")
+        raise KeyboardInterrupt
+
+    def png_bytes(fig, path, *args, **kwargs):
+        Path(path).write_bytes(PNG_MAGIC)
+
+    monkeypatch.setattr(plotting, "find_browser", lambda: "/usr/bin/chromium")
+    monkeypatch.setattr(go.Figure, "write_image", png_bytes)
+    monkeypatch.setattr(go.Figure, writer, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        plotting.save_figure(_small_figure(), tmp_path / "fig")
+    assert target.read_text() == "previous figure"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.setattr(go.Figure, writer, real if writer == "write_html" else png_bytes)
+    assert plotting.save_figure(_small_figure(), tmp_path / "fig") == [tmp_path / "fig.html", tmp_path / "fig.png"]
+    assert (tmp_path / "fig.png").read_bytes() == PNG_MAGIC and "plotly" in (tmp_path / "fig.html").read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib.metadata
 import json
 import random
 import subprocess
@@ -38,13 +39,20 @@ def test_collect_provenance_keys() -> None:
         "python",
         "platform",
         "torch_threads",
+        "torch_build",
         "timestamp_utc",
         "model",
         "data",
         "seed",
     }
     assert prov["model"] == record and prov["data"] == {"set": "sha256:1"} and prov["seed"] == 7
-    assert prov["packages"]["torch"] == torch.__version__
+    assert prov["packages"]["torch"] == importlib.metadata.version("torch")  # "2.13.0" for PyPI's CUDA build
+    assert prov["torch_build"] == {
+        "version": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": None,
+        "gpu": None,
+    }
     assert prov["packages"]["numpy"] == np.__version__
     assert set(prov["packages"]) == {"torch", "transformer_lens", "transformers", "datasets", "numpy"}
     assert prov["torch_threads"] == torch.get_num_threads()
@@ -52,6 +60,19 @@ def test_collect_provenance_keys() -> None:
     assert prov["git"] is None or set(prov["git"]) == {"commit", "dirty"}
     json.dumps(to_jsonable(prov), allow_nan=False)
     assert collect_provenance(model_record=None)["data"] == {}
+
+
+@pytest.mark.parametrize("cuda", [None, "13.0"])
+def test_provenance_records_the_torch_build_and_device(monkeypatch: pytest.MonkeyPatch, cuda: str | None) -> None:
+    """The distribution version of PyPI's CUDA wheel is "2.13.0", its torch.__version__ "2.13.0+cu130": the build
+    (CPU or which CUDA) and the device are recorded apart from the package version, on either build."""
+    version = "2.13.0+cu130" if cuda else "2.13.0+cpu"
+    monkeypatch.setattr(torch, "__version__", version)
+    monkeypatch.setattr(torch.version, "cuda", cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"GPU of {device}")
+    device = "cuda:0" if cuda else "cpu"
+    build = collect_provenance(model_record={"name": "tiny", "device": device})["torch_build"]
+    assert build == {"version": version, "cuda": cuda, "device": device, "gpu": "GPU of cuda:0" if cuda else None}
 
 
 def test_git_state_in_a_fresh_repository(tmp_path: Path) -> None:
@@ -172,6 +193,58 @@ def test_result_without_tensors(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text('{"name": "x"}')
     with pytest.raises(ValueError, match=r"not a lens_bias.Result"):
         Result.load(tmp_path / "other")
+
+
+def _interrupt_midway(real_write):
+    """A writer that writes part of its file and then is interrupted (as by Ctrl-C)."""
+
+    def write(data, path, *args, **kwargs):
+        real_write(data, path, *args, **kwargs)
+        Path(path).write_bytes(Path(path).read_bytes()[:40])
+        raise KeyboardInterrupt
+
+    return write
+
+
+def _saved(tmp_path: Path, tag: float) -> Result:
+    return Result("r", {"tag": tag}, {}, {}, tensors={"x": torch.full((100,), tag)})
+
+
+@pytest.mark.parametrize("writer", ["tensors", "json"])
+def test_an_interrupted_save_leaves_the_previous_result_and_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    import lens_bias.provenance as provenance
+
+    _saved(tmp_path, 1.0).save(tmp_path / "r")
+    if writer == "tensors":
+        monkeypatch.setattr(provenance, "save_file", _interrupt_midway(provenance.save_file))
+    else:
+        real_write_text = Path.write_text
+        monkeypatch.setattr(
+            Path,
+            "write_text",
+            lambda self, text, **kw: _interrupt_midway(lambda t, p: real_write_text(Path(p), t, **kw))(text, self),
+        )
+    with pytest.raises(KeyboardInterrupt):
+        _saved(tmp_path, 2.0).save(tmp_path / "r")
+    monkeypatch.undo()
+    loaded = Result.load(tmp_path / "r")
+    assert loaded.values == {"tag": 1.0} and torch.equal(loaded.tensors["x"], torch.full((100,), 1.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.safetensors"]
+    with pytest.raises(KeyboardInterrupt), monkeypatch.context() as patch:
+        patch.setattr(provenance, "save_file", _interrupt_midway(provenance.save_file))
+        _saved(tmp_path, 3.0).save(tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.safetensors"]
+
+
+def test_tensors_of_another_save_are_refused(tmp_path: Path) -> None:
+    """A JSON and a safetensors file of two different saves (e.g. copied by hand) do not load as one result."""
+    _saved(tmp_path / "a", 1.0).save(tmp_path / "a" / "r")
+    _saved(tmp_path / "b", 2.0).save(tmp_path / "b" / "r")
+    (tmp_path / "a" / "r.safetensors").write_bytes((tmp_path / "b" / "r.safetensors").read_bytes())
+    with pytest.raises(ValueError, match=r"r.safetensors was not written with .*r.json"):
+        Result.load(tmp_path / "a" / "r")
 
 
 def test_set_seed_reproducible() -> None:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lens_bias.data.records import ABItem, ContrastPair
+from lens_bias.errors import InputError
 from lens_bias.prompts import ChatTemplate, continuation_batch, template_for
 from lens_bias.readouts import (
     ab_choice,
@@ -136,5 +137,43 @@ def test_shared_prompt_scores_equal_full_text_scores(request, fixture):
         shared = shared_prompt_logprobs(model, template, users, answers, interventions=steer, batch_size=4)
         full = answer_logprobs(
             model, template, [u for u in users for _ in answers], answers * len(users), interventions=steer
-        ).total.view(len(users), len(answers))
-        assert torch.allclose(shared, full, atol=1e-4), (shared - full).abs().max()
+        )
+        assert torch.allclose(shared.total, full.total, atol=1e-4), (shared.total - full.total).abs().max()
+        assert torch.equal(shared.n_tokens, full.n_tokens)
+
+
+def test_shared_prompt_raw_text_with_answers_per_prompt(tiny_model):
+    """template=None scores raw-text continuations, each prompt with its own answers, as
+    continuation_logprobs does pair by pair."""
+    from lens_bias.readouts import shared_prompt_logprobs
+
+    prompts = ["The nurse said that", "Question: who was late?\nAnswer:", "A"]
+    answers = [[" she was", " he was", " it"], [" The man", " The woman", " Unknown"], [" B", " C", " D"]]
+    shared = shared_prompt_logprobs(tiny_model, None, prompts, answers, batch_size=4)
+    full = continuation_logprobs(tiny_model, [p for p in prompts for _ in range(3)], [a for row in answers for a in row])
+    assert torch.allclose(shared.total, full.total, atol=1e-4)
+    assert torch.allclose(shared.mean, full.mean, atol=1e-4)
+    with pytest.raises(InputError, match="same number"):
+        shared_prompt_logprobs(tiny_model, None, prompts[:2], [[" a"], [" b", " c"]])
+
+
+def test_token_logprobs_by_hand_and_batched(tiny_model):
+    """Each token's log P given the start and the tokens before it, from one unpadded forward; batched
+    (right-padded, different lengths) equals one at a time, and the sum is continuation_logprobs' total."""
+    from lens_bias.prompts import document_start_id
+    from lens_bias.readouts import token_logprobs
+
+    texts = ["The nurse walked in and she smiled.", "Paris.", "People from Italy drive recklessly"]
+    batched = token_logprobs(tiny_model, texts, batch_size=3)
+    totals = continuation_logprobs(tiny_model, [""] * len(texts), texts).total
+    for i, text in enumerate(texts):
+        ids = tiny_model.tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert batched.tokens[i].tolist() == ids
+        full = torch.tensor([document_start_id(tiny_model.tokenizer), *ids])
+        with torch.inference_mode():
+            logprobs = tiny_model(full[None])[0].log_softmax(-1)
+        manual = torch.stack([logprobs[p - 1, full[p]] for p in range(1, len(full))])
+        assert torch.allclose(batched.logprobs[i], manual, atol=1e-5)
+        assert batched.logprobs[i].sum().item() == pytest.approx(totals[i].item(), abs=1e-4)
+        single = token_logprobs(tiny_model, [text])
+        assert torch.allclose(single.logprobs[0], batched.logprobs[i], atol=1e-5)

@@ -101,6 +101,26 @@ def test_saved_steering_intervention_round_trips_and_runs(tiny_model, tiny_basel
     assert from_file.to_dict() == side_effects(tiny_model, [steer], SMALL, baseline=tiny_baseline).to_dict()
 
 
+def test_a_vector_of_another_model_is_refused_before_the_baseline(tiny_model, tmp_path, monkeypatch):
+    import torch
+
+    import lens_bias.side_effects
+    from lens_bias.errors import InputError
+    from lens_bias.steering import SteeringVector
+
+    def baseline_ran(*args, **kwargs):
+        raise AssertionError("the baseline was scored before the interventions were checked")
+
+    monkeypatch.setattr(lens_bias.side_effects, "capability_scores", baseline_ran)
+    foreign = SteeringVector("smollm_gender", (2,), torch.ones(1, 576), torch.ones(1))  # the embedded model's width
+    path = save_intervention(AddVector(foreign, 1.0, start=None), tmp_path / "foreign", provenance={})
+    for intervention in (AddVector(foreign, 1.0, start=None), path):
+        with pytest.raises(InputError, match=r"'smollm_gender' has width 576, but .* has d_model 64"):
+            side_effects(tiny_model, [intervention], SMALL)
+    with pytest.raises(InputError, match=r"outside the model"):
+        side_effects(tiny_model, [HeadScaling(((0, 99),))], SMALL)
+
+
 def test_scores_of_different_items_are_not_compared(tiny_model, tiny_baseline):
     other = capability_scores(tiny_model, (), SideEffectConfig(n_neutral=8, n_bbq=6, n_stereoset=8, seed=1))
     with pytest.raises(ValueError, match="different items"):

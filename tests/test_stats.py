@@ -185,3 +185,43 @@ def test_auc_hand_cases() -> None:
     assert auc([2, 3], [1, 3]) == 0.625
     with pytest.raises(ValueError, match="empty"):
         auc([], [1.0])
+
+
+# --- bootstrap_rows --------------------------------------------------------------------------------
+
+
+def test_bootstrap_rows_on_independent_rows_matches_a_mean():
+    from lens_bias.stats import bootstrap_rows
+
+    x = np.random.default_rng(0).normal(size=400)
+    estimate = bootstrap_rows(lambda rows: float(x[rows].mean()), np.arange(400), seed=3)
+    assert estimate.value == pytest.approx(x.mean()) and estimate.n == 400
+    assert estimate.low < x.mean() < estimate.high
+    assert estimate.high - estimate.low == pytest.approx(2 * 1.96 * x.std() / 20, rel=0.15)
+    assert bootstrap_rows(lambda rows: float(x[rows].mean()), np.arange(400), seed=3) == estimate
+
+
+def test_bootstrap_rows_keeps_clusters_together():
+    """Rows of one cluster are drawn together: a paired difference that is constant within clusters
+    has a bootstrap distribution made only of whole-cluster draws."""
+    from lens_bias.stats import bootstrap_rows
+
+    clusters = np.repeat(np.arange(30), 2)  # question q: rows 2q (baseline) and 2q+1 (persona)
+    seen = []
+
+    def statistic(rows):
+        counts = np.bincount(clusters[rows], minlength=30)
+        seen.append(counts)
+        return float(len(rows))
+
+    estimate = bootstrap_rows(statistic, clusters, n_resamples=50)
+    assert estimate.n == 30
+    assert all((c % 2 == 0).all() for c in seen), "a cluster's two rows always come together"
+
+
+def test_bootstrap_rows_needs_a_defined_value():
+    from lens_bias.errors import InputError
+    from lens_bias.stats import bootstrap_rows
+
+    with pytest.raises(InputError, match="not finite"):
+        bootstrap_rows(lambda rows: float("nan"), np.arange(5))

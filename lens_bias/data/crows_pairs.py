@@ -19,7 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from datasets import load_dataset
+from jaxtyping import Float
 
 from lens_bias.data.records import ContrastPair
 from lens_bias.data.source import benchmark_file
@@ -96,16 +98,24 @@ def crows_pairs_contrast(items: Iterable[CrowsPair]) -> list[ContrastPair]:
     ]
 
 
-def _group_score(more: Sequence[float], less: Sequence[float]) -> dict[str, Any]:
-    valid = [(m, s) for m, s in zip(more, less) if not (math.isnan(m) or math.isnan(s))]
-    n_more = sum(m > s for m, s in valid)
+def crows_group_score(more: Float[np.ndarray, " n"], less: Float[np.ndarray, " n"]) -> dict[str, Any]:
+    """The metric score of one group of pairs from arrays of scores (higher = preferred); the one
+    implementation behind :func:`crows_pairs_score` and the audit's CrowS-Pairs measure.
+
+    ``more[i]``, ``less[i]``: scores of pair i's ``sent_more`` and ``sent_less`` (a pair repeated, as in a
+    bootstrap resample, counts twice). A pair with a NaN score is failed: counted in ``n_failed``, left
+    out of the percentage. Returns ``{"metric_score", "n", "n_prefer_more", "n_ties", "n_failed",
+    "undefined"}`` (see :func:`crows_pairs_score`)."""
+    valid = ~(np.isnan(more) | np.isnan(less))
+    more, less = more[valid], less[valid]
+    n, n_more = int(valid.sum()), int((more > less).sum())  # a tie does not prefer sent_more
     return {
-        "metric_score": 100.0 * n_more / len(valid) if valid else math.nan,
-        "n": len(valid),
+        "metric_score": 100.0 * n_more / n if n else math.nan,
+        "n": n,
         "n_prefer_more": n_more,
-        "n_ties": sum(m == s for m, s in valid),
-        "n_failed": len(more) - len(valid),
-        "undefined": None if valid else ("no scored pairs (all failed)" if more else "no pairs"),
+        "n_ties": int((more == less).sum()),
+        "n_failed": int(valid.size - n),
+        "undefined": None if n else ("no scored pairs (all failed)" if valid.size else "no pairs"),
     }
 
 
@@ -126,14 +136,12 @@ def crows_pairs_score(
         raise InputError(f"{len(more_scores)} more_scores but {len(less_scores)} less_scores")
     if items is not None and len(items) != len(more_scores):
         raise InputError(f"{len(items)} items but {len(more_scores)} scores")
-    result = {**_group_score(more_scores, less_scores), "ideal": 50.0, "tie_rule": TIE_RULE}
+    more, less = np.asarray(more_scores, dtype=np.float64), np.asarray(less_scores, dtype=np.float64)
+    result = {**crows_group_score(more, less), "ideal": 50.0, "tie_rule": TIE_RULE}
     if items is not None:
         for key, attribute in (("by_bias_type", "bias_type"), ("by_direction", "direction")):
             groups: dict[str, list[int]] = defaultdict(list)
             for i, item in enumerate(items):
                 groups[getattr(item, attribute)].append(i)
-            result[key] = {
-                name: _group_score([more_scores[i] for i in idx], [less_scores[i] for i in idx])
-                for name, idx in sorted(groups.items())
-            }
+            result[key] = {name: crows_group_score(more[idx], less[idx]) for name, idx in sorted(groups.items())}
     return result

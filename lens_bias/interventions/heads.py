@@ -43,11 +43,15 @@ class HeadScaling:
             raise InputError(f"scale must be finite, got {self.scale}.")
         object.__setattr__(self, "heads", heads)
 
-    def hooks(self, model: AnyModel, context: ForwardContext) -> list[tuple[str, HookFn]]:
+    def check(self, model: AnyModel) -> None:
+        """Every head is inside the model (layer in ``0..n_layers-1``, query head in ``0..n_heads-1``)."""
         n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
         bad = [(l, h) for l, h in self.heads if not (0 <= l < n_layers and 0 <= h < n_heads)]
         if bad:
             raise InputError(f"Heads {bad} are outside the model ({n_layers} layers x {n_heads} query heads).")
+
+    def hooks(self, model: AnyModel, context: ForwardContext) -> list[tuple[str, HookFn]]:
+        n_heads = model.cfg.n_heads
         by_layer: dict[int, list[int]] = {}
         for layer, head in self.heads:
             by_layer.setdefault(layer, []).append(head)

@@ -3,11 +3,12 @@
 Also the residual-stream hook names (:func:`residual_hook_name`) and chunked forwards under interventions
 (:func:`run_chunks`).
 
-An :class:`Intervention` turns a :class:`ForwardContext` (which batch is running, and at which absolute
-position its first token sits: 0 for a full forward, the number of cached tokens during KV-cached
-generation) into TransformerLens forward hooks. :func:`applied` adds those hooks and, on exit, removes
-exactly those hooks: hooks the user had attached before stay attached, also after an exception
-(TransformerLens's own ``hooks()`` context resets *all* non-permanent hooks on exit).
+An :class:`Intervention` checks that it fits a model (``check``: widths, layers, heads) and turns a
+:class:`ForwardContext` (which batch is running, and at which absolute position its first token sits: 0 for
+a full forward, the number of cached tokens during KV-cached generation) into TransformerLens forward hooks.
+:func:`applied` adds those hooks and, on exit, removes exactly those hooks: hooks the user had attached
+before stay attached, also after an exception (TransformerLens's own ``hooks()`` context resets *all*
+non-permanent hooks on exit).
 
 Readouts and extraction take ``interventions=`` and run inside :func:`applied`, so "measure X under
 steering" or "after ablation" is a readout run with an intervention, nothing more.
@@ -58,6 +59,11 @@ class Intervention(Protocol):
         """A JSON-able description for provenance."""
         ...
 
+    def check(self, model: AnyModel) -> None:
+        """Raise :class:`lens_bias.errors.InputError` if the intervention does not fit ``model`` (a vector's
+        width is not the model's ``d_model``, a layer or head outside the model, ...), before any forward."""
+        ...
+
 
 def check_hook_names(model: AnyModel, names: Sequence[str]) -> None:
     """Raise a clear error for hook names the model does not have."""
@@ -87,12 +93,21 @@ def hooks_added(model: AnyModel, fwd_hooks: Sequence[tuple[str, HookFn]]) -> Ite
             hook_point.fwd_hooks.remove(handle)
 
 
+def check_interventions(model: AnyModel, interventions: Sequence[Intervention]) -> None:
+    """Check every intervention against ``model`` (:meth:`Intervention.check`): call it before expensive work
+    that runs them later (e.g. a baseline); :func:`applied` calls it before adding any hook."""
+    for intervention in interventions:
+        intervention.check(model)
+
+
 @contextmanager
 def applied(
     model: AnyModel, interventions: Sequence[Intervention], context: ForwardContext
 ) -> Iterator[ForwardContext]:
     """Apply ``interventions`` for forwards run with ``context`` (mutate ``context.batch`` /
-    ``context.offset`` between forwards inside the block; the hooks read them at call time)."""
+    ``context.offset`` between forwards inside the block; the hooks read them at call time). Every
+    intervention is checked against the model first (:func:`check_interventions`)."""
+    check_interventions(model, interventions)
     fwd_hooks = [hook for intervention in interventions for hook in intervention.hooks(model, context)]
     with hooks_added(model, fwd_hooks):
         yield context

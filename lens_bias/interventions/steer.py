@@ -52,6 +52,23 @@ def _position_mask(context: ForwardContext, seq_len: int, start: str | None, dev
     return (absolute[None, :] >= first[:, None])[..., None]
 
 
+def _check_width(model: AnyModel, what: str, width: int) -> None:
+    """``what`` (e.g. ``"Vector 'gender'"``) must have the model's residual width."""
+    if width != model.cfg.d_model:
+        raise InputError(
+            f"{what} has width {width}, but the model {model.cfg.model_name} has d_model {model.cfg.d_model}: "
+            "it was built on another model; build it on this one."
+        )
+
+
+def _check_vector(model: AnyModel, vector: SteeringVector, layers: Sequence[int] | None) -> None:
+    """The vector's width is the model's and it has a direction at every layer it is applied at, all inside
+    the model."""
+    _check_width(model, f"Vector {vector.name!r}", int(vector.directions.shape[-1]))
+    for layer in check_layers(model, list(layers) if layers is not None else list(vector.layers)):
+        vector.at(layer)
+
+
 @register(ADD_VECTOR_RESULT)
 @dataclass
 class AddVector:
@@ -76,6 +93,10 @@ class AddVector:
 
             hooks.append((residual_hook_name(layer, self.vector.hook), add))
         return hooks
+
+    def check(self, model: AnyModel) -> None:
+        """The vector fits the model: its width is ``d_model``; it has a direction at each layer, in the model."""
+        _check_vector(model, self.vector, self.layers)
 
     def describe(self) -> dict[str, Any]:
         layers = list(self.layers) if self.layers is not None else list(self.vector.layers)
@@ -126,6 +147,10 @@ class ProjectOut:
             hooks.append((residual_hook_name(layer, self.vector.hook), project))
         return hooks
 
+    def check(self, model: AnyModel) -> None:
+        """As :meth:`AddVector.check`."""
+        _check_vector(model, self.vector, self.layers)
+
     def describe(self) -> dict[str, Any]:
         return {
             "kind": PROJECT_OUT_RESULT,
@@ -157,13 +182,9 @@ class SubspaceEdit:
     layers: Sequence[int] | None = None
 
     def hooks(self, model: AnyModel, context: ForwardContext) -> list[tuple[str, HookFn]]:
-        if self.mode not in ("boost", "remove"):
-            raise InputError(f"mode must be 'boost' or 'remove', got {self.mode!r}.")
         layers = check_layers(model, list(self.layers) if self.layers is not None else list(self.subspace.bases))
         hooks = []
         for layer in layers:
-            if layer not in self.subspace.bases:
-                raise InputError(f"The subspace has no basis at layer {layer}.")
             basis = self.subspace.bases[layer].to(model.cfg.device, model.cfg.dtype)  # [k, d]
 
             def edit(activation: Tensor, hook, basis=basis) -> Tensor:
@@ -174,6 +195,15 @@ class SubspaceEdit:
 
             hooks.append((residual_hook_name(layer, self.subspace.hook), edit))
         return hooks
+
+    def check(self, model: AnyModel) -> None:
+        """A known mode; a basis of width ``d_model`` at every edited layer, inside the model."""
+        if self.mode not in ("boost", "remove"):
+            raise InputError(f"mode must be 'boost' or 'remove', got {self.mode!r}.")
+        for layer in check_layers(model, list(self.layers) if self.layers is not None else list(self.subspace.bases)):
+            if layer not in self.subspace.bases:
+                raise InputError(f"The subspace has no basis at layer {layer}; it has {sorted(self.subspace.bases)}.")
+            _check_width(model, f"The subspace basis at layer {layer}", int(self.subspace.bases[layer].shape[-1]))
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,8 @@
   measurement).
 * :mod:`~lens_bias.steering.fit`: :func:`fit_vector`, the whole pipeline (split -> activations -> vector ->
   held-out separability -> best layer -> sign) in one call -> :class:`FittedVector`.
+* :mod:`~lens_bias.steering.refusal`: :func:`refusal_vector`, the steering study's refusal vector (oriented
+  toward refusing) in one call.
 
 The interventions that apply vectors (:class:`~lens_bias.interventions.AddVector`,
 :class:`~lens_bias.interventions.ProjectOut`, :class:`~lens_bias.interventions.SubspaceEdit`) live in
@@ -18,6 +20,7 @@ The interventions that apply vectors (:class:`~lens_bias.interventions.AddVector
 from lens_bias.steering.build import Method, Subspace, build_vector, svd_subspace
 from lens_bias.steering.contrast import ContrastActivations, SentenceReadout, contrast_activations
 from lens_bias.steering.fit import FittedVector, fit_vector, preference_measure
+from lens_bias.steering.refusal import refusal_vector
 from lens_bias.steering.sweep import Measure, orient, sweep
 from lens_bias.steering.vector import STEERING_VECTOR_RESULT, SteeringVector, mean_norm_across
 
@@ -36,6 +39,7 @@ __all__ = [
     "mean_norm_across",
     "orient",
     "preference_measure",
+    "refusal_vector",
     "svd_subspace",
     "sweep",
 ]

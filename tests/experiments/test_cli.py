@@ -122,3 +122,73 @@ def test_all_means_no_limit_for_an_optional_size():
     assert cli.parse(Config, ["--n-pairs", "3"])[0].n_pairs == 3
     with pytest.raises(SystemExit):
         cli.parse(Config, ["--n-pairs", "many"])
+
+
+def _tiny_main(out: Path, runs: list[str], argv: list[str] | None = None) -> Result:
+    """``cli.main`` of an experiment whose run saves a result in ``--out`` (and records that it ran)."""
+
+    def run(config: Config) -> Path:
+        runs.append(str(config.out))
+        assert (config.out / cli.LOCK_NAME).is_file()  # held while the run works
+        return Result("demo", values={}, config=config.to_dict(), provenance={}).save(config.out / "demo")
+
+    argv = argv if argv is not None else ["--out", str(out)]
+    return cli.main(Config, argv, description=None, quick=None, result_name="demo", run=run, report=lambda *a: None)
+
+
+def test_a_run_holds_a_lock_on_its_output_folder_and_releases_it(tmp_path):
+    runs: list[str] = []
+    _tiny_main(tmp_path / "out", runs)
+    assert runs == [str(tmp_path / "out")] and not (tmp_path / "out" / cli.LOCK_NAME).exists()
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
+    runs: list[str] = []
+    with cli.output_lock(tmp_path):
+        with pytest.raises(
+            InputError,
+            match=rf"--out {tmp_path} is in use by another run \(pid \d+ on host .*\).*wait.*or pass another --out",
+        ):
+            _tiny_main(tmp_path, runs)
+        _tiny_main(tmp_path, runs, ["--replot", str(Result("demo", {}, {}, {}).save(tmp_path / "old"))])  # no lock
+    assert runs == []
+    _tiny_main(tmp_path, runs)  # released
+    assert runs == [str(tmp_path)]
+
+
+def test_a_live_run_in_another_process_blocks_the_folder(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom experiments import cli\n"
+         f"with cli.output_lock({str(tmp_path)!r}):\n    print('held', flush=True)\n    sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=rf"in use by another run \(pid {holder.pid} "):
+            _tiny_main(tmp_path, [])
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0 and not (tmp_path / cli.LOCK_NAME).exists()
+    _tiny_main(tmp_path, [])
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_warning(tmp_path):
+    import json
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = {"pid": int(dead.stdout), "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"}
+    (tmp_path / cli.LOCK_NAME).write_text(json.dumps(lock))
+    runs: list[str] = []
+    with pytest.warns(UserWarning, match=rf"stale lock .* pid {lock['pid']} .* no longer runs; taking it over"):
+        _tiny_main(tmp_path, runs)
+    assert runs == [str(tmp_path)] and not (tmp_path / cli.LOCK_NAME).exists()
+
+
+def test_a_lock_held_on_another_host_is_refused(tmp_path):
+    import json
+
+    lock = {"pid": 1, "host": "other-host", "started": "2026-01-01T00:00:00+00:00"}
+    (tmp_path / cli.LOCK_NAME).write_text(json.dumps(lock))
+    with pytest.raises(InputError, match=rf"pid 1 on host other-host.*delete {tmp_path / cli.LOCK_NAME}"):
+        _tiny_main(tmp_path, [])

@@ -51,6 +51,18 @@ def test_intervention_files_are_checked_before_the_model_loads(tmp_path):
         side_effects_experiment.main(["--model", UNUSED_MODEL, "--intervention", str(path)])
 
 
+def test_a_vector_of_another_model_is_refused_before_the_baseline(tiny_llama_dir, tmp_path, monkeypatch):
+    def baseline_ran(*args, **kwargs):
+        raise AssertionError("the baseline was scored before the interventions were checked against the model")
+
+    monkeypatch.setattr(side_effects_experiment, "capability_scores", baseline_ran)
+    foreign = SteeringVector("smollm_gender", (2,), torch.ones(1, 576), torch.ones(1))  # the embedded model's width
+    path = save_intervention(AddVector(foreign, 1.0, start=None), tmp_path / "foreign", provenance={})
+    argv = ["--model", str(tiny_llama_dir), "--device", "cpu", "--intervention", str(path), "--out", str(tmp_path)]
+    with pytest.raises(InputError, match=r"'smollm_gender' has width 576, but .* has d_model 64"):
+        side_effects_experiment.main(argv)
+
+
 @pytest.mark.slow
 def test_side_effects_experiment_takes_a_saved_steering_intervention(
     steering_run, tiny_llama_dir, tiny_long_dir, tmp_path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lens_bias.errors import InputError
 from lens_bias.interventions import (
     ForwardContext,
     HeadScaling,
@@ -53,8 +54,11 @@ def test_head_scaling_validates_and_round_trips(tiny_model, tmp_path):
             HeadScaling(heads)
     with pytest.raises(ValueError, match="finite"):
         HeadScaling(((0, 1),), scale=float("nan"))
-    with pytest.raises(ValueError, match="outside the model"):
-        HeadScaling(((9, 0),)).hooks(tiny_model, None)
+    for outside in (((9, 0),), ((0, 4),), ((-1, 0),), ((0, 1), (3, 7))):
+        with pytest.raises(InputError, match=r"outside the model \(4 layers x 4 query heads\)"):
+            HeadScaling(outside).check(tiny_model)
+        with pytest.raises(InputError, match="outside the model"), applied(tiny_model, [HeadScaling(outside)], None):
+            raise AssertionError("applied() must refuse the heads before the block runs")
     scaling = HeadScaling(((3, 1), (0, 2)), scale=0.25)
     assert HeadScaling.from_description(scaling.describe()) == scaling
     assert load_intervention(save_intervention(scaling, tmp_path / "heads", provenance={})) == scaling

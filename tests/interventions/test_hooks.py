@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lens_bias.interventions import ForwardContext, applied, hooks_added
+from lens_bias.errors import InputError
+from lens_bias.interventions import ForwardContext, applied, check_interventions, hooks_added
 from lens_bias.prompts import ChatTemplate, chat_batch
 
 
@@ -48,6 +49,9 @@ class _Recorder:
     def describe(self):
         return {"kind": "recorder"}
 
+    def check(self, model):
+        pass
+
 
 def test_hooks_read_the_context_at_call_time(tiny_model):
     batch = chat_batch(tiny_model.tokenizer, ChatTemplate("plain"), ["hello"])
@@ -58,3 +62,20 @@ def test_hooks_read_the_context_at_call_time(tiny_model):
         tiny_model(batch.tokens)
     assert recorder.offsets == [0, 7]
     assert not _snapshot(tiny_model)
+
+
+class _Unfit(_Recorder):
+    """An intervention that does not fit the model: its check refuses it."""
+
+    def check(self, model):
+        raise InputError("does not fit this model")
+
+
+def test_applied_checks_every_intervention_before_adding_hooks(tiny_model):
+    batch = chat_batch(tiny_model.tokenizer, ChatTemplate("plain"), ["hello"])
+    recorder, unfit = _Recorder(), _Unfit()
+    with pytest.raises(InputError, match="does not fit"), applied(tiny_model, [recorder, unfit], ForwardContext(batch)):
+        tiny_model(batch.tokens)
+    assert recorder.offsets == [] and unfit.offsets == [] and not _snapshot(tiny_model)
+    with pytest.raises(InputError, match="does not fit"):
+        check_interventions(tiny_model, [recorder, unfit])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,3 +84,21 @@ def test_unknown_kinds_and_unregistered_classes_are_clear_errors(tmp_path):
         save_intervention(Unregistered(), tmp_path / "u", provenance={})
     with pytest.raises(ValueError, match="already registered"):
         register("add_vector")(Unregistered)
+
+
+def test_an_interrupted_save_leaves_the_previously_saved_intervention(tmp_path, monkeypatch):
+    import lens_bias.provenance
+
+    first = AddVector(_vector(), 2.0, [3], start=None)
+    path = save_intervention(first, tmp_path / "add", provenance={})
+
+    def interrupted(tensors, filename, *args, **kwargs):
+        Path(filename).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lens_bias.provenance, "save_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_intervention(AddVector(_vector() * 3.0, 5.0, [1], start=None), tmp_path / "add", provenance={})
+    loaded = load_intervention(path)
+    assert loaded.describe() == first.describe() and torch.equal(loaded.vector.directions, first.vector.directions)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["add.json", "add.safetensors"]

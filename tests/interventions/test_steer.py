@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lens_bias.errors import InputError
 from lens_bias.generation import generate
-from lens_bias.interventions import AddVector, ForwardContext, ProjectOut
+from lens_bias.interventions import AddVector, ForwardContext, ProjectOut, SubspaceEdit, hooks_added
 from lens_bias.prompts import ChatTemplate, chat_batch
 from lens_bias.readouts import continuation_logprobs
-from lens_bias.steering import SteeringVector
+from lens_bias.steering import SteeringVector, Subspace
 
 TEMPLATE = ChatTemplate("llama-2-chat")
 
@@ -79,3 +80,35 @@ def test_project_out_removes_the_direction(tiny_model):
     ((_name, project),) = ProjectOut(vector).hooks(tiny_model, ForwardContext(batch))
     x = torch.randn(1, 5, tiny_model.cfg.d_model)
     assert torch.allclose(project(x, None) @ vector.at(2), torch.zeros(1, 5), atol=1e-4)
+
+
+def _foreign(width: int, layers: tuple[int, ...] = (1,)) -> SteeringVector:
+    """A vector of another model: ``width`` numbers per layer (the embedded model's d_model is 576)."""
+    return SteeringVector("foreign", layers, torch.ones(len(layers), width), torch.ones(len(layers)))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: AddVector(_foreign(576), 1.0, start=None), r"'foreign' has width 576, but .* has d_model 64"),
+        (lambda: ProjectOut(_foreign(576)), r"'foreign' has width 576, but .* has d_model 64"),
+        (lambda: AddVector(_foreign(64, (7,)), 1.0, start=None), r"Layer 7 is outside the model"),
+        (lambda: ProjectOut(_foreign(64, (1, 2)), [3]), r"'foreign' has no direction at layer 3"),
+        (lambda: SubspaceEdit(Subspace({1: torch.eye(32)[:2]}, "resid_post", 0.9, {}), "boost"), r"width 32.*64"),
+        (lambda: SubspaceEdit(Subspace({9: torch.eye(64)[:2]}, "resid_post", 0.9, {}), "remove"), r"Layer 9 is out"),
+        (lambda: SubspaceEdit(Subspace({1: torch.eye(64)[:2]}, "resid_post", 0.9, {}), "boost", [2]), "no basis at"),
+    ],
+)
+def test_an_intervention_that_does_not_fit_the_model_is_refused_before_any_forward(tiny_model, make, message):
+    intervention = make()
+    with pytest.raises(InputError, match=message):
+        intervention.check(tiny_model)
+    calls = []
+    with pytest.raises(InputError, match=message):
+        continuation_logprobs(tiny_model, ["a"], [" b"], interventions=[intervention], batch_size=1)
+    with (
+        hooks_added(tiny_model, [("blocks.0.hook_resid_pre", lambda act, hook: calls.append(1))]),
+        pytest.raises(InputError, match=message),
+    ):
+        continuation_logprobs(tiny_model, ["a"], [" b"], interventions=[intervention], batch_size=1)
+    assert calls == []  # no forward pass ran

@@ -14,7 +14,16 @@ from typing import Any
 import yaml
 
 #: The resource files, by name (``{name}.yaml``).
-RESOURCES = ("gender", "injection", "neutral", "refusal", "response_phrases")
+RESOURCES = (
+    "gender",
+    "injection",
+    "neutral",
+    "personas",
+    "refusal",
+    "response_phrases",
+    "service_phrases",
+    "service_requests",
+)
 
 
 def load_resource(name: str) -> dict[str, Any]:

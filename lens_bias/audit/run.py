@@ -1,0 +1,128 @@
+"""Run audit measures on one model under several conditions, each against one shared baseline.
+
+:func:`run_audit` scores every measure without interventions (``"baseline"``) and under each named
+condition (a list of interventions: a steering vector, head scaling, a saved intervention file), through
+one resumable :class:`lens_bias.cells.CellStore` (an interrupted audit recomputes only the chunks it had
+not finished), then summarises each condition and the paired change from the baseline. The values it
+returns are what the audit's result saves; :func:`markdown_table` renders their headline numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lens_bias.audit.base import Measure, Rows, value_of
+from lens_bias.cells import CellStore, interventions_key
+from lens_bias.errors import InputError
+from lens_bias.interventions import Intervention, check_interventions
+from lens_bias.models import AnyModel, model_record
+from lens_bias.side_effects import check_applicable
+
+BASELINE = "baseline"
+
+
+def run_audit(
+    model: AnyModel,
+    measures: Sequence[Measure],
+    conditions: Mapping[str, Sequence[Intervention]] | None = None,
+    *,
+    cells: str | Path | None = None,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> tuple[dict[str, Any], dict[str, dict[str, Rows]]]:
+    """Score ``measures`` at baseline and under every condition of ``conditions`` (name -> interventions).
+
+    ``cells``: folder of the resumable cell store (None keeps nothing). Returns ``(values, rows)``:
+    ``values[measure] = {"describe", "summaries": {condition: Summary}, "changes": {condition: Summary}}``
+    (changes are paired, condition - baseline) and ``rows[measure][condition]`` the row arrays.
+    """
+    conditions = dict(conditions or {})
+    if BASELINE in conditions:
+        raise InputError(f"{BASELINE!r} is the name of the unintervened run; name the condition otherwise.")
+    if not measures:
+        raise InputError("No measures to run.")
+    for interventions in conditions.values():
+        if not interventions:
+            raise InputError("A condition needs at least one intervention (the baseline has none).")
+        raw = [m.name for m in measures if m.raw_text]
+        if raw:
+            check_applicable(interventions, f"the audit measures {', '.join(raw)}")
+    for interventions in conditions.values():
+        check_interventions(model, interventions)
+    record = model_record(model).to_dict()
+    if record["sha256"] is not None:  # identified by content: the same file elsewhere reuses the cells
+        record.pop("source")
+    values: dict[str, Any] = {}
+    rows: dict[str, dict[str, Rows]] = {}
+    for measure in measures:
+        rows[measure.name] = {}
+        for condition, interventions in {BASELINE: (), **conditions}.items():
+            store = CellStore(cells, {"model": record, "interventions": interventions_key(interventions), "seed": seed})
+            rows[measure.name][condition] = measure.score(
+                model, interventions, cells=store, batch_size=batch_size, progress=progress
+            )
+        base = rows[measure.name][BASELINE]
+        values[measure.name] = {
+            "describe": measure.describe(),
+            "summaries": {name: measure.summarize(r, seed=seed) for name, r in rows[measure.name].items()},
+            "changes": {
+                name: measure.compare(base, r, seed=seed) for name, r in rows[measure.name].items() if name != BASELINE
+            },
+        }
+    return values, rows
+
+
+def _cell(entry: dict[str, Any] | None, signed: bool = False) -> str:
+    if entry is None:
+        return ""
+    estimate = value_of(entry)
+    if estimate is None:
+        return f"undefined ({entry['undefined']})"
+    sign = "+" if signed else ""
+    return f"{estimate.value:{sign}.3f} [{estimate.low:{sign}.3f}, {estimate.high:{sign}.3f}]"
+
+
+def markdown_table(values: Mapping[str, Any]) -> str:
+    """The headline numbers of every measure: baseline, each condition and its paired change, 95% intervals."""
+    lines = []
+    for measure, entry in values.items():
+        conditions = list(entry["summaries"])
+        header = ["statistic", "ideal", *conditions, *(f"change: {c}" for c in conditions if c != BASELINE)]
+        lines += [f"### {measure}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        base = entry["summaries"][BASELINE]
+        for group, stat in base["headline"]:
+            label = base["statistics"][stat]["label"]
+            ideal = base["statistics"][stat]["ideal"]
+            cells = [
+                f"{label}" + ("" if group == "overall" else f", {group}"),
+                "" if ideal is None else f"{ideal:g}",
+                *(_cell(entry["summaries"][c]["groups"].get(group, {}).get("stats", {}).get(stat)) for c in conditions),
+                *(
+                    _cell(entry["changes"][c]["groups"].get(group, {}).get("stats", {}).get(stat), signed=True)
+                    for c in conditions
+                    if c != BASELINE
+                ),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        overall = base["groups"].get("overall", {})
+        if overall:
+            lines += ["", f"n rows {overall['n_rows']}, failed {overall['n_failed']} (baseline)."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def rows_as_tensors(rows: Mapping[str, Mapping[str, Rows]]) -> dict[str, Any]:
+    """Every row array as a tensor named ``{measure}/{condition}/{array}`` (what the result saves)."""
+    import torch
+
+    return {
+        f"{measure}/{condition}/{name}": torch.from_numpy(np.ascontiguousarray(array))
+        for measure, by_condition in rows.items()
+        for condition, arrays in by_condition.items()
+        for name, array in arrays.items()
+    }

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lens_bias.audit.crows_pairs import CrowsPairsMeasure, score_crows_pairs, shared_token_masks
+from lens_bias.cells import CellStore
+from lens_bias.data.crows_pairs import BIAS_TYPES, DIRECTIONS, CrowsPair, crows_pairs_score
+from lens_bias.errors import InputError
+from lens_bias.prompts import document_start_id
+from lens_bias.readouts import continuation_logprobs
+
+GENDER, AGE = BIAS_TYPES.index("gender"), BIAS_TYPES.index("age")
+STEREO, ANTI = DIRECTIONS.index("stereo"), DIRECTIONS.index("antistereo")
+# (whole: more, less), (shared: more, less), bias type, direction
+HAND = [
+    ((-10.0, -12.0), (-5.0, -4.0), GENDER, STEREO),  # whole prefers more; shared prefers less
+    ((-8.0, -8.0), (-3.0, -3.0), GENDER, ANTI),  # ties in both: not preferring sent_more
+    ((-7.0, -9.0), (-2.0, -6.0), AGE, STEREO),  # both prefer more
+    ((-9.0, -7.0), (-1.0, -2.0), AGE, ANTI),  # whole prefers less; shared prefers more
+    ((math.nan, -7.0), (-1.0, -2.0), AGE, STEREO),  # failed
+]
+
+
+def hand_rows(entries=HAND):
+    whole = np.array([e[0] for e in entries], dtype=np.float64)
+    shared = np.array([e[1] for e in entries], dtype=np.float64)
+    return {
+        "whole": whole,
+        "shared": shared,
+        "n_shared": np.ones(len(entries), dtype=np.int64),
+        "failed": ~(np.isfinite(whole).all(1) & np.isfinite(shared).all(1)),
+        "bias_type": np.array([e[2] for e in entries]),
+        "direction": np.array([e[3] for e in entries]),
+    }
+
+
+@pytest.fixture(scope="module")
+def measure():
+    return CrowsPairsMeasure()
+
+
+def values(summary, group):
+    return {name: entry["value"] for name, entry in summary["groups"][group]["stats"].items()}
+
+
+def test_metric_scores_hand_computed_with_ties_failures_and_groups(measure):
+    summary = measure.summarize(hand_rows(), seed=0)
+    assert values(summary, "overall") == pytest.approx({"metric_score": 50.0, "metric_score_shared": 50.0})
+    assert summary["groups"]["overall"]["n_failed"] == 1
+    assert values(summary, "gender") == pytest.approx({"metric_score": 50.0, "metric_score_shared": 0.0})
+    assert values(summary, "age") == pytest.approx({"metric_score": 50.0, "metric_score_shared": 100.0})
+    assert values(summary, "stereo") == pytest.approx({"metric_score": 100.0, "metric_score_shared": 50.0})
+    assert values(summary, "antistereo") == pytest.approx({"metric_score": 0.0, "metric_score_shared": 50.0})
+    assert summary["groups"]["religion"]["stats"]["metric_score"]["undefined"] == "no rows in this group"
+    assert set(summary["groups"]) == {"overall", *BIAS_TYPES, *DIRECTIONS}
+    assert summary["headline"] == [["overall", "metric_score"], ["overall", "metric_score_shared"]]
+    assert summary["statistics"]["metric_score"]["ideal"] == 50.0
+    # the same numbers as crows_pairs_score (one implementation)
+    rows = hand_rows()
+    reference = crows_pairs_score(rows["whole"][:, 0].tolist(), rows["whole"][:, 1].tolist())
+    assert reference["metric_score"] == pytest.approx(50.0) and reference["n_failed"] == 1
+
+
+def test_all_failed_is_undefined_never_50(measure):
+    rows = hand_rows([((math.nan, -1.0), (0.0, 0.0), GENDER, STEREO)] * 3)
+    summary = measure.summarize(rows, seed=0)
+    for stat in ("metric_score", "metric_score_shared"):
+        entry = summary["groups"]["overall"]["stats"][stat]
+        assert entry["value"] is None and "all 3 failed" in entry["undefined"]
+
+
+def test_shared_token_masks_follow_difflib_equal_spans():
+    more, less = shared_token_masks([1, 2, 3, 4], [1, 5, 3, 4])  # one token replaced
+    assert more.tolist() == [True, False, True, True] and less.tolist() == [True, False, True, True]
+    more, less = shared_token_masks([1, 2, 3], [1, 7, 8, 3])  # one token replaced by two
+    assert more.tolist() == [True, False, True] and less.tolist() == [True, False, False, True]
+    more, less = shared_token_masks([9], [8])
+    assert not more.any() and not less.any()
+
+
+def test_both_scorings_by_hand_on_the_tiny_model(tiny_model):
+    pair = CrowsPair(
+        "0", "gender", "The nurse walked in and she smiled.", "The engineer walked in and he smiled.", "stereo"
+    )
+    scored = score_crows_pairs(tiny_model, [pair], batch_size=2)
+    tokenizer = tiny_model.tokenizer
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in (pair.sent_more, pair.sent_less)]
+    masks = shared_token_masks(*ids)
+    assert 0 < masks[0].sum() < len(ids[0])
+    for side, (sentence, mask) in enumerate(zip(ids, masks)):
+        full = torch.tensor([document_start_id(tokenizer), *sentence])
+        with torch.inference_mode():
+            logprobs = tiny_model(full[None])[0].double().log_softmax(-1)
+        per_token = [logprobs[t, full[t + 1]].item() for t in range(len(sentence))]  # token t+1 given 0..t
+        assert scored["whole"][0, side] == pytest.approx(sum(per_token), abs=1e-4)
+        assert scored["shared"][0, side] == pytest.approx(sum(p for p, m in zip(per_token, mask) if m), abs=1e-4)
+    whole = continuation_logprobs(tiny_model, ["", ""], [pair.sent_more, pair.sent_less]).total
+    np.testing.assert_allclose(scored["whole"][0], whole.double().numpy(), atol=1e-4)
+    assert scored["n_shared"][0] == masks[0].sum() == masks[1].sum()
+
+
+def test_scoring_resumes_without_recomputing_finished_chunks(tiny_model, tmp_path):
+    measure = CrowsPairsMeasure(n=5, seed=1, chunk=2)
+    store = CellStore(tmp_path, {"model": "tiny"})
+    rows = measure.score(tiny_model, [], cells=store, batch_size=4, progress=False)
+    assert (store.computed, store.reused) == (3, 0)
+    assert rows["whole"].shape == rows["shared"].shape == (5, 2) and not rows["failed"].any()
+    assert (rows["shared"] >= rows["whole"]).all()  # a sum over fewer log-probabilities (all <= 0)
+    again = CellStore(tmp_path, {"model": "tiny"})
+    resumed = measure.score(tiny_model, [], cells=again, batch_size=3, progress=False)
+    assert (again.computed, again.reused) == (0, 3)
+    for name in rows:
+        np.testing.assert_array_equal(resumed[name], rows[name])
+
+
+def test_bad_arguments_fail_before_any_work():
+    with pytest.raises(InputError, match="race-color"):
+        CrowsPairsMeasure(bias_types=["race"])
+    with pytest.raises(InputError, match="n "):
+        CrowsPairsMeasure(n=0)
+    assert len(CrowsPairsMeasure().items) == 1508
+    assert CrowsPairsMeasure(bias_types=["age"]).bias_types == ["age"]
+
+
+def test_figures_one_per_scoring(measure):
+    summary = measure.summarize(hand_rows(), seed=0)
+    figures = measure.figures({"baseline": summary})
+    assert set(figures) == {"crows_pairs_metric_score", "crows_pairs_metric_score_shared"}
+    bar = next(trace for trace in figures["crows_pairs_metric_score"].data if trace.type == "bar")
+    assert list(bar.x) == ["overall", *BIAS_TYPES] and bar.y[0] == pytest.approx(50.0)

@@ -1,0 +1,51 @@
+"""run_audit: one baseline, each condition against it (paired), resumable cells, the headline table."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lens_bias.audit.bbq import BBQMeasure
+from lens_bias.audit.run import BASELINE, markdown_table, rows_as_tensors, run_audit
+from lens_bias.errors import InputError
+from lens_bias.interventions import AddVector
+from lens_bias.steering import SteeringVector
+
+
+@pytest.fixture(scope="module")
+def steer(tiny_long_model):
+    torch.manual_seed(0)
+    vector = SteeringVector("noise", (1,), torch.randn(1, tiny_long_model.cfg.d_model) * 4, torch.ones(1))
+    return AddVector(vector, 1.0, start=None)
+
+
+def test_conditions_are_compared_with_one_baseline(tiny_long_model, steer, tmp_path):
+    measure = BBQMeasure(categories=["Age"], n=6, seed=0)
+    values, rows = run_audit(tiny_long_model, [measure], {"noise": [steer]}, cells=tmp_path, batch_size=8)
+    entry = values["bbq"]
+    assert list(entry["summaries"]) == [BASELINE, "noise"] and list(entry["changes"]) == ["noise"]
+    assert not (rows["bbq"][BASELINE]["option_logprob"] == rows["bbq"]["noise"]["option_logprob"]).all()
+    base = entry["summaries"][BASELINE]["groups"]["overall"]["stats"]["accuracy_ambig"]["value"]
+    after = entry["summaries"]["noise"]["groups"]["overall"]["stats"]["accuracy_ambig"]["value"]
+    change = entry["changes"]["noise"]["groups"]["overall"]["stats"]["accuracy_ambig"]
+    assert change["value"] == pytest.approx(after - base)
+    table = markdown_table(values)
+    assert "| statistic | ideal | baseline | noise | change: noise |" in table
+    assert "s_AMB (likelihood)" in table
+    assert set(rows_as_tensors(rows)) >= {"bbq/baseline/option_logprob", "bbq/noise/failed"}
+    # resumed: a second run reuses every cell and gives the same values
+    again, _ = run_audit(tiny_long_model, [measure], {"noise": [steer]}, cells=tmp_path, batch_size=8)
+    assert again == values
+
+
+def test_bad_conditions_are_refused(tiny_long_model, steer):
+    measure = BBQMeasure(categories=["Age"], n=2)
+    with pytest.raises(InputError, match="name of the unintervened run"):
+        run_audit(tiny_long_model, [measure], {BASELINE: [steer]})
+    with pytest.raises(InputError, match="at least one intervention"):
+        run_audit(tiny_long_model, [measure], {"empty": []})
+    with pytest.raises(InputError, match="No measures"):
+        run_audit(tiny_long_model, [], {})
+    at_answer = AddVector(steer.vector, 1.0, start="instruction_end")
+    with pytest.raises(InputError, match="the audit measures bbq score raw text"):
+        run_audit(tiny_long_model, [measure], {"late": [at_answer]})

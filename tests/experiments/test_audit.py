@@ -1,0 +1,48 @@
+"""The audit experiment: bad input refused before any model loads; end to end on the tiny model, replot equal."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments import audit
+from lens_bias.errors import InputError
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--intervention", "missing.json"], "--intervention missing.json: no such file"),
+        (["--split-file", "missing.json"], "--split-file missing.json: no such file"),
+        (["--n-bbq", "0"], "--n-bbq must be >= 1"),
+        (["--measures"], "expected at least one argument"),
+    ],
+)
+def test_bad_input_is_refused_before_the_model_loads(no_model, argv, message, capsys):
+    try:
+        audit.main(["--model", "no-such-model", *argv])
+    except InputError as error:
+        assert message in str(error)
+    except SystemExit as exit_:  # argparse's own usage errors
+        assert exit_.code == 2 and message in capsys.readouterr().err
+    else:
+        pytest.fail("the bad input was accepted")
+
+
+def test_unknown_measure_is_a_usage_error(no_model, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        audit.main(["--measures", "winobias"])
+    assert exit_.value.code == 2 and "invalid choice: 'winobias'" in capsys.readouterr().err
+
+
+def test_bbq_audit_end_to_end_and_replot(tiny_long_dir, tmp_path, capsys):
+    out = tmp_path / "audit"
+    args = ["--model", str(tiny_long_dir), "--measures", "bbq", "--n-bbq", "2", "--no-png", "--out", str(out)]
+    result = audit.main(args)
+    printed = capsys.readouterr().out
+    assert result.name == "audit" and set(result.values) == {"bbq"}
+    assert (out / "audit.md").read_text().startswith("# Bias audit of")
+    assert "| s_AMB (likelihood) | 0 |" in printed and (out / "bbq_s_amb.html").is_file()
+    assert "bbq/baseline/option_logprob" in result.tensors
+    replotted = audit.main(["--replot", str(out / "audit.json"), "--no-png"])
+    assert replotted.values == result.values
+    assert capsys.readouterr().out.split("wrote")[0] == printed.split("wrote")[0]

@@ -1,0 +1,78 @@
+"""The resumable cell store: keys from the full configuration, atomic cells, unreadable cells recomputed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lens_bias.cells import CellStore, config_key, interventions_key
+from lens_bias.errors import InputError
+from lens_bias.interventions import AddVector
+from lens_bias.steering import SteeringVector
+
+
+def test_key_is_canonical_and_changes_with_any_value():
+    assert config_key({"a": 1, "b": [1, 2]}) == config_key({"b": [1, 2], "a": 1})
+    assert config_key({"a": 1}) != config_key({"a": 2})
+    assert len(config_key({})) == 64
+
+
+def test_cells_are_computed_once_then_reused(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(3.0), "flag": np.array([True, False, True])}
+
+    store = CellStore(tmp_path, {"model": "m", "seed": 0})
+    first = store.get_or_compute({"chunk": 0}, compute)
+    again = CellStore(tmp_path, {"model": "m", "seed": 0})
+    second = again.get_or_compute({"chunk": 0}, compute)
+    assert len(calls) == 1 and again.reused == 1 and again.computed == 0
+    for name in first:
+        assert np.array_equal(first[name], second[name]) and first[name].dtype == second[name].dtype
+    # another seed is another cell
+    CellStore(tmp_path, {"model": "m", "seed": 1}).get_or_compute({"chunk": 0}, compute)
+    assert len(calls) == 2
+    assert not list(tmp_path.glob("*.tmp")), "no temporary file is left behind"
+
+
+def test_a_damaged_cell_is_recomputed(tmp_path):
+    store = CellStore(tmp_path)
+    store.put({"chunk": 0}, {"x": np.ones(4)})
+    path = store.path({"chunk": 0})
+    assert path is not None
+    path.write_bytes(path.read_bytes()[:20])  # truncated
+    assert store.get({"chunk": 0}) is None
+    assert np.array_equal(store.get_or_compute({"chunk": 0}, lambda: {"x": np.zeros(4)})["x"], np.zeros(4))
+
+
+def test_an_interrupted_compute_leaves_no_cell(tmp_path):
+    store = CellStore(tmp_path)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.get_or_compute({"chunk": 0}, interrupted)
+    assert store.get({"chunk": 0}) is None and not list(tmp_path.iterdir())
+
+
+def test_no_folder_keeps_nothing():
+    store = CellStore(None)
+    assert store.get_or_compute({"c": 1}, lambda: {"x": np.ones(1)})["x"][0] == 1
+    assert store.get({"c": 1}) is None
+
+
+def test_cell_keys_may_not_shadow_the_base():
+    with pytest.raises(InputError, match="already in the store's base"):
+        CellStore(None, {"seed": 0}).key({"seed": 1})
+
+
+def test_interventions_differing_only_in_values_have_different_keys():
+    a = SteeringVector("v", (1,), torch.ones(1, 8), torch.ones(1))
+    b = SteeringVector("v", (1,), torch.ones(1, 8) * 2, torch.ones(1))
+    key_a, key_b = interventions_key([AddVector(a, 1.0)]), interventions_key([AddVector(b, 1.0)])
+    assert key_a[0]["vector"] == key_b[0]["vector"] and config_key({"i": key_a}) != config_key({"i": key_b})
+    assert interventions_key([AddVector(a, 1.0)]) == key_a
