@@ -22,17 +22,26 @@ from pathlib import Path
 from experiments import cli
 from lens_bias.audit.base import Measure
 from lens_bias.audit.bbq import BBQMeasure
+from lens_bias.audit.crows_pairs import CrowsPairsMeasure
+from lens_bias.audit.persona import PersonaBBQMeasure
 from lens_bias.audit.run import markdown_table, rows_as_tensors, run_audit
+from lens_bias.audit.service import ServiceMeasure
+from lens_bias.audit.stereoset import StereoSetMeasure
+from lens_bias.data.service_requests import service_templates
 from lens_bias.errors import InputError
 from lens_bias.files import write_text_atomic
-from lens_bias.interventions import load_intervention
-from lens_bias.models import AnyModel, load_model, model_record
+from lens_bias.interventions import AddVector, load_intervention
+from lens_bias.models import AnyModel, check_layers, load_model, model_record
 from lens_bias.plotting import save_figures
 from lens_bias.prompts import template_for
 from lens_bias.provenance import Result, collect_provenance, set_seed
+from lens_bias.steering import refusal_vector
 
-MEASURE_TYPES: dict[str, type[Measure]] = {measure.name: measure for measure in (BBQMeasure,)}
-MEASURES = ("stereoset", "crows_pairs", "bbq", "persona_bbq", "service")
+MEASURE_TYPES: dict[str, type[Measure]] = {
+    measure.name: measure
+    for measure in (StereoSetMeasure, CrowsPairsMeasure, BBQMeasure, PersonaBBQMeasure, ServiceMeasure)
+}
+MEASURES = tuple(MEASURE_TYPES)
 
 
 @dataclass(frozen=True)
@@ -49,13 +58,49 @@ class Config(cli.RunConfig):
     )
     n_crows_pairs: int | None = field(default=None, metadata={"help": "CrowS-Pairs pairs (default all)", "min": 1})
     n_bbq: int | None = field(default=None, metadata={"help": "BBQ questions per category (default all)", "min": 1})
+    n_persona_bbq: int | None = field(
+        default=40, metadata={"help": "persona BBQ: questions per category and context", "min": 1}
+    )
+    personas: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "persona BBQ: persona names (default: the six of data/resources/personas.yaml)"}
+    )
+    rewordings: int = field(
+        default=3, metadata={"help": "persona BBQ: rewordings of the persona instruction", "min": 1}
+    )
     bbq_chat: bool = field(default=False, metadata={"help": "ask BBQ through the chat template (default raw text)"})
+    service_names: int | None = field(default=2, metadata={"help": "service: first names per group (of 4)", "min": 1})
+    service_templates: int | None = field(
+        default=None, metadata={"help": "service: the first N request templates (default all 30)", "min": 1}
+    )
+    service_samples: int = field(default=2, metadata={"help": "service: sampled answers per request", "min": 1})
+    max_new_tokens: int = field(default=48, metadata={"help": "service: tokens per answer", "min": 1})
+    refusal_vector: tuple[float, ...] = field(
+        default=(),
+        metadata={
+            "help": "also run the chat measures (service, persona_bbq) under the refusal steering vector "
+            "at these multipliers (fitted in the run, applied from the end of the instruction)"
+        },
+    )
+    refusal_layers: tuple[int, ...] = field(
+        default=(8, 14, 20), metadata={"help": "layers the refusal vector is fitted at (the best held-out one is used)"}
+    )
+    dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "weights dtype (bfloat16: ~2.4x faster on CPUs with AMX; fp32 is the reference)",
+            "choices": ("float32", "bfloat16", "float16"),
+        },
+    )
     batch_size: int = field(default=32, metadata={"help": "rows per forward pass", "min": 1})
     out: Path = field(
         default=Path("figures/audit"), metadata={"help": "output folder (results, table, figures, cells)"}
     )
 
     def __post_init__(self) -> None:
+        if self.refusal_vector and not {"service", "persona_bbq"} & set(self.measures):
+            raise InputError("--refusal-vector applies to the chat measures: add service or persona_bbq to --measures.")
+        if 0 in self.refusal_vector:
+            raise InputError("--refusal-vector takes non-zero multipliers (the baseline is always run).")
         if not self.measures:
             raise InputError(f"--measures needs at least one of {', '.join(MEASURES)}.")
         for path in self.intervention:
@@ -66,16 +111,44 @@ class Config(cli.RunConfig):
         super().__post_init__()
 
 
-QUICK = {"n_stereoset": 60, "n_crows_pairs": 60, "n_bbq": 6}
+QUICK = {
+    "n_stereoset": 60,
+    "n_crows_pairs": 60,
+    "n_bbq": 6,
+    "n_persona_bbq": 2,
+    "personas": ("elder", "Muslim"),
+    "rewordings": 1,
+}
 
 
 def build_measures(config: Config, model: AnyModel) -> list[Measure]:
     """The measures of ``config``, their items drawn with its seed."""
     measures: list[Measure] = []
     for name in config.measures:
-        if name == "bbq":
+        if name == "stereoset":
+            measures.append(StereoSetMeasure(split_file=config.split_file, n=config.n_stereoset, seed=config.seed))
+        elif name == "crows_pairs":
+            measures.append(CrowsPairsMeasure(n=config.n_crows_pairs, seed=config.seed))
+        elif name == "bbq":
             template = template_for(model) if config.bbq_chat else None
             measures.append(BBQMeasure(n=config.n_bbq, seed=config.seed, template=template))
+        elif name == "service":
+            keys = [t.key for t in service_templates()][: config.service_templates]
+            measures.append(
+                ServiceMeasure(
+                    n_names=config.service_names,
+                    templates=tuple(keys),
+                    n_samples=config.service_samples,
+                    max_new_tokens=config.max_new_tokens,
+                    seed=config.seed,
+                )
+            )
+        elif name == "persona_bbq":
+            measures.append(
+                PersonaBBQMeasure(
+                    personas=config.personas, rewordings=config.rewordings, n=config.n_persona_bbq, seed=config.seed
+                )
+            )
     return measures
 
 
@@ -85,12 +158,25 @@ def run(config: Config) -> Path:
     conditions = {Path(path).stem: [load_intervention(path)] for path in config.intervention}
     if len(conditions) != len(config.intervention):
         raise InputError("Two --intervention files share a name; rename one (conditions are named by file stem).")
-    model = load_model(config.model, device=config.device)
+    model = load_model(config.model, device=config.device, dtype=config.dtype)
+    check_layers(model, config.refusal_layers)
     measures = build_measures(config, model)
+    chat = [m.name for m in measures if not m.raw_text]
+    only: dict[str, list[str]] = {}
+    refusal = {}
+    if config.refusal_vector and chat:
+        fitted = refusal_vector(model, config.refusal_layers, batch_size=config.batch_size, seed=config.seed)
+        assert fitted.layer is not None, "refusal_vector fits on held-out pairs, which set the best layer"
+        refusal = {"layer": fitted.layer, "summary": fitted.summary()}
+        for multiplier in config.refusal_vector:
+            name = f"refusal{multiplier:+g}"
+            conditions[name] = [AddVector(fitted.vector, multiplier, [fitted.layer])]
+            only[name] = chat
     values, rows = run_audit(
         model,
         measures,
         conditions,
+        only=only,
         cells=config.out / "cells",
         seed=config.seed,
         batch_size=config.batch_size,
@@ -99,7 +185,11 @@ def run(config: Config) -> Path:
     result = Result(
         name="audit",
         values=values,
-        config={**config.to_dict(), "ci": "cluster bootstrap 95% percentile intervals (lens_bias.audit.base)"},
+        config={
+            **config.to_dict(),
+            "refusal_vector_fit": refusal,
+            "ci": "cluster bootstrap 95% percentile intervals (lens_bias.audit.base)",
+        },
         provenance=collect_provenance(
             model_record=model_record(model).to_dict(),
             data={name: entry["describe"].get("data") for name, entry in values.items()},

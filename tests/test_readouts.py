@@ -150,7 +150,9 @@ def test_shared_prompt_raw_text_with_answers_per_prompt(tiny_model):
     prompts = ["The nurse said that", "Question: who was late?\nAnswer:", "A"]
     answers = [[" she was", " he was", " it"], [" The man", " The woman", " Unknown"], [" B", " C", " D"]]
     shared = shared_prompt_logprobs(tiny_model, None, prompts, answers, batch_size=4)
-    full = continuation_logprobs(tiny_model, [p for p in prompts for _ in range(3)], [a for row in answers for a in row])
+    full = continuation_logprobs(
+        tiny_model, [p for p in prompts for _ in range(3)], [a for row in answers for a in row]
+    )
     assert torch.allclose(shared.total, full.total, atol=1e-4)
     assert torch.allclose(shared.mean, full.mean, atol=1e-4)
     with pytest.raises(InputError, match="same number"):

@@ -107,9 +107,12 @@ class Measure(Protocol):
     """What the audit runs; see the module docstring."""
 
     name: ClassVar[str]
-    raw_text: bool
-    """True when the measure scores raw text (no chat template): interventions that start at the end of
-    a chat instruction cannot apply to it."""
+
+    @property
+    def raw_text(self) -> bool:
+        """True when the measure scores raw text (no chat template): interventions that start at the end
+        of a chat instruction cannot apply to it."""
+        ...
 
     def describe(self) -> dict[str, Any]:
         """Conventions, sizes and data fingerprint (recorded in the result and in every cell key)."""
@@ -181,6 +184,17 @@ class RowMeasure:
                 "stats": {s.name: paired_change(s, base, other, index, clusters, seed=seed) for s in self.statistics()},
             }
         return {"groups": groups, **self._header()}
+
+
+def condition_series(summaries: dict[str, Summary], groups: Sequence[str], stat: str) -> dict[str, list[Estimate]]:
+    """``{condition: [estimate of stat in each group]}`` from summaries, an undefined one as a NaN
+    estimate (drawn as a missing bar by :func:`lens_bias.plotting.bars_with_ci`)."""
+    nan = float("nan")
+    series = {}
+    for condition, summary in summaries.items():
+        estimates = [value_of(summary["groups"][group]["stats"][stat]) for group in groups]
+        series[condition] = [e if e is not None else Estimate(nan, nan, nan, 0) for e in estimates]
+    return series
 
 
 def value_of(entry: dict[str, Any]) -> Estimate | None:

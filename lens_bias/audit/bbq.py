@@ -39,7 +39,7 @@ import numpy as np
 import plotly.graph_objects as go
 from jaxtyping import Float
 
-from lens_bias.audit.base import Rows, RowMeasure, Statistic, Summary, value_of
+from lens_bias.audit.base import RowMeasure, Rows, Statistic, Summary, condition_series
 from lens_bias.cells import CellStore
 from lens_bias.data.bbq import CATEGORIES, BBQItem, bias_scores_from_arrays, item_arrays, load_bbq
 from lens_bias.data.records import fingerprint
@@ -50,7 +50,6 @@ from lens_bias.models import AnyModel, tokenizer_of
 from lens_bias.plotting import bars_with_ci
 from lens_bias.prompts import ChatTemplate
 from lens_bias.readouts import shared_prompt_logprobs
-from lens_bias.stats import Estimate
 
 LETTERS = ("A", "B", "C")
 CONTEXTS = ("ambig", "disambig")
@@ -125,7 +124,9 @@ def _scores(rows: Rows, index: np.ndarray, scoring: str) -> dict[str, Any]:
     )
 
 
-def _score_statistic(key: str, scoring: str, label: str, ideal: float | None) -> Statistic:
+def score_statistic(key: str, scoring: str, label: str, ideal: float | None) -> Statistic:
+    """The BBQ score ``key`` (``s_amb``, ``s_dis``, ``accuracy_ambig``, ``accuracy_disambig``) of the rows'
+    ``scoring`` choice (``likelihood`` or ``letter``) as a :class:`Statistic`."""
     suffix = "" if scoring == "likelihood" else "_letter"
 
     def compute(rows: Rows, index: np.ndarray) -> float:
@@ -140,7 +141,8 @@ def _score_statistic(key: str, scoring: str, label: str, ideal: float | None) ->
     return Statistic(f"{key}{suffix}", f"{label} ({scoring})", compute, undefined, ideal)
 
 
-def _format_mass(rows: Rows, index: np.ndarray) -> float:
+def format_mass(rows: Rows, index: np.ndarray) -> float:
+    """Mean P(A) + P(B) + P(C) over the scored rows of ``index`` (NaN when none is scored)."""
     ok = index[~rows["failed"][index]]
     return float(np.exp(rows["letter_logprob"][ok]).sum(1).mean()) if ok.size else float("nan")
 
@@ -259,16 +261,16 @@ class BBQMeasure(RowMeasure):
         stats = []
         for scoring in SCORINGS:
             stats += [
-                _score_statistic("s_amb", scoring, "s_AMB", 0.0),
-                _score_statistic("s_dis", scoring, "s_DIS", 0.0),
-                _score_statistic("accuracy_ambig", scoring, "accuracy, ambiguous", 1.0),
-                _score_statistic("accuracy_disambig", scoring, "accuracy, disambiguated", 1.0),
+                score_statistic("s_amb", scoring, "s_AMB", 0.0),
+                score_statistic("s_dis", scoring, "s_DIS", 0.0),
+                score_statistic("accuracy_ambig", scoring, "accuracy, ambiguous", 1.0),
+                score_statistic("accuracy_disambig", scoring, "accuracy, disambiguated", 1.0),
             ]
         stats.append(
             Statistic(
                 "format_mass",
                 "format mass P(A)+P(B)+P(C)",
-                _format_mass,
+                format_mass,
                 lambda rows, index: "no answered items",
                 None,
             )
@@ -278,14 +280,9 @@ class BBQMeasure(RowMeasure):
     @staticmethod
     def figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
         figures = {}
-        nan = float("nan")
         categories = [group for group in next(iter(summaries.values()))["groups"] if group != "overall"]
         for key, title in (("s_amb", "s_AMB"), ("s_dis", "s_DIS")):
-            series = {}
-            for condition, summary in summaries.items():
-                groups = summary["groups"]
-                estimates = [value_of(groups[c]["stats"][key]) for c in categories]
-                series[condition] = [e if e is not None else Estimate(nan, nan, nan, 0) for e in estimates]
+            series = condition_series(summaries, categories, key)
             figures[f"bbq_{key}"] = bars_with_ci(
                 categories,
                 series,

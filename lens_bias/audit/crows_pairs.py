@@ -33,8 +33,7 @@ import numpy as np
 import plotly.graph_objects as go
 from jaxtyping import Bool, Float
 
-from lens_bias.audit.base import RowMeasure, Rows, Statistic, Summary
-from lens_bias.audit.stereoset import condition_series
+from lens_bias.audit.base import RowMeasure, Rows, Statistic, Summary, condition_series
 from lens_bias.cells import CellStore
 from lens_bias.data.crows_pairs import BIAS_TYPES, DIRECTIONS, TIE_RULE, CrowsPair, crows_group_score, load_crows_pairs
 from lens_bias.data.records import fingerprint
@@ -118,6 +117,7 @@ class CrowsPairsMeasure(RowMeasure):
     (None = all). Scored in chunks of ``chunk`` pairs, each a resumable cell."""
 
     name: ClassVar[str] = "crows_pairs"
+    raw_text: ClassVar[bool] = True  # sentences scored as raw text, no chat template
     HEADLINE: ClassVar[tuple[tuple[str, str], ...]] = (
         ("overall", "metric_score"),
         ("overall", "metric_score_shared"),
@@ -198,8 +198,10 @@ class CrowsPairsMeasure(RowMeasure):
             _metric_statistic("shared", "% pairs preferring sent_more, shared-token log-likelihood (ideal 50)"),
         ]
 
-    def figures(self, summaries: dict[str, Summary]) -> dict[str, go.Figure]:
-        labels = ["overall", *self.bias_types]
+    @staticmethod
+    def figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
+        groups = next(iter(summaries.values()))["groups"]
+        labels = [group for group in groups if group not in DIRECTIONS]
         return {
             f"crows_pairs_{stat}": bars_with_ci(
                 labels,

@@ -59,7 +59,7 @@ import plotly.graph_objects as go
 from jaxtyping import Bool, Float, Int
 
 from lens_bias.audit.base import RowMeasure, Rows, Statistic, Summary, value_of
-from lens_bias.audit.bbq import CONTEXTS, PROMPT_VERSION, _format_mass, _score_statistic, answer_bbq
+from lens_bias.audit.bbq import CONTEXTS, PROMPT_VERSION, answer_bbq, format_mass, score_statistic
 from lens_bias.cells import CellStore
 from lens_bias.data.bbq import BBQItem, bias_scores_from_arrays, item_arrays, load_bbq
 from lens_bias.data.personas import (
@@ -471,10 +471,10 @@ class PersonaBBQMeasure(RowMeasure):
                 )
             )
         stats += [
-            _score_statistic("accuracy_ambig", "likelihood", "accuracy, ambiguous (ideal 1)", 1.0),
-            _score_statistic("accuracy_disambig", "likelihood", "accuracy, disambiguated (ideal 1)", 1.0),
-            _score_statistic("s_amb", "likelihood", "s_AMB (ideal 0)", 0.0),
-            _score_statistic("s_dis", "likelihood", "s_DIS (ideal 0)", 0.0),
+            score_statistic("accuracy_ambig", "likelihood", "accuracy, ambiguous", 1.0),
+            score_statistic("accuracy_disambig", "likelihood", "accuracy, disambiguated", 1.0),
+            score_statistic("s_amb", "likelihood", "s_AMB", 0.0),
+            score_statistic("s_dis", "likelihood", "s_DIS", 0.0),
             Statistic(
                 "corr_BAmt_accuracy",
                 "Pearson r over personas: mean BAmt (ambiguous) vs accuracy (disambiguated)",
@@ -485,7 +485,7 @@ class PersonaBBQMeasure(RowMeasure):
             Statistic(
                 "format_mass",
                 "format mass P(A)+P(B)+P(C)",
-                _format_mass,
+                format_mass,
                 lambda rows, index: "every row failed",
                 None,
             ),
@@ -496,9 +496,15 @@ class PersonaBBQMeasure(RowMeasure):
         return self._statistics
 
     def summarize(self, rows: Rows, *, seed: int) -> Summary:
-        """:meth:`RowMeasure.summarize` plus ``shape``: the model's place on the TB-BAmt plane."""
+        """:meth:`RowMeasure.summarize` plus ``shape`` (the model's place on the TB-BAmt plane) and
+        ``n_shown_ambig`` (persona -> target -> times shown in ambiguous contexts, the denominators of TB)."""
         summary = super().summarize(rows, seed=seed)
         summary["shape"] = self._shape(rows, summary)
+        shown = self._cells(rows, np.arange(len(rows["failed"])), True)[2]
+        summary["n_shown_ambig"] = {
+            name: dict(zip(self.targets, shown[code].astype(int).tolist()))
+            for code, name in enumerate(self.persona_names)
+        }
         return summary
 
     def _shape(self, rows: Rows, summary: Summary) -> dict[str, Any]:
@@ -520,8 +526,12 @@ class PersonaBBQMeasure(RowMeasure):
 
     # ----- figures -----------------------------------------------------------------------------------
 
-    def figures(self, summaries: dict[str, Summary]) -> dict[str, go.Figure]:
+    @staticmethod
+    def figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
         nan = float("nan")
+        first = next(iter(summaries.values()))
+        persona_names = [group for group in first["groups"] if group != "overall"]
+        targets = [key.split(":", 1)[1] for key in first["statistics"] if key.startswith("TB:")]
 
         def value(summary: Summary, group: str, stat: str) -> Estimate | None:
             return value_of(summary["groups"][group]["stats"][stat])
@@ -533,13 +543,13 @@ class PersonaBBQMeasure(RowMeasure):
                 ("BAmt", "Bias amount BAmt = (pos + neg) / shown", None, "Reds"),
             ):
                 z = [
-                    [e.value if (e := value(summary, name, f"{key}:{t}")) is not None else nan for t in self.targets]
-                    for name in self.persona_names
+                    [e.value if (e := value(summary, name, f"{key}:{t}")) is not None else nan for t in targets]
+                    for name in persona_names
                 ]
                 figures[f"persona_bbq_{key}_{condition}"] = heatmap(
                     z,
-                    self.targets,
-                    self.persona_names,
+                    targets,
+                    persona_names,
                     title=f"Persona BBQ, {condition}: {title}, ambiguous contexts (blank = target not shown)",
                     x_title="target (BBQ group)",
                     y_title="persona",
@@ -547,7 +557,7 @@ class PersonaBBQMeasure(RowMeasure):
                     colorscale=scale,
                     text_fmt=".2f",
                 )
-        personas = self.persona_names[1:]
+        personas = persona_names[1:]
         figures["persona_bbq_PB"] = bars_with_ci(
             personas,
             {
@@ -558,15 +568,20 @@ class PersonaBBQMeasure(RowMeasure):
             y_title="PB in [0, 2]",
             reference_line=0.0,
         )
-        figures["persona_bbq_plane"] = self._plane(summaries, value)
+        figures["persona_bbq_plane"] = PersonaBBQMeasure._plane(summaries, value, persona_names)
         return figures
 
-    def _plane(self, summaries: dict[str, Summary], value: Callable[[Summary, str, str], Estimate | None]) -> go.Figure:
+    @staticmethod
+    def _plane(
+        summaries: dict[str, Summary],
+        value: Callable[[Summary, str, str], Estimate | None],
+        persona_names: Sequence[str],
+    ) -> go.Figure:
         """Each persona (and the model overall, with 95% CIs) on the (mean |TB|, mean BAmt) plane."""
         points = [
             (f"{condition} / {name}", tb, bamt)
             for condition, summary in summaries.items()
-            for name in self.persona_names
+            for name in persona_names
             if (tb := value(summary, name, "mean_abs_TB")) is not None
             and (bamt := value(summary, name, "mean_BAmt")) is not None
         ]

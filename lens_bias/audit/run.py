@@ -31,13 +31,16 @@ def run_audit(
     conditions: Mapping[str, Sequence[Intervention]] | None = None,
     *,
     cells: str | Path | None = None,
+    only: Mapping[str, Sequence[str]] | None = None,
     seed: int = 0,
     batch_size: int = 16,
     progress: bool = False,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Rows]]]:
     """Score ``measures`` at baseline and under every condition of ``conditions`` (name -> interventions).
 
-    ``cells``: folder of the resumable cell store (None keeps nothing). Returns ``(values, rows)``:
+    ``cells``: folder of the resumable cell store (None keeps nothing). ``only``: condition name -> the
+    measures it runs on (default: every measure; e.g. a refusal vector applied from the end of a chat
+    instruction runs on the chat measures only). Returns ``(values, rows)``:
     ``values[measure] = {"describe", "summaries": {condition: Summary}, "changes": {condition: Summary}}``
     (changes are paired, condition - baseline) and ``rows[measure][condition]`` the row arrays.
     """
@@ -46,10 +49,18 @@ def run_audit(
         raise InputError(f"{BASELINE!r} is the name of the unintervened run; name the condition otherwise.")
     if not measures:
         raise InputError("No measures to run.")
-    for interventions in conditions.values():
+    only = dict(only or {})
+    unknown = set(only) - set(conditions)
+    if unknown:
+        raise InputError(f"`only` names conditions that are not given: {sorted(unknown)}.")
+
+    def applies(condition: str, measure: Measure) -> bool:
+        return condition not in only or measure.name in only[condition]
+
+    for condition, interventions in conditions.items():
         if not interventions:
             raise InputError("A condition needs at least one intervention (the baseline has none).")
-        raw = [m.name for m in measures if m.raw_text]
+        raw = [m.name for m in measures if m.raw_text and applies(condition, m)]
         if raw:
             check_applicable(interventions, f"the audit measures {', '.join(raw)}")
     for interventions in conditions.values():
@@ -62,6 +73,8 @@ def run_audit(
     for measure in measures:
         rows[measure.name] = {}
         for condition, interventions in {BASELINE: (), **conditions}.items():
+            if condition != BASELINE and not applies(condition, measure):
+                continue
             store = CellStore(cells, {"model": record, "interventions": interventions_key(interventions), "seed": seed})
             rows[measure.name][condition] = measure.score(
                 model, interventions, cells=store, batch_size=batch_size, progress=progress
@@ -117,7 +130,8 @@ def markdown_table(values: Mapping[str, Any]) -> str:
 
 
 def rows_as_tensors(rows: Mapping[str, Mapping[str, Rows]]) -> dict[str, Any]:
-    """Every row array as a tensor named ``{measure}/{condition}/{array}`` (what the result saves)."""
+    """Every numeric row array as a tensor named ``{measure}/{condition}/{array}`` (what the result saves;
+    text arrays, such as generated answers, are left out: the summaries keep examples)."""
     import torch
 
     return {
@@ -125,4 +139,5 @@ def rows_as_tensors(rows: Mapping[str, Mapping[str, Rows]]) -> dict[str, Any]:
         for measure, by_condition in rows.items()
         for condition, arrays in by_condition.items()
         for name, array in arrays.items()
+        if array.dtype.kind in "biuf"
     }

@@ -150,6 +150,7 @@ class ServiceMeasure:
     """
 
     name: ClassVar[str] = "service"
+    raw_text: bool = field(default=False, init=False)  # requests go through the model's chat template
 
     n_names: int | None = 2
     slot: Slot = "names"
@@ -411,7 +412,8 @@ class ServiceMeasure:
 
     # --- figures -------------------------------------------------------------------------------------
 
-    def figures(self, summaries: dict[str, Summary]) -> dict[str, go.Figure]:
+    @staticmethod
+    def figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
         """``service_categories``: stacked shares of the answer categories per group (and condition);
         ``service_refusal_gap``: the refusal-rate gap to the reference group with paired intervals;
         ``service_propensity``: the mean refusal propensity per group with intervals."""

@@ -14,8 +14,11 @@ LMS_t = 100 [#(stereotype > unrelated) + #(anti > unrelated)] / (2 N_t), ICAT_t 
 100 - SS_t) / 50; ``ss``, ``lms``, ``icat`` are their unweighted means over the targets of the group (the
 bias-bench / StereoSet aggregation; targets are matched by their string across both kinds, as there);
 ``icat_from_means`` is ICAT of the macro SS and LMS (what bias-bench prints as "ICAT Score");
-``*_micro`` pool the items. Ties (stereotype == anti) count as anti-stereotype; an option tied with the
-unrelated one is not related. An item is *failed* when any of its three scores is not finite: it is
+``*_micro`` pool the items. The headline ICAT is ``icat_from_means``, the published one: the mean of
+per-target ICATs (``icat``) is biased under resampling (min(SS_t, 100 - SS_t) is concave and a target
+has few items, so resampled per-target SS are more extreme): on the embedded model its percentile
+interval lay below its own value. Ties (stereotype == anti) count as anti-stereotype; an option tied
+with the unrelated one is not related. An item is *failed* when any of its three scores is not finite: it is
 counted in n_failed and left out of every statistic, so a group whose items all failed is undefined,
 never SS = 50. Intervals: items resampled (each item its own cluster), the statistic recomputed per
 target on every resample.
@@ -31,7 +34,7 @@ import numpy as np
 import plotly.graph_objects as go
 from jaxtyping import Float
 
-from lens_bias.audit.base import RowMeasure, Rows, Statistic, Summary, value_of
+from lens_bias.audit.base import RowMeasure, Rows, Statistic, Summary, condition_series
 from lens_bias.cells import CellStore
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
@@ -52,22 +55,10 @@ from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
 from lens_bias.plotting import bars_with_ci
 from lens_bias.readouts import continuation_logprobs, shared_prompt_logprobs
-from lens_bias.stats import Estimate
 
 SCORING_VERSION = "stereoset-mean-token-logprob/1"
 """Changes whenever the scored texts or the option score change (it is in every cell key)."""
 OPTIONS = ("stereotype", "anti_stereotype", "unrelated")
-
-
-def condition_series(summaries: dict[str, Summary], groups: Sequence[str], stat: str) -> dict[str, list[Estimate]]:
-    """``{condition: [estimate of stat in each group]}`` from summaries, an undefined one as a NaN
-    estimate (drawn as a missing bar by :func:`lens_bias.plotting.bars_with_ci`)."""
-    nan = float("nan")
-    series = {}
-    for condition, summary in summaries.items():
-        estimates = [value_of(summary["groups"][group]["stats"][stat]) for group in groups]
-        series[condition] = [e if e is not None else Estimate(nan, nan, nan, 0) for e in estimates]
-    return series
 
 
 def score_stereoset(
@@ -115,7 +106,12 @@ class StereoSetMeasure(RowMeasure):
     ``seed`` (None = all: 4,229 in dev). Scored in chunks of ``chunk`` items, each a resumable cell."""
 
     name: ClassVar[str] = "stereoset"
-    HEADLINE: ClassVar[tuple[tuple[str, str], ...]] = (("overall", "ss"), ("overall", "lms"), ("overall", "icat"))
+    raw_text: ClassVar[bool] = True  # sentences scored as raw text, no chat template
+    HEADLINE: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("overall", "ss"),
+        ("overall", "lms"),
+        ("overall", "icat_from_means"),
+    )
 
     def __init__(
         self,
@@ -172,8 +168,8 @@ class StereoSetMeasure(RowMeasure):
             "intersentence: ' ' + sentence after the context)",
             "tie_rule": TIE_RULE,
             "aggregation": AGGREGATION,
-            "headline_icat": "icat = mean over targets of ICAT_t; icat_from_means = ICAT of the macro SS and LMS "
-            "(bias-bench's 'ICAT Score')",
+            "headline_icat": "icat_from_means = ICAT of the macro SS and LMS (bias-bench's 'ICAT Score'); "
+            "icat = mean over targets of ICAT_t (beside it; its bootstrap is biased low)",
             "failed": "an item with a score that is not finite; counted in n_failed, excluded from every score",
             "intervals": "items resampled (each item its own cluster), statistics recomputed per target",
         }
@@ -227,8 +223,10 @@ class StereoSetMeasure(RowMeasure):
             _statistic("icat_micro", "ICAT of the pooled SS and LMS (ideal 100)", 100.0),
         ]
 
-    def figures(self, summaries: dict[str, Summary]) -> dict[str, go.Figure]:
-        labels = ["overall", *self.bias_types]
+    @staticmethod
+    def figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
+        groups = next(iter(summaries.values()))["groups"]
+        labels = [group for group in groups if group not in KINDS]
         return {
             "stereoset_ss": bars_with_ci(
                 labels,

@@ -91,3 +91,27 @@ def test_bad_sizes_and_contexts_are_refused():
         BBQMeasure(contexts=("vague",))
     with pytest.raises(InputError, match="unknown BBQ category"):
         BBQMeasure(categories=["Height"])
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tiny_long_model, tmp_path, monkeypatch):
+    import lens_bias.audit.bbq as bbq_module
+
+    measure = BBQMeasure(categories=["Age"], n=6, seed=2, chunk=2)
+    real = bbq_module.answer_bbq
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the second chunk
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bbq_module, "answer_bbq", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        measure.score(tiny_long_model, [], cells=CellStore(tmp_path / "run"), batch_size=4, progress=False)
+    monkeypatch.setattr(bbq_module, "answer_bbq", real)
+    resumed_store = CellStore(tmp_path / "run")
+    resumed = measure.score(tiny_long_model, [], cells=resumed_store, batch_size=4, progress=False)
+    assert (resumed_store.reused, resumed_store.computed) == (1, 2)
+    fresh = measure.score(tiny_long_model, [], cells=CellStore(tmp_path / "fresh"), batch_size=4, progress=False)
+    assert all(np.array_equal(resumed[k], fresh[k]) for k in fresh)

@@ -177,6 +177,7 @@ def test_summary_matches_a_plain_recount(synthetic):
                 assert amount == pytest.approx((counts[1][target] + counts[2][target]) / counts[0][target])
                 if name != "none":
                     cells.append((name, target, expected))
+            assert summary["n_shown_ambig"][name][target] == counts[0][target]
     for name in ("kid", "Black"):
         diffs = [abs(tb - _tb(per_persona["none"], t)) for p, t, tb in cells if p == name]
         diffs = [d for d in diffs if not np.isnan(d)]

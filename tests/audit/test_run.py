@@ -49,3 +49,12 @@ def test_bad_conditions_are_refused(tiny_long_model, steer):
     at_answer = AddVector(steer.vector, 1.0, start="instruction_end")
     with pytest.raises(InputError, match="the audit measures bbq score raw text"):
         run_audit(tiny_long_model, [measure], {"late": [at_answer]})
+
+
+def test_a_condition_can_be_limited_to_some_measures(tiny_long_model, steer):
+    bbq = BBQMeasure(categories=["Age"], n=2)
+    values, _ = run_audit(tiny_long_model, [bbq], {"noise": [steer]}, only={"noise": []})
+    assert list(values["bbq"]["summaries"]) == [BASELINE] and values["bbq"]["changes"] == {}
+    assert "change: noise" not in markdown_table(values)
+    with pytest.raises(InputError, match="not given"):
+        run_audit(tiny_long_model, [bbq], {}, only={"other": ["bbq"]})

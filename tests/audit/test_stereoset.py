@@ -82,7 +82,7 @@ def test_statistics_hand_computed_macro_micro_ties_and_groups(summary):
     assert (intra["ss"], intra["lms"], intra["icat"]) == pytest.approx((50.0, 50.0, 50.0))
     assert (inter["ss"], inter["lms"], inter["icat"]) == pytest.approx((50.0, 62.5, 0.0))
     assert (inter["ss_micro"], inter["lms_micro"]) == pytest.approx((100 / 3, 50.0))
-    assert summary["headline"] == [["overall", "ss"], ["overall", "lms"], ["overall", "icat"]]
+    assert summary["headline"] == [["overall", "ss"], ["overall", "lms"], ["overall", "icat_from_means"]]
     assert summary["statistics"]["ss"]["ideal"] == 50.0 and summary["statistics"]["lms"]["ideal"] == 100.0
     entry = summary["groups"]["overall"]["stats"]["ss"]
     assert entry["low"] <= entry["value"] <= entry["high"] and entry["n"] == 6
