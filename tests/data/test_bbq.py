@@ -115,7 +115,9 @@ def test_resolve_target_index_rules():
 
 def item(n, condition, polarity, label, target=0, unknown=2, category="Age") -> BBQItem:
     answers = ("a0", "a1", "unknown")
-    return BBQItem(n, category, 1, polarity, condition, "ctx", "q?", answers, label, unknown, target, ("g0", "g1", "unknown"))
+    return BBQItem(
+        n, category, 1, polarity, condition, "ctx", "q?", answers, label, unknown, target, ("g0", "g1", "unknown")
+    )
 
 
 DIS = [

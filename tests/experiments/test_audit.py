@@ -46,3 +46,37 @@ def test_bbq_audit_end_to_end_and_replot(tiny_long_dir, tmp_path, capsys):
     replotted = audit.main(["--replot", str(out / "audit.json"), "--no-png"])
     assert replotted.values == result.values
     assert capsys.readouterr().out.split("wrote")[0] == printed.split("wrote")[0]
+
+
+def test_quick_config_builds_every_measure_at_small_sizes():
+    config = audit.Config(**audit.QUICK)
+    measures = audit.build_measures(config, model=None)  # no measure needs the model unless --bbq-chat
+    assert [m.name for m in measures] == list(audit.MEASURES)
+    by_name = {m.name: m for m in measures}
+    assert len(by_name["stereoset"].items) == 60 and len(by_name["crows_pairs"].items) == 60
+    assert len(by_name["bbq"].items) == 6 * 11
+    assert [p.name for p in by_name["persona_bbq"].personas] == ["elder", "Muslim"]
+    assert [m.name for m in measures if not m.raw_text] == ["persona_bbq", "service"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"measures": ("bbq",), "refusal_vector": (0.5,)}, "--refusal-vector applies to the chat measures"),
+        ({"measures": ("service",), "refusal_vector": (0.0,)}, "non-zero multipliers"),
+    ],
+)
+def test_refusal_vector_conditions_are_checked(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        audit.Config(**kwargs)
+
+
+def test_benchmark_measures_end_to_end(tiny_long_dir, tmp_path, capsys):
+    out = tmp_path / "audit"
+    args = ["--measures", "stereoset", "crows_pairs", "--n-stereoset", "6", "--n-crows-pairs", "6"]
+    result = audit.main(["--model", str(tiny_long_dir), *args, "--no-png", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert set(result.values) == {"stereoset", "crows_pairs"}
+    assert "### stereoset" in printed and "### crows_pairs" in printed
+    for figure in ("stereoset_ss", "crows_pairs_metric_score", "crows_pairs_metric_score_shared"):
+        assert (out / f"{figure}.html").is_file()
