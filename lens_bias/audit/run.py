@@ -121,7 +121,7 @@ def markdown_table(values: Mapping[str, Any]) -> str:
                     if c != BASELINE
                 ),
             ]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
         overall = base["groups"].get("overall", {})
         if overall:
             lines += ["", f"n rows {overall['n_rows']}, failed {overall['n_failed']} (baseline)."]

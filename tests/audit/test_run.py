@@ -32,6 +32,7 @@ def test_conditions_are_compared_with_one_baseline(tiny_long_model, steer, tmp_p
     table = markdown_table(values)
     assert "| statistic | ideal | baseline | noise | change: noise |" in table
     assert "s_AMB (likelihood)" in table
+    assert all(line.count(" | ") == 4 for line in table.splitlines() if line.startswith("| s_")), "one cell per column"
     assert set(rows_as_tensors(rows)) >= {"bbq/baseline/option_logprob", "bbq/noise/failed"}
     # resumed: a second run reuses every cell and gives the same values
     again, _ = run_audit(tiny_long_model, [measure], {"noise": [steer]}, cells=tmp_path, batch_size=8)
