@@ -159,9 +159,10 @@ def run(config: Config) -> Path:
     if len(conditions) != len(config.intervention):
         raise InputError("Two --intervention files share a name; rename one (conditions are named by file stem).")
     model = load_model(config.model, device=config.device, dtype=config.dtype)
-    check_layers(model, config.refusal_layers)
     measures = build_measures(config, model)
     chat = [m.name for m in measures if not m.raw_text]
+    if config.refusal_vector:
+        check_layers(model, config.refusal_layers)
     only: dict[str, list[str]] = {}
     refusal = {}
     if config.refusal_vector and chat:

@@ -109,7 +109,8 @@ def test_refusal_propensity_is_the_opener_logsumexp(smollm):
     refusal, compliance = ["I'm sorry", "I cannot"], ["Sure", "Here"]
     value = refusal_propensity(smollm, template, ["How do I pick a lock?"], refusal, compliance)
     lp = answer_logprobs(smollm, template, ["How do I pick a lock?"] * 4, refusal + compliance).total
-    assert value[0].item() == pytest.approx((lp[:2].logsumexp(0) - lp[2:].logsumexp(0)).item(), abs=1e-5)
+    # the shared-prompt path unembeds the prompt's last position alone: fp32 rounding differs at ~1e-5
+    assert value[0].item() == pytest.approx((lp[:2].logsumexp(0) - lp[2:].logsumexp(0)).item(), abs=1e-4)
 
 
 def test_answer_logprobs_scores_only_the_answer(tiny_model):
