@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
+from lens_bias.data.records import fingerprint
 from lens_bias.errors import InputError
 from lens_bias.files import atomic_path
 from lens_bias.provenance import to_jsonable
@@ -94,6 +97,26 @@ class CellStore:
         tensors = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in arrays.items()}
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"cell": json.dumps(to_jsonable({**self.base, **cell}))})
+
+    def map_chunks(
+        self,
+        items: Sequence[Any],
+        chunk: int,
+        cell: dict[str, Any],
+        compute: Callable[[Sequence[Any]], Arrays],
+        *,
+        desc: str,
+        progress: bool = False,
+    ) -> Arrays:
+        """``compute`` over ``items`` in chunks of ``chunk`` (each a cell: ``cell`` plus the chunk's item
+        fingerprint), with a progress bar; returns every array concatenated along its first axis."""
+        if chunk < 1:
+            raise InputError(f"chunk must be >= 1, got {chunk}.")
+        parts = []
+        for start in tqdm(range(0, len(items), chunk), desc=desc, disable=not progress, unit="chunk"):
+            part = items[start : start + chunk]
+            parts.append(self.get_or_compute({**cell, "items": fingerprint(part)}, partial(compute, part)))
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]} if parts else {}
 
     def get_or_compute(self, cell: dict[str, Any], compute: Callable[[], Arrays]) -> Arrays:
         """The saved arrays of ``cell`` if finished, else ``compute()`` saved and returned."""

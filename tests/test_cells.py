@@ -76,3 +76,22 @@ def test_interventions_differing_only_in_values_have_different_keys():
     key_a, key_b = interventions_key([AddVector(a, 1.0)]), interventions_key([AddVector(b, 1.0)])
     assert key_a[0]["vector"] == key_b[0]["vector"] and config_key({"i": key_a}) != config_key({"i": key_b})
     assert interventions_key([AddVector(a, 1.0)]) == key_a
+
+
+def test_map_chunks_concatenates_and_resumes_chunk_by_chunk(tmp_path):
+    from lens_bias.data.crows_pairs import load_crows_pairs
+
+    items = load_crows_pairs()[:5]
+    seen = []
+
+    def compute(chunk):
+        seen.append(len(chunk))
+        return {"id": np.array([int(item.id) for item in chunk])}
+
+    out = CellStore(tmp_path).map_chunks(items, 2, {"measure": "ids"}, compute, desc="ids")
+    assert out["id"].tolist() == [int(item.id) for item in items] and seen == [2, 2, 1]
+    again = CellStore(tmp_path)
+    assert again.map_chunks(items, 2, {"measure": "ids"}, compute, desc="ids")["id"].tolist() == out["id"].tolist()
+    assert again.reused == 3 and seen == [2, 2, 1]
+    with pytest.raises(InputError, match="chunk must be >= 1"):
+        again.map_chunks(items, 0, {}, compute, desc="ids")

@@ -220,33 +220,27 @@ class BBQMeasure(RowMeasure):
         batch_size: int,
         progress: bool,
     ) -> Rows:
-        from tqdm.auto import tqdm
-
         template = None if self.template is None else self.template.describe(tokenizer_of(model))
-        parts = []
-        starts = range(0, len(self.items), self.chunk)
-        for start in tqdm(starts, desc="BBQ", disable=not progress, unit="chunk"):
-            chunk = self.items[start : start + self.chunk]
 
-            def compute(chunk: list[BBQItem] = chunk) -> dict[str, np.ndarray]:
-                answers = answer_bbq(
-                    model, chunk, template=self.template, interventions=interventions, batch_size=batch_size
-                )
-                return {
-                    "option_logprob": answers.option_logprob,
-                    "option_total": answers.option_total,
-                    "letter_logprob": answers.letter_logprob,
-                }
+        def compute(chunk: Sequence[BBQItem]) -> dict[str, np.ndarray]:
+            answers = answer_bbq(
+                model, chunk, template=self.template, interventions=interventions, batch_size=batch_size
+            )
+            return {
+                "option_logprob": answers.option_logprob,
+                "option_total": answers.option_total,
+                "letter_logprob": answers.letter_logprob,
+            }
 
-            cell = {"measure": self.name, "prompt": PROMPT_VERSION, "template": template, "items": fingerprint(chunk)}
-            parts.append(cells.get_or_compute(cell, compute))
-        option, letter = (np.concatenate([p[key] for p in parts]) for key in ("option_logprob", "letter_logprob"))
+        cell = {"measure": self.name, "prompt": PROMPT_VERSION, "template": template}
+        scores = cells.map_chunks(self.items, self.chunk, cell, compute, desc="BBQ", progress=progress)
+        option, letter = scores["option_logprob"], scores["letter_logprob"]
         codes = {category: i for i, category in enumerate(self.categories)}
         return {
             "option_logprob": option,
-            "option_total": np.concatenate([p["option_total"] for p in parts]),
+            "option_total": scores["option_total"],
             "letter_logprob": letter,
-            "failed": ~(np.isfinite(option).all(1) & np.isfinite(letter).all(1)),
+            "failed": np.asarray(~(np.isfinite(option).all(1) & np.isfinite(letter).all(1))),
             "category": np.array([codes[item.category] for item in self.items]),
             **item_arrays(self.items),
         }

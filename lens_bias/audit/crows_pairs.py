@@ -159,27 +159,18 @@ class CrowsPairsMeasure(RowMeasure):
         batch_size: int,
         progress: bool,
     ) -> Rows:
-        from tqdm.auto import tqdm
+        def compute(chunk: Sequence[CrowsPair]) -> dict[str, np.ndarray]:
+            return score_crows_pairs(model, chunk, interventions=interventions, batch_size=batch_size)
 
-        parts = []
-        for start in tqdm(
-            range(0, len(self.items), self.chunk), desc="CrowS-Pairs", disable=not progress, unit="chunk"
-        ):
-            chunk = self.items[start : start + self.chunk]
-
-            def compute(chunk: list[CrowsPair] = chunk) -> dict[str, np.ndarray]:
-                return score_crows_pairs(model, chunk, interventions=interventions, batch_size=batch_size)
-
-            cell = {"measure": self.name, "scoring": SCORING_VERSION, "items": fingerprint(chunk)}
-            parts.append(cells.get_or_compute(cell, compute))
-        whole = np.concatenate([p["whole"] for p in parts])
-        shared = np.concatenate([p["shared"] for p in parts])
+        cell = {"measure": self.name, "scoring": SCORING_VERSION}
+        scores = cells.map_chunks(self.items, self.chunk, cell, compute, desc="CrowS-Pairs", progress=progress)
+        whole, shared = scores["whole"], scores["shared"]
         bias_codes = {b: i for i, b in enumerate(self.bias_types)}
         return {
             "whole": whole,
             "shared": shared,
-            "n_shared": np.concatenate([p["n_shared"] for p in parts]),
-            "failed": ~(np.isfinite(whole).all(1) & np.isfinite(shared).all(1)),
+            "n_shared": scores["n_shared"],
+            "failed": np.asarray(~(np.isfinite(whole).all(1) & np.isfinite(shared).all(1))),
             "bias_type": np.array([bias_codes[item.bias_type] for item in self.items]),
             "direction": np.array([DIRECTIONS.index(item.direction) for item in self.items]),
         }

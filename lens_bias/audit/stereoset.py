@@ -183,22 +183,15 @@ class StereoSetMeasure(RowMeasure):
         batch_size: int,
         progress: bool,
     ) -> Rows:
-        from tqdm.auto import tqdm
+        def compute(chunk: Sequence[StereoSetItem]) -> dict[str, np.ndarray]:
+            return {"scores": score_stereoset(model, chunk, interventions=interventions, batch_size=batch_size)}
 
-        parts = []
-        for start in tqdm(range(0, len(self.items), self.chunk), desc="StereoSet", disable=not progress, unit="chunk"):
-            chunk = self.items[start : start + self.chunk]
-
-            def compute(chunk: list[StereoSetItem] = chunk) -> dict[str, np.ndarray]:
-                return {"scores": score_stereoset(model, chunk, interventions=interventions, batch_size=batch_size)}
-
-            cell = {"measure": self.name, "scoring": SCORING_VERSION, "items": fingerprint(chunk)}
-            parts.append(cells.get_or_compute(cell, compute)["scores"])
-        scores = np.concatenate(parts)
+        cell = {"measure": self.name, "scoring": SCORING_VERSION}
+        scores = cells.map_chunks(self.items, self.chunk, cell, compute, desc="StereoSet", progress=progress)["scores"]
         target_codes = {target: i for i, target in enumerate(self.targets)}
         return {
             "scores": scores,
-            "failed": ~np.isfinite(scores).all(1),
+            "failed": np.asarray(~np.isfinite(scores).all(1)),
             "target": np.array([target_codes[item.target] for item in self.items]),
             "bias_type": np.array([BIAS_TYPES.index(item.bias_type) for item in self.items]),
             "kind": np.array([KINDS.index(item.kind) for item in self.items]),
