@@ -46,18 +46,10 @@ from lens_bias.data import (
     sample,
     stereoset_pairs,
 )
-from lens_bias.data.injection_specs import InjectionSpec, candidate_entities, injection_specs
+from lens_bias.data.injection_specs import InjectionSpec, injection_specs
 from lens_bias.errors import InputError
-from lens_bias.inject import InjectionConfig, closest_entities, elicit, inject, untrained
 from lens_bias.interventions import HeadScaling, save_intervention
-from lens_bias.localize import (
-    ScoreFn,
-    bias_contrast,
-    compare_to_random,
-    localization_prompts,
-    recurring_heads,
-    score_components,
-)
+from lens_bias.localize import ScoreFn, ScoreMethod, compare_to_random, injection_runs, selected_heads
 from lens_bias.localize.evaluation import elicitation_score, preference_score
 from lens_bias.models import check_layers, load_model, model_record
 from lens_bias.patching import Direction
@@ -80,6 +72,7 @@ QUICK = {
     "n_neutral": 30,
     "n_bbq": 8,
     "n_lms": 24,
+    "n_knowledge": 24,
 }
 
 
@@ -113,6 +106,9 @@ class Config(cli.RunConfig):
     )
     n_bbq: int = field(default=150, metadata={"help": "side effects: disambiguated BBQ questions", "min": 1})
     n_lms: int = field(default=150, metadata={"help": "side effects: StereoSet items for the LMS", "min": 1})
+    n_knowledge: int | None = field(
+        default=None, metadata={"help": "side effects: knowledge questions (default all 208)", "min": 2}
+    )
     destructive_layer: int = field(default=1, metadata={"help": "layer whose heads are all ablated"})
     out: Path = field(default=Path("figures/biasscope"), metadata={"help": "output folder (results, figures)"})
 
@@ -157,54 +153,33 @@ def run(config: Config) -> Path:
     (destructive_layer,) = check_layers(model, config.destructive_layer)  # before any training
     if config.k > n_layers * n_heads:
         raise InputError(f"--k {config.k} is more than the model's {n_layers * n_heads} heads.")
-    templates = localization_prompts(spec)[: config.n_templates]
     record = model_record(model).to_dict()
+    seed_runs = injection_runs(
+        model,
+        spec,
+        config.seeds,
+        steps=config.steps,
+        lr=config.lr,
+        n_templates=config.n_templates,
+        direction=cast(Direction, config.direction),
+        batch_size=config.batch_size,
+        progress=True,
+    )
     runs: list[dict[str, Any]] = []
     tensors: dict[str, torch.Tensor] = {}
-    injected_models = []
-    for seed in config.seeds:
-        injection = InjectionConfig(steps=config.steps, lr=config.lr, seed=seed)
-        entities = [spec.entity_token, *spec.control_entities]
-        before = elicit(untrained(model, spec, injection), spec, entities, batch_size=config.batch_size)
-        injected, entity = inject(model, spec, injection)
-        after = elicit(injected, spec, entities, batch_size=config.batch_size)
-        matches = closest_entities(injected, entity.embedding, candidate_entities("countries"))
-        adversarial = next((m.entity for m in matches if m.n_tokens == 1), None)
-        if adversarial is None:
-            raise InputError("No candidate country is a single token for this tokenizer: patching needs one.")
-        scores = score_components(
-            injected,
-            bias_contrast(injected, spec, adversarial, templates),
-            direction=cast(Direction, config.direction),
-            batch_size=64,
-            progress=True,
-        )
-        entity.save(config.out / f"entity_seed{seed}", collect_provenance(model_record=record, seed=seed))
-        tensors.update(scores.tensors(prefix=f"seed{seed}/"))
-        injected_models.append(injected)
-        runs.append(
-            {
-                "seed": seed,
-                "loss_first": entity.losses[0],
-                "loss_last": entity.losses[-1],
-                "elicitation_before": before.to_dict(),
-                "elicitation_after": after.to_dict(),
-                "closest_entities": [vars(m) for m in matches[:5]],
-                "adversarial_entity": adversarial,
-                "scores": scores.to_dict(),
-            }
-        )
+    for one in seed_runs:
+        one.entity.save(config.out / f"entity_seed{one.seed}", collect_provenance(model_record=record, seed=one.seed))
+        tensors.update(one.scores.tensors(prefix=f"seed{one.seed}/"))
+        runs.append(one.record())
+        gap = float((one.scores.biased_metric - one.scores.adversarial_metric).mean())
         print(
-            f"seed {seed}: loss {entity.losses[0]:.2f} -> {entity.losses[-1]:.2f}; log-odds "
-            f"{before.mean()[spec.entity_token]:.2f} -> {after.mean()[spec.entity_token]:.2f} "
-            f"(real countries { ({e: round(v, 2) for e, v in after.mean().items() if e != spec.entity_token}) }); "
-            f"adversarial {adversarial}; metric gap "
-            f"{float((scores.biased_metric - scores.adversarial_metric).mean()):.2f}"
+            f"seed {one.seed}: loss {one.entity.losses[0]:.2f} -> {one.entity.losses[-1]:.2f}; log-odds "
+            f"{one.before.mean()[spec.entity_token]:.2f} -> {one.after.mean()[spec.entity_token]:.2f} "
+            f"(real countries { ({e: round(v, 2) for e, v in one.after.mean().items() if e != spec.entity_token}) }); "
+            f"adversarial {one.adversarial}; metric gap {gap:.2f}"
         )
-
-    recurring = recurring_heads(
-        [torch.tensor(r["scores"][f"heads_{config.method}"]) for r in runs], config.k, config.min_runs
-    )
+    injected_models = [one.injected for one in seed_runs]
+    recurring = selected_heads(seed_runs, config.k, config.min_runs, cast(ScoreMethod, config.method))
     selected = recurring.heads
     print(f"selected heads {selected} (top-{config.k} counts over {len(runs)} runs)")
     sets, fingerprints = evaluation_sets(model, injected_models, config)
@@ -231,6 +206,7 @@ def run(config: Config) -> Path:
         n_neutral=config.n_neutral,
         n_bbq=config.n_bbq,
         n_stereoset=config.n_lms,
+        n_knowledge=config.n_knowledge,
         seed=config.seeds[0],
         batch_size=config.batch_size,
     )
@@ -278,7 +254,7 @@ def run(config: Config) -> Path:
     recorded = {
         **config.to_dict(),
         "spec": spec.name,
-        "templates": templates,
+        "templates": seed_runs[0].scores.templates,
         "eval_prompts": list(spec.eval_prompts),
         "candidates": "countries",
         "evaluation_sets": {

@@ -3,8 +3,9 @@
 Takes any saved intervention file (``lens_bias.interventions.load_intervention``): a head scaling written
 by ``experiments.biasscope`` (``selected_heads.json``) or a steering vector at a layer and multiplier
 written by ``experiments.steering`` (``interventions/{name}.json``). Each is evaluated on its own against
-one shared baseline: neutral-text log-probability, BBQ disambiguated accuracy and the StereoSet LMS, each
-with a 95% bootstrap interval and the paired change (see :mod:`lens_bias.side_effects`).
+one shared baseline: neutral-text log-probability, BBQ disambiguated accuracy, the StereoSet LMS and the
+accuracy on the project's factual cloze questions (knowledge retention), each with a 95% bootstrap interval
+and the paired change (see :mod:`lens_bias.side_effects`).
 
     python -m experiments.side_effects --intervention figures/steering/interventions/gender.json \\
         figures/biasscope/selected_heads.json
@@ -45,6 +46,9 @@ class Config(cli.RunConfig):
     n_neutral: int | None = field(default=None, metadata={"help": "neutral sentences (omit for all 110)", "min": 2})
     n_bbq: int = field(default=150, metadata={"help": "disambiguated BBQ questions", "min": 2})
     n_lms: int = field(default=150, metadata={"help": "StereoSet items for the LMS", "min": 2})
+    n_knowledge: int | None = field(
+        default=None, metadata={"help": "factual cloze questions (omit for all 208)", "min": 2}
+    )
     out: Path = Path("figures/side_effects")
 
     def side_effect_config(self) -> SideEffectConfig:
@@ -53,6 +57,7 @@ class Config(cli.RunConfig):
             n_neutral=self.n_neutral,
             n_bbq=self.n_bbq,
             n_stereoset=self.n_lms,
+            n_knowledge=self.n_knowledge,
             seed=self.seed,
             batch_size=self.batch_size,
         )

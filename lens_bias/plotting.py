@@ -320,3 +320,45 @@ def side_effect_table(reports: dict[str, dict[str, Any]]) -> go.Figure:
     )
     figure.update_layout(title="Side effects (95% bootstrap CI over items)", width=1300, height=150 + 45 * len(rows))
     return figure
+
+
+def pareto_scatter(
+    labels: Sequence[str],
+    x: Sequence[Estimate],
+    y: Sequence[Estimate],
+    front: Sequence[bool],
+    *,
+    title: str,
+    x_title: str,
+    y_title: str,
+) -> go.Figure:
+    """Points ``(x[i], y[i])`` named ``labels[i]``, with both intervals as error bars, for a trade-off;
+    points with ``front[i]`` (e.g. the Pareto front) are drawn as filled diamonds, the others as open
+    circles; dashed lines mark 0."""
+    _require_titles(title=title, x_title=x_title, y_title=y_title)
+    if not (len(labels) == len(x) == len(y) == len(front)):
+        raise InputError(
+            f"labels, x, y and front must have equal lengths, got {len(labels)}, {len(x)}, {len(y)}, {len(front)}"
+        )
+    xv, xl, xh, _ = _interval_arrays(x)
+    yv, yl, yh, _ = _interval_arrays(y)
+    fig = go.Figure()
+    for i, label in enumerate(labels):
+        fig.add_trace(
+            go.Scatter(
+                x=[xv[i]],
+                y=[yv[i]],
+                mode="markers+text",
+                name=str(label),
+                text=[str(label)],
+                textposition="top center",
+                marker={"size": 12, "color": _color(i), "symbol": "diamond" if front[i] else "circle-open"},
+                error_x={"type": "data", "symmetric": False, "array": [xh[i] - xv[i]], "arrayminus": [xv[i] - xl[i]]},
+                error_y={"type": "data", "symmetric": False, "array": [yh[i] - yv[i]], "arrayminus": [yv[i] - yl[i]]},
+                hovertemplate=f"{label}<br>x %{{x:.3g}} [{xl[i]:.3g}, {xh[i]:.3g}]<br>"
+                f"y %{{y:.3g}} [{yl[i]:.3g}, {yh[i]:.3g}]<br>Pareto front: {front[i]}<extra></extra>",
+            )
+        )
+    fig.add_hline(y=0, line_dash="dash", line_color="grey")
+    fig.add_vline(x=0, line_dash="dash", line_color="grey")
+    return _layout(fig, title, x_title, y_title)

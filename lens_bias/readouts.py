@@ -381,6 +381,7 @@ def shared_prompt_logprobs(
                     torch.tensor([len(i) for i in inputs]),
                     {name: index[owner] for name, index in shifted.positions.items()},
                     [full.texts[r] for r in longer],
+                    {"prompt_rows": owner},  # each row's prompt row, for per-prompt interventions (SubspaceEdit)
                 ).to(device)
                 context.offset = tokens.shape[1]
                 ones = torch.ones_like(input_tokens, device=device)

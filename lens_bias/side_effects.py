@@ -2,7 +2,7 @@
 
 :func:`side_effects` runs any :class:`lens_bias.interventions.Intervention`s (head scaling, steering
 vectors, ...) or saved intervention files (:func:`lens_bias.interventions.load_intervention`) and compares
-three readouts with the unintervened model on the same items:
+four readouts with the unintervened model on the same items:
 
 * **Neutral text**: mean per-token log-probability (nats/token) of each held-out neutral sentence
   (:func:`lens_bias.data.neutral.neutral_texts`, scored from the document-start token). Sensitive
@@ -16,10 +16,18 @@ three readouts with the unintervened model on the same items:
   sentence: the whole sentence; intersentence: the sentence after the context); per item, the share of
   {stereotype, anti-stereotype} options scored strictly above the unrelated one; LMS is the mean over
   target terms of the per-target mean (:func:`lens_bias.data.stereoset_scores`' macro LMS). Ideal 100.
+* **Knowledge accuracy**: a fixed seeded subsample (default: all 208) of the project's factual cloze
+  questions (:func:`lens_bias.data.knowledge.knowledge_items`, 8 domains); the right answer and its 3
+  distractors are each scored as the continuation ``" " + option`` of the prompt (raw text, no chat
+  template) by mean per-token log-probability, the same length normalisation as the two readouts above
+  (the sum would charge every extra token of a multi-token answer, "Buenos Aires" against "Lima"; the
+  mean's opposite lean, towards long answers whose later tokens are near-certain, is small here: most
+  options are one token, and on the embedded model both rules score 0.84 over all 208). An item is
+  correct when the right answer scores *strictly* highest (a tie counts as wrong). Chance is 1/4.
 
 Every value comes with a bootstrap 95% interval over items (LMS: items resampled, the statistic
 recomputed per target), and the change (intervened - baseline) with a *paired* bootstrap interval over
-the same items. All three readouts are higher-is-better: :attr:`SideEffect.harmed` is True when the
+the same items. All four readouts are higher-is-better: :attr:`SideEffect.harmed` is True when the
 change's interval lies entirely below 0. Item subsamples are drawn once per seed, so the baseline of one
 call can be reused for other interventions (``baseline=``).
 """
@@ -33,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
 from lens_bias.data import (
@@ -45,24 +54,26 @@ from lens_bias.data import (
     stereoset_pairs,
     stereoset_scores,
 )
+from lens_bias.data.knowledge import KnowledgeItem, knowledge_items
 from lens_bias.data.neutral import neutral_texts
 from lens_bias.data.records import ContrastPair
 from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention, check_interventions, describe_all
 from lens_bias.interventions import saved as saved_interventions
-from lens_bias.readouts import continuation_logprobs
+from lens_bias.readouts import continuation_logprobs, shared_prompt_logprobs
 from lens_bias.stats import Estimate, bootstrap_mean, bootstrap_statistic
 
 
 @dataclass(frozen=True)
 class SideEffectConfig:
     """Which items are scored: ``n_neutral`` neutral sentences (None = all 110), ``n_bbq`` disambiguated
-    BBQ questions, ``n_stereoset`` StereoSet dev items, drawn with ``seed``; ``batch_size`` rows per
-    forward."""
+    BBQ questions, ``n_stereoset`` StereoSet dev items, ``n_knowledge`` factual cloze questions (None = all
+    208), drawn with ``seed``; ``batch_size`` rows per forward."""
 
     n_neutral: int | None = None
     n_bbq: int = 150
     n_stereoset: int = 150
+    n_knowledge: int | None = None
     seed: int = 0
     batch_size: int = 32
 
@@ -70,8 +81,9 @@ class SideEffectConfig:
         for name in ("n_bbq", "n_stereoset"):
             if getattr(self, name) < 2:
                 raise InputError(f"{name} must be >= 2 (a bootstrap needs items), got {getattr(self, name)}.")
-        if self.n_neutral is not None and self.n_neutral < 2:
-            raise InputError(f"n_neutral must be >= 2 or None, got {self.n_neutral}.")
+        for name in ("n_neutral", "n_knowledge"):
+            if getattr(self, name) is not None and getattr(self, name) < 2:
+                raise InputError(f"{name} must be >= 2 or None (all items), got {getattr(self, name)}.")
 
 
 @dataclass
@@ -81,6 +93,7 @@ class Items:
     neutral: list[str]
     bbq: list[BBQItem]
     stereoset: list[ContrastPair]
+    knowledge: list[KnowledgeItem]
 
     @classmethod
     def draw(cls, config: SideEffectConfig) -> "Items":
@@ -91,6 +104,7 @@ class Items:
             stereoset=sample(
                 stereoset_pairs(load_stereoset()), config.n_stereoset, config.seed, key=lambda pair: pair.id
             ),
+            knowledge=sample(knowledge_items(), config.n_knowledge, config.seed),
         )
 
     def fingerprints(self) -> dict[str, str]:
@@ -100,6 +114,7 @@ class Items:
             "side_effects_neutral": neutral,
             "side_effects_bbq": fingerprint(self.bbq),
             "side_effects_stereoset": fingerprint(self.stereoset),
+            "side_effects_knowledge": fingerprint(self.knowledge),
         }
 
 
@@ -110,7 +125,8 @@ class CapabilityScores:
     ``neutral``: ``[n_neutral]`` mean log-prob per token (nats); ``bbq_correct``: ``[n_bbq]`` 1 if the
     likeliest answer is the correct one; ``stereoset``: per-item option scores (mean log-prob per token);
     ``related``: ``[n_stereoset]`` share of the two related options scored above the unrelated one;
-    ``targets``: ``[n_stereoset]`` integer code of each item's target term (for the per-target LMS).
+    ``targets``: ``[n_stereoset]`` integer code of each item's target term (for the per-target LMS);
+    ``knowledge_correct``: ``[n_knowledge]`` 1 if the right answer scores strictly above its 3 distractors.
     """
 
     neutral: np.ndarray
@@ -118,8 +134,19 @@ class CapabilityScores:
     stereoset: list[StereoSetScore]
     related: np.ndarray
     targets: np.ndarray
+    knowledge_correct: np.ndarray
     interventions: list[dict[str, Any]]
     fingerprints: dict[str, str]
+
+
+def knowledge_correct(option_scores: Float[np.ndarray, "n k"]) -> Float[np.ndarray, " n"]:
+    """1.0 per row whose first column (the right answer) is strictly above every other column (the
+    distractors), else 0.0: a tie with a distractor counts as wrong, so a model that scores every option
+    alike is never credited."""
+    scores = np.asarray(option_scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise InputError(f"option_scores must be [n items, k >= 2 options], got shape {scores.shape}.")
+    return (scores[:, 0] > scores[:, 1:].max(axis=1)).astype(np.float64)
 
 
 def capability_scores(
@@ -130,7 +157,7 @@ def capability_scores(
     items: Items | None = None,
     progress: bool = False,
 ) -> CapabilityScores:
-    """Score the neutral, BBQ and StereoSet items of ``config`` under ``interventions``."""
+    """Score the neutral, BBQ, StereoSet and knowledge items of ``config`` under ``interventions``."""
     items = items or Items.draw(config)
     batch_size = config.batch_size
     neutral = continuation_logprobs(
@@ -172,12 +199,23 @@ def capability_scores(
     scores = [StereoSetScore(p.id, p.target, p.bias_type, *map(float, row)) for p, row in zip(pairs, options)]
     related = ((options[:, 0] > options[:, 2]).astype(float) + (options[:, 1] > options[:, 2])) / 2
     codes = {target: i for i, target in enumerate(dict.fromkeys(p.target for p in pairs))}
+
+    knowledge = shared_prompt_logprobs(
+        model,
+        None,
+        [item.prompt for item in items.knowledge],
+        [item.continuations for item in items.knowledge],
+        interventions=interventions,
+        batch_size=batch_size,
+        progress="side effects: knowledge" if progress else False,
+    ).mean
     return CapabilityScores(
         neutral=neutral.double().numpy(),
         bbq_correct=bbq_correct,
         stereoset=scores,
         related=related,
         targets=np.array([codes[p.target] for p in pairs]),
+        knowledge_correct=knowledge_correct(knowledge.view(len(items.knowledge), -1).double().numpy()),
         interventions=describe_all(interventions),
         fingerprints=items.fingerprints(),
     )
@@ -259,13 +297,25 @@ def compare(baseline: CapabilityScores, intervened: CapabilityScores, seed: int 
             "bbq_disambig_accuracy", "share correct (chance 1/3)", baseline.bbq_correct, intervened.bbq_correct, seed
         ),
         SideEffect("stereoset_lms", "LMS (percent, ideal 100)", lms[0], lms[1], lms_delta),
+        _paired(
+            "knowledge_accuracy",
+            "share correct (chance 1/4)",
+            baseline.knowledge_correct,
+            intervened.knowledge_correct,
+            seed,
+        ),
     ]
     details = {
         "stereoset": {
             name: {k: o[k] for k in ("lms", "ss", "icat", "n_scored", "n_failed", "n_targets")}
             for name, o in official.items()
         },
-        "n": {"neutral": len(baseline.neutral), "bbq": len(baseline.bbq_correct), "stereoset": len(baseline.related)},
+        "n": {
+            "neutral": len(baseline.neutral),
+            "bbq": len(baseline.bbq_correct),
+            "stereoset": len(baseline.related),
+            "knowledge": len(baseline.knowledge_correct),
+        },
         "fingerprints": baseline.fingerprints,
     }
     return SideEffectReport(intervened.interventions, effects, details)

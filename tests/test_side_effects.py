@@ -1,24 +1,28 @@
 """Side effects: the same capability readouts with and without an intervention, on the same items; a
-destructive intervention must be flagged, a no-op must not."""
+destructive intervention must be flagged, a no-op must not; the knowledge readout credits a strictly highest
+right answer by mean per-token log-probability."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from lens_bias.data import stereoset_scores
 from lens_bias.interventions import AddVector, HeadScaling, load_intervention, save_intervention
 from lens_bias.provenance import Result
-from lens_bias.readouts import continuation_logprobs
+from lens_bias.readouts import LogProbs, continuation_logprobs
 from lens_bias.side_effects import (
     Items,
     SideEffectConfig,
     capability_scores,
     compare,
+    knowledge_correct,
     side_effects,
 )
+from lens_bias.stats import bootstrap_mean
 
-SMALL = SideEffectConfig(n_neutral=8, n_bbq=6, n_stereoset=8, seed=0)
+SMALL = SideEffectConfig(n_neutral=8, n_bbq=6, n_stereoset=8, n_knowledge=8, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +40,12 @@ def test_items_are_a_fixed_seeded_subsample():
     assert (len(items.neutral), len(items.bbq), len(items.stereoset)) == (8, 6, 8)
     assert all(item.context_condition == "disambig" for item in items.bbq)
     assert Items.draw(SMALL).fingerprints() == items.fingerprints()
-    other = Items.draw(SideEffectConfig(n_neutral=8, n_bbq=6, n_stereoset=8, seed=1))
+    other = Items.draw(SideEffectConfig(n_neutral=8, n_bbq=6, n_stereoset=8, n_knowledge=8, seed=1))
     assert other.fingerprints()["side_effects_bbq"] != items.fingerprints()["side_effects_bbq"]
-    for kwargs in ({"n_bbq": 1}, {"n_stereoset": 0}, {"n_neutral": 1}):
+    assert len(items.knowledge) == 8 and len({item.domain for item in items.knowledge}) > 1
+    assert other.fingerprints()["side_effects_knowledge"] != items.fingerprints()["side_effects_knowledge"]
+    assert len(Items.draw(SideEffectConfig()).knowledge) == 208  # None: every question
+    for kwargs in ({"n_bbq": 1}, {"n_stereoset": 0}, {"n_neutral": 1}, {"n_knowledge": 1}):
         with pytest.raises(ValueError):
             SideEffectConfig(**kwargs)
 
@@ -56,12 +63,59 @@ def test_capability_scores_follow_their_definitions(tiny_model, tiny_baseline):
     assert scores.bbq_correct[2] == float(int(answers.argmax()) == item.label)
     row = scores.stereoset[5]
     assert scores.related[5] == ((row.stereotype > row.unrelated) + (row.anti_stereotype > row.unrelated)) / 2
+    assert scores.knowledge_correct.shape == (8,)
+    for i, question in enumerate(items.knowledge):
+        options = continuation_logprobs(tiny_model, [question.prompt] * 4, list(question.continuations)).mean
+        assert scores.knowledge_correct[i] == float(options[0] > options[1:].max())
+
+
+def test_knowledge_is_correct_only_when_the_right_answer_is_strictly_highest():
+    scores = np.array(
+        [
+            [-1.0, -2.0, -3.0, -4.0],  # right answer highest
+            [-2.0, -1.0, -3.0, -4.0],  # a distractor highest
+            [-1.0, -1.0, -3.0, -4.0],  # tie with a distractor: wrong
+            [-5.0, -5.0, -5.0, -5.0],  # every option alike: wrong
+            [-1.0, -1.5, -1.0001, -9.0],
+        ]
+    )
+    assert knowledge_correct(scores).tolist() == [1.0, 0.0, 0.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="option_scores must be"):
+        knowledge_correct(np.zeros((3, 1)))  # no distractor
+
+
+def test_knowledge_options_are_ranked_by_mean_not_summed_logprob(tiny_model, monkeypatch):
+    import lens_bias.side_effects
+
+    config = SideEffectConfig(n_neutral=2, n_bbq=2, n_stereoset=2, n_knowledge=2)
+    items = Items.draw(config)
+    # a one-token right answer (-2) against a two-token distractor (-1.5 per token, -3 in all): the sum
+    # prefers the right answer, the mean the distractor; the second item is the other way round
+    total = torch.tensor([-2.0, -3.0, -9.0, -9.0, -4.0, -3.0, -9.0, -9.0])
+    n_tokens = torch.tensor([1, 2, 1, 1, 2, 1, 1, 1])
+    calls = []
+
+    def fake(model, template, users, answers, **kwargs):
+        calls.append((template, list(users), [list(a) for a in answers]))
+        return LogProbs(total=total, mean=total / n_tokens, n_tokens=n_tokens)
+
+    monkeypatch.setattr(lens_bias.side_effects, "shared_prompt_logprobs", fake)
+    scores = capability_scores(tiny_model, (), config, items=items)
+    assert scores.knowledge_correct.tolist() == [0.0, 1.0]
+    assert calls == [(None, [q.prompt for q in items.knowledge], [list(q.continuations) for q in items.knowledge])]
 
 
 def test_a_no_op_intervention_changes_nothing_and_the_lms_is_stereosets(tiny_model, tiny_baseline):
     report = side_effects(tiny_model, [HeadScaling(((0, 1), (2, 2)), scale=1.0)], SMALL, baseline=tiny_baseline)
     assert report.harmed() == []
     assert report.interventions == [HeadScaling(((0, 1), (2, 2)), scale=1.0).describe()]
+    assert [effect.name for effect in report.effects] == [
+        "neutral_logprob",
+        "bbq_disambig_accuracy",
+        "stereoset_lms",
+        "knowledge_accuracy",
+    ]
+    assert report.effects[-1].unit == "share correct (chance 1/4)" and report.details["n"]["knowledge"] == 8
     for effect in report.effects:
         assert effect.delta.value == 0.0 and effect.baseline.value == effect.intervened.value
     lms = next(e for e in report.effects if e.name == "stereoset_lms")
@@ -84,8 +138,6 @@ def test_saved_interventions_are_loaded_by_kind(tiny_model, tiny_baseline, tmp_p
 
 
 def test_saved_steering_intervention_round_trips_and_runs(tiny_model, tiny_baseline, tmp_path):
-    import torch
-
     from lens_bias.steering import SteeringVector
 
     directions = torch.randn(2, tiny_model.cfg.d_model, generator=torch.Generator().manual_seed(0))
@@ -102,8 +154,6 @@ def test_saved_steering_intervention_round_trips_and_runs(tiny_model, tiny_basel
 
 
 def test_a_vector_of_another_model_is_refused_before_the_baseline(tiny_model, tmp_path, monkeypatch):
-    import torch
-
     import lens_bias.side_effects
     from lens_bias.errors import InputError
     from lens_bias.steering import SteeringVector
@@ -122,14 +172,16 @@ def test_a_vector_of_another_model_is_refused_before_the_baseline(tiny_model, tm
 
 
 def test_scores_of_different_items_are_not_compared(tiny_model, tiny_baseline):
-    other = capability_scores(tiny_model, (), SideEffectConfig(n_neutral=8, n_bbq=6, n_stereoset=8, seed=1))
+    other = capability_scores(
+        tiny_model, (), SideEffectConfig(n_neutral=8, n_bbq=6, n_stereoset=8, n_knowledge=8, seed=1)
+    )
     with pytest.raises(ValueError, match="different items"):
         compare(tiny_baseline, other)
 
 
 @pytest.mark.slow
 def test_real_model_destructive_ablation_is_detected(smollm):
-    config = SideEffectConfig(n_neutral=16, n_bbq=4, n_stereoset=8, seed=0)
+    config = SideEffectConfig(n_neutral=16, n_bbq=4, n_stereoset=8, n_knowledge=16, seed=0)
     baseline = capability_scores(smollm, (), config)
     destroy = HeadScaling(tuple((1, h) for h in range(smollm.cfg.n_heads)), scale=0.0)
     report = side_effects(smollm, [destroy], config, baseline=baseline)
@@ -138,3 +190,12 @@ def test_real_model_destructive_ablation_is_detected(smollm):
     assert "neutral_logprob" in report.harmed()
     assert neutral.delta.high < -1.0  # nats per token: fluency collapses
     assert np.isfinite([e.delta.value for e in report.effects]).all()
+
+
+@pytest.mark.slow
+def test_real_model_answers_the_knowledge_questions_above_chance(smollm):
+    # measured on all 208 questions (fp32): 0.84 [0.78, 0.88]; this seeded 80 keeps the test short
+    config = SideEffectConfig(n_neutral=2, n_bbq=2, n_stereoset=2, n_knowledge=80, seed=0)
+    accuracy = bootstrap_mean(capability_scores(smollm, (), config).knowledge_correct, seed=0)
+    print(f"\nknowledge accuracy of the embedded model on 80 questions: {accuracy}")
+    assert accuracy.low > 0.25  # chance is 1/4

@@ -65,9 +65,6 @@ def run_audit(
             check_applicable(interventions, f"the audit measures {', '.join(raw)}")
     for interventions in conditions.values():
         check_interventions(model, interventions)
-    record = model_record(model).to_dict()
-    if record["sha256"] is not None:  # identified by content: the same file elsewhere reuses the cells
-        record.pop("source")
     values: dict[str, Any] = {}
     rows: dict[str, dict[str, Rows]] = {}
     for measure in measures:
@@ -75,9 +72,8 @@ def run_audit(
         for condition, interventions in {BASELINE: (), **conditions}.items():
             if condition != BASELINE and not applies(condition, measure):
                 continue
-            store = CellStore(cells, {"model": record, "interventions": interventions_key(interventions), "seed": seed})
-            rows[measure.name][condition] = measure.score(
-                model, interventions, cells=store, batch_size=batch_size, progress=progress
+            rows[measure.name][condition] = score_rows(
+                model, measure, interventions, cells=cells, seed=seed, batch_size=batch_size, progress=progress
             )
         base = rows[measure.name][BASELINE]
         values[measure.name] = {
@@ -88,6 +84,25 @@ def run_audit(
             },
         }
     return values, rows
+
+
+def score_rows(
+    model: AnyModel,
+    measure: Measure,
+    interventions: Sequence[Intervention] = (),
+    *,
+    cells: str | Path | None = None,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> Rows:
+    """``measure``'s rows for ``model`` under ``interventions``, through the cell store in folder ``cells``
+    (None keeps nothing) keyed by the model record, the interventions (their tensors hashed) and ``seed``."""
+    record = model_record(model).to_dict()
+    if record["sha256"] is not None:  # identified by content: the same file elsewhere reuses the cells
+        record.pop("source")
+    store = CellStore(cells, {"model": record, "interventions": interventions_key(interventions), "seed": seed})
+    return measure.score(model, interventions, cells=store, batch_size=batch_size, progress=progress)
 
 
 def _cell(entry: dict[str, Any] | None, signed: bool = False) -> str:

@@ -102,8 +102,10 @@ def _statistic(name: str, label: str, ideal: float) -> Statistic:
 
 class StereoSetMeasure(RowMeasure):
     """StereoSet items of ``kinds`` and ``bias_types`` (default all) from ``split`` ('dev', default, or
-    'test') or from ``split_file`` (a file in the same format, validated on load); ``n`` items drawn with
-    ``seed`` (None = all: 4,229 in dev). Scored in chunks of ``chunk`` items, each a resumable cell."""
+    'test') or from ``split_file`` (a file in the same format, validated on load); ``targets``: only the
+    items of these target terms (e.g. the held-out targets of a steering vector's split; default all);
+    ``n`` items drawn with ``seed`` (None = all: 4,229 in dev). Scored in chunks of ``chunk`` items, each a
+    resumable cell."""
 
     name: ClassVar[str] = "stereoset"
     raw_text: ClassVar[bool] = True  # sentences scored as raw text, no chat template
@@ -121,6 +123,7 @@ class StereoSetMeasure(RowMeasure):
         bias_types: Sequence[str] = BIAS_TYPES,
         n: int | None = None,
         *,
+        targets: Sequence[str] | None = None,
         seed: int = 0,
         chunk: int = 256,
     ) -> None:
@@ -141,8 +144,14 @@ class StereoSetMeasure(RowMeasure):
             loaded = load_stereoset_file(split_file, kind, list(bias_types))
         else:
             loaded = load_stereoset(kind, list(bias_types), split)
+        if targets is not None:
+            loaded = [item for item in loaded if item.target in set(targets)]
         if not loaded:
-            raise InputError(f"No StereoSet items of kinds {list(kinds)} and bias types {list(bias_types)}.")
+            raise InputError(
+                f"No StereoSet items of kinds {list(kinds)} and bias types {list(bias_types)}"
+                + ("" if targets is None else f" with targets {sorted(targets)[:5]}...")
+                + "."
+            )
         self.items = sample(loaded, n, seed)
         self.kinds = [k for k in KINDS if any(item.kind == k for item in self.items)]
         self.bias_types = [b for b in BIAS_TYPES if any(item.bias_type == b for item in self.items)]

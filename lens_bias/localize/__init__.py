@@ -10,6 +10,8 @@ One module per step:
   logit attribution (:func:`score_components`);
 * :mod:`~lens_bias.localize.selection`: the top ``k`` heads of one run and the heads that recur across
   runs (:func:`top_k_heads`, :func:`recurring_heads`);
+* :mod:`~lens_bias.localize.runs`: the per-seed loop (inject, find the adversarial entity, score) and the
+  heads that recur across seeds (:func:`injection_runs`, :func:`selected_heads`);
 * :mod:`~lens_bias.localize.controls`: the selected heads scaled (:class:`lens_bias.interventions.HeadScaling`,
   0 = ablation) against random heads (:func:`compare_to_random`).
 
@@ -20,6 +22,7 @@ and :class:`lens_bias.interventions.HeadScaling`.
 
 from lens_bias.localize.contrast import BiasContrast, bias_contrast, first_token_ids, localization_prompts
 from lens_bias.localize.controls import AblationComparison, ScoreFn, compare_to_random, random_heads
+from lens_bias.localize.runs import InjectionRun, injection_runs, selected_heads
 from lens_bias.localize.scores import ComponentScores, ScoreMethod, score_components
 from lens_bias.localize.selection import RecurringHeads, recurring_heads, top_k_heads
 
@@ -27,15 +30,18 @@ __all__ = [
     "AblationComparison",
     "BiasContrast",
     "ComponentScores",
+    "InjectionRun",
     "RecurringHeads",
     "ScoreFn",
     "ScoreMethod",
     "bias_contrast",
     "compare_to_random",
     "first_token_ids",
+    "injection_runs",
     "localization_prompts",
     "random_heads",
     "recurring_heads",
     "score_components",
+    "selected_heads",
     "top_k_heads",
 ]

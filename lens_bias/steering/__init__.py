@@ -5,6 +5,8 @@
 * :mod:`~lens_bias.steering.contrast`: :func:`contrast_activations` -> :class:`ContrastActivations`.
 * :mod:`~lens_bias.steering.build`: :func:`build_vector` (mean difference or first PC) and
   :func:`svd_subspace` -> :class:`Subspace`.
+* :mod:`~lens_bias.steering.ccs`: :func:`ccs_subspace` (contrast-consistent search: one unsupervised probe
+  direction per layer, as a :class:`Subspace`) and its loss :func:`ccs_loss`.
 * :mod:`~lens_bias.steering.sweep`: :func:`sweep` over layers x multipliers and :func:`orient` (sign by
   measurement).
 * :mod:`~lens_bias.steering.fit`: :func:`fit_vector`, the whole pipeline (split -> activations -> vector ->
@@ -18,6 +20,7 @@ The interventions that apply vectors (:class:`~lens_bias.interventions.AddVector
 """
 
 from lens_bias.steering.build import Method, Subspace, build_vector, svd_subspace
+from lens_bias.steering.ccs import ccs_loss, ccs_subspace
 from lens_bias.steering.contrast import ContrastActivations, SentenceReadout, contrast_activations
 from lens_bias.steering.fit import FittedVector, fit_vector, preference_measure
 from lens_bias.steering.refusal import refusal_vector
@@ -34,6 +37,8 @@ __all__ = [
     "SteeringVector",
     "Subspace",
     "build_vector",
+    "ccs_loss",
+    "ccs_subspace",
     "contrast_activations",
     "fit_vector",
     "mean_norm_across",

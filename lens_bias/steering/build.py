@@ -140,5 +140,8 @@ def svd_subspace(
         signs = torch.sign(basis @ differences.mean(0))
         bases[layer] = basis * torch.where(signs == 0, 1.0, signs)[:, None]
     return Subspace(
-        bases, activations.hook, variance, {"source": activations.source, "max_pair_cosine": max_pair_cosine}
+        bases,
+        activations.hook,
+        variance,
+        {"method": "svd", "source": activations.source, "max_pair_cosine": max_pair_cosine},
     )

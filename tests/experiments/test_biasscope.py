@@ -51,10 +51,10 @@ def test_config_defaults_and_quick():
     ],
 )
 def test_model_dependent_checks_come_before_any_training(tiny_llama_dir, monkeypatch, tmp_path, argv, message):
-    def untrained(*args, **kwargs):
+    def injection_runs(*args, **kwargs):
         raise AssertionError("training started before the layer was checked")
 
-    monkeypatch.setattr(biasscope, "untrained", untrained)
+    monkeypatch.setattr(biasscope, "injection_runs", injection_runs)
     with pytest.raises(InputError, match=message):
         biasscope.main(["--model", str(tiny_llama_dir), "--device", "cpu", "--out", str(tmp_path), *argv])
 

@@ -4,21 +4,15 @@ them in one interpreter, each through ``runpy`` as ``__main__``."""
 from __future__ import annotations
 
 import json
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
-MODULES = [
-    "bench_extraction",
-    "bench_patching",
-    "bias_profile",
-    "biasscope",
-    "figures",
-    "patching",
-    "side_effects",
-    "similarity",
-    "steering",
-]
+import experiments
+
+#: Every experiment module (all of ``experiments/`` but the shared flags of ``cli``).
+MODULES = sorted(info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name != "cli")
 
 SCRIPT = """
 import contextlib, io, json, runpy, sys

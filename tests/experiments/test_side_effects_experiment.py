@@ -27,6 +27,7 @@ def test_an_intervention_is_required_unless_replotting():
         (["--n-bbq", "0"], "--n-bbq must be >= 2"),
         (["--n-lms", "1"], "--n-lms must be >= 2"),
         (["--n-neutral", "-1"], "--n-neutral must be >= 2"),
+        (["--n-knowledge", "1"], "--n-knowledge must be >= 2"),
         (["--batch-size", "0"], "--batch-size must be >= 1"),
     ],
 )
@@ -35,9 +36,11 @@ def test_bad_sizes_are_refused_before_the_model_loads(argv, message, tmp_path):
         side_effects_experiment.main(["--model", UNUSED_MODEL, "--intervention", str(tmp_path / "x.json"), *argv])
 
 
-def test_all_neutral_sentences_is_none():
+def test_all_neutral_sentences_and_questions_is_none():
     config = side_effects_experiment.Config(intervention=("x.json",))
     assert config.n_neutral is None and config.side_effect_config().n_neutral is None
+    assert config.n_knowledge is None and config.side_effect_config().n_knowledge is None
+    assert side_effects_experiment.Config(n_knowledge=5).side_effect_config().n_knowledge == 5
 
 
 def test_intervention_files_are_checked_before_the_model_loads(tmp_path):
@@ -97,12 +100,20 @@ def test_side_effects_experiment_takes_a_saved_steering_intervention(
             "3",
             "--n-lms",
             "4",
+            "--n-knowledge",
+            "4",
             "--no-png",
             "--out",
             str(tmp_path),
         ]
     )
     report = result.values["reports"][gender]
-    assert {e["name"] for e in report["effects"]} == {"neutral_logprob", "bbq_disambig_accuracy", "stereoset_lms"}
+    assert {e["name"] for e in report["effects"]} == {
+        "neutral_logprob",
+        "bbq_disambig_accuracy",
+        "stereoset_lms",
+        "knowledge_accuracy",
+    }
+    assert result.config["side_effect_config"]["n_knowledge"] == 4
     assert result.config["intervention"] == [gender] and result.config["side_effect_config"]["n_stereoset"] == 4
     assert (tmp_path / "side_effects.html").exists()

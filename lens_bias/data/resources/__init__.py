@@ -15,8 +15,11 @@ import yaml
 
 #: The resource files, by name (``{name}.yaml``).
 RESOURCES = (
+    "alignez_questions",
+    "debias_templates",
     "gender",
     "injection",
+    "knowledge",
     "neutral",
     "personas",
     "refusal",

@@ -1,0 +1,255 @@
+"""The debiasing scoreboard: every method on the same held-out items, bias removed against capability kept.
+
+:func:`evaluate` scores the base model once (the baseline) and every :class:`~lens_bias.debias.methods.Candidate`
+on the same items: the audit's bias measures (:mod:`lens_bias.audit`) and the retention readouts of
+:mod:`lens_bias.side_effects` (neutral-text log-probability, BBQ disambiguated accuracy, StereoSet LMS,
+factual knowledge). Every number has a 95% bootstrap interval and every change a *paired* one (the same
+items resampled together for the baseline and the method).
+
+**Bias removed**, per bias statistic with an ideal value (StereoSet SS: 50, CrowS-Pairs: 50, BBQ s_AMB and
+s_DIS: 0): ``|baseline - ideal| - |method - ideal|``, the distance to the ideal that the method closes, in
+the statistic's units, with a paired cluster-bootstrap interval (the distance is recomputed in every
+resample, so overshooting past the ideal counts against the method). **Retention**: the paired change of
+each side-effect readout (higher is better for all; a negative change is capability lost).
+
+A candidate with its own model (the LoRA fine-tune) is scored on the same items; the pairing is then
+across two models on identical items, which is what a paired interval needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from transformer_lens import HookedTransformer
+
+from lens_bias.audit.base import Measure, RowMeasure, Rows, Statistic, paired_change, value_of
+from lens_bias.audit.run import score_rows
+from lens_bias.debias.methods import Candidate
+from lens_bias.errors import InputError
+from lens_bias.interventions import check_interventions
+from lens_bias.plotting import pareto_scatter
+from lens_bias.side_effects import (
+    CapabilityScores,
+    Items,
+    SideEffectConfig,
+    capability_scores,
+    check_applicable,
+    compare,
+)
+from lens_bias.stats import Estimate
+
+BASELINE = "no intervention"
+
+BIAS_STATISTICS: tuple[tuple[str, str], ...] = (
+    ("stereoset", "ss"),
+    ("crows_pairs", "metric_score"),
+    ("bbq", "s_amb"),
+    ("bbq", "s_dis"),
+)
+"""(measure, statistic) pairs of the bias panel, each on the measure's ``overall`` group."""
+
+
+def distance_to_ideal(statistic: Statistic) -> Statistic:
+    """``|statistic - ideal|``: how far from unbiased (same units). Raises for a statistic without an ideal."""
+    ideal = statistic.ideal
+    if ideal is None:
+        raise InputError(f"{statistic.name} has no ideal value: bias removed is measured against one.")
+
+    def compute(rows: Rows, index: np.ndarray) -> float:
+        return abs(statistic.compute(rows, index) - ideal)
+
+    return replace(
+        statistic,
+        name=f"{statistic.name}_distance",
+        label=f"|{statistic.label} - {ideal:g}|",
+        compute=compute,
+        ideal=0.0,
+    )
+
+
+def bias_removed(measure: Measure, statistic: str, base: Rows, other: Rows, *, seed: int) -> dict[str, Any]:
+    """The distance to the ideal of ``statistic`` (overall group) that ``other`` closes relative to
+    ``base``: ``|base - ideal| - |other - ideal|`` with a paired cluster-bootstrap interval (a Summary
+    entry: an Estimate dict, or ``{"value": None, "undefined": reason}``)."""
+    if not isinstance(measure, RowMeasure):
+        raise InputError(f"{measure.name} has no row statistics to measure bias removed on.")
+    by_name = {s.name: s for s in measure.statistics()}
+    if statistic not in by_name:
+        raise InputError(f"{measure.name} has no statistic {statistic!r}; it has {sorted(by_name)}.")
+    index = measure.groups(base)["overall"]
+    # swapped arguments: the change base - other of the distance is the distance removed
+    return paired_change(distance_to_ideal(by_name[statistic]), other, base, index, measure.clusters(base), seed=seed)
+
+
+def _check_bias_statistics(measures: Sequence[Measure], statistics: Sequence[tuple[str, str]]) -> None:
+    names = {m.name: m for m in measures}
+    for measure_name, stat in statistics:
+        measure = names.get(measure_name)
+        if measure is None:
+            raise InputError(
+                f"The bias statistic {measure_name}.{stat} needs the measure {measure_name}; "
+                f"the scoreboard runs {sorted(names)}."
+            )
+        if not isinstance(measure, RowMeasure) or stat not in {s.name for s in measure.statistics()}:
+            raise InputError(f"{measure_name} has no row statistic {stat!r}.")
+
+
+def evaluate(
+    model: HookedTransformer,
+    candidates: Sequence[Candidate],
+    measures: Sequence[Measure],
+    retention: SideEffectConfig,
+    *,
+    bias_statistics: Sequence[tuple[str, str]] = BIAS_STATISTICS,
+    cells: str | Path | None = None,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Score the base ``model`` and every candidate on ``measures`` and the ``retention`` items.
+
+    Returns ``{"methods": {name: {"describe", "bias": {measure.stat: {"value", "removed"}},
+    "retention": {readout: SideEffect dict}, "summaries": {measure: Summary}}}, "baseline": {...},
+    "bias_statistics", "retention_readouts"}`` (the baseline entry has values only)."""
+    if not candidates:
+        raise InputError("No methods to compare: give at least one candidate.")
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names) or BASELINE in names:
+        raise InputError(f"Method names must be unique and not {BASELINE!r}: {names}.")
+    _check_bias_statistics(measures, bias_statistics)
+    raw = ", ".join([m.name for m in measures if m.raw_text] + ["the retention readouts"])
+    for candidate in candidates:  # every check before any scoring
+        check_applicable(candidate.interventions, raw)
+        check_interventions(candidate.model or model, candidate.interventions)
+    items = Items.draw(retention)
+    by_name = {m.name: m for m in measures}
+
+    def score(
+        target: HookedTransformer, interventions: Sequence, label: str
+    ) -> tuple[dict[str, Rows], CapabilityScores]:
+        rows = {
+            m.name: score_rows(
+                target, m, interventions, cells=cells, seed=seed, batch_size=batch_size, progress=progress
+            )
+            for m in measures
+        }
+        caps = capability_scores(target, interventions, retention, items=items, progress=progress)
+        if progress:
+            print(f"scored {label}")
+        return rows, caps
+
+    base_rows, base_caps = score(model, (), BASELINE)
+    base_summaries = {name: by_name[name].summarize(r, seed=seed) for name, r in base_rows.items()}
+    out: dict[str, Any] = {
+        "baseline": {
+            "bias": {f"{m}.{s}": base_summaries[m]["groups"]["overall"]["stats"][s] for m, s in bias_statistics},
+            "summaries": base_summaries,
+        },
+        "methods": {},
+        "bias_statistics": [f"{m}.{s}" for m, s in bias_statistics],
+        "retention_readouts": [],
+    }
+    for candidate in candidates:
+        rows, caps = score(candidate.model or model, candidate.interventions, candidate.name)
+        summaries = {name: by_name[name].summarize(r, seed=seed) for name, r in rows.items()}
+        report = compare(base_caps, caps, seed=seed)
+        out["retention_readouts"] = [e.name for e in report.effects]
+        out["methods"][candidate.name] = {
+            "describe": candidate.describe(),
+            "bias": {
+                f"{m}.{s}": {
+                    "value": summaries[m]["groups"]["overall"]["stats"][s],
+                    "change": by_name[m].compare(base_rows[m], rows[m], seed=seed)["groups"]["overall"]["stats"][s],
+                    "removed": bias_removed(by_name[m], s, base_rows[m], rows[m], seed=seed),
+                }
+                for m, s in bias_statistics
+            },
+            "retention": {e.name: e.to_dict() for e in report.effects},
+            "summaries": summaries,
+        }
+    return out
+
+
+def _fmt(entry: dict[str, Any] | None, signed: bool = False) -> str:
+    if entry is None:
+        return ""
+    estimate = value_of(entry) if "undefined" in entry or "value" in entry else None
+    if estimate is None:
+        return f"undefined ({entry.get('undefined', '?')})"
+    sign = "+" if signed else ""
+    return f"{estimate.value:{sign}.3f} [{estimate.low:{sign}.3f}, {estimate.high:{sign}.3f}]"
+
+
+def markdown_table(values: dict[str, Any]) -> str:
+    """Two tables: bias removed per bias statistic (positive = closer to ideal) and the retention change per
+    readout (negative = capability lost), every cell with its paired 95% interval; the baseline's values first."""
+    stats, readouts = values["bias_statistics"], values["retention_readouts"]
+    methods = values["methods"]
+    lines = [
+        "### Bias removed (distance to the ideal closed; positive is better)",
+        "",
+        "| method | " + " | ".join(stats) + " |",
+        "|---|" + "---|" * len(stats),
+        f"| {BASELINE} (value) | " + " | ".join(_fmt(values["baseline"]["bias"][s]) for s in stats) + " |",
+    ]
+    for name, entry in methods.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(entry["bias"][s]["removed"], signed=True) for s in stats) + " |")
+    lines += [
+        "",
+        "### Retention (change from no intervention; negative is capability lost)",
+        "",
+        "| method | " + " | ".join(readouts) + " |",
+        "|---|" + "---|" * len(readouts),
+    ]
+    if methods:
+        first = next(iter(methods.values()))["retention"]
+        lines.append(f"| {BASELINE} (value) | " + " | ".join(_fmt(first[r]["baseline"]) for r in readouts) + " |")
+    for name, entry in methods.items():
+        lines.append(
+            f"| {name} | " + " | ".join(_fmt(entry["retention"][r]["delta"], signed=True) for r in readouts) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """Which points no other point dominates (both coordinates >=, one >; NaN points are never on it)."""
+    finite = [bool(np.isfinite(p).all()) for p in points]
+    front = []
+    for i, (x, y) in enumerate(points):
+        dominated = any(
+            finite[j] and j != i and ox >= x and oy >= y and (ox > x or oy > y) for j, (ox, oy) in enumerate(points)
+        )
+        front.append(finite[i] and not dominated)
+    return front
+
+
+def figures(values: dict[str, Any], retention: str = "knowledge_accuracy") -> dict[str, go.Figure]:
+    """One Pareto figure per bias statistic: bias removed (x) against the change of the ``retention``
+    readout (y), each method a point with both paired intervals; the Pareto front (:func:`pareto_front`
+    on the point estimates: higher is better on both axes) is marked."""
+    if retention not in values["retention_readouts"]:
+        raise InputError(f"No retention readout {retention!r}; the scoreboard has {values['retention_readouts']}.")
+    nan = Estimate(float("nan"), float("nan"), float("nan"), 0)
+    out = {}
+    for stat in values["bias_statistics"]:
+        names, xs, ys = [], [], []
+        for name, entry in values["methods"].items():
+            names.append(name)
+            xs.append(value_of(entry["bias"][stat]["removed"]) or nan)
+            ys.append(Estimate.from_dict(entry["retention"][retention]["delta"]))
+        front = pareto_front([(e.value, f.value) for e, f in zip(xs, ys)])
+        out[f"pareto_{stat.replace('.', '_')}"] = pareto_scatter(
+            names,
+            xs,
+            ys,
+            front,
+            title=f"Debiasing: {stat} bias removed vs {retention} kept",
+            x_title=f"bias removed: distance of {stat} to its ideal closed",
+            y_title=f"change in {retention}",
+        )
+    return out

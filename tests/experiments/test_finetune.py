@@ -1,0 +1,61 @@
+"""The fine-tuning experiment: a bad CSV or bad sizes are refused before any model loads; end to end on the tiny
+model it trains, rewrites before and after, saves and prints its table, and a second run reuses the fine-tune."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from experiments import finetune as finetune_experiment
+from lens_bias.debias import finetune
+from lens_bias.errors import InputError
+
+UNUSED_MODEL = "no-such-model"  # loading it would fail differently: these errors come first
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--max-steps", "0"], "--max-steps must be >= 1"),
+        (["--n-eval", "1"], "--n-eval must be >= 2"),
+        (["--held-out", "1.5"], "held_out must be a share in"),
+    ],
+)
+def test_bad_settings_are_refused_before_the_model_loads(no_model, argv, message, tmp_path):
+    with pytest.raises(InputError, match=message):
+        finetune_experiment.main(["--model", UNUSED_MODEL, "--out", str(tmp_path), *argv])
+
+
+def test_a_csv_without_the_required_columns_is_refused_before_the_model_loads(no_model, tmp_path):
+    data = tmp_path / "pairs.csv"
+    data.write_text("text,rewrite\na,b\n", encoding="utf-8")
+    with pytest.raises(InputError, match="lacks the required column"):
+        finetune_experiment.main(["--model", UNUSED_MODEL, "--data", str(data), "--out", str(tmp_path)])
+
+
+def test_the_experiment_trains_evaluates_and_reuses(tiny_long_dir, tmp_path, monkeypatch, capsys):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiny model's small ops run much faster on one thread of a shared machine
+    try:
+        argv = ["--model", str(tiny_long_dir), "--device", "cpu", "--quick", "--max-steps", "2", "--n-eval", "4"]
+        argv += ["--max-new-tokens", "3", "--out", str(tmp_path)]
+        result = finetune_experiment.main(argv)
+        values = result.values
+        assert values["finetune"]["steps"] == 2 and not values["finetune"]["reused"]
+        assert values["n_pairs"]["evaluated"] == 4 and values["n_pairs"]["train"] + values["n_pairs"]["held_out"] == 347
+        assert values["before"]["retention"]["n"] == 4 and len(values["after"]["rewrites"]) == 4
+        assert result.config["recipe"]["r"] == 64 and result.provenance["data"]["train"] == values["finetune"]["data"]
+        printed = capsys.readouterr().out
+        assert "content retention" in printed and "stereotype kept" in printed
+        assert (tmp_path / "model" / "config.json").is_file() and (tmp_path / "finetune.json").is_file()
+
+        def no_training(*args, **kwargs):
+            raise AssertionError("the saved fine-tune was trained again")
+
+        monkeypatch.setattr(finetune, "train_lora", no_training)
+        again = finetune_experiment.main(argv)
+        assert again.values["finetune"]["reused"] and again.values["after"] == values["after"]
+        replot = finetune_experiment.main(["--replot", str(tmp_path / "finetune.json")])
+        assert replot.values == again.values
+    finally:
+        torch.set_num_threads(threads)
