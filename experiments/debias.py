@@ -87,7 +87,7 @@ class Config(cli.RunConfig):
         default=10.0, metadata={"help": "alignez: boost strength w_s (1 barely moves the embedded model)"}
     )
     alignez_top_layers: int = field(default=5, metadata={"help": "alignez: layers edited (most aligned)", "min": 1})
-    alignez_tokens: int = field(default=96, metadata={"help": "alignez: tokens per self-generated answer", "min": 1})
+    alignez_tokens: int = field(default=64, metadata={"help": "alignez: tokens per self-generated answer", "min": 1})
     lora_data: Path | None = field(
         default=None, metadata={"help": "lora: a CSV of biased_text,debiased_text pairs (default: the project's)"}
     )

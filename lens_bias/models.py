@@ -260,8 +260,8 @@ def _load_gguf(
     return _hooked_from_state_dict(cfg, state_dict, tokenizer, processing), sha
 
 
-def _convert_gguf(path: Path, name: str) -> tuple[Any, Any, dict[str, torch.Tensor]]:
-    """``(HF config, tokenizer, fp32 TransformerLens state dict)`` de-quantized from a GGUF file."""
+def hf_from_gguf(path: Path) -> tuple[Any, Any]:
+    """``(Hugging Face causal LM in fp32 on CPU, tokenizer)`` de-quantized from a GGUF file by transformers."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -272,6 +272,12 @@ def _convert_gguf(path: Path, name: str) -> tuple[Any, Any, dict[str, torch.Tens
             f"{path} could not be read as a GGUF model ({type(error).__name__}: {error}). "
             "Pass a GGUF file of a Llama-architecture model."
         ) from error
+    return hf_model, tokenizer
+
+
+def _convert_gguf(path: Path, name: str) -> tuple[Any, Any, dict[str, torch.Tensor]]:
+    """``(HF config, tokenizer, fp32 TransformerLens state dict)`` de-quantized from a GGUF file."""
+    hf_model, tokenizer = hf_from_gguf(path)
     cfg32 = hooked_config_from_hf(hf_model.config, dtype=torch.float32, device="cpu", model_name=name)
     state_dict = {k: v.detach().contiguous().clone() for k, v in convert_llama_weights(hf_model, cfg32).items()}
     hf_model.config.quantization_config = None

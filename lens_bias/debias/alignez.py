@@ -45,7 +45,7 @@ from lens_bias.metrics.responses import is_degenerate, is_refusal
 from lens_bias.models import AnyModel, model_record, tokenizer_of
 from lens_bias.prompts import ChatTemplate, template_for
 from lens_bias.provenance import Result, collect_provenance, to_jsonable
-from lens_bias.steering import Subspace, contrast_activations, svd_subspace
+from lens_bias.steering import Subspace, ccs_subspace, contrast_activations, svd_subspace
 
 __all__ = [
     "PREFERENCE_RESULT",
@@ -414,8 +414,6 @@ def alignez_subspace(
     if method == "svd":
         subspace = svd_subspace(activations, variance=variance, max_pair_cosine=max_pair_cosine)
     else:
-        from lens_bias.steering.ccs import ccs_subspace  # lazy: the CCS module is optional to this one
-
         subspace = ccs_subspace(activations, seed=seed)
     subspace.provenance = {
         **subspace.provenance,

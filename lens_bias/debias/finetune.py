@@ -78,6 +78,7 @@ from lens_bias.models import (
     _file_sha256,
     _from_pretrained,
     embedded_gguf_path,
+    hf_from_gguf,
     hooked_config_from_hf,
 )
 from lens_bias.prompts import ChatTemplate, document_start_id, template_for
@@ -243,19 +244,10 @@ def base_record(source: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_hf_model(base: dict[str, Any]) -> tuple[Any, Any]:
     """``(LlamaForCausalLM in fp32 on CPU, tokenizer)`` for a :func:`base_record`."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     source = base["source"]
     model: Any
     if base["kind"] in ("embedded-gguf", "gguf"):
-        gguf = Path(source)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-        except Exception as error:  # transformers raises many types for unreadable files
-            raise ModelLoadError(
-                f"{gguf} could not be read as a GGUF model ({type(error).__name__}: {error})."
-            ) from error
+        model, tokenizer = hf_from_gguf(Path(source))
         # the weights are de-quantised fp32: drop the GGUF quantizer, or save_pretrained refuses the merged model
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):

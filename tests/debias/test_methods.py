@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lens_bias.debias.methods import (
+    alignez_candidate,
     finetune_candidate,
     head_ablation_candidate,
     reuse_or_fit,
@@ -120,3 +121,33 @@ def test_finetune_candidate_is_a_new_checkpoint_identified_by_its_fit(tiny_llama
     assert again.details["reused"] and again.describe()["model"]["revision"] == record["revision"]
     longer = finetune_candidate(str(tiny_llama_dir), tmp_path, max_steps=2)  # another fit: other scoring cells
     assert not longer.details["reused"] and longer.describe()["model"]["revision"] != record["revision"]
+
+
+def test_alignez_candidate_boosts_and_removes_at_the_most_aligned_layers(tiny_long_model, tmp_path, monkeypatch):
+    from lens_bias.debias import alignez
+    from lens_bias.interventions import SubspaceEdit
+    from lens_bias.steering import Subspace
+
+    def degenerate(model, template, prompts, **kwargs):  # the tiny model's text: every pair falls back to templates
+        return [SimpleNamespace(text="yes " * 12) for _ in prompts]
+
+    monkeypatch.setattr(alignez, "generate", degenerate)
+    fits = []
+    subspace = alignez.alignez_subspace  # counted: a reused candidate does not read activations again
+    monkeypatch.setattr(alignez, "alignez_subspace", lambda *a, **k: fits.append(1) or subspace(*a, **k))
+    candidate = alignez_candidate(tiny_long_model, tmp_path, layers=[0, 1, 2, 3], strength=7.0, top_layers=2)
+    boost, remove = candidate.interventions
+    assert isinstance(boost, SubspaceEdit) and isinstance(remove, SubspaceEdit)
+    assert (boost.mode, boost.strength, remove.mode) == ("boost", 7.0, "remove")
+    layers = candidate.details["layers"]
+    alignment = candidate.details["mean_alignment"]
+    assert list(boost.layers) == list(remove.layers) == layers and len(layers) == 2
+    assert min(alignment[str(l)] for l in layers) >= max(v for k, v in alignment.items() if int(k) not in layers)
+    for layer in layers:
+        assert torch.equal(remove.subspace.bases[layer], -boost.subspace.bases[layer])
+    assert candidate.details["well_formed_share"] == 0.0  # every pair came from the templates
+    again = alignez_candidate(tiny_long_model, tmp_path, layers=[0, 1, 2, 3], strength=7.0, top_layers=2)
+    assert len(fits) == 1 and again.details == candidate.details
+    assert isinstance(again.interventions[0].subspace, Subspace)
+    with pytest.raises(InputError, match="top_layers must be between 1 and the 4"):
+        alignez_candidate(tiny_long_model, tmp_path, layers=[0, 1, 2, 3], top_layers=5)
