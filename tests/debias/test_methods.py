@@ -41,17 +41,8 @@ def test_reuse_or_fit_reuses_only_the_same_key(tiny_model, tmp_path):
 
 
 def test_steering_candidate_picks_the_multiplier_closest_to_unbiased(tiny_model, tmp_path):
-    candidate = steering_candidate(
-        tiny_model,
-        "gender",
-        tmp_path,
-        layers=[1, 2],
-        multipliers=(-1.0, -3.0),
-        n_pairs=8,
-        n_test=8,
-        n_calibration=6,
-        batch_size=8,
-    )
+    settings = {"layers": [1, 2], "multipliers": (-1.0, -3.0), "n_pairs": 8, "n_test": 8, "n_calibration": 6}
+    candidate = steering_candidate(tiny_model, "gender", tmp_path, **settings, batch_size=8)
     (steer,) = candidate.interventions
     assert isinstance(steer, AddVector) and steer.start is None and list(steer.layers) == [candidate.details["layer"]]
     steered = candidate.details["calibration"]["steered"]
@@ -62,17 +53,7 @@ def test_steering_candidate_picks_the_multiplier_closest_to_unbiased(tiny_model,
     pairs = contrast_split("gender", n_train=8, n_test=8, seed=0).train[:6]
     measured = preference_measure(tiny_model, pairs, batch_size=8)([steer])
     assert measured == pytest.approx(steered[str(steer.multiplier)], abs=1e-4)
-    again = steering_candidate(
-        tiny_model,
-        "gender",
-        tmp_path,
-        layers=[1, 2],
-        multipliers=(-1.0, -3.0),
-        n_pairs=8,
-        n_test=8,
-        n_calibration=6,
-        batch_size=8,
-    )
+    again = steering_candidate(tiny_model, "gender", tmp_path, **settings, batch_size=8)
     assert torch.equal(again.interventions[0].vector.directions, steer.vector.directions)  # reused, not refitted
     with pytest.raises(InputError, match="must be negative"):
         steering_candidate(tiny_model, "gender", tmp_path, layers=[1], multipliers=(1.0,))
