@@ -26,14 +26,15 @@ from transformer_lens import HookedTransformer
 
 from lens_bias.data.contrast_splits import contrast_split
 from lens_bias.data.injection_specs import injection_specs
-from lens_bias.data.records import fingerprint
+from lens_bias.data.records import ContrastPair, fingerprint
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector, HeadScaling, Intervention, load_intervention, save_intervention
 from lens_bias.interventions.saved import SavableIntervention
 from lens_bias.localize.runs import injection_runs, selected_heads
 from lens_bias.models import model_record
 from lens_bias.provenance import collect_provenance, to_jsonable
-from lens_bias.steering import fit_vector, preference_measure, refusal_vector
+from lens_bias.steering import FittedVector, fit_vector, preference_measure, refusal_vector
+from lens_bias.steering.sweep import Measure
 
 STEER_MULTIPLIERS = (-1.0, -2.0, -4.0, -8.0)
 """Raw multipliers (toward the anti-stereotype side) a debiasing vector is calibrated over."""
@@ -108,6 +109,36 @@ def _key(model: HookedTransformer, method: str, seed: int, **settings: Any) -> d
     return {"method": method, "model": record, "seed": seed, "settings": settings}
 
 
+def _oriented_bias_vector(
+    model: HookedTransformer,
+    bias_type: str,
+    layers: Sequence[int],
+    orient_multiplier: float,
+    n_pairs: int | None,
+    n_test: int | None,
+    n_calibration: int,
+    seed: int,
+    batch_size: int,
+    progress: bool,
+) -> tuple[FittedVector, list[ContrastPair], Measure]:
+    """The mean-difference vector of ``bias_type`` (averaged from the first differing token) on its training
+    targets, its best held-out layer, its sign fixed with ``+/- orient_multiplier`` so that + is toward the
+    stereotype on the first ``n_calibration`` training pairs; returns (vector, those pairs, their measure)."""
+    split = contrast_split(bias_type, n_train=n_pairs, n_test=n_test, seed=seed)
+    fitted = fit_vector(
+        model,
+        split,
+        layers,
+        readout="mean_from_difference",
+        seed=seed,
+        batch_size=batch_size,
+        progress=f"{bias_type} vector" if progress else False,
+    )
+    calibration = split.train[:n_calibration]
+    measure = preference_measure(model, calibration, batch_size=batch_size)
+    return fitted.oriented(measure, orient_multiplier, start=None), calibration, measure
+
+
 def steering_candidate(
     model: HookedTransformer,
     bias_type: str,
@@ -148,19 +179,18 @@ def steering_candidate(
     )
 
     def fit() -> tuple[list[SavableIntervention], dict[str, Any]]:
-        split = contrast_split(bias_type, n_train=n_pairs, n_test=n_test, seed=seed)
-        fitted = fit_vector(
+        fitted, calibration, measure = _oriented_bias_vector(
             model,
-            split,
+            bias_type,
             layers,
-            readout="mean_from_difference",
-            seed=seed,
-            batch_size=batch_size,
-            progress=f"steer {bias_type}" if progress else False,
+            max(abs(m) for m in multipliers),
+            n_pairs,
+            n_test,
+            n_calibration,
+            seed,
+            batch_size,
+            progress,
         )
-        calibration = split.train[:n_calibration]
-        measure = preference_measure(model, calibration, batch_size=batch_size)
-        fitted = fitted.oriented(measure, max(abs(m) for m in multipliers), start=None)
         assert fitted.layer is not None
         layer = fitted.layer
         steered = {m: measure([AddVector(fitted.vector, m, [layer], start=None)]) for m in multipliers}
@@ -219,12 +249,8 @@ def redteam_candidate(
     )
 
     def fit() -> tuple[list[SavableIntervention], dict[str, Any]]:
-        split = contrast_split(bias_type, n_train=n_pairs, n_test=n_test, seed=seed)
-        bias = fit_vector(model, split, layers, readout="mean_from_difference", seed=seed, batch_size=batch_size)
-        bias = bias.oriented(
-            preference_measure(model, split.train[:32], batch_size=batch_size),
-            bias_multiplier,
-            start=None,
+        bias, _, _ = _oriented_bias_vector(
+            model, bias_type, layers, bias_multiplier, n_pairs, n_test, 32, seed, batch_size, progress
         )
         refusal = refusal_vector(model, layers, seed=seed, batch_size=batch_size)
         assert bias.layer is not None and refusal.layer is not None
