@@ -45,7 +45,7 @@ MEASURES = tuple(MEASURE_TYPES)
 
 
 @dataclass(frozen=True)
-class Config(cli.RunConfig):
+class Config(cli.SweepConfig):
     """Which measures, at which sizes, under which interventions."""
 
     measures: tuple[str, ...] = field(default=MEASURES, metadata={"help": "measures to run", "choices": MEASURES})
@@ -173,16 +173,18 @@ def run(config: Config) -> Path:
             name = f"refusal{multiplier:+g}"
             conditions[name] = [AddVector(fitted.vector, multiplier, [fitted.layer])]
             only[name] = chat
-    values, rows = run_audit(
-        model,
-        measures,
-        conditions,
-        only=only,
-        cells=config.out / "cells",
-        seed=config.seed,
-        batch_size=config.batch_size,
-        progress=True,
-    )
+    with cli.executor(config) as executor:
+        values, rows = run_audit(
+            model,
+            measures,
+            conditions,
+            only=only,
+            cells=config.out / "cells",
+            seed=config.seed,
+            batch_size=config.batch_size,
+            progress=True,
+            executor=executor,
+        )
     result = Result(
         name="audit",
         values=values,

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lens_bias.errors import InputError
+from lens_bias.executors import Executor, ModelSpec, RayExecutor, Serial
 from lens_bias.models import EMBEDDED_MODEL
 from lens_bias.provenance import Result, to_jsonable
 
@@ -79,6 +80,43 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON data (what the saved result records)."""
         return to_jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+
+@dataclass(frozen=True)
+class SweepConfig(RunConfig):
+    """The flags of an experiment whose long work is a sweep of resumable cells: where the cells run."""
+
+    executor: str = field(
+        default="serial",
+        metadata={
+            "help": "run the cells here (serial) or as tasks on a Ray cluster (ray)",
+            "choices": ("serial", "ray"),
+        },
+    )
+    address: str | None = field(
+        default=None, metadata={"help": "Ray cluster address (e.g. auto); default: a local Ray instance"}
+    )
+    workers: int | None = field(
+        default=None,
+        metadata={"help": "Ray workers, each holding a model (default: one per GPU, else one per CPU core)", "min": 1},
+    )
+
+    def __post_init__(self) -> None:
+        if self.executor != "ray" and (self.address is not None or self.workers is not None):
+            raise InputError("--address and --workers need --executor ray.")
+        super().__post_init__()
+
+
+@contextmanager
+def executor(config: SweepConfig) -> Iterator[Executor]:
+    """The executor ``config`` names; the Ray workers load the model the run loads (``--model``,
+    ``--device``, ``--dtype`` where the experiment has it)."""
+    if config.executor == "serial":
+        yield Serial()
+        return
+    spec = ModelSpec(config.model, device=config.device, dtype=getattr(config, "dtype", None))
+    with RayExecutor(spec, address=config.address, workers=config.workers) as ray_executor:
+        yield ray_executor
 
 
 def metadata(config: type[RunConfig], name: str) -> dict[str, Any]:

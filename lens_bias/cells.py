@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,13 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from lens_bias.data.records import fingerprint
 from lens_bias.errors import InputError
+from lens_bias.executors import Arrays, Compute, Executor, Serial
 from lens_bias.files import atomic_path
+from lens_bias.models import AnyModel
 from lens_bias.provenance import to_jsonable
-
-Arrays = dict[str, np.ndarray]
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -62,11 +60,16 @@ class CellStore:
 
     ``base`` is merged into every cell's configuration (put there what all cells share: model record,
     interventions, data fingerprint, seed). ``None`` as folder keeps nothing (every cell is computed).
+    ``executor`` computes the unfinished cells (default :class:`lens_bias.executors.Serial`, this process);
+    which executor ran a cell is not part of its key: every executor gives the same arrays.
     """
 
-    def __init__(self, folder: str | Path | None, base: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, folder: str | Path | None, base: dict[str, Any] | None = None, *, executor: Executor | None = None
+    ) -> None:
         self.folder = Path(folder) if folder is not None else None
         self.base = dict(base or {})
+        self.executor: Executor = executor if executor is not None else Serial()
         self.reused = 0
         self.computed = 0
 
@@ -94,37 +97,58 @@ class CellStore:
         path = self.path(cell)
         if path is None:
             return
-        tensors = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in arrays.items()}
+        tensors = {
+            name: torch.from_numpy(np.array(value, order="C")) for name, value in arrays.items()
+        }  # a copy: Ray returns read-only arrays
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"cell": json.dumps(to_jsonable({**self.base, **cell}))})
+
+    def map(
+        self,
+        cells: Sequence[dict[str, Any]],
+        payloads: Sequence[Any],
+        compute: Compute,
+        *,
+        model: AnyModel,
+        desc: str,
+        progress: bool = False,
+    ) -> list[Arrays]:
+        """The arrays of every cell, in order: finished ones loaded, the rest computed by the store's executor
+        as ``compute(model, payload)`` (each saved the moment it finishes). ``cells[i]`` is the configuration
+        of ``payloads[i]``'s cell; ``compute`` must take the model as its argument (see
+        :mod:`lens_bias.executors`)."""
+        if len(cells) != len(payloads):
+            raise InputError(f"{len(cells)} cell configurations for {len(payloads)} payloads.")
+        found: list[Arrays | None] = [self.get(cell) for cell in cells]
+        todo = [i for i, arrays in enumerate(found) if arrays is None]
+        self.reused += len(cells) - len(todo)
+
+        def done(index: int, arrays: Arrays) -> None:
+            i = todo[index]
+            found[i] = saved = {name: np.asarray(value) for name, value in arrays.items()}
+            self.put(cells[i], saved)
+            self.computed += 1
+
+        if todo:
+            self.executor.map(model, compute, [payloads[i] for i in todo], done, desc=desc, progress=progress)
+        return [arrays for arrays in found if arrays is not None]
 
     def map_chunks(
         self,
         items: Sequence[Any],
         chunk: int,
         cell: dict[str, Any],
-        compute: Callable[[Sequence[Any]], Arrays],
+        compute: Compute,
         *,
+        model: AnyModel,
         desc: str,
         progress: bool = False,
     ) -> Arrays:
-        """``compute`` over ``items`` in chunks of ``chunk`` (each a cell: ``cell`` plus the chunk's item
-        fingerprint), with a progress bar; returns every array concatenated along its first axis."""
+        """``compute(model, chunk of items)`` over ``items`` in chunks of ``chunk`` (each a cell: ``cell`` plus
+        the chunk's item fingerprint); returns every array concatenated along its first axis."""
         if chunk < 1:
             raise InputError(f"chunk must be >= 1, got {chunk}.")
-        parts = []
-        for start in tqdm(range(0, len(items), chunk), desc=desc, disable=not progress, unit="chunk"):
-            part = items[start : start + chunk]
-            parts.append(self.get_or_compute({**cell, "items": fingerprint(part)}, partial(compute, part)))
-        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]} if parts else {}
-
-    def get_or_compute(self, cell: dict[str, Any], compute: Callable[[], Arrays]) -> Arrays:
-        """The saved arrays of ``cell`` if finished, else ``compute()`` saved and returned."""
-        found = self.get(cell)
-        if found is not None:
-            self.reused += 1
-            return found
-        arrays = {name: np.asarray(value) for name, value in compute().items()}
-        self.put(cell, arrays)
-        self.computed += 1
-        return arrays
+        parts = [items[start : start + chunk] for start in range(0, len(items), chunk)]
+        cells = [{**cell, "items": fingerprint(part)} for part in parts]
+        done = self.map(cells, parts, compute, model=model, desc=desc, progress=progress)
+        return {name: np.concatenate([d[name] for d in done]) for name in done[0]} if done else {}

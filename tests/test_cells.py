@@ -21,19 +21,19 @@ def test_key_is_canonical_and_changes_with_any_value():
 def test_cells_are_computed_once_then_reused(tmp_path):
     calls = []
 
-    def compute():
-        calls.append(1)
+    def compute(model, payload):
+        calls.append(payload)
         return {"x": np.arange(3.0), "flag": np.array([True, False, True])}
 
     store = CellStore(tmp_path, {"model": "m", "seed": 0})
-    first = store.get_or_compute({"chunk": 0}, compute)
+    (first,) = store.map([{"chunk": 0}], [0], compute, model=None, desc="x")
     again = CellStore(tmp_path, {"model": "m", "seed": 0})
-    second = again.get_or_compute({"chunk": 0}, compute)
+    (second,) = again.map([{"chunk": 0}], [0], compute, model=None, desc="x")
     assert len(calls) == 1 and again.reused == 1 and again.computed == 0
     for name in first:
         assert np.array_equal(first[name], second[name]) and first[name].dtype == second[name].dtype
     # another seed is another cell
-    CellStore(tmp_path, {"model": "m", "seed": 1}).get_or_compute({"chunk": 0}, compute)
+    CellStore(tmp_path, {"model": "m", "seed": 1}).map([{"chunk": 0}], [0], compute, model=None, desc="x")
     assert len(calls) == 2
     assert not list(tmp_path.glob("*.tmp")), "no temporary file is left behind"
 
@@ -45,23 +45,27 @@ def test_a_damaged_cell_is_recomputed(tmp_path):
     assert path is not None
     path.write_bytes(path.read_bytes()[:20])  # truncated
     assert store.get({"chunk": 0}) is None
-    assert np.array_equal(store.get_or_compute({"chunk": 0}, lambda: {"x": np.zeros(4)})["x"], np.zeros(4))
+    (cell,) = store.map([{"chunk": 0}], [None], lambda model, _: {"x": np.zeros(4)}, model=None, desc="x")
+    assert np.array_equal(cell["x"], np.zeros(4))
 
 
 def test_an_interrupted_compute_leaves_no_cell(tmp_path):
     store = CellStore(tmp_path)
 
-    def interrupted():
-        raise KeyboardInterrupt
+    def interrupted(model, index):
+        if index == 1:
+            raise KeyboardInterrupt
+        return {"x": np.full(2, index)}
 
     with pytest.raises(KeyboardInterrupt):
-        store.get_or_compute({"chunk": 0}, interrupted)
-    assert store.get({"chunk": 0}) is None and not list(tmp_path.iterdir())
+        store.map([{"chunk": 0}, {"chunk": 1}], [0, 1], interrupted, model=None, desc="x")
+    assert store.get({"chunk": 1}) is None and store.get({"chunk": 0}) is not None, "the finished cell is kept"
+    assert len(list(tmp_path.iterdir())) == 1, "no temporary file is left behind"
 
 
 def test_no_folder_keeps_nothing():
     store = CellStore(None)
-    assert store.get_or_compute({"c": 1}, lambda: {"x": np.ones(1)})["x"][0] == 1
+    assert store.map([{"c": 1}], [None], lambda model, _: {"x": np.ones(1)}, model=None, desc="x")[0]["x"][0] == 1
     assert store.get({"c": 1}) is None
 
 
@@ -84,14 +88,20 @@ def test_map_chunks_concatenates_and_resumes_chunk_by_chunk(tmp_path):
     items = load_crows_pairs()[:5]
     seen = []
 
-    def compute(chunk):
+    def compute(model, chunk):
         seen.append(len(chunk))
         return {"id": np.array([int(item.id) for item in chunk])}
 
-    out = CellStore(tmp_path).map_chunks(items, 2, {"measure": "ids"}, compute, desc="ids")
+    out = CellStore(tmp_path).map_chunks(items, 2, {"measure": "ids"}, compute, model=None, desc="ids")
     assert out["id"].tolist() == [int(item.id) for item in items] and seen == [2, 2, 1]
     again = CellStore(tmp_path)
-    assert again.map_chunks(items, 2, {"measure": "ids"}, compute, desc="ids")["id"].tolist() == out["id"].tolist()
+    resumed = again.map_chunks(items, 2, {"measure": "ids"}, compute, model=None, desc="ids")
+    assert resumed["id"].tolist() == out["id"].tolist()
     assert again.reused == 3 and seen == [2, 2, 1]
     with pytest.raises(InputError, match="chunk must be >= 1"):
-        again.map_chunks(items, 0, {}, compute, desc="ids")
+        again.map_chunks(items, 0, {}, compute, model=None, desc="ids")
+
+
+def test_map_refuses_mismatched_payloads(tmp_path):
+    with pytest.raises(InputError, match="2 cell configurations for 1 payloads"):
+        CellStore(tmp_path).map([{"c": 0}, {"c": 1}], [0], lambda model, _: {}, model=None, desc="x")

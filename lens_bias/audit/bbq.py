@@ -222,7 +222,7 @@ class BBQMeasure(RowMeasure):
     ) -> Rows:
         template = None if self.template is None else self.template.describe(tokenizer_of(model))
 
-        def compute(chunk: Sequence[BBQItem]) -> dict[str, np.ndarray]:
+        def compute(model: AnyModel, chunk: Sequence[BBQItem]) -> dict[str, np.ndarray]:
             answers = answer_bbq(
                 model, chunk, template=self.template, interventions=interventions, batch_size=batch_size
             )
@@ -233,7 +233,7 @@ class BBQMeasure(RowMeasure):
             }
 
         cell = {"measure": self.name, "prompt": PROMPT_VERSION, "template": template}
-        scores = cells.map_chunks(self.items, self.chunk, cell, compute, desc="BBQ", progress=progress)
+        scores = cells.map_chunks(self.items, self.chunk, cell, compute, model=model, desc="BBQ", progress=progress)
         option, letter = scores["option_logprob"], scores["letter_logprob"]
         codes = {category: i for i, category in enumerate(self.categories)}
         return {

@@ -159,11 +159,13 @@ class CrowsPairsMeasure(RowMeasure):
         batch_size: int,
         progress: bool,
     ) -> Rows:
-        def compute(chunk: Sequence[CrowsPair]) -> dict[str, np.ndarray]:
+        def compute(model: AnyModel, chunk: Sequence[CrowsPair]) -> dict[str, np.ndarray]:
             return score_crows_pairs(model, chunk, interventions=interventions, batch_size=batch_size)
 
         cell = {"measure": self.name, "scoring": SCORING_VERSION}
-        scores = cells.map_chunks(self.items, self.chunk, cell, compute, desc="CrowS-Pairs", progress=progress)
+        scores = cells.map_chunks(
+            self.items, self.chunk, cell, compute, model=model, desc="CrowS-Pairs", progress=progress
+        )
         whole, shared = scores["whole"], scores["shared"]
         bias_codes = {b: i for i, b in enumerate(self.bias_types)}
         return {

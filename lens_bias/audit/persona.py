@@ -78,7 +78,7 @@ from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel, tokenizer_of
 from lens_bias.plotting import bars_with_ci, heatmap, scatter
-from lens_bias.prompts import ChatTemplate, template_for
+from lens_bias.prompts import template_for
 from lens_bias.stats import Estimate
 
 DEFAULT_CATEGORIES = ("Age", "Race_ethnicity", "Religion")
@@ -267,8 +267,6 @@ class PersonaBBQMeasure(RowMeasure):
         batch_size: int,
         progress: bool,
     ) -> Rows:
-        from tqdm.auto import tqdm
-
         tokenizer = tokenizer_of(model)
         for system in [system for _, _, system in self.conditions if system is not None]:
             template = template_for(model, system=system)
@@ -278,29 +276,32 @@ class PersonaBBQMeasure(RowMeasure):
                     "dropped: persona BBQ needs a chat model (Llama 2 chat, or a tokenizer chat template that keeps "
                     "a system message)."
                 )
-        jobs = [(c, start) for c in range(len(self.conditions)) for start in range(0, len(self.items), self.chunk)]
-        parts = []
-        for c, start in tqdm(jobs, desc="persona BBQ", disable=not progress, unit="chunk"):
-            template = template_for(model, system=self.conditions[c][2])
-            chunk = self.items[start : start + self.chunk]
-
-            def compute(chunk: list[BBQItem] = chunk, template: ChatTemplate = template) -> dict[str, np.ndarray]:
-                answers = answer_bbq(
-                    model, chunk, template=template, interventions=interventions, batch_size=batch_size
+        payloads, keys = [], []
+        for _, _, system_prompt in self.conditions:
+            template = template_for(model, system=system_prompt)
+            for start in range(0, len(self.items), self.chunk):
+                chunk = self.items[start : start + self.chunk]
+                payloads.append((system_prompt, chunk))
+                keys.append(
+                    {
+                        "measure": self.name,
+                        "prompt": PROMPT_VERSION,
+                        "template": template.describe(tokenizer),
+                        "items": fingerprint(chunk),
+                    }
                 )
-                return {
-                    "option_logprob": answers.option_logprob,
-                    "option_total": answers.option_total,
-                    "letter_logprob": answers.letter_logprob,
-                }
 
-            cell = {
-                "measure": self.name,
-                "prompt": PROMPT_VERSION,
-                "template": template.describe(tokenizer),
-                "items": fingerprint(chunk),
+        def compute(model: AnyModel, payload: tuple[str | None, list[BBQItem]]) -> dict[str, np.ndarray]:
+            system, chunk = payload
+            template = template_for(model, system=system)
+            answers = answer_bbq(model, chunk, template=template, interventions=interventions, batch_size=batch_size)
+            return {
+                "option_logprob": answers.option_logprob,
+                "option_total": answers.option_total,
+                "letter_logprob": answers.letter_logprob,
             }
-            parts.append(cells.get_or_compute(cell, compute))
+
+        parts = cells.map(keys, payloads, compute, model=model, desc="persona BBQ", progress=progress)
         option, total, letter = (
             np.concatenate([p[key] for p in parts]) for key in ("option_logprob", "option_total", "letter_logprob")
         )

@@ -18,6 +18,7 @@ import numpy as np
 from lens_bias.audit.base import Measure, Rows, value_of
 from lens_bias.cells import CellStore, interventions_key
 from lens_bias.errors import InputError
+from lens_bias.executors import Executor
 from lens_bias.interventions import Intervention, check_interventions
 from lens_bias.models import AnyModel, model_record
 from lens_bias.side_effects import check_applicable
@@ -35,6 +36,7 @@ def run_audit(
     seed: int = 0,
     batch_size: int = 16,
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Rows]]]:
     """Score ``measures`` at baseline and under every condition of ``conditions`` (name -> interventions).
 
@@ -73,7 +75,14 @@ def run_audit(
             if condition != BASELINE and not applies(condition, measure):
                 continue
             rows[measure.name][condition] = score_rows(
-                model, measure, interventions, cells=cells, seed=seed, batch_size=batch_size, progress=progress
+                model,
+                measure,
+                interventions,
+                cells=cells,
+                seed=seed,
+                batch_size=batch_size,
+                progress=progress,
+                executor=executor,
             )
         base = rows[measure.name][BASELINE]
         values[measure.name] = {
@@ -95,13 +104,16 @@ def score_rows(
     seed: int = 0,
     batch_size: int = 16,
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> Rows:
     """``measure``'s rows for ``model`` under ``interventions``, through the cell store in folder ``cells``
-    (None keeps nothing) keyed by the model record, the interventions (their tensors hashed) and ``seed``."""
+    (None keeps nothing) keyed by the model record, the interventions (their tensors hashed) and ``seed``;
+    ``executor`` computes the unfinished cells (default: this process; see :mod:`lens_bias.executors`)."""
     record = model_record(model).to_dict()
     if record["sha256"] is not None:  # identified by content: the same file elsewhere reuses the cells
         record.pop("source")
-    store = CellStore(cells, {"model": record, "interventions": interventions_key(interventions), "seed": seed})
+    base = {"model": record, "interventions": interventions_key(interventions), "seed": seed}
+    store = CellStore(cells, base, executor=executor)
     return measure.score(model, interventions, cells=store, batch_size=batch_size, progress=progress)
 
 

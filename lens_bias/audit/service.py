@@ -30,7 +30,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import plotly.graph_objects as go
-from tqdm.auto import tqdm
 
 from lens_bias.audit.base import Rows, Statistic, Summary, estimate, paired_change, value_of
 from lens_bias.cells import CellStore
@@ -51,7 +50,7 @@ from lens_bias.metrics.responses import DEFAULT_REFUSAL_WINDOW
 from lens_bias.metrics.service import REFUSING, SERVICE_CATEGORIES, ServiceCategory, service_category
 from lens_bias.models import AnyModel, tokenizer_of
 from lens_bias.plotting import bars_with_ci
-from lens_bias.prompts import ChatTemplate, template_for
+from lens_bias.prompts import template_for
 from lens_bias.readouts import refusal_propensity
 from lens_bias.stats import Estimate
 
@@ -223,14 +222,16 @@ class ServiceMeasure:
     def _generate(
         self,
         model: AnyModel,
-        template: ChatTemplate,
-        chunk: list[ServiceRequest],
+        payload: tuple[list[ServiceRequest], int],
+        *,
         interventions: Sequence[Intervention],
         batch_size: int,
-        seed: int,
     ) -> dict[str, np.ndarray]:
-        """``tokens``: ``[n_requests x n_samples, max_new_tokens]`` generated ids (-1 after the end, EOS kept),
-        samples of one request adjacent; ``propensity``: ``[n_requests]`` nats."""
+        """One cell: ``payload`` is ``(requests, sampling seed)``. ``tokens``: ``[n_requests x n_samples,
+        max_new_tokens]`` generated ids (-1 after the end, EOS kept), samples of one request adjacent;
+        ``propensity``: ``[n_requests]`` nats."""
+        chunk, seed = payload
+        template = template_for(model, service_system_prompt())
         texts = [request.text for request in chunk]
         generations = generate(
             model,
@@ -283,24 +284,27 @@ class ServiceMeasure:
         columns: dict[str, list[Any]] = {
             c: [] for c in ("template", "group", "filler", "sample", "category", "propensity", "n_tokens", "text")
         }
-        for t, key in enumerate(tqdm(keys, desc="service", disable=not progress, leave=False)):
-            chunk = [request for request in self.requests if request.template == key]
-            seed = self._chunk_seed(key)
-            cell = {
-                "measure": self.name,
-                "chunk": key,
-                "items": fingerprint(chunk),
-                "chat_template": template.describe(tokenizer),
-                "n_samples": self.n_samples,
-                "temperature": self.temperature,
-                "max_new_tokens": self.max_new_tokens,
-                "sampling_seed": seed,
-                "batch_size": batch_size,  # sampled tokens depend on how the generator's draws are batched
-                "openers": [list(refusal_openers()), list(compliance_openers())],
-            }
-            arrays = cells.get_or_compute(
-                cell, partial(self._generate, model, template, chunk, interventions, batch_size, seed)
+        chunks = [[request for request in self.requests if request.template == key] for key in keys]
+        cells_of = []
+        for key, chunk in zip(keys, chunks):
+            cells_of.append(
+                {
+                    "measure": self.name,
+                    "chunk": key,
+                    "items": fingerprint(chunk),
+                    "chat_template": template.describe(tokenizer),
+                    "n_samples": self.n_samples,
+                    "temperature": self.temperature,
+                    "max_new_tokens": self.max_new_tokens,
+                    "sampling_seed": self._chunk_seed(key),
+                    "batch_size": batch_size,  # sampled tokens depend on how the generator's draws are batched
+                    "openers": [list(refusal_openers()), list(compliance_openers())],
+                }
             )
+        payloads = [(chunk, self._chunk_seed(key)) for key, chunk in zip(keys, chunks)]
+        compute = partial(self._generate, interventions=interventions, batch_size=batch_size)
+        done = cells.map(cells_of, payloads, compute, model=model, desc="service", progress=progress)
+        for t, (chunk, arrays) in enumerate(zip(chunks, done)):
             for r, request in enumerate(chunk):
                 g, group = groups[request.group]
                 for s in range(self.n_samples):

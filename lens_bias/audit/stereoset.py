@@ -192,11 +192,13 @@ class StereoSetMeasure(RowMeasure):
         batch_size: int,
         progress: bool,
     ) -> Rows:
-        def compute(chunk: Sequence[StereoSetItem]) -> dict[str, np.ndarray]:
+        def compute(model: AnyModel, chunk: Sequence[StereoSetItem]) -> dict[str, np.ndarray]:
             return {"scores": score_stereoset(model, chunk, interventions=interventions, batch_size=batch_size)}
 
         cell = {"measure": self.name, "scoring": SCORING_VERSION}
-        scores = cells.map_chunks(self.items, self.chunk, cell, compute, desc="StereoSet", progress=progress)["scores"]
+        scores = cells.map_chunks(
+            self.items, self.chunk, cell, compute, model=model, desc="StereoSet", progress=progress
+        )["scores"]
         target_codes = {target: i for i, target in enumerate(self.targets)}
         return {
             "scores": scores,
