@@ -139,7 +139,7 @@ def _optional(element: type) -> Callable[[str], Any]:
     return convert
 
 
-def _flag_type(hint: Any) -> tuple[Any, bool, bool]:
+def flag_type(hint: Any) -> tuple[Any, bool, bool]:
     """``(element type, optional, several values)`` of a field's type hint."""
     optional = False
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
@@ -159,7 +159,7 @@ def parser_for(config: type[RunConfig], description: str | None) -> argparse.Arg
         if f.default is dataclasses.MISSING:
             raise TypeError(f"{config.__name__}.{f.name} needs a default (every flag has one).")
         default = f.default
-        element, optional, several = _flag_type(hints[f.name])
+        element, optional, several = flag_type(hints[f.name])
         if element is bool:
             flag = meta.get("flag", f"--no-{f.name.replace('_', '-')}" if default else f"--{f.name.replace('_', '-')}")
             parser.add_argument(

@@ -8,8 +8,13 @@ BiasScope saved. Every experiment saves its result with config and provenance an
 ``--seed`` and ``--batch-size`` are passed on to every step when given. The benchmarks
 (``experiments.bench_*``) are not figures and are run on their own.
 
+After a run or a replot, the index at the top of ``{--out}/README.md`` is rewritten from every result saved
+under ``--out`` (:mod:`experiments.figure_index`: command, provenance, figures with captions, headline numbers);
+``--index`` only rewrites it, from what is saved, without running anything.
+
     python -m experiments.figures [--model NAME] [--quick] [--only steering similarity ...]
     python -m experiments.figures --replot
+    python -m experiments.figures --index
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments import cli
+from experiments.figure_index import write_index
 from lens_bias.errors import InputError
 
 STEPS = ("bias_profile", "steering", "similarity", "patching", "patching_crows", "biasscope", "side_effects")
@@ -32,6 +38,9 @@ class Config(cli.RunConfig):
     only: tuple[str, ...] = field(default=STEPS, metadata={"help": "run these steps only", "choices": STEPS})
     quick: bool = field(default=False, metadata={"help": "every experiment's --quick (a smoke run)"})
     replot: bool = field(default=False, metadata={"help": "redraw every figure from the saved results"})
+    index: bool = field(
+        default=False, metadata={"help": "only rewrite {--out}/README.md's index from the saved results (no model)"}
+    )
     # None = not passed on (each step's own default), hence the wider type than RunConfig's
     seed: int | None = field(
         default=None,  # type: ignore[assignment]
@@ -48,6 +57,8 @@ class Config(cli.RunConfig):
         unknown = [step for step in self.only if step not in STEPS]
         if unknown:
             raise InputError(f"Unknown steps {unknown}: use {', '.join(STEPS)}.")
+        if self.index and (self.replot or self.quick):
+            raise InputError("--index runs nothing: drop --replot/--quick (a run or --replot rewrites the index too).")
         super().__post_init__()
 
     @property
@@ -103,9 +114,10 @@ def commands(config: Config) -> list[tuple[str, str, list[str]]]:
 
 def main(argv: list[str] | None = None) -> None:
     config, _ = cli.parse(Config, argv, description=__doc__)
-    for step, module, step_args in commands(config):
+    for step, module, step_args in [] if config.index else commands(config):
         print(f"== {step}: python -m experiments.{module} {' '.join(step_args)}", flush=True)
         importlib.import_module(f"experiments.{module}").main(step_args)
+    print("wrote", write_index(config.out), "(index of the saved results)")
 
 
 if __name__ == "__main__":

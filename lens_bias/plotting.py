@@ -9,6 +9,8 @@ Conventions:
   ``[low, high]`` around ``value``, and the hover text gives the interval and ``n``.
 * HTML files reference one ``plotly.min.js`` written beside them (``include_plotlyjs="directory"``),
   so each figure is a few KB and still opens offline.
+* Beside every figure, ``{stem}.figure.json`` records its title (the caption), axis titles and the figure
+  files written (see :func:`save_figure`); ``experiments.figure_index`` builds the figures' index from them.
 * PNG export uses kaleido >= 1, which drives a Chrome/Chromium found on the machine. Discovery is
   kaleido's own (``choreographer``'s ``Chromium.find_browser``): the ``BROWSER_PATH`` environment
   variable if set, else ``chrome``/``chromium``/... on ``PATH``, else typical install paths such as
@@ -18,6 +20,7 @@ Conventions:
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -40,6 +43,11 @@ INSTALL_HINT = (
     "BROWSER_PATH environment variable at an existing Chrome/Chromium executable."
 )
 
+#: The sidecar of a figure ``{stem}.html``: ``{stem}.figure.json`` (see :func:`save_figure`).
+SIDECAR_SUFFIX = ".figure.json"
+#: Tag written into every figure sidecar (bump when its layout changes).
+FIGURE_FORMAT = "lens_bias.Figure/1"
+
 _warned_no_browser = False
 
 
@@ -61,10 +69,14 @@ def save_figure(fig: go.Figure, path_stem: str | Path, *, png: bool = True) -> l
     """Write ``{stem}.html`` (plus ``plotly.min.js`` in the same directory if missing) and, when
     ``png`` and a browser is available, ``{stem}.png``. Creates parent directories.
 
-    Returns the figure files written (HTML first, then PNG if written; not ``plotly.min.js``).
+    Returns the figure files written (HTML first, then PNG if written; not ``plotly.min.js``, not the sidecar).
     Without a browser, the PNG is skipped and a ``UserWarning`` naming the install command is
     issued once per process. Errors of an available browser during export are raised. Every file is
     written atomically (:func:`lens_bias.files.atomic_path`): an interrupt leaves the previous file or none.
+
+    Last, the sidecar ``{stem}.figure.json`` is written: ``{"format", "title", "x_title", "y_title", "files"}``
+    (titles as in :func:`layout_titles`, None where the figure has none; ``files``: the names written, beside
+    the sidecar), so an index can caption the figure without parsing its HTML.
     """
     global _warned_no_browser
     stem = _split_stem(path_stem)
@@ -88,7 +100,25 @@ def save_figure(fig: go.Figure, path_stem: str | Path, *, png: bool = True) -> l
             with atomic_path(png_path) as tmp:
                 fig.write_image(tmp, format="png")
             written.append(png_path)
+    titles = layout_titles(fig.layout.to_plotly_json())
+    sidecar = {"format": FIGURE_FORMAT, **titles, "files": [path.name for path in written]}
+    write_text_atomic(Path(f"{stem}{SIDECAR_SUFFIX}"), json.dumps(sidecar, indent=2) + "\n")
     return written
+
+
+def layout_titles(layout: Mapping[str, Any]) -> dict[str, str | None]:
+    """``{"title", "x_title", "y_title"}`` of a plotly layout given as plain JSON data (``fig.layout.to_plotly_json()``,
+    or the layout a saved HTML figure embeds); None for a title the layout lacks (e.g. a table has no axes)."""
+
+    def text(title: Any) -> str | None:
+        value = title.get("text") if isinstance(title, Mapping) else title
+        return value if isinstance(value, str) and value.strip() else None
+
+    def axis(name: str) -> str | None:
+        entry = layout.get(name)
+        return text(entry.get("title")) if isinstance(entry, Mapping) else None
+
+    return {"title": text(layout.get("title")), "x_title": axis("xaxis"), "y_title": axis("yaxis")}
 
 
 def _require_titles(**titles: str) -> None:

@@ -166,3 +166,20 @@ def test_an_interrupted_figure_write_leaves_the_previous_file(
     monkeypatch.setattr(go.Figure, writer, real if writer == "write_html" else png_bytes)
     assert plotting.save_figure(_small_figure(), tmp_path / "fig") == [tmp_path / "fig.html", tmp_path / "fig.png"]
     assert (tmp_path / "fig.png").read_bytes() == PNG_MAGIC and "plotly" in (tmp_path / "fig.html").read_text()
+
+
+def test_save_figure_writes_a_sidecar_with_the_caption_and_files(tmp_path: Path) -> None:
+    import json
+
+    assert plotting.save_figure(_small_figure(), tmp_path / "fig.html", png=False) == [tmp_path / "fig.html"]
+    sidecar = json.loads((tmp_path / f"fig{plotting.SIDECAR_SUFFIX}").read_text())
+    assert sidecar == {
+        "format": plotting.FIGURE_FORMAT,
+        "title": "t",
+        "x_title": "x (units)",
+        "y_title": "y",
+        "files": ["fig.html"],
+    }
+    plotting.save_figure(go.Figure(go.Bar(x=["a"], y=[1])), tmp_path / "bare", png=False)
+    bare = json.loads((tmp_path / f"bare{plotting.SIDECAR_SUFFIX}").read_text())
+    assert bare["title"] is None and bare["x_title"] is None and bare["files"] == ["bare.html"]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import shlex
 
 import pytest
 
-from experiments import cli, figures
+from experiments import cli, figures, patching
+from experiments.figure_index import END, START
 from lens_bias.errors import InputError
+from lens_bias.provenance import Result
 
 
 def _accepts(module_name: str, argv: list[str]) -> None:
@@ -57,6 +60,26 @@ def test_replot_refuses_missing_results_before_redrawing_anything(tmp_path, caps
     assert "==" not in capsys.readouterr().out
 
 
+def test_index_only_rewrites_the_readme_from_the_saved_results(tmp_path, capsys, no_model):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Figures\n\nMeasured by hand: 0.42 [0.10, 0.90]\n")
+    provenance = {"git": None, "model": None, "data": {}, "seed": 0, "timestamp_utc": "2026-01-02T03:04:05+00:00"}
+    config = patching.Config(n_pairs=2, out=tmp_path / "patching")
+    Result("patching", {}, config.to_dict(), provenance).save(tmp_path / "patching" / "patching")
+    figures.main(["--index", "--out", str(tmp_path)])
+    assert capsys.readouterr().out == f"wrote {readme} (index of the saved results)\n"  # no step ran
+    text = readme.read_text()
+    assert text.startswith(f"# Figures\n\n{START}\n")
+    assert text.endswith(f"{END}\n\nMeasured by hand: 0.42 [0.10, 0.90]\n")  # the hand-written rest, kept
+    assert f"- command: `python -m experiments.patching --out {shlex.quote(str(config.out))} --n-pairs 2`" in text
+    assert "- seed 0; git not in a git checkout; saved 2026-01-02 03:04:05 UTC" in text
+    assert "Figures not drawn (run --replot)" in text
+    with pytest.raises(InputError, match="--index runs nothing"):
+        figures.main(["--index", "--replot", "--out", str(tmp_path)])
+    with pytest.raises(InputError, match="No folder"):
+        figures.main(["--index", "--out", str(tmp_path / "missing")])
+
+
 @pytest.mark.slow
 def test_figures_runs_and_replots_every_step(tiny_long_dir, tmp_path, capsys):
     figures.main(
@@ -77,5 +100,8 @@ def test_figures_runs_and_replots_every_step(tiny_long_dir, tmp_path, capsys):
     capsys.readouterr()
     figures.main(["--replot", "--only", "bias_profile", "similarity", "--no-png", "--out", str(tmp_path)])
     assert "== similarity: python -m experiments.similarity --replot" in capsys.readouterr().out
+    index = (tmp_path / "README.md").read_text()
+    assert "## bias_profile: [`bias_profile/bias_profile.json`]" in index and "## similarity: [" in index
+    assert "figures not drawn" not in index.lower()
     with pytest.raises(InputError, match="--only steering"):
         figures.main(["--replot", "--only", "steering", "--out", str(tmp_path)])

@@ -12,7 +12,9 @@ from pathlib import Path
 import experiments
 
 #: Every experiment module (all of ``experiments/`` but the shared flags of ``cli``).
-MODULES = sorted(info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name != "cli")
+MODULES = sorted(
+    info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name not in {"cli", "figure_index"}
+)
 
 SCRIPT = """
 import contextlib, io, json, runpy, sys

@@ -1,0 +1,303 @@
+"""The index of a figures folder: every saved experiment result with the command that made it, its provenance,
+its figures with their captions and its headline numbers, written into the folder's README between two markers.
+
+Nothing in the index is typed by hand; everything is read from what the experiments saved:
+
+* **Results**: every ``*.json`` under the folder that is a saved :class:`~lens_bias.provenance.Result` of an
+  experiment (its ``name`` is a module ``experiments.<name>`` with a ``Config``). Other saved results (steering
+  vectors, interventions an experiment stores beside its own result) are artefacts, not listed.
+* **Command**: ``python -m experiments.<name>`` with the flags whose saved value differs from that experiment's
+  ``Config`` default today (:func:`command_line`), so running it today reproduces the saved config. Keys of the
+  saved config that are not ``Config`` fields (what an experiment records besides its flags) are ignored; a
+  field the saved config lacks (added after the run) takes today's default.
+* **Provenance**: model name, kind and file hash or revision; data fingerprints; seed; git commit and whether
+  the checkout had uncommitted changes; the save time (UTC); the device.
+* **Figures**: the figures in the result's folder, each linked with its caption (the plotly title) and axis
+  titles, from its sidecar ``{stem}.figure.json`` (:func:`lens_bias.plotting.save_figure`) or, for a figure drawn
+  before sidecars existed, from the layout its HTML embeds. In a folder of several results, a figure belongs to
+  the result whose file stem starts its name (the longest such); figures of no result are listed at the end.
+* **Headline numbers**: the experiment's own ``summarize(result)`` where it has one (what its run prints), and
+  links to the Markdown tables (``*.md``) it wrote beside the result.
+
+Order is deterministic (results and figures by path), and the index holds no time of its own: regenerating it
+from unchanged results rewrites the README byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import json
+import re
+import shlex
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from experiments import cli
+from lens_bias.errors import InputError
+from lens_bias.files import atomic_path
+from lens_bias.plotting import FIGURE_FORMAT, SIDECAR_SUFFIX, layout_titles
+from lens_bias.provenance import RESULT_FORMAT, Result, to_jsonable
+
+START = "<!-- figures-index:start -->"
+END = "<!-- figures-index:end -->"
+#: The command that rewrites the index (named in it).
+INDEX_COMMAND = "python -m experiments.figures --index"
+
+_HEAD_BYTES = 200  # a saved Result's JSON opens with its format tag: read this much to tell one from other JSON
+_NEW_PLOT = "Plotly.newPlot("
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: its stem (``folder/name``, no suffix), caption and axis titles (None where absent), and the
+    figure files that exist (HTML first, then PNG)."""
+
+    stem: Path
+    title: str | None
+    x_title: str | None
+    y_title: str | None
+    files: tuple[Path, ...]
+
+
+def experiment_config(name: str) -> type[cli.RunConfig] | None:
+    """The ``Config`` of ``experiments.<name>``, or None when there is no such experiment."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or importlib.util.find_spec(f"experiments.{name}") is None:
+        return None
+    config = getattr(importlib.import_module(f"experiments.{name}"), "Config", None)
+    return config if isinstance(config, type) and issubclass(config, cli.RunConfig) else None
+
+
+def command_line(name: str, saved: Mapping[str, Any]) -> str:
+    """``python -m experiments.<name> <flags>``: the flags of ``experiments.<name>``'s ``Config`` whose value in
+    ``saved`` (a result's saved config) differs from the field's default, in field order, by the parser's rules
+    (:func:`experiments.cli.parser_for`): a boolean as its switch (``--no-png``), a tuple as several values, None
+    of an optional number as ``all``. Fields ``saved`` lacks are left out (today's default). Raises
+    :class:`InputError` for an unknown experiment or a value no flag can give (None for a field that takes
+    no ``all``, an empty tuple for a flag that needs a value)."""
+    config = experiment_config(name)
+    if config is None:
+        raise InputError(f"No experiment {name!r}: no module experiments.{name} with a Config.")
+    hints = typing.get_type_hints(config)
+    words = ["python", "-m", f"experiments.{name}"]
+    for f in dataclasses.fields(config):
+        if f.name not in saved or saved[f.name] == to_jsonable(f.default):
+            continue
+        value, meta = saved[f.name], cli.metadata(config, f.name)
+        element, optional, several = cli.flag_type(hints[f.name])
+        dashed = f.name.replace("_", "-")
+        flag = meta.get("flag", f"--no-{dashed}" if element is bool and f.default else f"--{dashed}")
+        if element is bool:
+            words.append(flag)
+        elif value is None and optional and not several and element in (int, float):
+            words += [flag, "all"]
+        elif several and isinstance(value, list) and (value or optional):
+            words += [flag, *map(str, value)]
+        elif value is None or isinstance(value, (list, dict)):
+            raise InputError(f"experiments.{name}: {f.name}={value!r} cannot be given as a flag.")
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def read_figure(stem: Path) -> Figure:
+    """The figure saved as ``{stem}.html``: titles and files from its sidecar, else from the layout the HTML
+    embeds (a figure drawn before sidecars existed; files: the HTML and a PNG beside it, if any)."""
+    sidecar = Path(f"{stem}{SIDECAR_SUFFIX}")
+    record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else None
+    if record is not None and record.get("format") == FIGURE_FORMAT:
+        titles = {key: record.get(key) for key in ("title", "x_title", "y_title")}
+        names = record.get("files", [])
+    else:
+        titles = layout_titles(_embedded_layout(Path(f"{stem}.html")))
+        names = [f"{stem.name}.html", f"{stem.name}.png"]
+    files = tuple(stem.parent / n for n in names if (stem.parent / n).is_file())
+    return Figure(stem, titles["title"], titles["x_title"], titles["y_title"], files)
+
+
+def _embedded_layout(html: Path) -> dict[str, Any]:
+    """The layout of a plotly HTML figure (``Plotly.newPlot(id, data, layout, config)``); ``{}`` if none."""
+    text = html.read_text(encoding="utf-8") if html.is_file() else ""
+    start = text.find(_NEW_PLOT)
+    if start < 0:
+        return {}
+    decoder, position, parts = json.JSONDecoder(), start + len(_NEW_PLOT), []
+    try:
+        for _ in range(3):  # the div id, the traces, the layout
+            while text[position] in " \t\r\n,":
+                position += 1
+            part, position = decoder.raw_decode(text, position)
+            parts.append(part)
+    except (ValueError, IndexError):
+        return {}
+    return parts[2] if isinstance(parts[2], dict) else {}
+
+
+def _is_result(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(_HEAD_BYTES).decode("utf-8", errors="replace")
+    return f'"format": "{RESULT_FORMAT}"' in head
+
+
+def _owner(stem: str, results: list[Path]) -> Path | None:
+    """The result a file stem in its folder belongs to: the only one, else the longest stem that starts it."""
+    if len(results) == 1:
+        return results[0]
+    matches = [r for r in results if stem == r.stem or stem.startswith(f"{r.stem}_")]
+    return max(matches, key=lambda r: len(r.stem), default=None)
+
+
+def _hidden(path: Path, folder: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+
+def render_index(folder: str | Path) -> str:
+    """The Markdown index of ``folder`` (see the module docstring): every experiment result under it, then the
+    figures of no result. Links are relative to ``folder`` (where its README lives)."""
+    folder = Path(folder)
+    results: dict[Path, Result] = {}
+    for path in sorted(p for p in folder.rglob("*.json") if not _hidden(p, folder) and p.is_file()):
+        if not path.name.endswith(SIDECAR_SUFFIX) and _is_result(path):
+            result = Result.load(path)
+            if experiment_config(result.name) is not None:
+                results[path] = result
+    by_folder: dict[Path, list[Path]] = {}
+    for path in results:
+        by_folder.setdefault(path.parent, []).append(path)
+    figures: dict[Path | None, list[Figure]] = {}
+    tables: dict[Path | None, list[Path]] = {}
+    for html in sorted(p for p in folder.rglob("*.html") if not _hidden(p, folder)):
+        owner = _owner(html.stem, by_folder.get(html.parent, []))
+        figures.setdefault(owner, []).append(read_figure(html.with_suffix("")))
+    for table in sorted(p for p in folder.rglob("*.md") if not _hidden(p, folder) and p.parent != folder):
+        owner = _owner(table.stem, by_folder.get(table.parent, []))
+        if owner is not None:
+            tables.setdefault(owner, []).append(table)
+    lines = [
+        "# Index of the saved results",
+        "",
+        f"Written by `{INDEX_COMMAND}` (and after every `python -m experiments.figures` run) from the results",
+        "saved under this folder and the figures drawn beside them; every number below is read from those files.",
+        "Edit only outside the index markers.",
+    ]
+    for path, result in results.items():
+        lines += ["", *_result_section(folder, path, result, figures.get(path, []), tables.get(path, []))]
+    if figures.get(None):
+        lines += ["", "## Figures of no saved result", ""]
+        lines += [_figure_line(folder, figure) for figure in figures[None]]
+    return "\n".join(lines) + "\n"
+
+
+def _result_section(folder: Path, path: Path, result: Result, figures: list[Figure], tables: list[Path]) -> list[str]:
+    relative = path.relative_to(folder).as_posix()
+    try:
+        command = f"`{command_line(result.name, result.config)}`"
+    except InputError as error:
+        command = f"not reconstructible ({error})"
+    lines = [
+        f"## {result.name}: [`{relative}`]({_link(folder, path)})",
+        "",
+        f"- command: {command}",
+        *_provenance_lines(result.provenance),
+    ]
+    if tables:
+        lines.append("- tables: " + ", ".join(f"[{t.name}]({_link(folder, t)})" for t in tables))
+    lines.append("")
+    if figures:
+        lines += [_figure_line(folder, figure) for figure in figures]
+    else:
+        lines.append(
+            f"Figures not drawn (run --replot): `python -m experiments.{result.name} --replot {folder.as_posix()}/"
+            f"{relative}`."
+        )
+    summarize = getattr(importlib.import_module(f"experiments.{result.name}"), "summarize", None)
+    if callable(summarize):
+        try:
+            text = summarize(result)
+        except (KeyError, IndexError, TypeError, ValueError) as error:  # a result older than today's summarize
+            text = f"summarize failed on this result ({type(error).__name__}: {error}); rerun the experiment"
+        lines += ["", "Headline numbers (`summarize` of the saved result):", "", "```text", text, "```"]
+    return lines
+
+
+def _provenance_lines(provenance: Mapping[str, Any]) -> list[str]:
+    """Model, data, and seed / git / time / device lines of a result's provenance."""
+    model = provenance.get("model")
+    if model:
+        sha, revision = model.get("sha256"), model.get("revision")
+        digest = f"sha256 `{sha[:12]}`" if sha else f"revision `{revision}`" if revision else "no hash recorded"
+        kind = ", ".join(str(v) for v in (model.get("kind"), model.get("dtype"), digest) if v)
+        lines = [f"- model: `{model.get('name')}` ({kind})"]
+    else:
+        lines = ["- model: none"]
+    data = provenance.get("data") or {}
+    fingerprints = ", ".join(f"{k} {_fingerprint(v)}" for k, v in data.items())
+    lines.append(f"- data: {fingerprints or 'none recorded'}")
+    git = provenance.get("git")
+    if git is None:
+        state = "not in a git checkout"
+    else:
+        commit = git.get("commit")
+        dirty = {True: "uncommitted changes", False: "clean", None: "state unknown"}[git.get("dirty")]
+        state = f"`{commit[:12]}` ({dirty})" if commit else f"no commit yet ({dirty})"
+    build = provenance.get("torch_build") or {}
+    device = build.get("gpu") or build.get("device") or "device not recorded"
+    saved = str(provenance.get("timestamp_utc", "time not recorded")).replace("T", " ").replace("+00:00", " UTC")
+    lines.append(f"- seed {provenance.get('seed')}; git {state}; saved {saved}; {device}")
+    return lines
+
+
+def _fingerprint(value: Any) -> str:
+    return "none" if value is None else f"`{value if isinstance(value, str) else json.dumps(value)}`"
+
+
+def _figure_line(folder: Path, figure: Figure) -> str:
+    links = [f"[{file.suffix.lstrip('.').upper()}]({_link(folder, file)})" for file in figure.files]
+    axes = "; ".join(f"{axis}: {_plain(t)}" for axis, t in (("x", figure.x_title), ("y", figure.y_title)) if t)
+    caption = _plain(figure.title) if figure.title else "(no title)"
+    name = figure.stem.relative_to(folder).as_posix()
+    return f"- `{name}` {' '.join(links) or '(files missing)'}: {caption}" + (f" ({axes})" if axes else "")
+
+
+def _link(folder: Path, path: Path) -> str:
+    return quote(path.relative_to(folder).as_posix(), safe="/+")
+
+
+def _plain(text: str) -> str:
+    """A plotly title as Markdown text: its HTML markup (``<br>``, ``<sup>``) dropped, Markdown characters escaped."""
+    text = re.sub(r"<[^>]*>", " ", text.replace("<br>", " "))
+    return re.sub(r"([\\`*_\[\]<>|])", r"\\\1", " ".join(text.split()))
+
+
+def insert_index(text: str, index: str) -> str:
+    """``text`` (a README) with ``index`` between the markers: replacing what they hold, or, without markers,
+    inserted after a leading ``# `` title line (at the very top when there is none). Everything outside the
+    markers is kept byte for byte. Raises :class:`InputError` for a single or misordered marker."""
+    start, end = text.find(START), text.find(END)
+    if start < 0 and end < 0:
+        title = text.split("\n", 1)[0] + "\n" if text.startswith("# ") else ""
+        rest = text[len(title) :]
+        head = f"{title}\n" if title else ""
+        blank = "" if not rest or rest.startswith("\n") else "\n"  # one blank line between the block and the rest
+        return f"{head}{START}\n{index}{END}\n{blank}{rest}"
+    if start < 0 or end < start or text.count(START) != 1 or text.count(END) != 1:
+        raise InputError(f"Expected one {START} before one {END}; fix the markers by hand, then rerun.")
+    return f"{text[: start + len(START)]}\n{index}{text[end:]}"
+
+
+def write_index(folder: str | Path) -> Path:
+    """Write the index of ``folder`` into ``folder/README.md`` (created if missing) atomically; returns its path.
+    Raises :class:`InputError` when ``folder`` is not a folder."""
+    if not Path(folder).is_dir():
+        raise InputError(f"No folder {folder}: give the --out folder the experiments saved their results in.")
+    readme = Path(folder) / "README.md"
+    old = readme.read_bytes().decode("utf-8") if readme.is_file() else ""
+    new = insert_index(old, render_index(folder))
+    with atomic_path(readme) as tmp:
+        tmp.write_bytes(new.encode("utf-8"))
+    return readme
