@@ -26,7 +26,6 @@ figures to ``{out}/`` (HTML and PNG).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -36,17 +35,18 @@ import plotly.graph_objects as go
 from transformer_lens import HookedTransformer
 
 from experiments import cli
+from lens_bias.cells import CellStore, config_key, model_key
 from lens_bias.data import contrast_split
 from lens_bias.data.gender_prompts import occupation_gender, winobias_occupations
 from lens_bias.data.neutral import neutral_texts
-from lens_bias.data.records import ContrastPair, split_by_target, to_ab_items
+from lens_bias.data.records import ContrastPair, fingerprint, split_by_target, to_ab_items
 from lens_bias.data.refusal import compliance_openers, refusal_openers, refusal_requests
 from lens_bias.errors import InputError
 from lens_bias.generation import generate
 from lens_bias.interventions import AddVector, save_intervention
 from lens_bias.metrics import ab_preference, likelihood_preference
 from lens_bias.metrics.generations import gender_bias, refusal_summary
-from lens_bias.models import check_layers, load_model, model_record
+from lens_bias.models import AnyModel, check_layers, load_model, model_record
 from lens_bias.plotting import heatmap, lines_with_ci, save_figures
 from lens_bias.projections import pca_2d
 from lens_bias.prompts import ChatTemplate, template_for
@@ -66,12 +66,30 @@ from lens_bias.steering import (
 BIAS_CONTRASTS = ("gender", "race", "religion", "profession", "gender-prompts")
 READOUTS = ("mean_from_difference", "last")
 
-#: A steering setting's readout: the interventions of one sweep point -> a JSON-ready record.
-Neutral = Callable[[list], dict[str, Any]]
+
+@dataclass(frozen=True)
+class Neutral:
+    """The fluency readout of a sweep: the change (nats per token) of the mean per-token log-probability of
+    neutral texts under steering, against their unsteered ``base`` scores ``[n_texts]``."""
+
+    texts: tuple[str, ...]
+    base: np.ndarray
+    batch_size: int
+    seed: int
+
+    @property
+    def readout(self) -> dict[str, Any]:
+        """What identifies this readout in a sweep's cell keys."""
+        return {"name": "neutral_delta_logprob", "texts": config_key({"texts": self.texts}), "batch": self.batch_size}
+
+    def evaluate(self, model: AnyModel, steer: list[AddVector]) -> dict[str, Any]:
+        texts = list(self.texts)
+        scores = continuation_logprobs(model, [""] * len(texts), texts, interventions=steer, batch_size=self.batch_size)
+        return {"delta_logprob": bootstrap_mean(scores.mean.numpy() - self.base, seed=self.seed).to_dict()}
 
 
 @dataclass(frozen=True)
-class Config(cli.RunConfig):
+class Config(cli.SweepConfig):
     """The steering study's settings (see the module docstring for what each step measures)."""
 
     bias_types: tuple[str, ...] = field(
@@ -155,7 +173,12 @@ def bias_vector(model: HookedTransformer, name: str, config: Config) -> FittedVe
 
 
 def bias_study(
-    model: HookedTransformer, template: ChatTemplate, fitted: FittedVector, config: Config, neutral: Neutral
+    model: HookedTransformer,
+    template: ChatTemplate,
+    fitted: FittedVector,
+    config: Config,
+    neutral: Neutral,
+    cells: CellStore,
 ) -> tuple[SteeringVector, dict[str, Any]]:
     """Sign calibration, layer x multiplier sweep, A/B and fluency for one contrast's vector."""
     batch_size, seed = config.batch_size, config.seed
@@ -167,27 +190,52 @@ def bias_study(
     name, vector, layer = split.name, fitted.vector, fitted.layer
     assert layer is not None and fitted.test is not None  # fitted with held-out pairs
 
-    def likelihood(steer: list) -> dict[str, Any]:
-        pref = likelihood_preference(model, split.test, interventions=steer, seed=seed, batch_size=batch_size)
+    test = split.test
+
+    def likelihood(model: AnyModel, steer: list[AddVector]) -> dict[str, Any]:
+        pref = likelihood_preference(model, test, interventions=steer, seed=seed, batch_size=batch_size)
         return {
             "mean_logprob_diff": pref.mean_logprob_diff.to_dict(),
             "share_stereotyped": pref.share_positive.to_dict(),
         }
 
-    baseline = likelihood([])
-    grid = sweep(vector, layers, [m for m in multipliers if m], likelihood, start=None, progress=f"{name}: sweep")
-    grid += [{"layer": l, "multiplier": 0.0, "relative_multiplier": 0.0, **baseline} for l in layers]
-    ab_items = to_ab_items(split.test, seed=seed)
+    def ab_readout(model: AnyModel, steer: list[AddVector]) -> dict[str, Any]:
+        return ab_preference(model, ab_items, template, interventions=steer, seed=seed, batch_size=batch_size).to_dict()
+
+    ab_items = to_ab_items(test, seed=seed)
+    on_test = {"data": fingerprint(test), "batch_size": batch_size}
+    grid = sweep(
+        model,
+        vector,
+        layers,
+        multipliers,
+        likelihood,
+        cells=cells,
+        readout={"name": "likelihood_preference", **on_test},
+        start=None,
+        progress=f"{name}: sweep",
+    )
     ab = sweep(
+        model,
         vector,
         [layer],
         multipliers,
-        lambda steer: ab_preference(
-            model, ab_items, template, interventions=steer, seed=seed, batch_size=batch_size
-        ).to_dict(),
+        ab_readout,
+        cells=cells,
+        readout={"name": "ab_preference", "template": template.describe(model.tokenizer), **on_test},
         progress=f"{name}: A/B",
     )
-    fluency = sweep(vector, [layer], multipliers, neutral, start=None, progress=f"{name}: fluency")
+    fluency = sweep(
+        model,
+        vector,
+        [layer],
+        multipliers,
+        neutral.evaluate,
+        cells=cells,
+        readout=neutral.readout,
+        start=None,
+        progress=f"{name}: fluency",
+    )
     coords, is_positive = pca_2d(fitted.test, layer)
     return vector, {
         **fitted.summary(),
@@ -201,7 +249,12 @@ def bias_study(
 
 
 def refusal_study(
-    model: HookedTransformer, template: ChatTemplate, config: Config, neutral: Neutral, gender_test: list[ContrastPair]
+    model: HookedTransformer,
+    template: ChatTemplate,
+    config: Config,
+    neutral: Neutral,
+    gender_test: list[ContrastPair],
+    cells: CellStore,
 ) -> tuple[SteeringVector, dict[str, Any]]:
     """Refusal vector, refusal propensity under it, bias vs refusal, and fluency."""
     batch_size, seed, multipliers = config.batch_size, config.seed, list(config.refusal_multipliers)
@@ -210,7 +263,7 @@ def refusal_study(
     harmful = [r.text for r in held_out if r.harmful][: config.n_test]
     benign = [r.text for r in held_out if not r.harmful][: config.n_test]
 
-    def propensity(steer: list, requests: list[str]) -> np.ndarray:
+    def propensity(model: AnyModel, steer: list[AddVector], requests: list[str]) -> np.ndarray:
         return refusal_propensity(
             model,
             template,
@@ -228,19 +281,19 @@ def refusal_study(
         template=template,
         seed=seed,
         progress=True,
-        orient_by=lambda steer: float(propensity(steer, harmful[:8]).mean()),
+        orient_by=lambda steer: float(propensity(model, steer, harmful[:8]).mean()),
         orient_multiplier=max(multipliers),
         batch_size=batch_size,
     )
     vector, layer = fitted.vector, fitted.layer
     assert layer is not None  # fitted with held-out pairs
 
-    def evaluate(steer: list) -> dict[str, Any]:
+    def evaluate(model: AnyModel, steer: list[AddVector]) -> dict[str, Any]:
         # The refusal vector is added from the instruction end in chat prompts; the gender pairs are raw
         # sentences, so there it is added at every position. Per-item scores are kept for the correlation.
         raw = [AddVector(s.vector, s.multiplier, s.layers, start=None) for s in steer]
         bias = score_pairs(model, gender_test, interventions=raw, batch_size=batch_size).preference().numpy()
-        harmful_scores, benign_scores = propensity(steer, harmful), propensity(steer, benign)
+        harmful_scores, benign_scores = propensity(model, steer, harmful), propensity(model, steer, benign)
         return {
             "propensity_harmful": bootstrap_mean(harmful_scores, seed=seed).to_dict(),
             "propensity_benign": bootstrap_mean(benign_scores, seed=seed).to_dict(),
@@ -249,7 +302,16 @@ def refusal_study(
             "items": {"propensity_harmful": harmful_scores.tolist(), "gender_bias": bias.tolist()},
         }
 
-    rows = sweep(vector, [layer], multipliers, evaluate, progress="refusal: sweep")
+    readout = {
+        "name": "refusal_and_gender_bias",
+        "template": template.describe(model.tokenizer),
+        "harmful": config_key({"texts": harmful}),
+        "benign": config_key({"texts": benign}),
+        "gender": fingerprint(gender_test),
+        "openers": [refusal_openers(), compliance_openers()],
+        "batch_size": batch_size,
+    }
+    rows = sweep(model, vector, [layer], multipliers, evaluate, cells=cells, readout=readout, progress="refusal: sweep")
     low, high = min(rows, key=lambda r: r["multiplier"]), max(rows, key=lambda r: r["multiplier"])
     change = {
         key: bootstrap_mean(np.array(high["items"][key]) - np.array(low["items"][key]), seed=seed).to_dict()
@@ -262,7 +324,17 @@ def refusal_study(
             np.array([r["items"]["gender_bias"] for r in rows]).T,
             seed=seed,
         )
-    fluency = sweep(vector, [layer], multipliers, neutral, start=None, progress="refusal: fluency")
+    fluency = sweep(
+        model,
+        vector,
+        [layer],
+        multipliers,
+        neutral.evaluate,
+        cells=cells,
+        readout=neutral.readout,
+        start=None,
+        progress="refusal: fluency",
+    )
     return vector, {
         **fitted.summary(),
         "sweep": rows,
@@ -503,25 +575,29 @@ def run(config: Config) -> Path:
     set_seed(config.seed)
     model = load_model(config.model, device=config.device)
     check_layers(model, config.layers)  # before the first forward pass
+    with cli.executor(config) as executor:
+        return study(
+            model,
+            config,
+            CellStore(config.out / "cells", {"model": model_key(model), "seed": config.seed}, executor=executor),
+        )
+
+
+def study(model: HookedTransformer, config: Config, cells: CellStore) -> Path:
+    """The study on a loaded model, every sweep setting a cell of ``cells``; returns the result file."""
     template = template_for(model)
-    texts = neutral_texts()[: config.n_neutral]
-    base = continuation_logprobs(model, [""] * len(texts), texts, batch_size=config.batch_size).mean
-
-    def neutral(steer: list) -> dict[str, Any]:
-        scores = continuation_logprobs(
-            model, [""] * len(texts), texts, interventions=steer, batch_size=config.batch_size
-        ).mean
-        return {"delta_logprob": bootstrap_mean((scores - base).numpy(), seed=config.seed).to_dict()}
-
+    texts = tuple(neutral_texts()[: config.n_neutral])
+    base = continuation_logprobs(model, [""] * len(texts), list(texts), batch_size=config.batch_size).mean.numpy()
+    neutral = Neutral(texts, base, config.batch_size, config.seed)
     built = {name: bias_vector(model, name, config) for name in config.bias_types}
     if config.normalize and len(built) > 1:  # contrastive activation addition: equal norm per layer
         norms = mean_norm_across([fitted.vector for fitted in built.values()])
         built = {name: fitted.normalized(norms) for name, fitted in built.items()}
     vectors, bias = {}, {}
     for name, fitted in built.items():
-        vectors[name], bias[name] = bias_study(model, template, fitted, config, neutral)
+        vectors[name], bias[name] = bias_study(model, template, fitted, config, neutral, cells)
     gender_test = contrast_split("gender", n_test=config.n_test, seed=config.seed).test
-    vectors["refusal"], refusal = refusal_study(model, template, config, neutral, gender_test)
+    vectors["refusal"], refusal = refusal_study(model, template, config, neutral, gender_test, cells)
     layers = {name: study["best_layer"] for name, study in bias.items()} | {"refusal": refusal["best_layer"]}
     generations = generation_study(model, template, vectors, layers, config)
     recorded = {

@@ -26,7 +26,7 @@ from lens_bias.data.records import fingerprint
 from lens_bias.errors import InputError
 from lens_bias.executors import Arrays, Compute, Executor, Serial
 from lens_bias.files import atomic_path
-from lens_bias.models import AnyModel
+from lens_bias.models import AnyModel, model_record
 from lens_bias.provenance import to_jsonable
 
 
@@ -53,6 +53,27 @@ def interventions_key(interventions: Sequence[Any]) -> list[dict[str, Any]]:
             entry["state_sha256"] = digest.hexdigest()
         out.append(entry)
     return out
+
+
+def model_key(model: AnyModel) -> dict[str, Any]:
+    """What identifies a model in cell keys: its :class:`lens_bias.models.ModelRecord`; a model file known by
+    its SHA-256 without its path (the same file elsewhere reuses the cells)."""
+    record = model_record(model).to_dict()
+    if record["sha256"] is not None:
+        record.pop("source")
+    return record
+
+
+def record_arrays(record: dict[str, Any]) -> Arrays:
+    """A JSON-ready record as cell arrays (its canonical JSON as UTF-8 bytes), for cells whose result is
+    a record of estimates rather than arrays; :func:`arrays_record` reads it back."""
+    text = json.dumps(to_jsonable(record), sort_keys=True, ensure_ascii=False)
+    return {"record_json": np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()}
+
+
+def arrays_record(arrays: Arrays) -> dict[str, Any]:
+    """The record :func:`record_arrays` stored."""
+    return json.loads(np.asarray(arrays["record_json"], dtype=np.uint8).tobytes().decode("utf-8"))
 
 
 class CellStore:
@@ -114,24 +135,30 @@ class CellStore:
         progress: bool = False,
     ) -> list[Arrays]:
         """The arrays of every cell, in order: finished ones loaded, the rest computed by the store's executor
-        as ``compute(model, payload)`` (each saved the moment it finishes). ``cells[i]`` is the configuration
-        of ``payloads[i]``'s cell; ``compute`` must take the model as its argument (see
-        :mod:`lens_bias.executors`)."""
+        as ``compute(model, payload)`` (each saved the moment it finishes; cells with the same key are
+        computed once). ``cells[i]`` is the configuration of ``payloads[i]``'s cell; ``compute`` must take
+        the model as its argument (see :mod:`lens_bias.executors`)."""
         if len(cells) != len(payloads):
             raise InputError(f"{len(cells)} cell configurations for {len(payloads)} payloads.")
-        found: list[Arrays | None] = [self.get(cell) for cell in cells]
-        todo = [i for i, arrays in enumerate(found) if arrays is None]
-        self.reused += len(cells) - len(todo)
+        keys = [self.key(cell) for cell in cells]
+        found: dict[str, Arrays] = {}
+        for key, cell in zip(keys, cells):
+            arrays = found.get(key) or self.get(cell)
+            if arrays is not None:
+                found[key] = arrays
+        todo = {key: i for i, key in enumerate(keys) if key not in found}  # first cell of each unfinished key
+        self.reused += len(set(keys)) - len(todo)
+        order = list(todo.items())
 
         def done(index: int, arrays: Arrays) -> None:
-            i = todo[index]
-            found[i] = saved = {name: np.asarray(value) for name, value in arrays.items()}
+            key, i = order[index]
+            found[key] = saved = {name: np.asarray(value) for name, value in arrays.items()}
             self.put(cells[i], saved)
             self.computed += 1
 
-        if todo:
-            self.executor.map(model, compute, [payloads[i] for i in todo], done, desc=desc, progress=progress)
-        return [arrays for arrays in found if arrays is not None]
+        if order:
+            self.executor.map(model, compute, [payloads[i] for _, i in order], done, desc=desc, progress=progress)
+        return [found[key] for key in keys]
 
     def map_chunks(
         self,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lens_bias.cells import CellStore, config_key, interventions_key
+from lens_bias.cells import CellStore, arrays_record, config_key, interventions_key, record_arrays
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector
 from lens_bias.steering import SteeringVector
@@ -105,3 +105,22 @@ def test_map_chunks_concatenates_and_resumes_chunk_by_chunk(tmp_path):
 def test_map_refuses_mismatched_payloads(tmp_path):
     with pytest.raises(InputError, match="2 cell configurations for 1 payloads"):
         CellStore(tmp_path).map([{"c": 0}, {"c": 1}], [0], lambda model, _: {}, model=None, desc="x")
+
+
+def test_cells_with_the_same_key_are_computed_once(tmp_path):
+    calls = []
+
+    def compute(model, payload):
+        calls.append(payload)
+        return {"x": np.array([payload])}
+
+    out = CellStore(None).map([{"c": 0}, {"c": 1}, {"c": 0}], [5, 6, 5], compute, model=None, desc="x")
+    assert calls == [5, 6] and [o["x"][0] for o in out] == [5, 6, 5]
+
+
+def test_a_record_survives_a_cell(tmp_path):
+    record = {"value": 0.25, "items": [1, 2], "name": "é"}
+    store = CellStore(tmp_path)
+    store.put({"c": 0}, record_arrays(record))
+    saved = store.get({"c": 0})
+    assert saved is not None and arrays_record(saved) == record

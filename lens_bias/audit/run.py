@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from lens_bias.audit.base import Measure, Rows, value_of
-from lens_bias.cells import CellStore, interventions_key
+from lens_bias.cells import CellStore, interventions_key, model_key
 from lens_bias.errors import InputError
 from lens_bias.executors import Executor
 from lens_bias.interventions import Intervention, check_interventions
-from lens_bias.models import AnyModel, model_record
+from lens_bias.models import AnyModel
 from lens_bias.side_effects import check_applicable
 
 BASELINE = "baseline"
@@ -109,10 +109,7 @@ def score_rows(
     """``measure``'s rows for ``model`` under ``interventions``, through the cell store in folder ``cells``
     (None keeps nothing) keyed by the model record, the interventions (their tensors hashed) and ``seed``;
     ``executor`` computes the unfinished cells (default: this process; see :mod:`lens_bias.executors`)."""
-    record = model_record(model).to_dict()
-    if record["sha256"] is not None:  # identified by content: the same file elsewhere reuses the cells
-        record.pop("source")
-    base = {"model": record, "interventions": interventions_key(interventions), "seed": seed}
+    base = {"model": model_key(model), "interventions": interventions_key(interventions), "seed": seed}
     store = CellStore(cells, base, executor=executor)
     return measure.score(model, interventions, cells=store, batch_size=batch_size, progress=progress)
 

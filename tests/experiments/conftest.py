@@ -28,6 +28,12 @@ def no_model(monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def steering_argv(tiny_llama_dir) -> list[str]:
+    """The arguments (but ``--out``) of the small steering run on the tiny model."""
+    return ["--model", str(tiny_llama_dir), *STEERING_ARGS]
+
+
+@pytest.fixture(scope="session")
 def steering_run(tiny_llama_dir, tmp_path_factory):
     """``(out folder, Result)`` of one small steering run on the tiny model."""
     from experiments import steering
