@@ -39,6 +39,7 @@ from typing import cast
 import numpy as np
 
 from experiments import cli
+from lens_bias.cells import CellStore, model_key
 from lens_bias.data import CROWS_BIAS_TYPES, crows_pairs_contrast, load_crows_pairs
 from lens_bias.data.gender_swap import gender_swap_groups, gender_swap_pairs
 from lens_bias.data.records import fingerprint
@@ -69,7 +70,7 @@ METRIC_NAMES = {
 
 
 @dataclass(frozen=True)
-class Config(cli.RunConfig):
+class Config(cli.SweepConfig):
     """Activation and attribution patching of term-swap pairs (see the module docstring)."""
 
     targets: tuple[str, ...] = field(
@@ -254,17 +255,23 @@ def run(config: Config) -> Path:
 
     values, tensors = {"pairs": counts, "targets": {}}, {}
     direction = cast(Direction, config.direction)
-    for target in config.targets:
-        exact = patch(
-            model,
-            inputs.clean,
-            inputs.corrupted,
-            metric,
-            target=target,
-            direction=direction,
-            batch_size=config.batch_size,
-            progress=f"{target}: exact",
-        )
+    with cli.executor(config) as executor:
+        cells = CellStore(config.out / "cells", {"model": model_key(model)}, executor=executor)
+        exacts = {
+            target: patch(
+                model,
+                inputs.clean,
+                inputs.corrupted,
+                metric,
+                target=target,
+                direction=direction,
+                batch_size=config.batch_size,
+                cells=cells,
+                progress=f"{target}: exact",
+            )
+            for target in config.targets
+        }
+    for target, exact in exacts.items():
         approx = attribution_patch(model, inputs.clean, inputs.corrupted, metric, target=target, direction=direction)
         agree = agreement(exact, approx, k=10)
         labels, x_title = x_labels(exact)

@@ -143,3 +143,45 @@ def test_ray_options_are_checked():
 def test_model_spec_is_what_a_worker_loads(tiny_llama_dir):
     model = ModelSpec(str(Path(tiny_llama_dir)), device="cpu").load()
     assert model.lens_bias_record.source.endswith("tiny-llama-2-chat")
+
+
+def test_ray_gives_the_serial_patching_and_steering_sweep(ray_pool, tiny_long_model, tmp_path):
+    from lens_bias.metrics import likelihood_preference
+    from lens_bias.patching import logit_diff_metric, patch
+    from lens_bias.prompts import PromptBatch
+    from lens_bias.steering import sweep
+
+    tokens = torch.randint(3, 200, (3, 6), generator=torch.Generator().manual_seed(0))
+    swapped = tokens.clone()
+    swapped[:, 2] = 3 + (tokens[:, 2] + 17) % 197
+    lengths = torch.tensor([6, 6, 6])
+    clean, corrupted = (PromptBatch(t, lengths, {"last": lengths - 1}, ["a", "b", "c"]) for t in (tokens, swapped))
+    metric = logit_diff_metric([5, 6, 9], [7, 8, 10])
+    results = []
+    for executor in (None, ray_pool):
+        store = CellStore(tmp_path / str(executor is None), {"m": 0}, executor=executor)
+        results.append(patch(tiny_long_model, clean, corrupted, metric, target="z", batch_size=6, cells=store))
+    assert results[0].config["n_cells"] > 1
+    torch.testing.assert_close(results[1].scores, results[0].scores, rtol=0, atol=0, equal_nan=True)
+
+    from lens_bias.data import contrast_split
+
+    test = contrast_split("gender", n_train=4, n_test=6, seed=0).test
+    vector = SteeringVector("v", (1, 2), torch.randn(2, tiny_long_model.cfg.d_model), torch.ones(2))
+
+    def preference(model, steer):
+        return likelihood_preference(model, test, interventions=steer, batch_size=4).mean_logprob_diff.to_dict()
+
+    rows = [
+        sweep(
+            tiny_long_model,
+            vector,
+            [1, 2],
+            [-2, 0, 2],
+            preference,
+            cells=CellStore(None, executor=executor),
+            start=None,
+        )
+        for executor in (None, ray_pool)
+    ]
+    assert rows[0] == rows[1] and len(rows[0]) == 6

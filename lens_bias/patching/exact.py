@@ -30,18 +30,22 @@ have the same length. Positions at or after a pair's length are padding: their s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from typing import overload
+from dataclasses import dataclass
+from typing import Any, cast, overload
 
+import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from lens_bias.cells import CellStore
 from lens_bias.errors import InputError
+from lens_bias.executors import Compute
 from lens_bias.interventions import hooks_added
 from lens_bias.patching.metrics import Metric
-from lens_bias.patching.result import MIN_GAP, Direction, PatchResult
+from lens_bias.patching.result import MIN_GAP, TARGETS, Direction, PatchResult
 from lens_bias.patching.sweep import (
     check_direction,
     check_pairs,
@@ -113,6 +117,7 @@ def patch(
     batch_size: int = 64,
     normalize: bool = True,
     min_gap: float = MIN_GAP,
+    cells: CellStore | None = None,
     progress: bool | str = False,
 ) -> PatchResult:
     """Activation patching of every configuration of ``target`` at ``layers`` (default all), per pair.
@@ -129,6 +134,11 @@ def patch(
             all pairs runs per forward whatever its value.
         normalize: scores as ``(patched - corrupted) / (clean - corrupted)`` (else the raw metric).
         min_gap: pairs with ``|clean - corrupted| <= min_gap`` (metric units) are flagged degenerate.
+        cells: the store of the sweep's cells (default: kept nowhere, run here). The layers are swept in
+            blocks of consecutive layers, each block a cell (its own caching forward, then its patched
+            forwards), keyed by the pairs' tokens, the metric (a dataclass metric, such as
+            :func:`lens_bias.patching.logit_diff_metric`'s, to keep cells in a folder), target, direction,
+            block and batch size: an interrupted sweep resumes, and the store's executor spreads blocks.
         progress: show a tqdm bar (a string sets its description).
 
     Returns a :class:`PatchResult` (``method="exact"``; ``config`` records the number of forwards and of
@@ -141,62 +151,26 @@ def patch(
         raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     clean, corrupted = check_pairs(clean, corrupted)
     layers = sweep_layers(model, layers)
-    base, source = (corrupted, clean) if direction == "denoising" else (clean, corrupted)
-    n_pairs, width = len(base), base.tokens.shape[1]
-    n_heads = 1
-    if spec.unit != "pos":
-        n_heads = model.cfg.n_heads if spec.heads == "query" else model.cfg.n_key_value_heads or model.cfg.n_heads
-        if spec.heads == "kv" and model.cfg.ungroup_grouped_query_attention:
-            n_heads = model.cfg.n_heads  # hook_k/hook_v then hold the repeated (query-head) copies
+    store = cells if cells is not None else CellStore(None)
+    base = corrupted if direction == "denoising" else clean
+    n_pairs, width, n_heads = len(base), base.tokens.shape[1], _n_heads(model, spec)
     masks = _config_masks(spec.unit, width, n_heads)
     # a patch touching only positions where both runs have the same tokens so far changes nothing
-    first = _first_differing_position(clean, corrupted)
-    runs = (_last_touched_position(masks) >= first).nonzero().flatten().tolist()
-    items = [(j, c) for j in range(len(layers)) for c in runs]  # (layer index, configuration)
-    per_forward = max(1, batch_size // n_pairs)
-    chunks = [items[i : i + per_forward] for i in range(0, len(items), per_forward)]
-    starts = sorted({layers[chunk[0][0]] for chunk in chunks})  # each forward starts at its lowest layer
-
-    cache: dict[str, Tensor] = {}
-    rows_source, rows_base = slice(0, n_pairs), slice(n_pairs, 2 * n_pairs)
-    storing = [
-        (f"blocks.{layer}.{spec.hook}", storing_hook(cache, f"source.{layer}", rows_source)) for layer in layers
-    ] + [(f"blocks.{layer}.hook_resid_pre", storing_hook(cache, f"base.{layer}", rows_base)) for layer in starts]
-    with torch.inference_mode():
-        with hooks_added(model, storing):  # both runs in one forward: rows [source; base]
-            source_metric, base_metric = forward_metric(
-                model, metric, torch.cat([source.tokens, base.tokens]).to(model.cfg.device), [source, base]
-            )
-        # what a full forward of the base tokens passes to every block besides the residual stream
-        _, _, shortformer, attention_mask = model.input_to_embed(base.tokens.to(model.cfg.device))
-        raw = base_metric.cpu()[:, None, None].repeat(1, len(layers), len(masks))
-        bar_name = progress if isinstance(progress, str) else f"patch {target} ({direction})"
-        for chunk in tqdm(chunks, desc=bar_name, disable=not progress, leave=False):
-            chunk_layers = torch.tensor([j for j, _ in chunk])
-            mask = masks[[c for _, c in chunk]]
-            hooks = []
-            for j in sorted(set(chunk_layers.tolist())):
-                own = (chunk_layers == j).reshape(-1, *[1] * (mask.ndim - 1))
-                hooks.append(
-                    (
-                        f"blocks.{layers[j]}.{spec.hook}",
-                        _patch_hook((mask & own).to(model.cfg.device), cache[f"source.{layers[j]}"], n_pairs),
-                    )
-                )
-
-            start, n = layers[chunk[0][0]], len(chunk)
-            with hooks_added(model, hooks):
-                values = forward_metric(
-                    model,
-                    metric,
-                    _repeat_rows(cache[f"base.{start}"], n),
-                    [base] * n,
-                    start_at_layer=start,
-                    attention_mask=_repeat_rows(attention_mask, n),
-                    shortformer_pos_embed=_repeat_rows(shortformer, n),
-                )
-            for (j, c), value in zip(chunk, values.cpu()):
-                raw[:, j, c] = value
+    runs = (_last_touched_position(masks) >= _first_differing_position(clean, corrupted)).nonzero().flatten().tolist()
+    # blocks of consecutive layers that fill at least one forward of batch_size rows each
+    per_block = max(1, -(-max(1, batch_size // n_pairs) // max(1, len(runs))))
+    blocks = [layers[i : i + per_block] for i in range(0, len(layers), per_block)]
+    sweep = _Sweep(clean, corrupted, metric, target, direction, runs, batch_size)
+    key = {"patch": sweep.key(store.folder is not None)}
+    done = store.map(
+        [{**key, "layers": block} for block in blocks],
+        blocks,
+        cast(Compute, sweep.run),  # a HookedTransformer's: sweep_layers checked the model
+        model=model,
+        desc=progress if isinstance(progress, str) else f"patch {target} ({direction})",
+        progress=bool(progress),
+    )
+    raw = torch.cat([torch.from_numpy(cell["raw"]) for cell in done], dim=1)  # [n_pairs, layers, configs]
     if spec.unit == "head_pos":
         raw = raw.reshape(n_pairs, len(layers), width, n_heads)
     return finish(
@@ -205,8 +179,8 @@ def patch(
         direction=direction,
         method="exact",
         layers=layers,
-        source_metric=source_metric,
-        base_metric=base_metric,
+        source_metric=torch.from_numpy(done[0]["source_metric"]),
+        base_metric=torch.from_numpy(done[0]["base_metric"]),
         valid=valid_positions(spec.unit, base.lengths, width, n_heads),
         normalize=normalize,
         min_gap=min_gap,
@@ -217,7 +191,106 @@ def patch(
             "batch_size": batch_size,
             "min_gap": min_gap,
             "n_configs": len(masks) * len(layers),
-            "n_configs_run": len(items),
-            "n_forwards": len(chunks) + 1,
+            "n_configs_run": len(runs) * len(layers),
+            "n_forwards": int(sum(int(cell["n_forwards"][0]) for cell in done)),
+            "n_cells": len(blocks),
         },
     )
+
+
+def _n_heads(model: HookedTransformer, spec: Any) -> int:
+    """Heads per configuration of a head target (1 for a position target)."""
+    if spec.unit == "pos":
+        return 1
+    if spec.heads == "kv" and not model.cfg.ungroup_grouped_query_attention:
+        return model.cfg.n_key_value_heads or model.cfg.n_heads
+    return model.cfg.n_heads  # query heads; hook_k/hook_v hold the repeated copies when ungrouped
+
+
+@dataclass(frozen=True)
+class _Sweep:
+    """One patching sweep's fixed inputs; :meth:`run` computes one block of layers (a cell)."""
+
+    clean: PromptBatch
+    corrupted: PromptBatch
+    metric: Metric
+    target: str
+    direction: Direction
+    runs: list[int]
+    batch_size: int
+
+    def key(self, persistent: bool) -> dict[str, Any]:
+        """What identifies the sweep's cells; ``persistent``: the key must mean the same in another process."""
+        if dataclasses.is_dataclass(self.metric) and not isinstance(self.metric, type):
+            metric: Any = {"type": type(self.metric).__name__, **vars(self.metric)}
+        elif persistent:
+            raise InputError(
+                f"Patching cells kept in a folder need a metric that can be identified: a dataclass (such as "
+                f"logit_diff_metric's), not {type(self.metric).__name__}; or pass cells=None."
+            )
+        else:
+            metric = {"id": id(self.metric)}
+        tokens = [self.clean.tokens, self.clean.lengths, self.corrupted.tokens, self.corrupted.lengths]
+        return {
+            "target": self.target,
+            "direction": self.direction,
+            "tokens": tokens,
+            "metric": metric,
+            "batch_size": self.batch_size,
+        }
+
+    def run(self, model: HookedTransformer, layers: list[int]) -> dict[str, np.ndarray]:
+        """``raw`` ``[n_pairs, len(layers), n_configs]`` patched metric (the base run's where a configuration is
+        not run), ``source_metric`` / ``base_metric`` ``[n_pairs]``, ``n_forwards`` ``[1]``."""
+        spec = TARGETS[self.target]
+        base, source = (self.corrupted, self.clean) if self.direction == "denoising" else (self.clean, self.corrupted)
+        n_pairs, width, n_heads = len(base), base.tokens.shape[1], _n_heads(model, spec)
+        masks = _config_masks(spec.unit, width, n_heads)
+        items = [(j, c) for j in range(len(layers)) for c in self.runs]  # (layer index, configuration)
+        per_forward = max(1, self.batch_size // n_pairs)
+        chunks = [items[i : i + per_forward] for i in range(0, len(items), per_forward)]
+        starts = sorted({layers[chunk[0][0]] for chunk in chunks})  # each forward starts at its lowest layer
+        cache: dict[str, Tensor] = {}
+        rows_source, rows_base = slice(0, n_pairs), slice(n_pairs, 2 * n_pairs)
+        storing = [
+            (f"blocks.{layer}.{spec.hook}", storing_hook(cache, f"source.{layer}", rows_source)) for layer in layers
+        ] + [(f"blocks.{layer}.hook_resid_pre", storing_hook(cache, f"base.{layer}", rows_base)) for layer in starts]
+        with torch.inference_mode():
+            with hooks_added(model, storing):  # both runs in one forward: rows [source; base]
+                source_metric, base_metric = forward_metric(
+                    model, self.metric, torch.cat([source.tokens, base.tokens]).to(model.cfg.device), [source, base]
+                )
+            # what a full forward of the base tokens passes to every block besides the residual stream
+            _, _, shortformer, attention_mask = model.input_to_embed(base.tokens.to(model.cfg.device))
+            raw = base_metric.cpu()[:, None, None].repeat(1, len(layers), len(masks))
+            for chunk in chunks:
+                chunk_layers = torch.tensor([j for j, _ in chunk])
+                mask = masks[[c for _, c in chunk]]
+                hooks = []
+                for j in sorted(set(chunk_layers.tolist())):
+                    own = (chunk_layers == j).reshape(-1, *[1] * (mask.ndim - 1))
+                    hooks.append(
+                        (
+                            f"blocks.{layers[j]}.{spec.hook}",
+                            _patch_hook((mask & own).to(model.cfg.device), cache[f"source.{layers[j]}"], n_pairs),
+                        )
+                    )
+                start, n = layers[chunk[0][0]], len(chunk)
+                with hooks_added(model, hooks):
+                    values = forward_metric(
+                        model,
+                        self.metric,
+                        _repeat_rows(cache[f"base.{start}"], n),
+                        [base] * n,
+                        start_at_layer=start,
+                        attention_mask=_repeat_rows(attention_mask, n),
+                        shortformer_pos_embed=_repeat_rows(shortformer, n),
+                    )
+                for (j, c), value in zip(chunk, values.cpu()):
+                    raw[:, j, c] = value
+        return {
+            "raw": raw.numpy(),
+            "source_metric": source_metric.cpu().numpy(),
+            "base_metric": base_metric.cpu().numpy(),
+            "n_forwards": np.array([len(chunks) + 1]),
+        }

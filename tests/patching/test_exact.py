@@ -9,6 +9,7 @@ import torch
 import transformer_lens.patching as tl
 
 from lens_bias.data.gender_swap import gender_swap_pairs
+from lens_bias.errors import InputError
 from lens_bias.interventions import hooks_added
 from lens_bias.patching import logit_diff_metric, patch, patching_inputs
 
@@ -214,3 +215,39 @@ def test_smollm_nurse_pair_matches_transformer_lens(smollm):
         index_df=index,
     )
     assert (raw.scores[0, 1, [swap, last]] - theirs.cpu()).abs().max() <= ATOL
+
+
+def test_layer_blocks_are_resumable_cells(tiny_model, tmp_path):
+    from lens_bias.cells import CellStore
+
+    clean, corrupted = make_pairs([5, 5], swap_at=[2, 3], seed=4)
+    metric = METRIC
+    whole = patch(tiny_model, clean, corrupted, metric, target="resid_pre", batch_size=4)
+    store = CellStore(tmp_path, {"model": "tiny"})
+    cached = patch(tiny_model, clean, corrupted, metric, target="resid_pre", batch_size=4, cells=store)
+    n_cells = cached.config["n_cells"]
+    assert n_cells > 1 and store.computed == n_cells and len(list(tmp_path.iterdir())) == n_cells
+    torch.testing.assert_close(cached.scores, whole.scores, rtol=0, atol=0, equal_nan=True)
+    assert cached.config["n_forwards"] == whole.config["n_forwards"]
+    # an interrupted sweep: one block lost, only it is computed again
+    next(tmp_path.iterdir()).unlink()
+    again = CellStore(tmp_path, {"model": "tiny"})
+    resumed = patch(tiny_model, clean, corrupted, metric, target="resid_pre", batch_size=4, cells=again)
+    assert (again.computed, again.reused) == (1, n_cells - 1)
+    torch.testing.assert_close(resumed.scores, whole.scores, rtol=0, atol=0, equal_nan=True)
+    # another target or direction: other cells
+    patch(tiny_model, clean, corrupted, metric, target="resid_pre", direction="noising", batch_size=4, cells=again)
+    assert again.computed == 1 + n_cells
+
+
+def test_cells_in_a_folder_need_an_identifiable_metric(tiny_model, tmp_path):
+    from lens_bias.cells import CellStore
+
+    clean, corrupted = make_pairs([5, 5], swap_at=[2, 3])
+
+    def anonymous(logits, batch):
+        return logits[:, -1, 0]
+
+    with pytest.raises(InputError, match="need a metric that can be identified"):
+        patch(tiny_model, clean, corrupted, anonymous, target="resid_pre", cells=CellStore(tmp_path))
+    assert patch(tiny_model, clean, corrupted, anonymous, target="resid_pre").scores.shape[0] == 2
