@@ -118,9 +118,7 @@ class CellStore:
         path = self.path(cell)
         if path is None:
             return
-        tensors = {
-            name: torch.from_numpy(np.array(value, order="C")) for name, value in arrays.items()
-        }  # a copy: Ray returns read-only arrays
+        tensors = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in arrays.items()}
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"cell": json.dumps(to_jsonable({**self.base, **cell}))})
 
@@ -152,7 +150,7 @@ class CellStore:
 
         def done(index: int, arrays: Arrays) -> None:
             key, i = order[index]
-            found[key] = saved = {name: np.asarray(value) for name, value in arrays.items()}
+            found[key] = saved = {name: np.array(value) for name, value in arrays.items()}  # writable copies
             self.put(cells[i], saved)
             self.computed += 1
 
