@@ -38,6 +38,7 @@ import plotly.graph_objects as go
 import torch
 
 from experiments import cli
+from lens_bias.cells import CellStore, model_key
 from lens_bias.data import (
     crows_pairs_contrast,
     fingerprint,
@@ -77,7 +78,7 @@ QUICK = {
 
 
 @dataclass(frozen=True)
-class Config(cli.RunConfig):
+class Config(cli.SweepConfig):
     """Inject, localise, intervene, side effects (see the module docstring). ``seed`` is unused: the
     first of ``seeds`` seeds the samples, the random draws and the bootstraps."""
 
@@ -154,17 +155,19 @@ def run(config: Config) -> Path:
     if config.k > n_layers * n_heads:
         raise InputError(f"--k {config.k} is more than the model's {n_layers * n_heads} heads.")
     record = model_record(model).to_dict()
-    seed_runs = injection_runs(
-        model,
-        spec,
-        config.seeds,
-        steps=config.steps,
-        lr=config.lr,
-        n_templates=config.n_templates,
-        direction=cast(Direction, config.direction),
-        batch_size=config.batch_size,
-        progress=True,
-    )
+    with cli.executor(config) as executor:
+        seed_runs = injection_runs(
+            model,
+            spec,
+            config.seeds,
+            steps=config.steps,
+            lr=config.lr,
+            n_templates=config.n_templates,
+            direction=cast(Direction, config.direction),
+            batch_size=config.batch_size,
+            cells=CellStore(config.out / "cells", {"model": model_key(model)}, executor=executor),
+            progress=True,
+        )
     runs: list[dict[str, Any]] = []
     tensors: dict[str, torch.Tensor] = {}
     for one in seed_runs:

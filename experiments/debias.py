@@ -57,7 +57,7 @@ METHODS = ("steering", "redteam", "alignez-svd", "alignez-ccs", "heads", "lora")
 
 
 @dataclass(frozen=True)
-class Config(cli.RunConfig):
+class Config(cli.SweepConfig):
     """Which methods, their settings, and the held-out items they are scored on."""
 
     methods: tuple[str, ...] = field(default=METHODS, metadata={"help": "methods to compare", "choices": METHODS})
@@ -247,16 +247,18 @@ def run(config: Config) -> Path:
         BBQMeasure(n=config.n_bbq, seed=config.seed),
     ]
     chosen = candidates(config, model)
-    values = scoreboard.evaluate(
-        model,
-        chosen,
-        measures,
-        config.retention(),
-        cells=config.out / "cells",
-        seed=config.seed,
-        batch_size=config.batch_size,
-        progress=True,
-    )
+    with cli.executor(config) as executor:
+        values = scoreboard.evaluate(
+            model,
+            chosen,
+            measures,
+            config.retention(),
+            cells=config.out / "cells",
+            seed=config.seed,
+            batch_size=config.batch_size,
+            progress=True,
+            executor=executor,
+        )
     result = Result(
         name="debias",
         values=values,

@@ -31,6 +31,7 @@ from lens_bias.audit.base import Measure, RowMeasure, Rows, Statistic, paired_ch
 from lens_bias.audit.run import score_rows
 from lens_bias.debias.methods import Candidate
 from lens_bias.errors import InputError
+from lens_bias.executors import Executor
 from lens_bias.interventions import check_interventions
 from lens_bias.plotting import pareto_scatter
 from lens_bias.side_effects import (
@@ -110,8 +111,12 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 16,
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Score the base ``model`` and every candidate on ``measures`` and the ``retention`` items.
+
+    ``executor`` computes the bias measures' cells under the base model (see :mod:`lens_bias.executors`);
+    a candidate that is another checkpoint is scored in this process (the workers hold the base model).
 
     Returns ``{"methods": {name: {"describe", "bias": {measure.stat: {"value", "removed"}},
     "retention": {readout: SideEffect dict}, "summaries": {measure: Summary}}}, "baseline": {...},
@@ -134,7 +139,14 @@ def evaluate(
     ) -> tuple[dict[str, Rows], CapabilityScores]:
         rows = {
             m.name: score_rows(
-                target, m, interventions, cells=cells, seed=seed, batch_size=batch_size, progress=progress
+                target,
+                m,
+                interventions,
+                cells=cells,
+                seed=seed,
+                batch_size=batch_size,
+                progress=progress,
+                executor=executor if target is model else None,
             )
             for m in measures
         }

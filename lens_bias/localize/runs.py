@@ -10,12 +10,16 @@ both call these two.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import torch
 from transformer_lens import HookedTransformer
 
+from lens_bias.cells import CellStore, arrays_record, record_arrays
 from lens_bias.data.injection_specs import InjectionSpec, candidate_entities
 from lens_bias.errors import InputError
 from lens_bias.inject import (
@@ -29,8 +33,9 @@ from lens_bias.inject import (
     untrained,
 )
 from lens_bias.localize.contrast import bias_contrast, localization_prompts
-from lens_bias.localize.scores import ComponentScores, ScoreMethod, score_components
+from lens_bias.localize.scores import SCORE_TENSORS, ComponentScores, ScoreMethod, score_components
 from lens_bias.localize.selection import RecurringHeads, recurring_heads
+from lens_bias.models import AnyModel
 from lens_bias.patching import Direction
 
 
@@ -73,33 +78,116 @@ def injection_runs(
     n_templates: int | None = None,
     direction: Direction = "noising",
     batch_size: int = 16,
+    cells: CellStore | None = None,
     progress: bool = False,
 ) -> list[InjectionRun]:
     """One :class:`InjectionRun` per seed (``steps`` Adam steps at ``lr`` on the entity's embedding only;
-    the first ``n_templates`` localisation prompts, None = all; patching ``direction``)."""
+    the first ``n_templates`` localisation prompts, None = all; patching ``direction``).
+
+    Each seed is a cell of ``cells`` (default: kept nowhere, run here) keyed by the spec, the seed and every
+    setting above: an interrupted study resumes from its finished seeds, and the store's executor runs the
+    seeds on several workers. A cell keeps the trained entity, the elicitations, the matches and the scores;
+    the injected model is rebuilt from the entity (:meth:`lens_bias.inject.InjectedEntity.apply`)."""
     if not seeds or len(set(seeds)) != len(seeds):
         raise InputError(f"seeds: give at least one seed, each once; got {list(seeds)}.")
-    templates = localization_prompts(spec)[:n_templates]
-    runs = []
-    for seed in seeds:
-        injection = InjectionConfig(steps=steps, lr=lr, seed=seed)
+    store = cells if cells is not None else CellStore(None)
+    seed_run = _SeedRun(spec, steps, lr, tuple(localization_prompts(spec)[:n_templates]), direction, batch_size)
+    done = store.map(
+        [{"biasinject": seed_run.key(), "seed": seed} for seed in seeds],
+        list(seeds),
+        seed_run.compute,
+        model=model,
+        desc="BiasInject seeds",
+        progress=progress,
+    )
+    return [seed_run.from_cell(model, seed, arrays) for seed, arrays in zip(seeds, done)]
+
+
+@dataclass(frozen=True)
+class _SeedRun:
+    """The settings shared by every seed; :meth:`compute` runs one seed (a cell)."""
+
+    spec: InjectionSpec
+    steps: int
+    lr: float
+    templates: tuple[str, ...]
+    direction: Direction
+    batch_size: int
+
+    def key(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "candidates": candidate_entities("countries")}
+
+    def compute(self, model: AnyModel, seed: int) -> dict[str, np.ndarray]:
+        """The seed's entity, elicitations before/after, closest entities and component scores as arrays."""
+        assert isinstance(model, HookedTransformer), "BiasInject trains on a HookedTransformer"
+        spec = self.spec
+        injection = InjectionConfig(steps=self.steps, lr=self.lr, seed=seed)
         entities = [spec.entity_token, *spec.control_entities]
-        before = elicit(untrained(model, spec, injection), spec, entities, batch_size=batch_size)
+        before = elicit(untrained(model, spec, injection), spec, entities, batch_size=self.batch_size)
         injected, entity = inject(model, spec, injection)
-        after = elicit(injected, spec, entities, batch_size=batch_size)
+        after = elicit(injected, spec, entities, batch_size=self.batch_size)
         matches = closest_entities(injected, entity.embedding, candidate_entities("countries"))
         adversarial = next((m.entity for m in matches if m.n_tokens == 1), None)
         if adversarial is None:
             raise InputError("No candidate country is a single token for this tokenizer: patching needs one.")
         scores = score_components(
             injected,
-            bias_contrast(injected, spec, adversarial, templates),
-            direction=direction,
+            bias_contrast(injected, spec, adversarial, list(self.templates)),
+            direction=self.direction,
             batch_size=64,
-            progress=progress,
         )
-        runs.append(InjectionRun(seed, entity, injected, before, after, matches, adversarial, scores))
-    return runs
+        record = {
+            "token": entity.token,
+            "unembed_bias": entity.unembed_bias,
+            "tied": entity.tied,
+            "losses": entity.losses,
+            "entities": entities,
+            "prompts": [before.prompts, after.prompts],
+            "matches": [vars(m) for m in matches],
+            "adversarial": adversarial,
+            "templates": scores.templates,
+        }
+        tensors = {
+            "embedding": entity.embedding,
+            "unembedding": entity.unembedding,
+            "before": before.log_odds,
+            "after": after.log_odds,
+            **scores.tensors(),
+        }
+        return {**record_arrays(record), **{name: t.detach().cpu().numpy() for name, t in tensors.items()}}
+
+    def from_cell(self, model: HookedTransformer, seed: int, arrays: dict[str, np.ndarray]) -> InjectionRun:
+        """The :class:`InjectionRun` of a seed's cell; the injected model rebuilt from ``model``."""
+        record = arrays_record(arrays)
+        tensor = {name: torch.from_numpy(value) for name, value in arrays.items() if name != "record_json"}
+        entity = InjectedEntity(
+            token=record["token"],
+            spec=self.spec.name,
+            embedding=tensor["embedding"],
+            unembedding=tensor["unembedding"],
+            unembed_bias=float(record["unembed_bias"]),
+            tied=bool(record["tied"]),
+            config=InjectionConfig(steps=self.steps, lr=self.lr, seed=seed),
+            losses=[float(x) for x in record["losses"]],
+        )
+        before_prompts, after_prompts = record["prompts"]
+        scores = ComponentScores(
+            templates=record["templates"],
+            entity=self.spec.entity_token,
+            adversarial_entity=record["adversarial"],
+            direction=self.direction,
+            **{name: tensor[name] for name in SCORE_TENSORS},
+        )
+        return InjectionRun(
+            seed=seed,
+            entity=entity,
+            injected=entity.apply(model),
+            before=Elicitation(record["entities"], before_prompts, tensor["before"]),
+            after=Elicitation(record["entities"], after_prompts, tensor["after"]),
+            matches=[EntityMatch(**m) for m in record["matches"]],
+            adversarial=record["adversarial"],
+            scores=scores,
+        )
 
 
 def selected_heads(

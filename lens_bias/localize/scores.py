@@ -32,6 +32,10 @@ from lens_bias.patching import Direction, patch
 ScoreMethod = Literal["patching", "dla"]
 
 
+#: The per-prompt tensors of :class:`ComponentScores` (what :meth:`ComponentScores.tensors` saves).
+SCORE_TENSORS = ("patching_heads", "patching_mlp", "dla_heads", "dla_mlp", "biased_metric", "adversarial_metric")
+
+
 @dataclass
 class ComponentScores:
     """BiasScope scores of every head and MLP layer, per localisation prompt.
@@ -78,8 +82,7 @@ class ComponentScores:
 
     def tensors(self, prefix: str = "") -> dict[str, Tensor]:
         """The per-prompt score tensors, for saving in a Result."""
-        names = ("patching_heads", "patching_mlp", "dla_heads", "dla_mlp", "biased_metric", "adversarial_metric")
-        return {f"{prefix}{name}": getattr(self, name) for name in names}
+        return {f"{prefix}{name}": getattr(self, name) for name in SCORE_TENSORS}
 
 
 def _method(scores: ComponentScores, method: ScoreMethod, part: str) -> Tensor:
