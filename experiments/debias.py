@@ -70,7 +70,7 @@ class Config(cli.SweepConfig):
     layers: tuple[int, ...] = field(default=(4, 8, 12, 16, 20), metadata={"help": "steering: candidate layers"})
     steer_multipliers: tuple[float, ...] = field(
         default=STEER_MULTIPLIERS,
-        metadata={"help": "steering: raw multipliers (< 0) the debiasing multiplier is chosen from"},
+        metadata={"help": "steering: raw multipliers (non-zero) the debiasing multiplier is chosen from"},
     )
     n_pairs: int = field(default=100, metadata={"help": "steering: training pairs per vector", "min": 2})
     heads: Path | None = field(
@@ -114,9 +114,9 @@ class Config(cli.SweepConfig):
             raise InputError(f"--methods needs at least one of {', '.join(METHODS)}.")
         if "steering" in self.methods and not self.steer_bias_types:
             raise InputError("--steer-bias-types is empty: give a bias type or drop steering from --methods.")
-        if any(m >= 0 for m in self.steer_multipliers) or not self.steer_multipliers:
+        if 0 in self.steer_multipliers or not self.steer_multipliers:
             raise InputError(
-                f"--steer-multipliers must be negative (toward the anti-stereotype), got "
+                f"--steer-multipliers must be non-zero (the unsteered model is the baseline), got "
                 f"{list(self.steer_multipliers)}."
             )
         if self.lora_data is not None and not Path(self.lora_data).is_file():

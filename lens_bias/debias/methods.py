@@ -36,8 +36,9 @@ from lens_bias.provenance import collect_provenance, to_jsonable
 from lens_bias.steering import FittedVector, fit_vector, preference_measure, refusal_vector
 from lens_bias.steering.sweep import Measure
 
-STEER_MULTIPLIERS = (-1.0, -2.0, -4.0, -8.0)
-"""Raw multipliers (toward the anti-stereotype side) a debiasing vector is calibrated over."""
+STEER_MULTIPLIERS = (-8.0, -4.0, -2.0, -1.0, 1.0, 2.0, 4.0, 8.0)
+"""Raw multipliers a debiasing vector is calibrated over: negative toward the anti-stereotype, positive for
+a model that already prefers the anti-stereotype (the unbiased point can be on either side)."""
 
 
 @dataclass
@@ -159,13 +160,14 @@ def steering_candidate(
     Fit: the mean difference (stereotype - anti-stereotype, averaged from the first differing token) on
     the contrast's training targets at ``layers``; the layer with the best held-out separability; the sign
     fixed so that a positive multiplier pushes toward the stereotype. Then the debiasing multiplier: of
-    ``multipliers`` (negative: toward the anti-stereotype), the one whose steered preference on
+    ``multipliers`` (non-zero; negative: toward the anti-stereotype, positive: toward the stereotype, for a
+    model that already prefers the anti-stereotype), the one whose steered preference on
     ``n_calibration`` training pairs (mean per-token log P(stereotype) - log P(anti-stereotype), nats) is
     closest to 0, the unbiased point. Applied at that layer at every position (raw-text benchmarks have no
     instruction end). Only training targets are used: the scoreboard scores StereoSet on the others.
     """
-    if not multipliers or any(m >= 0 for m in multipliers):
-        raise InputError(f"multipliers must be negative (toward the anti-stereotype), got {list(multipliers)}.")
+    if not multipliers or 0 in multipliers:
+        raise InputError(f"multipliers must be non-zero (the unsteered model is the baseline), got {list(multipliers)}")
     key = _key(
         model,
         "steering",

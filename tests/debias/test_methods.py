@@ -41,12 +41,12 @@ def test_reuse_or_fit_reuses_only_the_same_key(tiny_model, tmp_path):
 
 
 def test_steering_candidate_picks_the_multiplier_closest_to_unbiased(tiny_model, tmp_path):
-    settings = {"layers": [1, 2], "multipliers": (-1.0, -3.0), "n_pairs": 8, "n_test": 8, "n_calibration": 6}
+    settings = {"layers": [1, 2], "multipliers": (-3.0, -1.0, 1.0), "n_pairs": 8, "n_test": 8, "n_calibration": 6}
     candidate = steering_candidate(tiny_model, "gender", tmp_path, **settings, batch_size=8)
     (steer,) = candidate.interventions
     assert isinstance(steer, AddVector) and steer.start is None and list(steer.layers) == [candidate.details["layer"]]
     steered = candidate.details["calibration"]["steered"]
-    assert steer.multiplier == min((-1.0, -3.0), key=lambda m: abs(steered[str(m)]))
+    assert steer.multiplier == min((-3.0, -1.0, 1.0), key=lambda m: abs(steered[str(m)]))
     # the calibration is what preference_measure gives on the training pairs under that steering
     from lens_bias.data.contrast_splits import contrast_split
 
@@ -55,8 +55,8 @@ def test_steering_candidate_picks_the_multiplier_closest_to_unbiased(tiny_model,
     assert measured == pytest.approx(steered[str(steer.multiplier)], abs=1e-4)
     again = steering_candidate(tiny_model, "gender", tmp_path, **settings, batch_size=8)
     assert torch.equal(again.interventions[0].vector.directions, steer.vector.directions)  # reused, not refitted
-    with pytest.raises(InputError, match="must be negative"):
-        steering_candidate(tiny_model, "gender", tmp_path, layers=[1], multipliers=(1.0,))
+    with pytest.raises(InputError, match="must be non-zero"):
+        steering_candidate(tiny_model, "gender", tmp_path, layers=[1], multipliers=(1.0, 0.0))
 
 
 def test_head_ablation_candidate_from_a_saved_selection(tiny_model, tmp_path):

@@ -12,7 +12,7 @@ from lens_bias.interventions import HeadScaling, save_intervention
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--steer-multipliers", "1"], "--steer-multipliers must be negative"),
+        (["--steer-multipliers", "1", "0"], "--steer-multipliers must be non-zero"),
         (["--methods", "heads", "--heads", "missing.json"], "--heads missing.json: no such file"),
         (["--n-bbq", "0"], "--n-bbq must be >= 1"),
         (["--methods", "steering", "--steer-bias-types"], "expected at least one argument"),
