@@ -49,7 +49,7 @@ demo: setup
 
 # lint and types first (a minute), the test suite last: its summary line closes the output
 test: setup lint typecheck
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -74,8 +74,8 @@ def test_a_killed_steering_run_resumes_to_the_uninterrupted_result(steering_run,
 def test_a_killed_audit_resumes_to_the_uninterrupted_result(tiny_long_dir, tmp_path):
     from experiments import audit
 
-    sizes = ["--measures", "stereoset", "crows_pairs", "bbq", "--n-stereoset", "30", "--n-crows-pairs", "30"]
-    argv = ["--model", str(tiny_long_dir), *sizes, "--n-bbq", "2", "--no-png"]
+    sizes = ["--measures", "crows_pairs", "bbq", "--n-crows-pairs", "20", "--n-bbq", "1"]
+    argv = ["--model", str(tiny_long_dir), *sizes, "--no-png"]
     uninterrupted = audit.main([*argv, "--out", str(tmp_path / "whole")])
     out = tmp_path / "resumed"
     before = _kill_after_cells(["experiments.audit", *argv, "--out", str(out)], out / "cells", 1, out / "audit.json")
