@@ -52,7 +52,8 @@ def test_a_killed_steering_run_resumes_to_the_uninterrupted_result(steering_run,
     argv = [*steering_argv, "--out", str(out)]
     before = _kill_after_cells(["experiments.steering", *argv], out / "cells", 4, out / "steering.json")
     assert len(before) >= 4
-    resumed = steering.main(argv)
+    with pytest.warns(UserWarning, match="stale lock of pid"):  # the killed run's lock is taken over
+        resumed = steering.main(argv)
     assert _untouched(before, out / "cells"), "finished cells are reused, not recomputed"
     assert len(list((out / "cells").glob("*.safetensors"))) > len(before)
     assert resumed.values == uninterrupted.values
@@ -79,7 +80,8 @@ def test_a_killed_audit_resumes_to_the_uninterrupted_result(tiny_long_dir, tmp_p
     uninterrupted = audit.main([*argv, "--out", str(tmp_path / "whole")])
     out = tmp_path / "resumed"
     before = _kill_after_cells(["experiments.audit", *argv, "--out", str(out)], out / "cells", 1, out / "audit.json")
-    resumed = audit.main([*argv, "--out", str(out)])
+    with pytest.warns(UserWarning, match="stale lock of pid"):
+        resumed = audit.main([*argv, "--out", str(out)])
     assert _untouched(before, out / "cells")
     assert resumed.values == uninterrupted.values
     assert all((resumed.tensors[name] == tensor).all() for name, tensor in uninterrupted.tensors.items()), (
