@@ -82,6 +82,22 @@ class Neutral:
         """What identifies this readout in a sweep's cell keys."""
         return {"name": "neutral_delta_logprob", "texts": config_key({"texts": self.texts}), "batch": self.batch_size}
 
+    def sweep(
+        self, model: AnyModel, vector: SteeringVector, layer: int, multipliers: list[float], cells: CellStore, name: str
+    ) -> list[dict[str, Any]]:
+        """The fluency cost of ``vector`` added at every position of ``layer``, per multiplier."""
+        return sweep(
+            model,
+            vector,
+            [layer],
+            multipliers,
+            self.evaluate,
+            cells=cells,
+            readout=self.readout,
+            start=None,
+            progress=f"{name}: fluency",
+        )
+
     def evaluate(self, model: AnyModel, steer: list[AddVector]) -> dict[str, Any]:
         texts = list(self.texts)
         scores = continuation_logprobs(model, [""] * len(texts), texts, interventions=steer, batch_size=self.batch_size)
@@ -225,17 +241,7 @@ def bias_study(
         readout={"name": "ab_preference", "template": template.describe(model.tokenizer), **on_test},
         progress=f"{name}: A/B",
     )
-    fluency = sweep(
-        model,
-        vector,
-        [layer],
-        multipliers,
-        neutral.evaluate,
-        cells=cells,
-        readout=neutral.readout,
-        start=None,
-        progress=f"{name}: fluency",
-    )
+    fluency = neutral.sweep(model, vector, layer, multipliers, cells, name)
     coords, is_positive = pca_2d(fitted.test, layer)
     return vector, {
         **fitted.summary(),
@@ -324,17 +330,7 @@ def refusal_study(
             np.array([r["items"]["gender_bias"] for r in rows]).T,
             seed=seed,
         )
-    fluency = sweep(
-        model,
-        vector,
-        [layer],
-        multipliers,
-        neutral.evaluate,
-        cells=cells,
-        readout=neutral.readout,
-        start=None,
-        progress="refusal: fluency",
-    )
+    fluency = neutral.sweep(model, vector, layer, multipliers, cells, "refusal")
     return vector, {
         **fitted.summary(),
         "sweep": rows,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
@@ -133,7 +133,8 @@ class RayExecutor:
         workers: how many actors (default: one per GPU of the cluster if the spec's device is CUDA or the
             cluster has GPUs, else one per ``cpus_per_worker`` CPUs).
         cpus_per_worker: CPU cores each actor reserves (and its torch threads on a CPU worker).
-        gpus_per_worker: GPUs each actor reserves (default 1 when the cluster has GPUs, else 0).
+        gpus_per_worker: GPUs each actor reserves (default 1 when the cluster has GPUs and ``spec.device`` is
+            not ``"cpu"``, else 0).
         max_retries: how often a dead worker is restarted and its cells run again.
 
     Use as a context manager (or call :meth:`close`) so a local instance is shut down.
@@ -171,8 +172,9 @@ class RayExecutor:
                 except (ConnectionError, RuntimeError, ValueError) as error:
                     raise InputError(f"Cannot reach a Ray cluster at --address {address}: {error}") from error
         resources = ray.cluster_resources()
-        gpus = float(resources.get("GPU", 0)) if gpus_per_worker is None else gpus_per_worker
-        self.gpus_per_worker = min(gpus, 1.0) if gpus_per_worker is None else gpus_per_worker
+        if gpus_per_worker is None:  # a whole GPU each when there are GPUs and the model is not meant for the CPU
+            gpus_per_worker = 0.0 if spec.device == "cpu" else min(float(resources.get("GPU", 0)), 1.0)
+        self.gpus_per_worker = gpus_per_worker
         if workers is None:
             if self.gpus_per_worker > 0:
                 workers = max(1, int(float(resources.get("GPU", 0)) // self.gpus_per_worker))
@@ -189,15 +191,6 @@ class RayExecutor:
         self._actors: list[Any] = [actor.remote(spec, threads) for _ in range(workers)]
         self._identity: dict[str, Any] | None = None
         self._sweeps = 0
-
-    def describe(self) -> dict[str, Any]:
-        """What ran the cells (recorded in results)."""
-        return {
-            "executor": "ray",
-            "workers": self.workers,
-            "gpus_per_worker": self.gpus_per_worker,
-            "model": asdict(self.spec),
-        }
 
     def _check(self, model: AnyModel) -> None:
         import ray
