@@ -4,9 +4,9 @@ Runs the measures of :mod:`lens_bias.audit` (StereoSet, CrowS-Pairs, BBQ in full
 BBQ; quality-of-service harms) without interventions and under each ``--intervention`` file, all
 against the one baseline, and writes ``{out}/audit.json`` (every summary with bootstrap 95% intervals,
 n scored and n failed, the paired change of each intervention, the config, the provenance; row-level
-scores in ``audit.safetensors``), ``{out}/audit.md`` (the headline table) and the figures. Every chunk
-of work is a cell in ``{out}/cells/``: an interrupted audit, rerun with the same command, recomputes only
-what it had not finished.
+scores in ``audit.safetensors``), ``{out}/audit.md`` (the headline table, then a table per group) and the
+figures. Every chunk of work is a cell in ``{out}/cells/``: an interrupted audit, rerun with the same
+command, recomputes only what it had not finished.
 
     python -m experiments.audit                        # everything, full data (hours on a laptop CPU)
     python -m experiments.audit --quick                # small sizes, minutes
@@ -24,7 +24,7 @@ from lens_bias.audit.base import Measure
 from lens_bias.audit.bbq import BBQMeasure
 from lens_bias.audit.crows_pairs import CrowsPairsMeasure
 from lens_bias.audit.persona import PersonaBBQMeasure
-from lens_bias.audit.run import markdown_table, rows_as_tensors, run_audit
+from lens_bias.audit.run import group_tables, markdown_table, rows_as_tensors, run_audit
 from lens_bias.audit.service import ServiceMeasure
 from lens_bias.audit.stereoset import StereoSetMeasure
 from lens_bias.data.service_requests import service_templates
@@ -204,10 +204,12 @@ def run(config: Config) -> Path:
 
 
 def report(result: Result, path: Path, config: Config) -> None:
-    """Print and write the headline table; draw every measure's figures from the saved result."""
+    """Print the headline table; write it and the tables per group to ``audit.md``; draw every measure's
+    figures from the saved result."""
     table = markdown_table(result.values)
     model = result.provenance["model"]["name"]
-    write_text_atomic(path.with_name("audit.md"), f"# Bias audit of {model}\n\n{table}")
+    groups = group_tables(result.values)
+    write_text_atomic(path.with_name("audit.md"), f"# Bias audit of {model}\n\n{table}\n## Per group\n\n{groups}")
     print(table)
     figures = {}
     for name, entry in result.values.items():

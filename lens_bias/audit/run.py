@@ -4,7 +4,8 @@
 condition (a list of interventions: a steering vector, head scaling, a saved intervention file), through
 one resumable :class:`lens_bias.cells.CellStore` (an interrupted audit recomputes only the chunks it had
 not finished), then summarises each condition and the paired change from the baseline. The values it
-returns are what the audit's result saves; :func:`markdown_table` renders their headline numbers.
+returns are what the audit's result saves; :func:`markdown_table` renders their headline numbers and
+:func:`group_tables` the same statistics per group (bias type, category, persona, demographic group).
 """
 
 from __future__ import annotations
@@ -150,6 +151,31 @@ def markdown_table(values: Mapping[str, Any]) -> str:
         if overall:
             lines += ["", f"n rows {overall['n_rows']}, failed {overall['n_failed']} (baseline)."]
         lines.append("")
+    return "\n".join(lines)
+
+
+def group_tables(values: Mapping[str, Any]) -> str:
+    """Per measure and condition, a table of every group but ``overall`` (a bias type, a BBQ category, a
+    persona, a demographic group) with its rows and the measure's overall headline statistics, 95% intervals;
+    a statistic a group lacks is left blank, an undefined one says why. The paired changes per group are in
+    the saved values."""
+    lines = []
+    for measure, entry in values.items():
+        base = entry["summaries"][BASELINE]
+        stats = list(dict.fromkeys(stat for group, stat in base["headline"] if group == "overall"))
+        labels = [base["statistics"][stat]["label"] for stat in stats]
+        for condition, summary in entry["summaries"].items():
+            groups = {group: value for group, value in summary["groups"].items() if group != "overall"}
+            if not groups:
+                continue
+            header = ["group", "n rows (failed)", *labels]
+            lines += [f"### {measure} per group: {condition}", "", "| " + " | ".join(header) + " |"]
+            lines.append("|" + "---|" * len(header))
+            for group, value in groups.items():
+                cells = [group, f"{value['n_rows']} ({value['n_failed']})"]
+                cells += [_cell(value.get("stats", {}).get(stat)) for stat in stats]
+                lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+            lines.append("")
     return "\n".join(lines)
 
 

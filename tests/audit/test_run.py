@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lens_bias.audit.bbq import BBQMeasure
-from lens_bias.audit.run import BASELINE, markdown_table, rows_as_tensors, run_audit
+from lens_bias.audit.run import BASELINE, group_tables, markdown_table, rows_as_tensors, run_audit
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector
 from lens_bias.steering import SteeringVector
@@ -34,6 +34,16 @@ def test_conditions_are_compared_with_one_baseline(tiny_long_model, steer, tmp_p
     assert "s_AMB (likelihood)" in table
     assert all(line.count(" | ") == 4 for line in table.splitlines() if line.startswith("| s_")), "one cell per column"
     assert set(rows_as_tensors(rows)) >= {"bbq/baseline/option_logprob", "bbq/noise/failed"}
+    groups = group_tables(values).splitlines()
+    assert groups[0] == "### bbq per group: baseline" and "### bbq per group: noise" in groups
+    age = next(line for line in groups if line.startswith("| Age |")).split(" | ")
+    assert age[1] == "6 (0)" and len(age) == 2 + 5, "n rows (failed), then the five overall headline statistics"
+    s_amb = entry["summaries"][BASELINE]["groups"]["Age"]["stats"]["s_amb"]
+    assert age[2] == (
+        f"undefined ({s_amb['undefined']})"
+        if s_amb["value"] is None
+        else f"{s_amb['value']:.3f} [{s_amb['low']:.3f}, {s_amb['high']:.3f}]"
+    )
     # resumed: a second run reuses every cell and gives the same values
     again, _ = run_audit(tiny_long_model, [measure], {"noise": [steer]}, cells=tmp_path, batch_size=8)
     assert again == values

@@ -34,7 +34,8 @@ def test_bbq_audit_end_to_end_and_replot(tiny_long_dir, tmp_path, capsys):
     result = audit.main(args)
     printed = capsys.readouterr().out
     assert result.name == "audit" and set(result.values) == {"bbq"}
-    assert (out / "audit.md").read_text().startswith("# Bias audit of")
+    written = (out / "audit.md").read_text()
+    assert written.startswith("# Bias audit of") and "### bbq per group: baseline" in written
     assert "| s_AMB (likelihood) | 0 |" in printed and (out / "bbq_s_amb.html").is_file()
     assert "bbq/baseline/option_logprob" in result.tensors
     replotted = audit.main(["--replot", str(out / "audit.json"), "--no-png"])
