@@ -44,7 +44,10 @@ Sampling noise inflates mean |TB| (a cell with n showings and BAmt b has E|TB| o
 ``sqrt(2 b / (pi n))`` at zero true polarity); the summary's ``shape`` entry gives that noise floor.
 
 Intervals: cluster bootstrap over questions (every row of a question, baseline and persona, is resampled
-together, so the pairing of PB holds in every replicate), 95% percentile intervals.
+together, so the pairing of PB holds in every replicate), 95% percentile intervals. Mean |TB|, PB and the
+``*_range`` spreads are absolute values or ranges, which resampling inflates: their percentile interval can lie
+wholly above the value on the observed questions (e.g. a range of 0.01 with interval [0.015, 0.19]); read it as
+how large the statistic comes out on questions like these, not as an interval centred on the value.
 """
 
 from __future__ import annotations
