@@ -125,13 +125,18 @@ def _cell(entry: dict[str, Any] | None, signed: bool = False) -> str:
     return f"{estimate.value:{sign}.3f} [{estimate.low:{sign}.3f}, {estimate.high:{sign}.3f}]"
 
 
+def _row(cells: Sequence[str]) -> str:
+    """One Markdown table row; a ``|`` inside a cell is escaped."""
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
 def markdown_table(values: Mapping[str, Any]) -> str:
     """The headline numbers of every measure: baseline, each condition and its paired change, 95% intervals."""
     lines = []
     for measure, entry in values.items():
         conditions = list(entry["summaries"])
         header = ["statistic", "ideal", *conditions, *(f"change: {c}" for c in conditions if c != BASELINE)]
-        lines += [f"### {measure}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += [f"### {measure}", "", _row(header), "|" + "---|" * len(header)]
         base = entry["summaries"][BASELINE]
         for group, stat in base["headline"]:
             label = base["statistics"][stat]["label"]
@@ -146,7 +151,7 @@ def markdown_table(values: Mapping[str, Any]) -> str:
                     if c != BASELINE
                 ),
             ]
-            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+            lines.append(_row(cells))
         overall = base["groups"].get("overall", {})
         if overall:
             lines += ["", f"n rows {overall['n_rows']}, failed {overall['n_failed']} (baseline)."]
@@ -169,12 +174,11 @@ def group_tables(values: Mapping[str, Any]) -> str:
             if not groups:
                 continue
             header = ["group", "n rows (failed)", *labels]
-            lines += [f"### {measure} per group: {condition}", "", "| " + " | ".join(header) + " |"]
-            lines.append("|" + "---|" * len(header))
+            lines += [f"### {measure} per group: {condition}", "", _row(header), "|" + "---|" * len(header)]
             for group, value in groups.items():
                 cells = [group, f"{value['n_rows']} ({value['n_failed']})"]
                 cells += [_cell(value.get("stats", {}).get(stat)) for stat in stats]
-                lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+                lines.append(_row(cells))
             lines.append("")
     return "\n".join(lines)
 

@@ -69,3 +69,24 @@ def test_a_condition_can_be_limited_to_some_measures(tiny_long_model, steer):
     assert "change: noise" not in markdown_table(values)
     with pytest.raises(InputError, match="not given"):
         run_audit(tiny_long_model, [bbq], {}, only={"other": ["bbq"]})
+
+
+def test_group_tables_escape_pipes_and_say_why_a_value_is_undefined():
+    estimate = {"value": 0.25, "low": 0.1, "high": 0.4, "n": 8, "level": 0.95}
+    summary = {
+        "headline": [["overall", "tb"], ["none", "tb"]],
+        "statistics": {"tb": {"label": "mean |TB|", "ideal": 0.0}},
+        "groups": {
+            "overall": {"n_rows": 16, "n_failed": 1, "stats": {"tb": estimate}},
+            "kid": {"n_rows": 8, "n_failed": 1, "stats": {"tb": estimate}},
+            "none": {"n_rows": 8, "n_failed": 0, "stats": {"tb": {"value": None, "undefined": "no |rows|"}}},
+        },
+    }
+    lines = group_tables({"persona_bbq": {"summaries": {BASELINE: summary}, "changes": {}}}).splitlines()
+    assert lines[:4] == [
+        "### persona_bbq per group: baseline",
+        "",
+        "| group | n rows (failed) | mean \\|TB\\| |",
+        "|---|---|---|",
+    ]
+    assert lines[4:6] == ["| kid | 8 (1) | 0.250 [0.100, 0.400] |", "| none | 8 (0) | undefined (no \\|rows\\|) |"]
