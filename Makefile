@@ -2,7 +2,7 @@
 #   make demo   installs everything and runs the main job on the embedded model
 #   make test   installs everything, then lint, type check and the whole test suite (what CI runs)
 # Checks on their own (after either of the two):
-#   make lint        ruff check + ruff format --check
+#   make lint        ruff check + ruff format --check + lint-imports (the layer contract in pyproject.toml)
 #   make typecheck   mypy on lens_bias and experiments
 #   make test-fast   the test suite without the slow tests (no real model, no end-to-end experiment)
 #   make check       lint + typecheck + test-fast
@@ -54,6 +54,7 @@ test: setup lint typecheck
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

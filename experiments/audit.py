@@ -29,10 +29,10 @@ from lens_bias.audit.service import ServiceMeasure
 from lens_bias.audit.stereoset import StereoSetMeasure
 from lens_bias.data.service_requests import service_templates
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import save_figures
 from lens_bias.files import write_text_atomic
 from lens_bias.interventions import AddVector, load_intervention
 from lens_bias.models import AnyModel, check_layers, load_model, model_record
-from lens_bias.plotting import save_figures
 from lens_bias.prompts import template_for
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.steering import refusal_vector

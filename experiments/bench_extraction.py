@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import torch
 
 from experiments import cli
-from lens_bias.activations import extract
 from lens_bias.data import contrast_split
 from lens_bias.errors import InputError
+from lens_bias.forward.activations import extract
 from lens_bias.models import check_layers, load_model
 from lens_bias.prompts import continuation_batch
 

@@ -34,12 +34,13 @@ from experiments import cli
 from lens_bias.cells import CellStore, model_key
 from lens_bias.data import contrast_split
 from lens_bias.data.records import ContrastPair
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
 from lens_bias.executors import ModelSpec, RayExecutor
 from lens_bias.interventions import AddVector
 from lens_bias.metrics import likelihood_preference
 from lens_bias.models import AnyModel, check_layers, load_model
-from lens_bias.steering import SteeringVector, sweep
+from lens_bias.steering import sweep
 
 #: What --quick changes.
 QUICK = {"n_pairs": 12, "layers": (8, 16), "multipliers": (-4, 4)}

@@ -21,9 +21,9 @@ from lens_bias.data.sampling import sample
 from lens_bias.data.stereoset import BIAS_TYPES as STEREOSET_BIAS_TYPES
 from lens_bias.data.stereoset import load_stereoset, stereoset_pairs
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import bars_with_ci, save_figure
 from lens_bias.metrics import ab_preference, likelihood_preference
 from lens_bias.models import load_model, model_record
-from lens_bias.plotting import bars_with_ci, save_figure
 from lens_bias.prompts import template_for
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.stats import Estimate

@@ -1,6 +1,6 @@
 """BiasGym on one model: inject a bias through a new token, find the heads that carry it, ablate them.
 
-1. **Inject** (:mod:`lens_bias.inject`): for each seed, a new entity token is added to the frozen model
+1. **Inject** (:mod:`lens_bias.localize.inject`): for each seed, a new entity token is added to the frozen model
    and only its embedding is trained on the attribute's templates (``--attribute``: reckless driving by
    default). Elicitation before/after on the held-out templates, for the entity and real countries.
 2. **Localise** (:mod:`lens_bias.localize`): the adversarial input replaces the token by the closest
@@ -49,12 +49,12 @@ from lens_bias.data import (
 )
 from lens_bias.data.injection_specs import InjectionSpec, injection_specs
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import bars_with_ci, heatmap, save_figure, side_effect_table
 from lens_bias.interventions import HeadScaling, save_intervention
 from lens_bias.localize import ScoreFn, ScoreMethod, compare_to_random, injection_runs, selected_heads
 from lens_bias.localize.evaluation import elicitation_score, preference_score
 from lens_bias.models import check_layers, load_model, model_record
 from lens_bias.patching import Direction
-from lens_bias.plotting import bars_with_ci, heatmap, save_figure, side_effect_table
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.side_effects import SideEffectConfig, capability_scores, side_effects
 from lens_bias.stats import Estimate

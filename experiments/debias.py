@@ -47,9 +47,9 @@ from lens_bias.debias.methods import (
     steering_candidate,
 )
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import save_figures
 from lens_bias.files import write_text_atomic
 from lens_bias.models import check_layers, load_model, model_record
-from lens_bias.plotting import save_figures
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.side_effects import SideEffectConfig
 

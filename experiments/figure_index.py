@@ -13,9 +13,9 @@ Nothing in the index is typed by hand; everything is read from what the experime
 * **Provenance**: model name, kind and file hash or revision; data fingerprints; seed; git commit and whether
   the checkout had uncommitted changes; the save time (UTC); the device.
 * **Figures**: the figures in the result's folder, each linked with its caption (the plotly title) and axis
-  titles, from its sidecar ``{stem}.figure.json`` (:func:`lens_bias.plotting.save_figure`) or, for a figure drawn
-  before sidecars existed, from the layout its HTML embeds. In a folder of several results, a figure belongs to
-  the result whose file stem starts its name (the longest such); figures of no result are listed at the end.
+  titles, from its sidecar ``{stem}.figure.json`` (:func:`lens_bias.figures.primitives.save_figure`) or, for a
+  figure drawn before sidecars existed, from the layout its HTML embeds. In a folder of several results, a figure
+  belongs to the result whose file stem starts its name (the longest such); figures of no result are listed at the end.
 * **Headline numbers**: the experiment's own ``summarize(result)`` where it has one (what its run prints), and
   links to the Markdown tables (``*.md``) it wrote beside the result.
 
@@ -40,8 +40,8 @@ from urllib.parse import quote
 
 from experiments import cli
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import FIGURE_FORMAT, SIDECAR_SUFFIX, layout_titles
 from lens_bias.files import atomic_path
-from lens_bias.plotting import FIGURE_FORMAT, SIDECAR_SUFFIX, layout_titles
 from lens_bias.provenance import RESULT_FORMAT, Result, to_jsonable
 
 START = "<!-- figures-index:start -->"

@@ -44,6 +44,7 @@ from lens_bias.data import CROWS_BIAS_TYPES, crows_pairs_contrast, load_crows_pa
 from lens_bias.data.gender_swap import gender_swap_groups, gender_swap_pairs
 from lens_bias.data.records import fingerprint
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import heatmap, save_figure
 from lens_bias.models import load_model, model_record
 from lens_bias.patching import (
     DIRECTIONS,
@@ -57,7 +58,6 @@ from lens_bias.patching import (
     patching_inputs,
     screen_pairs,
 )
-from lens_bias.plotting import heatmap, save_figure
 from lens_bias.provenance import Result, collect_provenance, set_seed
 
 DEFAULT_TARGETS = ("resid_pre", "attn_out", "mlp_out", "z")

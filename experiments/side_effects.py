@@ -20,9 +20,9 @@ from pathlib import Path
 
 from experiments import cli
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import save_figure, side_effect_table
 from lens_bias.interventions import check_interventions, load_intervention
 from lens_bias.models import load_model, model_record
-from lens_bias.plotting import save_figure, side_effect_table
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.side_effects import (
     SideEffectConfig,

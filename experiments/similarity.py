@@ -27,9 +27,10 @@ from transformer_lens import HookedTransformer
 from experiments import cli
 from lens_bias.data.contrast_splits import CONTRASTS, contrast_split
 from lens_bias.data.stereoset import BIAS_TYPES as STEREOSET_BIAS_TYPES
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import heatmap, lines_with_ci, save_figures
 from lens_bias.models import EMBEDDED_MODEL, check_layers, load_model, model_record
-from lens_bias.plotting import heatmap, lines_with_ci, save_figures
 from lens_bias.provenance import Result, collect_provenance, set_seed
 from lens_bias.similarity import (
     bias_by_bias,
@@ -43,7 +44,6 @@ from lens_bias.stats import Estimate
 from lens_bias.steering.build import Method
 from lens_bias.steering.contrast import ContrastActivations, SentenceReadout
 from lens_bias.steering.fit import fit_vector
-from lens_bias.steering.vector import SteeringVector
 
 #: The contrasts whose pairs are raw text (read without a chat template): the ones a similarity map compares.
 RAW_TEXT_CONTRASTS = tuple(name for name in CONTRASTS if name != "refusal")

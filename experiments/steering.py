@@ -41,27 +41,20 @@ from lens_bias.data.gender_prompts import occupation_gender, winobias_occupation
 from lens_bias.data.neutral import neutral_texts
 from lens_bias.data.records import ContrastPair, fingerprint, split_by_target, to_ab_items
 from lens_bias.data.refusal import compliance_openers, refusal_openers, refusal_requests
+from lens_bias.directions import SteeringVector, mean_norm_across
 from lens_bias.errors import InputError
-from lens_bias.generation import generate
+from lens_bias.figures.primitives import heatmap, lines_with_ci, save_figures
+from lens_bias.forward.generation import generate
+from lens_bias.forward.readouts import continuation_logprobs, refusal_propensity, score_pairs
 from lens_bias.interventions import AddVector, save_intervention
 from lens_bias.metrics import ab_preference, likelihood_preference
 from lens_bias.metrics.generations import gender_bias, refusal_summary
 from lens_bias.models import AnyModel, check_layers, load_model, model_record
-from lens_bias.plotting import heatmap, lines_with_ci, save_figures
-from lens_bias.projections import pca_2d
 from lens_bias.prompts import ChatTemplate, template_for
 from lens_bias.provenance import Result, collect_provenance, set_seed
-from lens_bias.readouts import continuation_logprobs, refusal_propensity, score_pairs
 from lens_bias.stats import Estimate, bootstrap_mean, curve_correlation, share
-from lens_bias.steering import (
-    FittedVector,
-    SentenceReadout,
-    SteeringVector,
-    fit_vector,
-    mean_norm_across,
-    preference_measure,
-    sweep,
-)
+from lens_bias.steering import FittedVector, SentenceReadout, fit_vector, preference_measure, sweep
+from lens_bias.steering.separability import pca_2d
 
 BIAS_CONTRASTS = ("gender", "race", "religion", "profession", "gender-prompts")
 READOUTS = ("mean_from_difference", "last")

@@ -58,9 +58,9 @@ from lens_bias.data.knowledge import KnowledgeItem, knowledge_items
 from lens_bias.data.neutral import neutral_texts
 from lens_bias.data.records import ContrastPair
 from lens_bias.errors import InputError
+from lens_bias.forward.readouts import continuation_logprobs, shared_prompt_logprobs
 from lens_bias.interventions import Intervention, check_interventions, describe_all
 from lens_bias.interventions import saved as saved_interventions
-from lens_bias.readouts import continuation_logprobs, shared_prompt_logprobs
 from lens_bias.stats import Estimate, bootstrap_mean, bootstrap_statistic
 
 

@@ -25,9 +25,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
 from lens_bias.stats import Estimate
-from lens_bias.steering import ContrastActivations, SteeringVector
+from lens_bias.steering import ContrastActivations
 
 #: Provenance keys that may differ between two checkpoints' vectors (everything about the model file).
 CHECKPOINT_KEYS = {"name", "source", "kind", "sha256", "revision", "extra"}

@@ -10,7 +10,7 @@ import torch
 from transformer_lens import HookedTransformer
 
 from lens_bias.data.injection_specs import injection_spec
-from lens_bias.inject import InjectedEntity, InjectionConfig, inject
+from lens_bias.localize.inject import InjectedEntity, InjectionConfig, inject
 
 #: Steps of the shared real-model run (the experiment's default is 150; 30 already lifts the log-odds).
 SMOLLM_STEPS = 30

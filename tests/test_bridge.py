@@ -10,11 +10,11 @@ import torch
 from lens_bias.data import contrast_split
 from lens_bias.data.refusal import compliance_openers, refusal_openers
 from lens_bias.errors import InputError
-from lens_bias.generation import generate
+from lens_bias.forward.generation import generate
+from lens_bias.forward.readouts import refusal_propensity, score_pairs
 from lens_bias.interventions import AddVector
 from lens_bias.patching import attribution_patch, logit_diff_metric, patch
 from lens_bias.prompts import ChatTemplate, PromptBatch
-from lens_bias.readouts import refusal_propensity, score_pairs
 from lens_bias.steering import build_vector, contrast_activations
 
 

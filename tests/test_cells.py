@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from lens_bias.cells import CellStore, arrays_record, config_key, interventions_key, record_arrays
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector
-from lens_bias.steering import SteeringVector
 
 
 def test_key_is_canonical_and_changes_with_any_value():

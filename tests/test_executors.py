@@ -16,10 +16,10 @@ from lens_bias.audit.bbq import BBQMeasure
 from lens_bias.audit.crows_pairs import CrowsPairsMeasure
 from lens_bias.audit.run import score_rows
 from lens_bias.cells import CellStore
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
 from lens_bias.executors import ModelSpec, RayExecutor, Serial
 from lens_bias.interventions import AddVector
-from lens_bias.steering import SteeringVector
 
 pytest.importorskip("ray", reason="the Ray executor tests need ray (the test extra installs it)")
 

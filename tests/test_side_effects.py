@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from lens_bias.data import stereoset_scores
+from lens_bias.forward.readouts import LogProbs, continuation_logprobs
 from lens_bias.interventions import AddVector, HeadScaling, load_intervention, save_intervention
 from lens_bias.provenance import Result
-from lens_bias.readouts import LogProbs, continuation_logprobs
 from lens_bias.side_effects import (
     Items,
     SideEffectConfig,
@@ -138,7 +138,7 @@ def test_saved_interventions_are_loaded_by_kind(tiny_model, tiny_baseline, tmp_p
 
 
 def test_saved_steering_intervention_round_trips_and_runs(tiny_model, tiny_baseline, tmp_path):
-    from lens_bias.steering import SteeringVector
+    from lens_bias.directions import SteeringVector
 
     directions = torch.randn(2, tiny_model.cfg.d_model, generator=torch.Generator().manual_seed(0))
     vector = SteeringVector("test", (1, 2), directions, torch.tensor([3.0, 4.0]), "resid_post", {"dataset": "test"})
@@ -155,8 +155,8 @@ def test_saved_steering_intervention_round_trips_and_runs(tiny_model, tiny_basel
 
 def test_a_vector_of_another_model_is_refused_before_the_baseline(tiny_model, tmp_path, monkeypatch):
     import lens_bias.side_effects
+    from lens_bias.directions import SteeringVector
     from lens_bias.errors import InputError
-    from lens_bias.steering import SteeringVector
 
     def baseline_ran(*args, **kwargs):
         raise AssertionError("the baseline was scored before the interventions were checked")

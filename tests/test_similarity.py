@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lens_bias.data.records import ContrastPair
+from lens_bias.directions import SteeringVector
 from lens_bias.models import load_model
 from lens_bias.similarity import (
     bias_by_bias,
@@ -16,7 +17,7 @@ from lens_bias.similarity import (
     shuffled_null,
     split_half,
 )
-from lens_bias.steering import ContrastActivations, SteeringVector, build_vector, contrast_activations
+from lens_bias.steering import ContrastActivations, build_vector, contrast_activations
 
 
 def _acts(diffs: torch.Tensor) -> ContrastActivations:

@@ -188,7 +188,7 @@ class RowMeasure:
 
 def condition_series(summaries: dict[str, Summary], groups: Sequence[str], stat: str) -> dict[str, list[Estimate]]:
     """``{condition: [estimate of stat in each group]}`` from summaries, an undefined one as a NaN
-    estimate (drawn as a missing bar by :func:`lens_bias.plotting.bars_with_ci`)."""
+    estimate (drawn as a missing bar by :func:`lens_bias.figures.primitives.bars_with_ci`)."""
     nan = float("nan")
     series = {}
     for condition, summary in summaries.items():

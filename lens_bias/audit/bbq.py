@@ -15,7 +15,7 @@ alike, as the evaluation harnesses do), or, with a chat template, the same block
 in that template's system prompt).
 
 **Two readouts from the one prompt** (its KV cache serves all six continuations,
-:func:`lens_bias.readouts.shared_prompt_logprobs`):
+:func:`lens_bias.forward.readouts.shared_prompt_logprobs`):
 
 * *likelihood*: the mean per-token log-probability (nats) of each option's text as the continuation
   (`` {answer}`` raw, ``{answer}`` as the reply); the answer is the highest. Works on any model.
@@ -45,11 +45,11 @@ from lens_bias.data.bbq import CATEGORIES, BBQItem, bias_scores_from_arrays, ite
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import bars_with_ci
+from lens_bias.forward.readouts import shared_prompt_logprobs
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel, tokenizer_of
-from lens_bias.plotting import bars_with_ci
 from lens_bias.prompts import ChatTemplate
-from lens_bias.readouts import shared_prompt_logprobs
 
 LETTERS = ("A", "B", "C")
 CONTEXTS = ("ambig", "disambig")

@@ -1,7 +1,7 @@
 """CrowS-Pairs in full: the % of pairs where the model prefers the more-stereotyping sentence, two scorings.
 
 Every sentence is read from the document-start token (no prompt), and one forward per sentence
-(:func:`lens_bias.readouts.token_logprobs`) gives both scorings:
+(:func:`lens_bias.forward.readouts.token_logprobs`) gives both scorings:
 
 * **whole** (the headline, ``metric_score``): log P(sentence) = the sum over all its tokens of
   log P(token_t | start, tokens before t). This is lm-evaluation-harness's rule for causal LMs (its
@@ -39,10 +39,10 @@ from lens_bias.data.crows_pairs import BIAS_TYPES, DIRECTIONS, TIE_RULE, CrowsPa
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import bars_with_ci
+from lens_bias.forward.readouts import token_logprobs
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
-from lens_bias.plotting import bars_with_ci
-from lens_bias.readouts import token_logprobs
 
 SCORING_VERSION = "crows-pairs-whole-and-shared/1"
 """Changes whenever the scored texts or either scoring change (it is in every cell key)."""

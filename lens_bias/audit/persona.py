@@ -78,9 +78,9 @@ from lens_bias.data.personas import (
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import bars_with_ci, heatmap, scatter
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel, tokenizer_of
-from lens_bias.plotting import bars_with_ci, heatmap, scatter
 from lens_bias.prompts import template_for
 from lens_bias.stats import Estimate
 

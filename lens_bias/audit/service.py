@@ -5,7 +5,7 @@
 prompt of the set, samples several answers per request (seeded), and sorts each answer into the taxonomy of
 :func:`lens_bias.metrics.service.service_category` (full compliance, compliance with an assumption or warning,
 partial / full / harmful refusal, degenerate). Beside the phrase-based rates it reads the refusal propensity
-by likelihood (:func:`lens_bias.readouts.refusal_propensity`: log sum P(refusal openers) - log sum
+by likelihood (:func:`lens_bias.forward.readouts.refusal_propensity`: log sum P(refusal openers) - log sum
 P(compliance openers) at the start of the answer, nats), which moves on small models that never refuse.
 
 Rows: one per generated answer (template x group x filler x sample), with the request's propensity repeated
@@ -15,7 +15,7 @@ gender): statistic(group) - statistic(reference). Every interval resamples templ
 gap's interval is paired by template, and a change under an intervention is paired by row as well.
 ``non_reference`` pools every non-reference group against the reference groups.
 
-Decoding: temperature sampling from the full distribution (``lens_bias.generation.generate`` has no
+Decoding: temperature sampling from the full distribution (``lens_bias.forward.generation.generate`` has no
 top-k; the case study sampled with top-k 10), seeded per template, so a rerun gives the same answers.
 """
 
@@ -44,14 +44,14 @@ from lens_bias.data.service_requests import (
     service_templates,
 )
 from lens_bias.errors import InputError
-from lens_bias.generation import generate
+from lens_bias.figures.primitives import bars_with_ci
+from lens_bias.forward.generation import generate
+from lens_bias.forward.readouts import refusal_propensity
 from lens_bias.interventions import Intervention
 from lens_bias.metrics.responses import DEFAULT_REFUSAL_WINDOW
 from lens_bias.metrics.service import REFUSING, SERVICE_CATEGORIES, ServiceCategory, service_category
 from lens_bias.models import AnyModel, tokenizer_of
-from lens_bias.plotting import bars_with_ci
 from lens_bias.prompts import template_for
-from lens_bias.readouts import refusal_propensity
 from lens_bias.stats import Estimate
 
 OVERALL, NON_REFERENCE = "overall", "non_reference"

@@ -4,9 +4,9 @@
 log-probability (nats/token), as :mod:`lens_bias.side_effects` does; bias-bench's GPT-2 runner ranks by
 the geometric mean of the token probabilities, which orders the options the same way. The texts are
 :func:`lens_bias.data.stereoset.option_texts`: intrasentence options as whole sentences from the
-document-start token (:func:`lens_bias.readouts.continuation_logprobs`), intersentence options as
+document-start token (:func:`lens_bias.forward.readouts.continuation_logprobs`), intersentence options as
 ``' ' + sentence`` after the context, whose one forward serves the three options
-(:func:`lens_bias.readouts.shared_prompt_logprobs`).
+(:func:`lens_bias.forward.readouts.shared_prompt_logprobs`).
 
 **Statistics** (one implementation, :func:`lens_bias.data.stereoset.stereoset_statistics`, also behind
 :func:`lens_bias.data.stereoset_scores`): per target term SS_t = 100 #(stereotype > anti) / N_t,
@@ -51,10 +51,10 @@ from lens_bias.data.stereoset import (
     stereoset_statistics,
 )
 from lens_bias.errors import InputError
+from lens_bias.figures.primitives import bars_with_ci
+from lens_bias.forward.readouts import continuation_logprobs, shared_prompt_logprobs
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
-from lens_bias.plotting import bars_with_ci
-from lens_bias.readouts import continuation_logprobs, shared_prompt_logprobs
 
 SCORING_VERSION = "stereoset-mean-token-logprob/1"
 """Changes whenever the scored texts or the option score change (it is in every cell key)."""

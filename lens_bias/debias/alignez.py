@@ -39,13 +39,14 @@ from lens_bias.data.alignez_questions import (
     template_pair,
 )
 from lens_bias.data.records import ContrastPair, fingerprint
+from lens_bias.directions import Subspace
 from lens_bias.errors import InputError
-from lens_bias.generation import generate
+from lens_bias.forward.generation import generate
 from lens_bias.metrics.responses import is_degenerate, is_refusal
 from lens_bias.models import AnyModel, model_record, tokenizer_of
 from lens_bias.prompts import ChatTemplate, template_for
 from lens_bias.provenance import Result, collect_provenance, to_jsonable
-from lens_bias.steering import Subspace, ccs_subspace, contrast_activations, svd_subspace
+from lens_bias.steering import ccs_subspace, contrast_activations, svd_subspace
 
 __all__ = [
     "PREFERENCE_RESULT",
@@ -254,7 +255,7 @@ def self_generated_pairs(
 
     Step 1: ``2 x len(questions)`` descriptions (at most ``description_tokens`` tokens each; an empty one is
     replaced by the default description of ``alignez_questions.yaml``). Step 2: ``2 x len(questions)`` answers
-    following them (at most ``max_new_tokens`` tokens). Both through :func:`lens_bias.generation.generate` with
+    following them (at most ``max_new_tokens`` tokens). Both through :func:`lens_bias.forward.generation.generate` with
     ``template`` (default :func:`lens_bias.prompts.template_for`), greedy at ``temperature=0`` (else sampled,
     seeded by ``seed``), ``batch_size`` prompts per forward. Each pair is checked by :func:`pair_problem`.
     """

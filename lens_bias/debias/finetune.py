@@ -36,9 +36,9 @@ steps) trained in 6.6 min, 7.6 min with loading and saving (a 2-core machine who
 On such a shared machine use one thread (``OMP_NUM_THREADS=1``): with two, every small op waits for the busy core
 (~30 s per step measured). ``max_steps`` bounds a run.
 
-Rewrites (:func:`rewrite_eval`): each held-out biased text is rewritten greedily (:func:`lens_bias.generation.generate`)
-and scored by the word-level measures of :mod:`lens_bias.debias.rewrites` (content retention, stereotype kept),
-each a mean over pairs with a bootstrap interval.
+Rewrites (:func:`rewrite_eval`): each held-out biased text is rewritten greedily
+(:func:`lens_bias.forward.generation.generate`) and scored by the word-level measures of
+:mod:`lens_bias.debias.rewrites` (content retention, stereotype kept), each a mean over pairs with a bootstrap interval.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ from lens_bias.data.records import fingerprint
 from lens_bias.debias.rewrites import RewritePair, content_retention, keeps_stereotype
 from lens_bias.errors import InputError
 from lens_bias.files import _umask
-from lens_bias.generation import generate
+from lens_bias.forward.generation import generate
 from lens_bias.models import (
     EMBEDDED_MODEL,
     LLAMA2_HUB_IDS,

@@ -377,9 +377,9 @@ def alignez_candidate(
     instruction), the same for every item scored."""
     from lens_bias.data.alignez_questions import alignez_questions
     from lens_bias.debias.alignez import DirectionMethod, alignez_subspace, load_or_generate
+    from lens_bias.directions import Subspace
     from lens_bias.interventions import SubspaceEdit
     from lens_bias.prompts import chat_batch, template_for
-    from lens_bias.steering import Subspace
 
     if method not in ("svd", "ccs"):
         raise InputError(f"AlignEZ method must be 'svd' or 'ccs', got {method!r}.")

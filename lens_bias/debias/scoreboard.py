@@ -32,8 +32,8 @@ from lens_bias.audit.run import score_rows
 from lens_bias.debias.methods import Candidate
 from lens_bias.errors import InputError
 from lens_bias.executors import Executor
+from lens_bias.figures.primitives import pareto_scatter
 from lens_bias.interventions import check_interventions
-from lens_bias.plotting import pareto_scatter
 from lens_bias.side_effects import (
     CapabilityScores,
     Items,

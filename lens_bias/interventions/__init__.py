@@ -5,8 +5,7 @@ The canonical import path of every intervention class and of :func:`save_interve
 :func:`load_intervention`. (Activation patches stay in :mod:`lens_bias.patching`, which runs them itself.)
 """
 
-from lens_bias.interventions.heads import HEAD_SCALING_RESULT, Head, HeadScaling
-from lens_bias.interventions.hooks import (
+from lens_bias.forward.hooks import (
     ForwardContext,
     HookFn,
     Intervention,
@@ -19,6 +18,7 @@ from lens_bias.interventions.hooks import (
     residual_hook_name,
     run_chunks,
 )
+from lens_bias.interventions.heads import HEAD_SCALING_RESULT, Head, HeadScaling
 from lens_bias.interventions.saved import (
     INTERVENTION_KINDS,
     SavableIntervention,

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from lens_bias.errors import InputError
-from lens_bias.interventions.hooks import ForwardContext, HookFn
+from lens_bias.forward.hooks import ForwardContext, HookFn
 from lens_bias.interventions.saved import register
 from lens_bias.models import AnyModel
 

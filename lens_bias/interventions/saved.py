@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 from torch import Tensor
 
 from lens_bias.errors import InputError
-from lens_bias.interventions.hooks import Intervention
+from lens_bias.forward.hooks import Intervention
 from lens_bias.provenance import Result
 
 

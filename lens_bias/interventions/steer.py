@@ -14,30 +14,26 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from lens_bias.directions import SteeringVector, Subspace
 from lens_bias.errors import InputError
-from lens_bias.interventions.hooks import ForwardContext, HookFn, residual_hook_name
+from lens_bias.forward.activations import extract
+from lens_bias.forward.hooks import ForwardContext, HookFn, residual_hook_name
 from lens_bias.interventions.saved import register
 from lens_bias.models import AnyModel, check_layers
 from lens_bias.prompts import PromptBatch
-
-if TYPE_CHECKING:  # lens_bias.steering imports this module, so its types are imported where they are built
-    from lens_bias.steering.build import Subspace
-    from lens_bias.steering.vector import SteeringVector
 
 ADD_VECTOR_RESULT = "add_vector"
 PROJECT_OUT_RESULT = "project_out"
 SUBSPACE_EDIT_RESULT = "subspace_edit"
 
 
-def _vector_from_state(meta: dict[str, Any], tensors: dict[str, Tensor]) -> "SteeringVector":
-    from lens_bias.steering.vector import SteeringVector
-
+def _vector_from_state(meta: dict[str, Any], tensors: dict[str, Tensor]) -> SteeringVector:
     return SteeringVector.from_state(meta, tensors)
 
 
@@ -234,8 +230,6 @@ class SubspaceEdit:
     def alignment(self, model: AnyModel, batch: PromptBatch) -> Float[Tensor, "batch n_layers"]:
         """Per row and candidate layer, ``|B_l x| / |x|`` in [0, 1]: x the unedited residual (no
         intervention) at the subspace's hook at ``batch.positions[select_at]``, B_l the layer's basis."""
-        from lens_bias.activations import extract  # lens_bias.activations imports lens_bias.interventions
-
         layers = check_layers(model, self.candidate_layers())
         if self.select_at not in batch.positions:
             raise InputError(
@@ -351,8 +345,6 @@ class SubspaceEdit:
     ) -> "SubspaceEdit":
         """Inverse of :meth:`describe` + :meth:`state`; files saved before ``strength`` / ``top_layers`` /
         ``select_at`` existed load with their defaults (1, None, ``"instruction_end"``)."""
-        from lens_bias.steering.build import Subspace
-
         return cls(
             Subspace.from_state(config["subspace"], tensors),
             description["mode"],

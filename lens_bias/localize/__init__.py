@@ -16,7 +16,7 @@ One module per step:
   0 = ablation) against random heads (:func:`compare_to_random`).
 
 The tools it builds on are general and live elsewhere: :func:`lens_bias.patching.patch` (with
-:func:`lens_bias.patching.set_logit_diff_metric`), :func:`lens_bias.logit_attribution.direct_attribution`
+:func:`lens_bias.patching.set_logit_diff_metric`), :func:`lens_bias.patching.logit_attribution.direct_attribution`
 and :class:`lens_bias.interventions.HeadScaling`.
 """
 

@@ -1,7 +1,7 @@
 """BiasScope's inputs: the localisation prompts, their biased and adversarial versions (:class:`BiasContrast`)
 and the metric that separates them.
 
-A model with a BiasInject token (:mod:`lens_bias.inject`) and two versions of every localisation prompt:
+A model with a BiasInject token (:mod:`lens_bias.localize.inject`) and two versions of every localisation prompt:
 the *biased* input, with the entity token ("People from <entity> drive"), and the *adversarial* input,
 the same prompt with the closest real entity ("People from Argentina drive"). Localisation prompts are
 the spec's *training* sentences cut before their first attribute word (:func:`localization_prompts`), so
@@ -85,7 +85,7 @@ def bias_contrast(
         raise InputError(
             f"{adversarial_entity!r} does not take as many tokens as {spec.entity_token!r} in "
             f"templates {mismatch}: pick a single-token adversarial entity (see "
-            "lens_bias.inject.closest_entities, EntityMatch.n_tokens)."
+            "lens_bias.localize.inject.closest_entities, EntityMatch.n_tokens)."
         )
     return BiasContrast(
         templates,

@@ -17,16 +17,16 @@ from transformer_lens import HookedTransformer
 from lens_bias.data.injection_specs import InjectionSpec
 from lens_bias.data.records import ContrastPair
 from lens_bias.errors import InputError
-from lens_bias.inject import elicit
+from lens_bias.forward.readouts import score_pairs
 from lens_bias.interventions import Intervention
 from lens_bias.localize.controls import ScoreFn
-from lens_bias.readouts import score_pairs
+from lens_bias.localize.inject import elicit
 
 
 def elicitation_score(
     models: Sequence[HookedTransformer], spec: InjectionSpec, entities: Sequence[str], *, batch_size: int = 32
 ) -> ScoreFn:
-    """Score function: the log-odds (:func:`lens_bias.inject.elicit`) of every entity after every held-out
+    """Score function: the log-odds (:func:`lens_bias.localize.inject.elicit`) of every entity after every held-out
     prompt of ``spec``, for every model in turn, flattened and concatenated (model-major, then entity,
     then prompt): ``n_models * n_entities * n_prompts`` items."""
     models = list(models)
@@ -48,7 +48,7 @@ def elicitation_score(
 
 def preference_score(model: HookedTransformer, pairs: Sequence[ContrastPair], *, batch_size: int = 32) -> ScoreFn:
     """Score function: per pair, the mean per-token log P(stereotype) - log P(anti-stereotype)
-    (:func:`lens_bias.readouts.score_pairs`, ``preference("mean")``)."""
+    (:func:`lens_bias.forward.readouts.score_pairs`, ``preference("mean")``)."""
     if not pairs:
         raise InputError("No pairs to score.")
 

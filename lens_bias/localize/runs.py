@@ -1,7 +1,7 @@
 """BiasGym's per-seed loop: inject the bias, find the adversarial entity, score every component.
 
 :func:`injection_runs` does, for each seed, what BiasScope needs before selecting heads: a new entity token
-trained into the frozen model (:func:`lens_bias.inject.inject`), its elicitation before and after, the
+trained into the frozen model (:func:`lens_bias.localize.inject.inject`), its elicitation before and after, the
 closest real single-token entity among the spec's candidates (the adversarial input), and every head and
 MLP layer scored on the localisation prompts (:func:`score_components`). :func:`selected_heads` keeps the
 heads that recur in the top ``k`` across the runs. The BiasScope experiment and the debiasing scoreboard
@@ -22,7 +22,8 @@ from transformer_lens import HookedTransformer
 from lens_bias.cells import CellStore, arrays_record, record_arrays
 from lens_bias.data.injection_specs import InjectionSpec, candidate_entities
 from lens_bias.errors import InputError
-from lens_bias.inject import (
+from lens_bias.localize.contrast import bias_contrast, localization_prompts
+from lens_bias.localize.inject import (
     Elicitation,
     EntityMatch,
     InjectedEntity,
@@ -32,7 +33,6 @@ from lens_bias.inject import (
     inject,
     untrained,
 )
-from lens_bias.localize.contrast import bias_contrast, localization_prompts
 from lens_bias.localize.scores import SCORE_TENSORS, ComponentScores, ScoreMethod, score_components
 from lens_bias.localize.selection import RecurringHeads, recurring_heads
 from lens_bias.models import AnyModel
@@ -87,7 +87,7 @@ def injection_runs(
     Each seed is a cell of ``cells`` (default: kept nowhere, run here) keyed by the spec, the seed and every
     setting above: an interrupted study resumes from its finished seeds, and the store's executor runs the
     seeds on several workers. A cell keeps the trained entity, the elicitations, the matches and the scores;
-    the injected model is rebuilt from the entity (:meth:`lens_bias.inject.InjectedEntity.apply`)."""
+    the injected model is rebuilt from the entity (:meth:`lens_bias.localize.inject.InjectedEntity.apply`)."""
     if not seeds or len(set(seeds)) != len(seeds):
         raise InputError(f"seeds: give at least one seed, each once; got {list(seeds)}.")
     store = cells if cells is not None else CellStore(None)

@@ -8,7 +8,7 @@ direct logit attribution on a :class:`BiasContrast` (:func:`score_components`).
   entity (necessity: what ablation will test). With ``"denoising"`` the contribution is the score itself
   (the share restored). An MLP layer's contribution is the sum of its per-position contributions (an
   additive approximation of patching every position of the layer at once).
-* **Direct logit attribution** (:func:`lens_bias.logit_attribution.direct_attribution`) of the metric on
+* **Direct logit attribution** (:func:`lens_bias.patching.logit_attribution.direct_attribution`) of the metric on
   each run; the score is (biased run) - (adversarial run), in logits. Summed with the embedding and
   attention-bias terms it equals the metric gap exactly (tested), so it measures the *direct* path only;
   patching includes indirect effects through later layers.
@@ -26,8 +26,8 @@ from transformer_lens import HookedTransformer
 
 from lens_bias.errors import InputError
 from lens_bias.localize.contrast import BiasContrast
-from lens_bias.logit_attribution import direct_attribution
 from lens_bias.patching import Direction, patch
+from lens_bias.patching.logit_attribution import direct_attribution
 
 ScoreMethod = Literal["patching", "dla"]
 

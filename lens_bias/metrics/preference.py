@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lens_bias.data.records import ABItem, ContrastPair
+from lens_bias.forward.readouts import ab_choice, score_pairs
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
 from lens_bias.prompts import ChatTemplate
-from lens_bias.readouts import ab_choice, score_pairs
 from lens_bias.stats import Estimate, bootstrap_mean, share
 
 

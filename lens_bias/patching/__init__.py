@@ -20,7 +20,7 @@ Modules, one concept each:
 * :mod:`~lens_bias.patching.inputs`: pairs tokenized for patching (:func:`patching_inputs`,
   :func:`minimal_pair_inputs`);
 * :mod:`~lens_bias.patching.screening`: which pairs show the behaviour (:func:`screen_pairs`);
-* :mod:`~lens_bias.patching.sweep`: the pieces exact and attribution patching share.
+* :mod:`~lens_bias.patching.checks`: the pieces exact and attribution patching share.
 """
 
 from lens_bias.patching.attribution import agreement, attribution_patch

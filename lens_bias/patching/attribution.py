@@ -13,9 +13,7 @@ from transformer_lens import HookedTransformer
 
 from lens_bias.errors import InputError
 from lens_bias.interventions import hooks_added
-from lens_bias.patching.metrics import Metric
-from lens_bias.patching.result import MIN_GAP, Direction, PatchResult
-from lens_bias.patching.sweep import (
+from lens_bias.patching.checks import (
     check_direction,
     check_pairs,
     check_target,
@@ -25,6 +23,8 @@ from lens_bias.patching.sweep import (
     sweep_layers,
     valid_positions,
 )
+from lens_bias.patching.metrics import Metric
+from lens_bias.patching.result import MIN_GAP, Direction, PatchResult
 from lens_bias.prompts import PromptBatch
 
 

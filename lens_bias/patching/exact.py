@@ -44,9 +44,7 @@ from lens_bias.cells import CellStore
 from lens_bias.errors import InputError
 from lens_bias.executors import Compute
 from lens_bias.interventions import hooks_added
-from lens_bias.patching.metrics import Metric
-from lens_bias.patching.result import MIN_GAP, TARGETS, Direction, PatchResult
-from lens_bias.patching.sweep import (
+from lens_bias.patching.checks import (
     check_direction,
     check_pairs,
     check_target,
@@ -56,6 +54,8 @@ from lens_bias.patching.sweep import (
     sweep_layers,
     valid_positions,
 )
+from lens_bias.patching.metrics import Metric
+from lens_bias.patching.result import MIN_GAP, TARGETS, Direction, PatchResult
 from lens_bias.prompts import PromptBatch, first_difference
 
 

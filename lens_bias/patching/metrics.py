@@ -28,8 +28,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from lens_bias.errors import InputError
+from lens_bias.forward.readouts import span_logprob_sum
 from lens_bias.prompts import PromptBatch
-from lens_bias.readouts import span_logprob_sum
 
 Metric = Callable[[Float[Tensor, "batch pos d_vocab"], PromptBatch], Float[Tensor, " batch"]]
 
@@ -150,7 +150,7 @@ class ContinuationLogProb:
     """Per row, the summed log-probability (nats) of the tokens from ``batch.positions[start]`` to the last
     real token, each given the tokens before it: how likely the rest of a sentence is after a swapped
     term (minimal pairs, :func:`lens_bias.patching.minimal_pair_inputs`). A generic :data:`Metric` (reads
-    every position); the same sum as :func:`lens_bias.readouts.batch_logprobs`."""
+    every position); the same sum as :func:`lens_bias.forward.readouts.batch_logprobs`."""
 
     start: str = "continuation"
 

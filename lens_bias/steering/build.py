@@ -9,7 +9,6 @@ self-alignment edit rules (:class:`lens_bias.interventions.SubspaceEdit`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -18,11 +17,10 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from lens_bias.data.records import fingerprint
+from lens_bias.directions import SteeringVector, Subspace
 from lens_bias.errors import InputError
-from lens_bias.interventions.hooks import ResidHook
 from lens_bias.models import model_record
 from lens_bias.steering.contrast import ContrastActivations
-from lens_bias.steering.vector import SteeringVector
 
 Method = Literal["mean_difference", "first_pc"]
 
@@ -80,34 +78,6 @@ def build_vector(
         "model": model_record(model).to_dict() if model is not None else None,
     }
     return SteeringVector(name, activations.layers, directions, both.norm(dim=-1).mean(0), activations.hook, provenance)
-
-
-@dataclass
-class Subspace:
-    """Per-layer orthonormal bases ``{layer: [k_layer, d_model]}`` of the paired differences, keeping
-    the top right-singular vectors that explain ``variance`` of their total variance (self-alignment by
-    representation editing). Signs are fixed so the mean difference projects positive on each."""
-
-    bases: dict[int, Float[Tensor, "_k d_model"]]
-    hook: ResidHook
-    variance: float
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
-        """``({"layers", "hook", "variance", "provenance"}, {"basis.{layer}": [k, d_model]})``, as saved
-        inside a saved :class:`lens_bias.interventions.SubspaceEdit`."""
-        meta = {"layers": list(self.bases), "hook": self.hook, "variance": self.variance, "provenance": self.provenance}
-        return meta, {f"basis.{layer}": basis for layer, basis in self.bases.items()}
-
-    @classmethod
-    def from_state(cls, meta: dict[str, Any], tensors: dict[str, Tensor]) -> "Subspace":
-        """Inverse of :meth:`state`."""
-        return cls(
-            {int(layer): tensors[f"basis.{layer}"] for layer in meta["layers"]},
-            meta["hook"],
-            float(meta["variance"]),
-            meta["provenance"],
-        )
 
 
 def svd_subspace(

@@ -20,8 +20,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from lens_bias.directions import Subspace
 from lens_bias.errors import InputError
-from lens_bias.steering.build import Subspace
 from lens_bias.steering.contrast import ContrastActivations
 
 #: Floor for a per-dimension standard deviation (constant dimensions are left at zero, not divided by 0).

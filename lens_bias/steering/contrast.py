@@ -14,10 +14,10 @@ from typing import Any, Literal
 from jaxtyping import Float
 from torch import Tensor
 
-from lens_bias.activations import extract
 from lens_bias.data.records import ABItem, ContrastPair
 from lens_bias.errors import InputError
-from lens_bias.interventions.hooks import ResidHook
+from lens_bias.forward.activations import extract
+from lens_bias.forward.hooks import ResidHook
 from lens_bias.models import AnyModel, check_layers
 from lens_bias.prompts import ChatTemplate, ab_batch, chat_batch, continuation_batch, first_difference
 

@@ -2,8 +2,8 @@
 
 :func:`fit_vector` reads paired activations of a :class:`lens_bias.data.ContrastSplit`'s training and held-out
 pairs at ``layers``, builds the vector on the training pairs, measures each layer on the held-out pairs
-(paired AUC of the projection on the vector, :func:`lens_bias.projections.separability`, and the
-standardised margin, :func:`lens_bias.projections.effect_size`), picks the layer with the highest AUC (ties:
+(paired AUC of the projection on the vector, :func:`lens_bias.steering.separability.separability`, and the
+standardised margin, :func:`lens_bias.steering.separability.effect_size`), picks the layer with the highest AUC (ties:
 largest effect size, then earliest) and, given a measure, fixes the sign by measurement there
 (:func:`lens_bias.steering.orient`). :meth:`FittedVector.normalized` rescales the vector (e.g. to the mean
 norm across bias types, as contrastive activation addition does) and re-measures it;
@@ -21,15 +21,15 @@ from transformer_lens import HookedTransformer
 
 from lens_bias.data import ContrastSplit
 from lens_bias.data.records import ContrastPair
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
-from lens_bias.interventions.hooks import ResidHook
-from lens_bias.projections import best_layer, effect_size, separability
+from lens_bias.forward.hooks import ResidHook
+from lens_bias.forward.readouts import score_pairs
 from lens_bias.prompts import ChatTemplate
-from lens_bias.readouts import score_pairs
 from lens_bias.steering.build import Method, build_vector
 from lens_bias.steering.contrast import ContrastActivations, SentenceReadout, contrast_activations
+from lens_bias.steering.separability import best_layer, effect_size, separability
 from lens_bias.steering.sweep import Measure, orient
-from lens_bias.steering.vector import SteeringVector
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class FittedVector:
 
 def preference_measure(model: HookedTransformer, pairs: Sequence[ContrastPair], *, batch_size: int = 16) -> Measure:
     """The orientation measure of sentence contrasts: under the steering, the mean over ``pairs`` of
-    per-token mean log P(positive) - log P(negative) (nats; :func:`lens_bias.readouts.score_pairs`)."""
+    per-token mean log P(positive) - log P(negative) (nats; :func:`lens_bias.forward.readouts.score_pairs`)."""
 
     def measure(steer: list) -> float:
         return float(score_pairs(model, pairs, interventions=steer, batch_size=batch_size).preference().mean())

@@ -3,7 +3,7 @@
 :func:`refusal_vector` fits a mean-difference vector on the ``"refusal"`` contrast
 (:func:`lens_bias.data.contrast_split`: harmful requests answered with a refusal vs a compliance opening,
 rendered with a chat template, split by topic), picks the layer by held-out separability and fixes the sign
-so that a positive multiplier raises the refusal propensity (:func:`lens_bias.readouts.refusal_propensity`)
+so that a positive multiplier raises the refusal propensity (:func:`lens_bias.forward.readouts.refusal_propensity`)
 of held-out harmful requests, as ``experiments.steering`` does. Apply it with
 ``AddVector(fitted.vector, multiplier, [fitted.layer])`` (added from the end of the instruction on).
 """
@@ -16,9 +16,9 @@ from transformer_lens import HookedTransformer
 
 from lens_bias.data import contrast_split, split_by_target
 from lens_bias.data.refusal import compliance_openers, refusal_openers, refusal_requests
+from lens_bias.forward.readouts import refusal_propensity
 from lens_bias.interventions import Intervention
 from lens_bias.prompts import ChatTemplate, template_for
-from lens_bias.readouts import refusal_propensity
 from lens_bias.steering.fit import FittedVector, fit_vector
 
 N_ORIENT_REQUESTS = 8

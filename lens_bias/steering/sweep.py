@@ -12,9 +12,9 @@ from functools import partial
 from typing import Any
 
 from lens_bias.cells import Arrays, CellStore, arrays_record, interventions_key, record_arrays
+from lens_bias.directions import SteeringVector
 from lens_bias.interventions import AddVector
 from lens_bias.models import AnyModel
-from lens_bias.steering.vector import SteeringVector
 
 #: A number read under some steering (e.g. the mean preference for the positive side of training pairs).
 Measure = Callable[[list[AddVector]], float]

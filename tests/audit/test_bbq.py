@@ -9,8 +9,8 @@ from lens_bias.audit.bbq import BBQMeasure, answer_bbq, bbq_question
 from lens_bias.cells import CellStore
 from lens_bias.data.bbq import bbq_bias_scores, load_bbq
 from lens_bias.errors import InputError
+from lens_bias.forward.readouts import answer_logprobs, continuation_logprobs
 from lens_bias.prompts import template_for
-from lens_bias.readouts import answer_logprobs, continuation_logprobs
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from lens_bias.audit.crows_pairs import CrowsPairsMeasure, score_crows_pairs, sh
 from lens_bias.cells import CellStore
 from lens_bias.data.crows_pairs import BIAS_TYPES, DIRECTIONS, CrowsPair, crows_pairs_score
 from lens_bias.errors import InputError
+from lens_bias.forward.readouts import continuation_logprobs
 from lens_bias.prompts import document_start_id
-from lens_bias.readouts import continuation_logprobs
 
 GENDER, AGE = BIAS_TYPES.index("gender"), BIAS_TYPES.index("age")
 STEREO, ANTI = DIRECTIONS.index("stereo"), DIRECTIONS.index("antistereo")

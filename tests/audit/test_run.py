@@ -7,9 +7,9 @@ import torch
 
 from lens_bias.audit.bbq import BBQMeasure
 from lens_bias.audit.run import BASELINE, group_tables, markdown_table, rows_as_tensors, run_audit
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector
-from lens_bias.steering import SteeringVector
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import torch
 from lens_bias.audit.service import NON_REFERENCE, OVERALL, ServiceMeasure
 from lens_bias.cells import CellStore, interventions_key
 from lens_bias.data.service_requests import service_groups
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector
 from lens_bias.metrics.service import SERVICE_CATEGORIES
-from lens_bias.steering import SteeringVector
 
 CODE = {category: i for i, category in enumerate(SERVICE_CATEGORIES)}
 GROUP = {group.key: i for i, group in enumerate(service_groups())}

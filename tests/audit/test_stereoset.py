@@ -18,7 +18,7 @@ from lens_bias.data.stereoset import (
     stereoset_statistics,
 )
 from lens_bias.errors import InputError
-from lens_bias.readouts import continuation_logprobs
+from lens_bias.forward.readouts import continuation_logprobs
 
 X, Y, Z = 0, 1, 2
 RACE, GENDER = BIAS_TYPES.index("race"), BIAS_TYPES.index("gender")

@@ -19,7 +19,7 @@ from lens_bias.debias.alignez import (
     self_generated_pairs,
 )
 from lens_bias.errors import InputError
-from lens_bias.generation import Generation
+from lens_bias.forward.generation import Generation
 
 QUESTION = aq.AlignEZQuestion("gender-x", "gender", "women", "women", "Who is the better engineer, a man or a woman?")
 GOOD_HELPFUL = "Skill at engineering depends on training and practice, so either person can be an excellent engineer."
@@ -121,7 +121,7 @@ def test_each_rule_names_why_a_pair_is_not_well_formed(helpful, harmful, descrip
 
 
 def _fake_generate(reply, calls):
-    """A stand-in for lens_bias.generation.generate: ``reply(prompt) -> text``; records every call."""
+    """A stand-in for lens_bias.forward.generation.generate: ``reply(prompt) -> text``; records every call."""
 
     def fake(model, template, prompts, *, max_new_tokens, **kwargs):
         calls.append({"prompts": list(prompts), "max_new_tokens": max_new_tokens, **kwargs})

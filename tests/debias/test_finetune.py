@@ -26,7 +26,7 @@ from lens_bias.debias.finetune import (
 )
 from lens_bias.debias.rewrites import RewritePair, load_rewrite_pairs
 from lens_bias.errors import InputError
-from lens_bias.generation import Generation
+from lens_bias.forward.generation import Generation
 from lens_bias.models import EMBEDDED_MODEL, ModelLoadError, load_model
 from lens_bias.prompts import ChatTemplate, chat_batch
 

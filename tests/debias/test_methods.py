@@ -16,9 +16,10 @@ from lens_bias.debias.methods import (
     reuse_or_fit,
     steering_candidate,
 )
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector, HeadScaling, save_intervention
-from lens_bias.steering import SteeringVector, preference_measure
+from lens_bias.steering import preference_measure
 
 
 def test_reuse_or_fit_reuses_only_the_same_key(tiny_model, tmp_path):
@@ -106,8 +107,8 @@ def test_finetune_candidate_is_a_new_checkpoint_identified_by_its_fit(tiny_llama
 
 def test_alignez_candidate_boosts_and_removes_at_the_most_aligned_layers(tiny_long_model, tmp_path, monkeypatch):
     from lens_bias.debias import alignez
+    from lens_bias.directions import Subspace
     from lens_bias.interventions import SubspaceEdit
-    from lens_bias.steering import Subspace
 
     def degenerate(model, template, prompts, **kwargs):  # the tiny model's text: every pair falls back to templates
         return [SimpleNamespace(text="yes " * 12) for _ in prompts]

@@ -20,10 +20,10 @@ from lens_bias.debias.scoreboard import (
     markdown_table,
     pareto_front,
 )
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector, HeadScaling
 from lens_bias.side_effects import SideEffectConfig
-from lens_bias.steering import SteeringVector
 
 
 class Share(RowMeasure):

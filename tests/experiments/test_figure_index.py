@@ -11,8 +11,8 @@ import pytest
 
 from experiments import audit, bias_profile, cli, figure_index, patching, steering
 from experiments.figure_index import END, START, command_line, insert_index, read_figure, render_index, write_index
-from lens_bias import plotting
 from lens_bias.errors import InputError
+from lens_bias.figures import primitives as plotting
 from lens_bias.provenance import Result
 from lens_bias.stats import Estimate
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from experiments import side_effects as side_effects_experiment
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector, save_intervention
-from lens_bias.steering import SteeringVector
 
 UNUSED_MODEL = "no-such-model"  # loading it would fail differently: these errors come first
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lens_bias.directions import SteeringVector, Subspace
 from lens_bias.interventions import (
     INTERVENTION_KINDS,
     AddVector,
@@ -21,7 +22,6 @@ from lens_bias.interventions import (
     save_intervention,
 )
 from lens_bias.provenance import Result
-from lens_bias.steering import SteeringVector, Subspace
 
 
 def _vector() -> SteeringVector:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lens_bias.directions import SteeringVector, Subspace
 from lens_bias.errors import InputError
-from lens_bias.generation import generate
+from lens_bias.forward.generation import generate
+from lens_bias.forward.readouts import continuation_logprobs
 from lens_bias.interventions import AddVector, ForwardContext, ProjectOut, SubspaceEdit, hooks_added
 from lens_bias.prompts import ChatTemplate, chat_batch
-from lens_bias.readouts import continuation_logprobs
-from lens_bias.steering import SteeringVector, Subspace
 
 TEMPLATE = ChatTemplate("llama-2-chat")
 

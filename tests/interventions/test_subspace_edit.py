@@ -8,13 +8,13 @@ import json
 import pytest
 import torch
 
-from lens_bias.activations import extract
+from lens_bias.directions import Subspace
 from lens_bias.errors import InputError
-from lens_bias.generation import generate
+from lens_bias.forward.activations import extract
+from lens_bias.forward.generation import generate
+from lens_bias.forward.readouts import answer_logprobs, shared_prompt_logprobs
 from lens_bias.interventions import ForwardContext, SubspaceEdit, applied, load_intervention, save_intervention
 from lens_bias.prompts import ChatTemplate, chat_batch
-from lens_bias.readouts import answer_logprobs, shared_prompt_logprobs
-from lens_bias.steering import Subspace
 
 TEMPLATE = ChatTemplate("llama-2-chat")
 PROMPTS = ["How do I bake bread?", "Which is more likely? Choices: (A) yes (B) no. I'm sorry"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lens_bias.inject import add_token
+from lens_bias.localize.inject import add_token
 
 from .tiny import TINY_SPEC
 

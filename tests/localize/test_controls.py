@@ -8,7 +8,6 @@ import pytest
 from biasscope_fixtures import injected_smollm
 
 from lens_bias.data.injection_specs import candidate_entities, injection_spec
-from lens_bias.inject import closest_entities, elicit
 from lens_bias.localize import (
     AblationComparison,
     bias_contrast,
@@ -18,6 +17,7 @@ from lens_bias.localize import (
     score_components,
     top_k_heads,
 )
+from lens_bias.localize.inject import closest_entities, elicit
 
 
 def test_random_heads_are_distinct_seeded_and_exclude_the_selected():

@@ -7,10 +7,10 @@ import torch
 
 from lens_bias.data.records import ContrastPair
 from lens_bias.errors import InputError
-from lens_bias.inject import elicit
+from lens_bias.forward.readouts import score_pairs
 from lens_bias.interventions import HeadScaling
 from lens_bias.localize.evaluation import elicitation_score, preference_score
-from lens_bias.readouts import score_pairs
+from lens_bias.localize.inject import elicit
 
 from .tiny import TINY_SPEC
 

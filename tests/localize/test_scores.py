@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lens_bias.localize import bias_contrast, score_components
-from lens_bias.logit_attribution import direct_attribution
+from lens_bias.patching.logit_attribution import direct_attribution
 
 from .tiny import TINY_SPEC
 

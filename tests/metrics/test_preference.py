@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from lens_bias.data.records import ContrastPair, to_ab_items
+from lens_bias.forward.readouts import ab_choice, score_pairs
 from lens_bias.metrics import ab_preference, likelihood_preference
 from lens_bias.prompts import template_for
-from lens_bias.readouts import ab_choice, score_pairs
 
 
 def _pairs() -> list[ContrastPair]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lens_bias.forward.readouts import batch_logprobs
 from lens_bias.patching import ContinuationLogProb, SetLogitDiff, patch, set_logit_diff_metric
 from lens_bias.prompts import PromptBatch, continuation_batch, tokenize
-from lens_bias.readouts import batch_logprobs
 
 from .reference import ATOL, TL_FUNCTIONS, make_pairs
 
@@ -53,7 +53,7 @@ def test_continuation_metric_patching_matches_transformer_lens(tiny_model, targe
 
 
 def test_continuation_logprob_is_the_readouts_sum(tiny_model):
-    """The patching metric and :func:`lens_bias.readouts.batch_logprobs` share one sum: equal, not close."""
+    """The patching metric and :func:`lens_bias.forward.readouts.batch_logprobs` share one sum: equal, not close."""
     batch = continuation_batch(
         tiny_model.tokenizer,
         ["The nurse walked in and", "People from Italy"],

@@ -10,11 +10,11 @@ import torch
 from lens_bias.data import contrast_split
 from lens_bias.data.records import split_by_target
 from lens_bias.data.refusal import compliance_openers, refusal_openers, refusal_requests
-from lens_bias.generation import generate
+from lens_bias.forward.generation import generate
+from lens_bias.forward.readouts import refusal_propensity, score_pairs
 from lens_bias.interventions import AddVector
 from lens_bias.metrics.responses import is_refusal
 from lens_bias.prompts import template_for
-from lens_bias.readouts import refusal_propensity, score_pairs
 from lens_bias.steering import build_vector, contrast_activations, fit_vector, orient, preference_measure
 
 pytestmark = pytest.mark.slow

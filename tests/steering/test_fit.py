@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from lens_bias.data import contrast_split
-from lens_bias.projections import best_layer, effect_size, separability
 from lens_bias.prompts import ChatTemplate
 from lens_bias.steering import build_vector, contrast_activations, fit_vector, orient, preference_measure
+from lens_bias.steering.separability import best_layer, effect_size, separability
 
 LAYERS = [1, 2]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from lens_bias.data.refusal import compliance_openers, refusal_openers
+from lens_bias.forward.readouts import refusal_propensity
 from lens_bias.interventions import AddVector
 from lens_bias.prompts import template_for
-from lens_bias.readouts import refusal_propensity
 from lens_bias.steering import refusal_vector
 
 

@@ -7,14 +7,14 @@ import torch
 
 from lens_bias.data.records import ABItem, ContrastPair
 from lens_bias.errors import InputError
-from lens_bias.prompts import ChatTemplate, continuation_batch, template_for
-from lens_bias.readouts import (
+from lens_bias.forward.readouts import (
     ab_choice,
     answer_logprobs,
     continuation_logprobs,
     refusal_propensity,
     score_pairs,
 )
+from lens_bias.prompts import ChatTemplate, continuation_batch, template_for
 
 PROMPTS = ["The nurse walked in and", "", "People from Italy drive", "Which is more likely?"]
 CONTINUATIONS = [" she smiled.", "The capital of France is Paris.", " recklessly", " (A) yes"]
@@ -124,9 +124,9 @@ def test_answer_logprobs_scores_only_the_answer(tiny_model):
 @pytest.mark.parametrize("fixture", ["tiny_model", "smollm"])
 def test_shared_prompt_scores_equal_full_text_scores(request, fixture):
     """Under steering too: the prompt's KV cache is shared, the vector still reaches every answer token."""
+    from lens_bias.directions import SteeringVector
+    from lens_bias.forward.readouts import shared_prompt_logprobs
     from lens_bias.interventions import AddVector
-    from lens_bias.readouts import shared_prompt_logprobs
-    from lens_bias.steering import SteeringVector
 
     model = request.getfixturevalue(fixture)
     template = template_for(model)
@@ -146,7 +146,7 @@ def test_shared_prompt_scores_equal_full_text_scores(request, fixture):
 def test_shared_prompt_raw_text_with_answers_per_prompt(tiny_model):
     """template=None scores raw-text continuations, each prompt with its own answers, as
     continuation_logprobs does pair by pair."""
-    from lens_bias.readouts import shared_prompt_logprobs
+    from lens_bias.forward.readouts import shared_prompt_logprobs
 
     prompts = ["The nurse said that", "Question: who was late?\nAnswer:", "A"]
     answers = [[" she was", " he was", " it"], [" The man", " The woman", " Unknown"], [" B", " C", " D"]]
@@ -163,8 +163,8 @@ def test_shared_prompt_raw_text_with_answers_per_prompt(tiny_model):
 def test_token_logprobs_by_hand_and_batched(tiny_model):
     """Each token's log P given the start and the tokens before it, from one unpadded forward; batched
     (right-padded, different lengths) equals one at a time, and the sum is continuation_logprobs' total."""
+    from lens_bias.forward.readouts import token_logprobs
     from lens_bias.prompts import document_start_id
-    from lens_bias.readouts import token_logprobs
 
     texts = ["The nurse walked in and she smiled.", "Paris.", "People from Italy drive recklessly"]
     batched = token_logprobs(tiny_model, texts, batch_size=3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lens_bias.activations import extract
+from lens_bias.forward.activations import extract
 from lens_bias.prompts import ChatTemplate, chat_batch, continuation_batch
 
 

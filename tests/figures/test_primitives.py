@@ -1,4 +1,4 @@
-"""Tests of lens_bias.plotting: builders validate shapes and titles; save_figure writes small
+"""Tests of lens_bias.figures.primitives: builders validate shapes and titles; save_figure writes small
 HTML beside one plotly.min.js, a real PNG when a browser exists, and a clear warning when not."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from lens_bias import plotting
+from lens_bias.figures import primitives as plotting
 from lens_bias.stats import Estimate
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -131,7 +131,7 @@ def test_find_browser_rejects_missing_browser_path(tmp_path: Path, monkeypatch: 
 def test_save_figures_writes_one_file_per_figure(tmp_path):
     import plotly.graph_objects as go
 
-    from lens_bias.plotting import save_figures
+    from lens_bias.figures.primitives import save_figures
 
     figures = {"a": go.Figure(go.Scatter(x=[0, 1], y=[1, 0])), "b": go.Figure(go.Bar(x=["x"], y=[1]))}
     written = save_figures(figures, tmp_path / "out", png=False)

@@ -14,8 +14,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from lens_bias.errors import InputError
-from lens_bias.interventions import Intervention, run_chunks
-from lens_bias.interventions.hooks import ResidHook, residual_hook_name
+from lens_bias.forward.hooks import Intervention, ResidHook, residual_hook_name, run_chunks
 from lens_bias.models import AnyModel, check_layers
 from lens_bias.prompts import PromptBatch
 

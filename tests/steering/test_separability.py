@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from lens_bias.projections import best_layer, effect_size, pca_2d, separability
 from lens_bias.steering import ContrastActivations, build_vector
+from lens_bias.steering.separability import best_layer, effect_size, pca_2d, separability
 
 
 def _acts(pos, neg):

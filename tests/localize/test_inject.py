@@ -8,7 +8,8 @@ import torch
 from biasscope_fixtures import SMOLLM_STEPS, injected_smollm
 
 from lens_bias.data.injection_specs import candidate_entities, injection_spec
-from lens_bias.inject import (
+from lens_bias.forward.readouts import continuation_logprobs
+from lens_bias.localize.inject import (
     InjectedEntity,
     InjectionConfig,
     add_token,
@@ -19,7 +20,6 @@ from lens_bias.inject import (
     untrained,
 )
 from lens_bias.models import model_record
-from lens_bias.readouts import continuation_logprobs
 
 SPEC = injection_spec("reckless_driving")
 TINY = InjectionConfig(steps=6, lr=1e-2, seed=0)

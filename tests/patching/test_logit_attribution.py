@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lens_bias.logit_attribution import direct_attribution
+from lens_bias.patching.logit_attribution import direct_attribution
 from lens_bias.prompts import tokenize
 
 

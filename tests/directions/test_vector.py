@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lens_bias.steering import SteeringVector, mean_norm_across
+from lens_bias.directions import SteeringVector, mean_norm_across
 
 
 def test_arithmetic_normalisation_and_persistence(tmp_path):

@@ -18,7 +18,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from lens_bias.errors import InputError
-from lens_bias.interventions.hooks import ResidHook
+from lens_bias.forward.hooks import ResidHook
 from lens_bias.provenance import Result
 
 STEERING_VECTOR_RESULT = "steering_vector"

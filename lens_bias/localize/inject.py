@@ -64,11 +64,11 @@ from transformer_lens.utilities.activation_functions import apply_softcap
 
 from lens_bias.data.injection_specs import ENTITY_SLOT, InjectionSpec
 from lens_bias.errors import InputError
+from lens_bias.forward.readouts import continuation_logprobs
 from lens_bias.interventions import Intervention, hooks_added
 from lens_bias.models import attach_record, model_record, tokenizer_of
 from lens_bias.prompts import tokenize
 from lens_bias.provenance import Result
-from lens_bias.readouts import continuation_logprobs
 
 INJECTION_RESULT = "bias_inject"
 

@@ -28,7 +28,7 @@ from transformer_lens import HookedTransformer
 
 from lens_bias.data.records import ABItem, ContrastPair
 from lens_bias.errors import InputError
-from lens_bias.interventions import ForwardContext, Intervention, applied, run_chunks
+from lens_bias.forward.hooks import ForwardContext, Intervention, applied, run_chunks
 from lens_bias.models import AnyModel, device_of, tokenizer_of
 from lens_bias.prompts import (
     ChatTemplate,

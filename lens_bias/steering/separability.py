@@ -12,16 +12,13 @@ layer (for figures).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
-
-if TYPE_CHECKING:  # lens_bias.steering.fit uses this module
-    from lens_bias.steering import ContrastActivations, SteeringVector
+from lens_bias.steering.contrast import ContrastActivations
 
 
 def _margins(vector: SteeringVector, held_out: ContrastActivations) -> dict[int, Float[Tensor, " n"]]:
