@@ -77,41 +77,60 @@ def cached(
     what: str = "cached artefact",
     verify: bool = True,
 ) -> Cached[T]:
-    """The artefact at ``path`` for ``key``: reused when it provably belongs to ``key`` (see the module
-    docstring), else ``compute(staging)`` writes it (a file or a folder at the path it is given) and it is moved
-    into place with its record. Returns ``load(path)``.
+    """The artefact at ``path`` for ``key``: :func:`reuse` it when it provably belongs to ``key`` (see the module
+    docstring), else :func:`store` what ``compute(staging)`` writes (a file or a folder at the path it is given).
+    Returns ``load(path)``.
 
     ``what`` names the artefact in warnings ("sweep cell", "converted weights", ...). ``verify=False`` checks
     each file's size but not its SHA-256 (for artefacts of many GB, where hashing on every load costs minutes).
     An exception in ``compute`` leaves the previous artefact (if any) in place and no staging path behind."""
+    found = reuse(path, key, load, what=what, verify=verify)
+    if found is not None:
+        return Cached(found, Path(path), reused=True)
+    store(path, key, compute)
+    return Cached(load(Path(path)), Path(path), reused=False)
+
+
+def reuse(
+    path: str | Path, key: Mapping[str, Any], load: Callable[[Path], T], *, what: str, verify: bool = True
+) -> T | None:
+    """``load(path)`` when the artefact at ``path`` provably belongs to ``key``; None when there is none, or (with
+    a one-line warning saying why) when it belongs to another key, is damaged or does not load."""
     path = Path(path)
-    key_json = canonical_json(key)
-    problem = _problem(path, key_json, verify)
+    problem = _problem(path, canonical_json(key), verify)
     if problem is None:
         try:
-            return Cached(load(path), path, reused=True)
+            return load(path)
         except Exception as error:  # loaders raise many types for files they cannot read
             problem = f"unreadable ({type(error).__name__}: {error})"
     if problem != "absent":
-        warnings.warn(f"The {what} {path} is {' '.join(problem.split())}; computing it again.", stacklevel=2)
+        warnings.warn(f"The {what} {path} is {' '.join(problem.split())}; computing it again.", stacklevel=3)
+    return None
+
+
+def store(path: str | Path, key: Mapping[str, Any], write: Callable[[Path], None]) -> Path:
+    """Write the artefact for ``key`` at ``path`` atomically: ``write(staging)`` creates a file or a folder at the
+    staging path, which then replaces whatever was at ``path``; the record (key, sizes, SHA-256) is written last.
+    Returns ``path``."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(path)
     staging = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    record = record_path(path)
     _remove(staging)
     try:
-        compute(staging)
+        write(staging)
         if not staging.exists():
-            raise RuntimeError(f"compute for {path} wrote nothing at the staging path {staging}.")
+            raise RuntimeError(f"The writer of {path} wrote nothing at the staging path {staging}.")
         files = _inventory(staging)
-        record = record_path(path)
         record.unlink(missing_ok=True)  # the artefact is invalid until its new record is written
         _remove(path)
         os.replace(staging, path)
     finally:
         _remove(staging)
-    entry = {"format": CACHE_FORMAT, "key": json.loads(key_json), "files": files}
+    entry = {"format": CACHE_FORMAT, "key": canonical(key), "files": files}
     write_text_atomic(record, json.dumps(entry, indent=1, ensure_ascii=False) + "\n")
-    return Cached(load(path), path, reused=False)
+    return path
 
 
 def _problem(path: Path, key_json: str, verify: bool) -> str | None:
