@@ -198,17 +198,26 @@ def bootstrap_statistic(
 
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if not (np.isfinite(low) and np.isfinite(high)):
-        if finite.size < dist.size:
-            warnings.warn(
-                f"the statistic was undefined on {dist.size - finite.size} of {dist.size} "
-                "bootstrap resamples (e.g. a constant resample for a correlation); the interval "
-                "is the percentile interval of the remaining resamples",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        alpha = 1.0 - level
-        low, high = (float(q) for q in np.quantile(finite, [alpha / 2, 1 - alpha / 2]))
+        low, high = _finite_percentile_interval(dist, level, " (e.g. a constant resample for a correlation)")
     return Estimate(value, low, high, n, level)
+
+
+def _finite_percentile_interval(replicates: np.ndarray, level: float, example: str = "") -> tuple[float, float]:
+    """The percentile interval of the finite bootstrap replicates; a warning says how many were undefined
+    (``example`` says why they may be), an error when none is finite."""
+    finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0:
+        raise InputError("the statistic is undefined (NaN/inf) on every bootstrap resample")
+    if finite.size < replicates.size:
+        warnings.warn(
+            f"the statistic was undefined on {replicates.size - finite.size} of {replicates.size} bootstrap "
+            f"resamples{example}; the interval is the percentile interval of the others",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    alpha = 1.0 - level
+    low, high = (float(q) for q in np.quantile(finite, [alpha / 2, 1 - alpha / 2]))
+    return low, high
 
 
 def bootstrap_mean(
@@ -276,18 +285,7 @@ def bootstrap_rows(
         # positions in `order` of every row of every drawn cluster, in one vectorised step
         offsets = np.repeat(starts[drawn] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         replicates[r] = statistic(order[offsets])
-    finite = replicates[np.isfinite(replicates)]
-    if finite.size == 0:
-        raise InputError("the statistic is undefined (NaN/inf) on every bootstrap resample")
-    if finite.size < replicates.size:
-        warnings.warn(
-            f"the statistic was undefined on {replicates.size - finite.size} of {replicates.size} bootstrap "
-            "resamples; the interval is the percentile interval of the others",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    alpha = 1.0 - level
-    low, high = (float(q) for q in np.quantile(finite, [alpha / 2, 1 - alpha / 2]))
+    low, high = _finite_percentile_interval(replicates, level)
     return Estimate(value, low, high, n_clusters, level)
 
 
