@@ -257,7 +257,8 @@ def parse(
         parser.set_defaults(**quick)
         args = parser.parse_args(argv)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)}
-    parsed = config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    parsed = config(**values)
     if "replot" in values or args.replot is None:
         return parsed, None
     return parsed, Path(args.replot) if args.replot else Path(parsed.out)
