@@ -48,7 +48,7 @@ def output_lock(out: str | Path) -> Iterator[Path]:
         previous = read_holder(path)
         if previous is not None:
             warnings.warn(
-                f"--out {folder}: the run that held it ({_describe(previous)}) ended without releasing it; "
+                f"--out {folder}: stale lock of {_describe(previous)}: that run ended without releasing it; "
                 "taking it over.",
                 stacklevel=3,
             )

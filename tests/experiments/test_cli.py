@@ -184,7 +184,8 @@ def test_the_lock_of_a_killed_run_is_taken_over_with_a_warning(tmp_path):
     holder.kill()  # SIGKILL: no cleanup runs; the OS releases the lock
     holder.wait(timeout=60)
     runs: list[str] = []
-    with pytest.warns(UserWarning, match=rf"held it \(pid {holder.pid} on host .*\) ended without releasing it"):
+    taken_over = rf"stale lock of pid {holder.pid} on host .*: that run ended without releasing it"
+    with pytest.warns(UserWarning, match=taken_over):
         _tiny_main(tmp_path, runs)
     assert runs == [str(tmp_path)] and lock.read_holder(tmp_path / lock.LOCK_NAME) is None
 
@@ -194,7 +195,8 @@ def test_a_lock_file_naming_a_holder_is_taken_over_when_no_process_holds_the_loc
 
     left = {"pid": 1, "host": "other-host", "started": "2026-01-01T00:00:00+00:00"}
     (tmp_path / lock.LOCK_NAME).write_text(json.dumps(left))
-    with pytest.warns(UserWarning, match=r"pid 1 on host other-host, started 2026-01-01T00:00:00\+00:00\) ended"):
+    taken_over = r"stale lock of pid 1 on host other-host, started 2026-01-01T00:00:00\+00:00: that run ended"
+    with pytest.warns(UserWarning, match=taken_over):
         _tiny_main(tmp_path, [])
 
 
