@@ -4,36 +4,28 @@ Prints, for the same prompts and threads in one run: wall time of each, the spee
 difference between the three results, peak RSS growth, and RSS over repeated extractions (a long sweep
 must not grow memory).
 
-    python -m experiments.bench_extraction [--n 64] [--layers 0 8 16 24] [--repeats 5] [--quick]
+    python -m experiments.bench_extraction [--n-prompts 64] [--layers 0 8 16 24] [--repeats 5] [--quick]
 
-It only prints (no saved result, so no ``--replot``); ``--quick``: 8 prompts, 2 repeats. Runs on the CPU.
+It only prints (no saved result, so no ``--replot``). Runs on the CPU.
 """
 
 from __future__ import annotations
 
-import resource
-import time
 from dataclasses import dataclass, field
 
-import torch
-
 from experiments import cli
-from lens_bias.data import contrast_split
 from lens_bias.errors import InputError
-from lens_bias.forward.activations import extract
-from lens_bias.models import check_layers, load_model
-from lens_bias.prompts import continuation_batch
 
 #: What --quick changes.
-QUICK = {"n": 8, "repeats": 2}
+QUICK = {"n_prompts": 8, "repeats": 2}
 
 
 @dataclass(frozen=True)
 class Config(cli.RunConfig):
     """The benchmark's settings; ``seed`` picks the prompts, ``out`` and ``png`` are unused (it only prints)."""
 
-    n: int = field(default=64, metadata={"help": "prompts", "min": 1})
-    layers: tuple[int, ...] = (0, 8, 16, 24)
+    n_prompts: int = field(default=64, metadata={"help": "prompts (gender contrast-pair prompts)", "min": 1})
+    layers: tuple[int, ...] = field(default=(0, 8, 16, 24), metadata={"help": "layers whose residual is read"})
     repeats: int = field(default=5, metadata={"help": "repeated extractions of the memory check", "min": 1})
     threads: int | None = field(default=None, metadata={"help": "torch threads (default: torch's own)", "min": 1})
     device: str = field(
@@ -48,6 +40,8 @@ class Config(cli.RunConfig):
 
 def rss_mb() -> float:
     """Current resident set size in MB (Linux /proc)."""
+    import resource
+
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
 
@@ -56,11 +50,20 @@ def main(argv: list[str] | None = None) -> None:
     config, replot = cli.parse(Config, argv, description=__doc__, quick=QUICK)
     if replot is not None:
         raise InputError("bench_extraction saves no result to replot: run it without --replot.")
+    import time  # the library is imported here, not at the top: --help speed
+
+    import torch
+
+    from lens_bias.data import contrast_split
+    from lens_bias.forward.activations import extract
+    from lens_bias.models import check_layers
+    from lens_bias.prompts import continuation_batch
+
     if config.threads:
         torch.set_num_threads(config.threads)
-    model = load_model(config.model, device=config.device)
+    model = cli.load(config)
     layers = check_layers(model, config.layers)
-    pairs = contrast_split("gender", n_train=config.n, seed=config.seed).train
+    pairs = contrast_split("gender", n_train=config.n_prompts, seed=config.seed).train
     batch = continuation_batch(model.tokenizer, [p.prompt for p in pairs], [p.positive for p in pairs])
     extract(model, batch[0:2], layers)  # warm-up
 

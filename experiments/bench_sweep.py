@@ -2,8 +2,7 @@
 
 The sweep is the steering study's likelihood readout over layers x multipliers (one cell per setting) on
 ``--n-pairs`` held-out StereoSet gender pairs, with a seeded random direction scaled to each layer's
-residual norm (the timing does not depend on what the vector means). Prints, from one run on the same
-machine:
+residual norm (the timing does not depend on what the vector means). Prints, from one run on one machine:
 
 - serial: the whole sweep in this process with ``--workers`` torch threads;
 - resume: the same command again over its saved cells (all reused), and after losing half of them;
@@ -14,33 +13,26 @@ machine:
 
     python -m experiments.bench_sweep [--n-pairs 60] [--layers 8 16 24] [--multipliers -4 -2 2 4] [--workers 2]
 
-It only prints (no saved result, so no ``--replot``); ``--quick``: 12 pairs, 2 layers, 2 multipliers.
-The cells go to a temporary folder, removed at the end. With ``--device cuda`` each Ray worker takes one
-GPU (the local instance sees this machine's GPUs) and the serial run uses one.
+It only prints (no saved result, no ``--replot``); the cells go to a temporary folder, removed at the end. With
+``--device cuda`` each Ray worker takes one GPU (the local instance sees this machine's GPUs), as does the serial run.
 """
 
 from __future__ import annotations
 
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from experiments import cli
-from lens_bias.cells import CellStore, model_key
-from lens_bias.data import contrast_split
-from lens_bias.data.records import ContrastPair
-from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
-from lens_bias.executors import ModelSpec, RayExecutor
-from lens_bias.interventions import AddVector
-from lens_bias.metrics import likelihood_preference
-from lens_bias.models import AnyModel, check_layers, load_model
-from lens_bias.steering import sweep
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from lens_bias.data.records import ContrastPair
+    from lens_bias.directions import SteeringVector
+    from lens_bias.interventions import AddVector
+    from lens_bias.models import AnyModel
 
 #: What --quick changes.
 QUICK = {"n_pairs": 12, "layers": (8, 16), "multipliers": (-4, 4)}
@@ -70,17 +62,25 @@ class Likelihood:
     batch_size: int
 
     def __call__(self, model: AnyModel, steer: list[AddVector]) -> dict[str, Any]:
+        from lens_bias.metrics import likelihood_preference
+
         preference = likelihood_preference(model, list(self.pairs), interventions=steer, batch_size=self.batch_size)
         return preference.mean_logprob_diff.to_dict()
 
 
 def empty_cell(model: AnyModel, payload: int) -> dict[str, np.ndarray]:
     """A cell that does no work: its wall time through an executor is the executor's overhead."""
+    import numpy as np  # the library and numpy are imported inside the functions: --help speed
+
     return {"x": np.array([payload])}
 
 
 def random_vector(model: AnyModel, layers: tuple[int, ...], seed: int) -> SteeringVector:
     """A seeded random direction per layer with the norm of that layer's mean residual on a few texts."""
+    import torch
+
+    from lens_bias.directions import SteeringVector
+
     generator = torch.Generator().manual_seed(seed)
     directions = torch.randn(len(layers), model.cfg.d_model, generator=generator)
     _, cache = model.run_with_cache(model.to_tokens(["The nurse said that she would be late today."]))
@@ -93,8 +93,19 @@ def main(argv: list[str] | None = None) -> None:
     config, replot = cli.parse(Config, argv, description=__doc__, quick=QUICK)
     if replot is not None:
         raise InputError("bench_sweep saves no result to replot: run it without --replot.")
+    import tempfile
+    import time
+
+    import torch
+
+    from lens_bias.cells import CellStore, model_key
+    from lens_bias.data import contrast_split
+    from lens_bias.executors import ModelSpec, RayExecutor
+    from lens_bias.models import check_layers
+    from lens_bias.steering import sweep
+
     torch.set_num_threads(config.workers)
-    model = load_model(config.model, device=config.device)
+    model = cli.load(config)
     check_layers(model, config.layers)
     pairs = tuple(contrast_split("gender", n_train=8, n_test=config.n_pairs, seed=config.seed).test)
     readout = Likelihood(pairs, config.batch_size)
@@ -116,16 +127,14 @@ def main(argv: list[str] | None = None) -> None:
         half_s, _ = run(CellStore(Path(folder) / "serial", base))
 
         start = time.perf_counter()
-        with RayExecutor(ModelSpec(config.model, device=config.device), workers=config.workers) as executor:
+        with RayExecutor(ModelSpec(config.model, config.device, config.dtype), workers=config.workers) as executor:
             executor.map(model, empty_cell, [0], lambda i, a: None, desc="warm-up", progress=False)
             startup_s = time.perf_counter() - start
             ray_s, ray_rows = run(CellStore(Path(folder) / "ray", base, executor=executor))
-            n_empty = 20 * config.workers
-            start = time.perf_counter()
+            n_empty, start = 20 * config.workers, time.perf_counter()
             executor.map(model, empty_cell, list(range(n_empty)), lambda i, a: None, desc="empty", progress=False)
             overhead_s = (time.perf_counter() - start) / n_empty
-    values = [(a["value"], b["value"]) for a, b in zip(serial_rows, ray_rows)]
-    difference = max(abs(a - b) for a, b in values)
+    difference = max(abs(a["value"] - b["value"]) for a, b in zip(serial_rows, ray_rows))
     print(f"sweep: {n_cells} cells ({len(config.layers)} layers x {len(config.multipliers)} multipliers), "
           f"{config.n_pairs} pairs each, {config.workers} cores")  # fmt: skip
     print(f"serial ({config.workers} threads): {serial_s:.1f} s ({serial_s / n_cells:.2f} s per cell)")

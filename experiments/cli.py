@@ -1,19 +1,22 @@
 """The command line of every experiment: one set of shared flags, a frozen config per run, one error policy.
 
 An experiment declares a frozen dataclass that extends :class:`RunConfig` (the flags every experiment
-shares: ``--model``, ``--device``, ``--seed``, ``--batch-size``, ``--out``, ``--no-png``) with its own fields;
-:func:`parser_for` turns the fields into flags (``n_pairs`` -> ``--n-pairs``; a tuple field takes several
-values; ``bool`` fields that default to True get ``--no-<name>``; an optional number takes ``all`` for None;
-``metadata`` gives ``help``, ``choices``, ``flag`` (another flag name) and ``min`` (smallest allowed value,
-checked before any work); a subclass that redeclares a field to change its default keeps the metadata
-its base class gave that field). Every parser
-also has ``--quick`` (the experiment's smoke-run defaults; values given explicitly still win) and
-``--replot RESULT.json`` (redraw from a saved result, no model run). The config is what the result records.
+shares: ``--model``, ``--device``, ``--dtype``, ``--seed``, ``--batch-size``, ``--out``, ``--no-png``) with its
+own fields; :func:`parser_for` turns the fields into flags (``n_pairs`` -> ``--n-pairs``; a tuple field takes
+several values; ``bool`` fields that default to True get ``--no-<name>``; an optional number takes ``all`` for
+None; ``metadata`` gives ``help`` (every field has one), ``choices``, ``flag`` (another flag name) and ``min``
+(smallest allowed value, checked before any work); a subclass that redeclares a field to change its default
+keeps the metadata its base class gave that field). Every parser also has ``--quick`` (the experiment's
+smoke-run values, the ``quick`` dict it passes to :func:`main` / :func:`parse`; values given explicitly still
+win) and ``--replot [RESULT.json]`` (redraw from a saved result, no model run; without a value: the one saved
+result of this experiment directly under ``--out``). ``--help`` shows each flag's default and its ``--quick``
+value. The config is what the result records.
 
-Output folders: a run holds ``{--out}/.lens_bias.lock`` (pid, host, start time) while it works; a second run
-on the same folder is refused with an ``error:`` line naming the holder (wait for it, or pass another
-``--out``); a lock left by a run that died (its pid no longer runs on this host) is taken over with a
-warning. ``--replot`` takes no lock.
+This module imports nothing heavy (no torch, no TransformerLens): ``--help`` of an experiment whose module
+imports the library inside its functions takes well under a second.
+
+Output folders: a run holds ``{--out}/.lens_bias.lock`` while it works (:mod:`experiments.lock`); a second run
+on the same folder is refused with an ``error:`` line naming the holder. ``--replot`` takes no lock.
 
 Error policy: bad input (:class:`lens_bias.errors.InputError` and its subclasses, or a file that does not
 exist) ends in one ``error: ...`` line on stderr and exit status 2; argparse's own usage errors exit 2 too.
@@ -25,40 +28,52 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
+import importlib
+import importlib.util
 import json
 import os
-import socket
+import re
+import shlex
 import sys
-import tempfile
 import types
 import typing
-import uuid
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from experiments.lock import output_lock
+from lens_bias.embedded import EMBEDDED_MODEL
 from lens_bias.errors import InputError
-from lens_bias.executors import Executor, ModelSpec, RayExecutor, Serial
-from lens_bias.models import EMBEDDED_MODEL
-from lens_bias.provenance import Result, to_jsonable
+
+if TYPE_CHECKING:  # the library is imported where it is used: --help must not load torch
+    from lens_bias.executors import Executor
+    from lens_bias.models import AnyModel
+    from lens_bias.provenance import Result
 
 #: Errors that are the user's: printed as one line, exit status 2.
 USER_ERRORS = (InputError, FileNotFoundError)
+#: The ``--dtype`` choices (names of torch dtypes).
+DTYPES = ("float32", "bfloat16", "float16")
 
 C = TypeVar("C", bound="RunConfig")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """The flags every experiment shares. Subclasses add their own fields (all with defaults) and may
-    redeclare a field to change its default (e.g. ``out``, ``batch_size``)."""
+    """The flags every experiment shares. Subclasses add their own fields (all with defaults and a ``help``) and
+    may redeclare a field to change its default (e.g. ``out``, ``batch_size``)."""
 
     model: str = field(default=EMBEDDED_MODEL, metadata={"help": "model name or path (see lens_bias.load_model)"})
     device: str | None = field(default=None, metadata={"help": "torch device (default: cuda if available, else cpu)"})
+    dtype: str | None = field(
+        default=None,
+        metadata={
+            "help": "weights' dtype (default: load_model's: float32, float16 for Llama 2 on a GPU)",
+            "choices": DTYPES,
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed of every sample, split and bootstrap"})
     batch_size: int = field(default=32, metadata={"help": "rows per forward pass", "min": 1})
     out: Path = field(default=Path("figures"), metadata={"help": "output folder (results, figures)"})
@@ -79,6 +94,8 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON data (what the saved result records)."""
+        from lens_bias.provenance import to_jsonable
+
         return to_jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
 
@@ -107,14 +124,23 @@ class SweepConfig(RunConfig):
         super().__post_init__()
 
 
+def load(config: RunConfig) -> AnyModel:
+    """The model ``config`` names, loaded as its flags say (``--model``, ``--device``, ``--dtype``)."""
+    from lens_bias import models
+
+    return models.load_model(config.model, device=config.device, dtype=config.dtype)
+
+
 @contextmanager
 def executor(config: SweepConfig) -> Iterator[Executor]:
-    """The executor ``config`` names; the Ray workers load the model the run loads (``--model``,
-    ``--device``, ``--dtype`` where the experiment has it)."""
+    """The executor ``config`` names; the Ray workers load the model the run loads (``--model``, ``--device``,
+    ``--dtype``)."""
+    from lens_bias.executors import ModelSpec, RayExecutor, Serial
+
     if config.executor == "serial":
         yield Serial()
         return
-    spec = ModelSpec(config.model, device=config.device, dtype=getattr(config, "dtype", None))
+    spec = ModelSpec(config.model, device=config.device, dtype=config.dtype)
     with RayExecutor(spec, address=config.address, workers=config.workers) as ray_executor:
         yield ray_executor
 
@@ -150,53 +176,128 @@ def flag_type(hint: Any) -> tuple[Any, bool, bool]:
     return hint, optional, False
 
 
-def parser_for(config: type[RunConfig], description: str | None) -> argparse.ArgumentParser:
-    """An argparse parser with one flag per field of ``config``, plus ``--quick`` and ``--replot``."""
+def flag_name(config: type[RunConfig], f: dataclasses.Field[Any]) -> str:
+    """The flag of field ``f``: ``metadata["flag"]``, else ``--<name>`` in kebab case (``--no-<name>`` for a
+    boolean that defaults to True)."""
+    dashed = f.name.replace("_", "-")
+    return metadata(config, f.name).get("flag", f"--no-{dashed}" if f.default is True else f"--{dashed}")
+
+
+def shown(value: Any, all_is_none: bool) -> str:
+    """A value as a command line writes it (``all`` for None where it means no limit)."""
+    if value is None:
+        return "all" if all_is_none else "none"
+    if isinstance(value, (tuple, list)):
+        return " ".join(map(str, value)) if value else "none"
+    return str(value)
+
+
+def help_text(config: type[RunConfig], f: dataclasses.Field[Any], quick: Mapping[str, Any] | None) -> str:
+    """The help of field ``f``: its ``help``, then ``(default: ...; --quick: ...)`` (a switch shows only a
+    ``--quick`` that turns it; a None default whose help already names the default shows no default)."""
+    text = metadata(config, f.name).get("help", "")
+    element, optional, several = flag_type(typing.get_type_hints(config)[f.name])
+    all_is_none = optional and not several and element in (int, float)
+    notes = []
+    if element is not bool and not (f.default is None and not all_is_none and "default" in text):
+        notes.append(f"default: {shown(f.default, all_is_none)}")
+    if quick and f.name in quick and quick[f.name] != f.default:
+        notes.append(f"--quick: {'on' if element is bool else shown(quick[f.name], all_is_none)}")
+    if all_is_none:
+        text = f"{text} ('all': no limit)"
+    return (f"{text} ({'; '.join(notes)})" if notes else text).strip().replace("%", "%%")
+
+
+def parser_for(
+    config: type[RunConfig], description: str | None, quick: Mapping[str, Any] | None = None
+) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per field of ``config``, plus ``--quick`` and ``--replot``; ``quick``
+    (the values ``--quick`` sets) is shown in each flag's help."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     hints = typing.get_type_hints(config)
     for f in dataclasses.fields(config):
-        meta = metadata(config, f.name)
         if f.default is dataclasses.MISSING:
             raise TypeError(f"{config.__name__}.{f.name} needs a default (every flag has one).")
-        default = f.default
+        meta, flag, text = metadata(config, f.name), flag_name(config, f), help_text(config, f, quick)
         element, optional, several = flag_type(hints[f.name])
         if element is bool:
-            flag = meta.get("flag", f"--no-{f.name.replace('_', '-')}" if default else f"--{f.name.replace('_', '-')}")
-            parser.add_argument(
-                flag, dest=f.name, action="store_false" if default else "store_true", help=meta.get("help")
-            )
+            parser.add_argument(flag, dest=f.name, action="store_false" if f.default else "store_true", help=text)
             continue
         convert = _optional(element) if optional and not several and element in (int, float) else element
-        text = meta.get("help")
-        if convert is not element:
-            text = f"{text or ''} ('all': no limit)".strip()
-        kwargs: dict[str, Any] = {"dest": f.name, "default": default, "type": convert, "help": text}
+        kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "type": convert, "help": text}
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
         if several:
             kwargs["nargs"] = "*" if optional else "+"
-        parser.add_argument(meta.get("flag", f"--{f.name.replace('_', '-')}"), **kwargs)
+        parser.add_argument(flag, **kwargs)
     own = {f.name for f in dataclasses.fields(config)}  # a config may declare --quick/--replot itself (figures)
     if "quick" not in own:
-        parser.add_argument("--quick", action="store_true", help="the smoke-run defaults (explicit values still win)")
+        parser.add_argument("--quick", action="store_true", help="the smoke-run values (explicit values still win)")
     if "replot" not in own:
-        parser.add_argument("--replot", type=Path, default=None, help="redraw from a saved result, without a model run")
+        parser.add_argument(
+            "--replot",
+            nargs="?",
+            const="",
+            type=str,
+            metavar="RESULT.json",
+            help="redraw from a saved result, without a model run (no value: this experiment's result under --out)",
+        )
     return parser
 
 
 def parse(
     config: type[C], argv: list[str] | None, *, description: str | None = None, quick: dict[str, Any] | None = None
 ) -> tuple[C, Path | None]:
-    """Parse ``argv`` into ``(config, replot path or None)``. With ``--quick``, ``quick`` replaces the
+    """Parse ``argv`` into ``(config, replot path or None)``: with ``--replot`` and no value, the path is the
+    ``--out`` folder (:func:`load_result` finds the result in it). With ``--quick``, ``quick`` replaces the
     defaults; arguments given explicitly still win. The config validates itself before any work."""
-    parser = parser_for(config, description)
+    parser = parser_for(config, description, quick)
     args = parser.parse_args(argv)
     if args.quick and quick:
         parser.set_defaults(**quick)
         args = parser.parse_args(argv)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return config(**values), None if "replot" in values else args.replot
+    parsed = config(**values)
+    if "replot" in values or args.replot is None:
+        return parsed, None
+    return parsed, Path(args.replot) if args.replot else Path(parsed.out)
+
+
+def experiment_config(name: str) -> type[RunConfig] | None:
+    """The ``Config`` of experiment module ``experiments.<name>``, or None when there is no such experiment."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or importlib.util.find_spec(f"experiments.{name}") is None:
+        return None
+    config = getattr(importlib.import_module(f"experiments.{name}"), "Config", None)
+    return config if isinstance(config, type) and issubclass(config, RunConfig) else None
+
+
+def command_line(name: str, config: type[RunConfig], saved: Mapping[str, Any]) -> str:
+    """``python -m experiments.<name> <flags>``: the flags of ``config`` whose value in ``saved`` (a result's
+    saved config) differs from the field's default, in field order, by :func:`parser_for`'s rules: a boolean as
+    its switch (``--no-png``), a tuple as several values, None of an optional number as ``all``. Fields ``saved``
+    lacks are left out (today's default). Raises :class:`InputError` for a value no flag can give (None for a
+    field that takes no ``all``, an empty tuple for a flag that needs a value)."""
+    from lens_bias.provenance import to_jsonable
+
+    hints = typing.get_type_hints(config)
+    words = ["python", "-m", f"experiments.{name}"]
+    for f in dataclasses.fields(config):
+        if f.name not in saved or saved[f.name] == to_jsonable(f.default):
+            continue
+        value, flag = saved[f.name], flag_name(config, f)
+        element, optional, several = flag_type(hints[f.name])
+        if element is bool:
+            words.append(flag)
+        elif value is None and optional and not several and element in (int, float):
+            words += [flag, "all"]
+        elif several and isinstance(value, list) and (value or optional):
+            words += [flag, *map(str, value)]
+        elif value is None or isinstance(value, (list, dict)):
+            raise InputError(f"experiments.{name}: {f.name}={value!r} cannot be given as a flag.")
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
 
 
 def main(
@@ -215,110 +316,36 @@ def main(
     parsed, replot = parse(config, argv, description=description, quick=quick)
     with output_lock(parsed.out) if replot is None else nullcontext():
         path = replot if replot is not None else run(parsed)
+        if path.is_dir():
+            path = saved_result(path, result_name)
         result = load_result(path, result_name)
         report(result, path, parsed)
     return result
 
 
-#: The lock file a run holds in its output folder (see the module docstring).
-LOCK_NAME = ".lens_bias.lock"
+def saved_result(folder: Path, name: str) -> Path:
+    """The one saved result of experiment ``name`` directly in ``folder``; :class:`InputError` if none or several."""
+    from lens_bias.provenance import RESULT_FORMAT
 
-
-@contextmanager
-def output_lock(out: str | Path) -> Iterator[Path]:
-    """Hold ``{out}/.lens_bias.lock`` for the block (creating ``out``); refuse a folder another live run holds
-    (:class:`InputError`), take over the lock of a run that died on this host (one-line warning). The lock
-    file appears complete or not at all (written aside, then hard-linked into place, which fails if it exists)."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / LOCK_NAME
-    mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": _now()})
-    for attempt in range(2):
-        if _create_lock(lock, mine):
-            break
-        text, holder = _read_lock(lock)
-        if holder is None:
-            continue  # released meanwhile: try again
-        pid, host, started = holder.get("pid"), holder.get("host"), holder.get("started")
-        if attempt == 0 and host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
-            warnings.warn(
-                f"--out {folder}: stale lock of pid {pid} (started {started}), which no longer runs; taking it over.",
-                stacklevel=3,
-            )
-            _remove_lock(lock, text)
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
             continue
-        raise InputError(
-            f"--out {folder} is in use by another run (pid {pid} on host {host}, started {started}): wait for it "
-            f"to finish, or pass another --out. If no such run exists, delete {lock}."
-        )
-    else:
-        raise InputError(f"--out {folder}: could not take the lock {lock}; try again, or delete it if no run uses it.")
-    try:
-        yield lock
-    finally:
-        _remove_lock(lock, mine)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _create_lock(lock: Path, text: str) -> bool:
-    """Create ``lock`` holding ``text`` unless it exists; True if created."""
-    fd, aside = tempfile.mkstemp(prefix=f"{lock.name}.", suffix=".tmp", dir=lock.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.link(aside, lock)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(aside)
-
-
-def _read_lock(lock: Path) -> tuple[str, dict[str, Any] | None]:
-    """``(text, holder)`` of a lock file; holder None when it vanished; ``{}`` when it is not a lock's JSON."""
-    try:
-        text = lock.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return "", None
-    try:
-        holder = json.loads(text)
-    except ValueError:
-        return text, {}
-    return text, holder if isinstance(holder, dict) else {}
-
-
-def _remove_lock(lock: Path, text: str) -> None:
-    """Remove ``lock`` if it still holds ``text`` (moved aside first, so another run's new lock is never removed)."""
-    aside = lock.with_name(f"{lock.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        os.replace(lock, aside)
-    except FileNotFoundError:
-        return
-    if aside.read_text(encoding="utf-8") != text:  # not the lock we meant: put it back
-        with suppress(FileExistsError):
-            os.link(aside, lock)
-    aside.unlink()
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (unknown, e.g. on Windows: assumed alive)."""
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: it exists, under another user
-        return True
-    return True
+        if isinstance(document, dict) and document.get("format") == RESULT_FORMAT and document.get("name") == name:
+            found.append(path)
+    if len(found) != 1:
+        what = f"{len(found)} saved {name!r} results ({', '.join(map(str, found))})" if found else f"no {name!r} result"
+        raise InputError(f"--replot: {folder} holds {what}: pass the one to redraw, --replot RESULT.json.")
+    return found[0]
 
 
 def load_result(path: str | Path, name: str) -> Result:
     """A saved result of experiment ``name``; a clear error for a missing file, another format or another
     experiment's result."""
+    from lens_bias.provenance import Result
+
     path = Path(path)
     if not path.is_file() and not path.with_suffix(".json").is_file():
         raise InputError(f"No saved result at {path}: give the .json file an earlier run wrote.")

@@ -8,8 +8,11 @@ BiasScope saved. Every experiment saves its result with config and provenance an
 ``--seed`` and ``--batch-size`` are passed on to every step when given. The benchmarks
 (``experiments.bench_*``) are not figures and are run on their own.
 
+``--replot`` takes no value here: as ``--replot`` without a value in every experiment, it redraws from the
+saved results under ``--out`` (each step's result in its folder; all must exist, checked before any step).
+
 After a run or a replot, the index at the top of ``{--out}/README.md`` is rewritten from every result saved
-under ``--out`` (:mod:`experiments.figure_index`: command, provenance, figures with captions, headline numbers);
+under ``--out`` (:mod:`lens_bias.figures.index`: command, provenance, figures with captions, headline numbers);
 ``--index`` only rewrites it, from what is saved, without running anything.
 
     python -m experiments.figures [--model NAME] [--quick] [--only steering similarity ...]
@@ -22,10 +25,13 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from experiments import cli
-from experiments.figure_index import write_index
 from lens_bias.errors import InputError
+
+if TYPE_CHECKING:  # imported where used: --help must not load torch
+    from lens_bias.figures.index import Experiment
 
 STEPS = ("bias_profile", "steering", "similarity", "patching", "patching_crows", "biasscope", "side_effects")
 
@@ -37,7 +43,9 @@ class Config(cli.RunConfig):
 
     only: tuple[str, ...] = field(default=STEPS, metadata={"help": "run these steps only", "choices": STEPS})
     quick: bool = field(default=False, metadata={"help": "every experiment's --quick (a smoke run)"})
-    replot: bool = field(default=False, metadata={"help": "redraw every figure from the saved results"})
+    replot: bool = field(
+        default=False, metadata={"help": "redraw every figure from the saved results under --out (no model)"}
+    )
     index: bool = field(
         default=False, metadata={"help": "only rewrite {--out}/README.md's index from the saved results (no model)"}
     )
@@ -112,12 +120,26 @@ def commands(config: Config) -> list[tuple[str, str, list[str]]]:
     ]
 
 
+def experiment(name: str) -> Experiment | None:
+    """What the index shows of ``experiments.<name>``'s results (its command line from a saved config, its
+    ``summarize``), or None when there is no such experiment (the result is an artefact)."""
+    from lens_bias.figures.index import Experiment
+
+    config = cli.experiment_config(name)
+    if config is None:
+        return None
+    summarize = getattr(importlib.import_module(f"experiments.{name}"), "summarize", None)
+    return Experiment(lambda saved: cli.command_line(name, config, saved), summarize if callable(summarize) else None)
+
+
 def main(argv: list[str] | None = None) -> None:
     config, _ = cli.parse(Config, argv, description=__doc__)
     for step, module, step_args in [] if config.index else commands(config):
         print(f"== {step}: python -m experiments.{module} {' '.join(step_args)}", flush=True)
         importlib.import_module(f"experiments.{module}").main(step_args)
-    print("wrote", write_index(config.out), "(index of the saved results)")
+    from lens_bias.figures.index import write_index  # here, not at the top: --help speed
+
+    print("wrote", write_index(config.out, experiment), "(index of the saved results)")
 
 
 if __name__ == "__main__":

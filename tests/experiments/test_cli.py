@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import cli
+from experiments import cli, lock
 from lens_bias.errors import InputError
 from lens_bias.provenance import Result
 
@@ -49,6 +50,7 @@ def test_the_config_is_plain_json():
     assert config.to_dict() == {
         "model": cli.EMBEDDED_MODEL,
         "device": "cpu",
+        "dtype": None,
         "seed": 0,
         "batch_size": 8,
         "out": "figures/demo",
@@ -129,7 +131,7 @@ def _tiny_main(out: Path, runs: list[str], argv: list[str] | None = None) -> Res
 
     def run(config: Config) -> Path:
         runs.append(str(config.out))
-        assert (config.out / cli.LOCK_NAME).is_file()  # held while the run works
+        assert lock.read_holder(config.out / lock.LOCK_NAME)["pid"] == os.getpid()  # held while the run works
         return Result("demo", values={}, config=config.to_dict(), provenance={}).save(config.out / "demo")
 
     argv = argv if argv is not None else ["--out", str(out)]
@@ -139,12 +141,12 @@ def _tiny_main(out: Path, runs: list[str], argv: list[str] | None = None) -> Res
 def test_a_run_holds_a_lock_on_its_output_folder_and_releases_it(tmp_path):
     runs: list[str] = []
     _tiny_main(tmp_path / "out", runs)
-    assert runs == [str(tmp_path / "out")] and not (tmp_path / "out" / cli.LOCK_NAME).exists()
+    assert runs == [str(tmp_path / "out")] and lock.read_holder(tmp_path / "out" / lock.LOCK_NAME) is None
 
 
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
     runs: list[str] = []
-    with cli.output_lock(tmp_path):
+    with lock.output_lock(tmp_path):
         with pytest.raises(
             InputError,
             match=rf"--out {tmp_path} is in use by another run \(pid \d+ on host .*\).*wait.*or pass another --out",
@@ -158,8 +160,8 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
 
 def test_a_live_run_in_another_process_blocks_the_folder(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom experiments import cli\n"
-         f"with cli.output_lock({str(tmp_path)!r}):\n    print('held', flush=True)\n    sys.stdin.read()"],
+        [sys.executable, "-c", "import sys, time\nfrom experiments import lock\n"
+         f"with lock.output_lock({str(tmp_path)!r}):\n    print('held', flush=True)\n    sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -168,27 +170,63 @@ def test_a_live_run_in_another_process_blocks_the_folder(tmp_path):
             _tiny_main(tmp_path, [])
     finally:
         holder.communicate("", timeout=60)
-    assert holder.returncode == 0 and not (tmp_path / cli.LOCK_NAME).exists()
+    assert holder.returncode == 0 and lock.read_holder(tmp_path / lock.LOCK_NAME) is None
     _tiny_main(tmp_path, [])
 
 
-def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_warning(tmp_path):
-    import json
-    import socket
-
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    lock = {"pid": int(dead.stdout), "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"}
-    (tmp_path / cli.LOCK_NAME).write_text(json.dumps(lock))
+def test_the_lock_of_a_killed_run_is_taken_over_with_a_warning(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom experiments import lock\n"
+         f"with lock.output_lock({str(tmp_path)!r}):\n    print('held', flush=True)\n    time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()  # SIGKILL: no cleanup runs; the OS releases the lock
+    holder.wait(timeout=60)
     runs: list[str] = []
-    with pytest.warns(UserWarning, match=rf"stale lock .* pid {lock['pid']} .* no longer runs; taking it over"):
+    taken_over = rf"stale lock of pid {holder.pid} on host .*: that run ended without releasing it"
+    with pytest.warns(UserWarning, match=taken_over):
         _tiny_main(tmp_path, runs)
-    assert runs == [str(tmp_path)] and not (tmp_path / cli.LOCK_NAME).exists()
+    assert runs == [str(tmp_path)] and lock.read_holder(tmp_path / lock.LOCK_NAME) is None
 
 
-def test_a_lock_held_on_another_host_is_refused(tmp_path):
+def test_a_lock_file_naming_a_holder_is_taken_over_when_no_process_holds_the_lock(tmp_path):
     import json
 
-    lock = {"pid": 1, "host": "other-host", "started": "2026-01-01T00:00:00+00:00"}
-    (tmp_path / cli.LOCK_NAME).write_text(json.dumps(lock))
-    with pytest.raises(InputError, match=rf"pid 1 on host other-host.*delete {tmp_path / cli.LOCK_NAME}"):
+    left = {"pid": 1, "host": "other-host", "started": "2026-01-01T00:00:00+00:00"}
+    (tmp_path / lock.LOCK_NAME).write_text(json.dumps(left))
+    taken_over = r"stale lock of pid 1 on host other-host, started 2026-01-01T00:00:00\+00:00: that run ended"
+    with pytest.warns(UserWarning, match=taken_over):
         _tiny_main(tmp_path, [])
+
+
+def test_help_shows_each_default_and_quick_value():
+    text = cli.parser_for(Config, None, {"n_pairs": 3, "layers": (1,), "normalize": False}).format_help()
+    flat = " ".join(text.split())
+    assert "--layers LAYERS [LAYERS ...] (default: 4 8; --quick: 1)" in flat
+    assert "('all': no limit) (default: all; --quick: 3)" in flat
+    assert "--raw-norms (--quick: on)" in flat
+    assert "--readout {last,mean_from_difference} (default: last)" in flat
+    assert "--dtype {float32,bfloat16,float16} weights' dtype (default: load_model's" in flat
+
+
+def test_dtype_is_a_shared_flag():
+    assert cli.parse(Config, ["--dtype", "bfloat16"])[0].dtype == "bfloat16"
+    with pytest.raises(SystemExit):
+        cli.parse(Config, ["--dtype", "int8"])
+
+
+def test_replot_without_a_value_takes_the_one_saved_result_under_out(tmp_path):
+    saved = Result("demo", values={}, config={}, provenance={}).save(tmp_path / "demo")
+    replot = cli.parse(Config, ["--replot", "--out", str(tmp_path)])[1]
+    assert replot == tmp_path and cli.saved_result(replot, "demo") == saved
+    assert cli.parse(Config, ["--replot", str(saved)])[1] == saved
+    drawn: list[Path] = []
+    cli.main(Config, ["--replot", "--out", str(tmp_path)], description=None, quick=None, result_name="demo",
+             run=lambda c: pytest.fail("ran"), report=lambda r, path, c: drawn.append(path))  # fmt: skip
+    assert drawn == [saved]
+    Result("demo", values={}, config={}, provenance={}).save(tmp_path / "demo_quick")
+    with pytest.raises(InputError, match=r"holds 2 saved 'demo' results .*--replot RESULT.json"):
+        cli.saved_result(tmp_path, "demo")
+    with pytest.raises(InputError, match="holds no 'other' result"):
+        cli.saved_result(tmp_path, "other")

@@ -8,8 +8,8 @@ import shlex
 import pytest
 
 from experiments import cli, figures, patching
-from experiments.figure_index import END, START
 from lens_bias.errors import InputError
+from lens_bias.figures.index import END, START
 from lens_bias.provenance import Result
 
 
@@ -43,6 +43,8 @@ def test_shared_flags_are_passed_on_when_given(tmp_path):
 
 def test_the_config(tmp_path):
     config, replot = cli.parse(figures.Config, ["--replot", "--quick", "--only", "similarity", "bias_profile"])
+    with pytest.raises(SystemExit):  # --replot takes no value here: the saved results under --out
+        cli.parse(figures.Config, ["--replot", "x.json"])
     assert replot is None and config.replot and config.quick
     assert config.steps == ["bias_profile", "similarity"]  # the study's order
     assert cli.parse(figures.Config, [])[0].steps == list(figures.STEPS)

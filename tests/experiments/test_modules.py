@@ -1,5 +1,6 @@
 """Every experiment runs as a module (``python -m experiments.NAME``): checked with ``--help`` for all of
-them in one interpreter, each through ``runpy`` as ``__main__``."""
+them in one interpreter, each through ``runpy`` as ``__main__``; and ``--help`` is fast: it loads neither torch
+nor TransformerLens (each module in a fresh interpreter)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import experiments
 
-#: Every experiment module (all of ``experiments/`` but the shared flags of ``cli``).
-MODULES = sorted(
-    info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name not in {"cli", "figure_index"}
-)
+#: Every experiment module (all of ``experiments/`` but the shared command line and its run lock).
+MODULES = sorted(info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name not in {"cli", "lock"})
+ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import contextlib, io, json, runpy, sys
@@ -38,7 +40,7 @@ def test_every_experiment_runs_as_a_module():
         [sys.executable, "-c", SCRIPT, *MODULES],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=ROOT,
     )
     assert run.returncode == 0, run.stderr
     outcome = json.loads(run.stdout.splitlines()[-1])
@@ -46,3 +48,31 @@ def test_every_experiment_runs_as_a_module():
         code, printed = outcome[module]
         assert code in (0, None), (module, code, printed)
         assert printed.startswith("usage:"), (module, printed)
+
+
+LIGHT = """
+import contextlib, io, json, runpy, sys
+sys.argv = [sys.argv[1], "--help"]
+try:
+    with contextlib.redirect_stdout(io.StringIO()):
+        runpy.run_module(f"experiments.{sys.argv[0]}", run_name="__main__", alter_sys=True)
+    code = "no exit"
+except SystemExit as stop:
+    code = stop.code
+print(json.dumps([code, sorted(m for m in ("torch", "transformer_lens") if m in sys.modules)]))
+"""
+
+
+@pytest.mark.parametrize("module", ["cli", *MODULES])
+def test_help_loads_neither_torch_nor_transformer_lens(module):
+    """``--help`` must be fast: an experiment imports the library inside its functions, not at the top."""
+    if module == "cli":
+        code = "import sys, experiments.cli, experiments.lock, lens_bias, lens_bias.errors; print(sys.modules.keys())"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        assert "'torch'" not in done.stdout and "'transformer_lens'" not in done.stdout
+        return
+    done = subprocess.run([sys.executable, "-c", LIGHT, module], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    code, heavy = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0 and heavy == [], (module, code, heavy)

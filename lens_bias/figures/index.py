@@ -4,12 +4,10 @@ its figures with their captions and its headline numbers, written into the folde
 Nothing in the index is typed by hand; everything is read from what the experiments saved:
 
 * **Results**: every ``*.json`` under the folder that is a saved :class:`~lens_bias.provenance.Result` of an
-  experiment (its ``name`` is a module ``experiments.<name>`` with a ``Config``). Other saved results (steering
-  vectors, interventions an experiment stores beside its own result) are artefacts, not listed.
-* **Command**: ``python -m experiments.<name>`` with the flags whose saved value differs from that experiment's
-  ``Config`` default today (:func:`command_line`), so running it today reproduces the saved config. Keys of the
-  saved config that are not ``Config`` fields (what an experiment records besides its flags) are ignored; a
-  field the saved config lacks (added after the run) takes today's default.
+  experiment (a name the caller's ``experiments`` lookup knows: :class:`Experiment`). Other saved results
+  (steering vectors, interventions an experiment stores beside its own result) are artefacts, not listed.
+* **Command**: the experiment's ``command(saved config)``, the command line that reproduces the saved config
+  (``python -m experiments.figures --index`` gives :func:`experiments.cli.command_line`).
 * **Provenance**: model name, kind and file hash or revision; data fingerprints; seed; git commit and whether
   the checkout had uncommitted changes; the save time (UTC); the device.
 * **Figures**: the figures in the result's folder, each linked with its caption (the plotly title) and axis
@@ -19,30 +17,25 @@ Nothing in the index is typed by hand; everything is read from what the experime
 * **Headline numbers**: the experiment's own ``summarize(result)`` where it has one (what its run prints), and
   links to the Markdown tables (``*.md``) it wrote beside the result.
 
-Order is deterministic (results and figures by path), and the index holds no time of its own: regenerating it
-from unchanged results rewrites the README byte for byte.
+This module reads only saved files; the library never imports the experiments, so what it knows of them comes
+in as the ``experiments`` lookup. Order is deterministic (results and figures by path), and the index holds no
+time of its own: regenerating it from unchanged results rewrites the README byte for byte.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import importlib.util
 import json
 import re
-import shlex
-import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from experiments import cli
 from lens_bias.errors import InputError
 from lens_bias.figures.primitives import FIGURE_FORMAT, SIDECAR_SUFFIX, layout_titles
 from lens_bias.files import atomic_path
-from lens_bias.provenance import RESULT_FORMAT, Result, to_jsonable
+from lens_bias.provenance import RESULT_FORMAT, Result
 
 START = "<!-- figures-index:start -->"
 END = "<!-- figures-index:end -->"
@@ -65,44 +58,18 @@ class Figure:
     files: tuple[Path, ...]
 
 
-def experiment_config(name: str) -> type[cli.RunConfig] | None:
-    """The ``Config`` of ``experiments.<name>``, or None when there is no such experiment."""
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or importlib.util.find_spec(f"experiments.{name}") is None:
-        return None
-    config = getattr(importlib.import_module(f"experiments.{name}"), "Config", None)
-    return config if isinstance(config, type) and issubclass(config, cli.RunConfig) else None
+@dataclass(frozen=True)
+class Experiment:
+    """What the index shows of an experiment's results besides the saved files: ``command(saved config)``, the
+    command line that reproduces it (raises :class:`InputError` where no command can), and ``summarize(result)``,
+    its headline numbers as text (None: none)."""
+
+    command: Callable[[Mapping[str, Any]], str]
+    summarize: Callable[[Result], str] | None
 
 
-def command_line(name: str, saved: Mapping[str, Any]) -> str:
-    """``python -m experiments.<name> <flags>``: the flags of ``experiments.<name>``'s ``Config`` whose value in
-    ``saved`` (a result's saved config) differs from the field's default, in field order, by the parser's rules
-    (:func:`experiments.cli.parser_for`): a boolean as its switch (``--no-png``), a tuple as several values, None
-    of an optional number as ``all``. Fields ``saved`` lacks are left out (today's default). Raises
-    :class:`InputError` for an unknown experiment or a value no flag can give (None for a field that takes
-    no ``all``, an empty tuple for a flag that needs a value)."""
-    config = experiment_config(name)
-    if config is None:
-        raise InputError(f"No experiment {name!r}: no module experiments.{name} with a Config.")
-    hints = typing.get_type_hints(config)
-    words = ["python", "-m", f"experiments.{name}"]
-    for f in dataclasses.fields(config):
-        if f.name not in saved or saved[f.name] == to_jsonable(f.default):
-            continue
-        value, meta = saved[f.name], cli.metadata(config, f.name)
-        element, optional, several = cli.flag_type(hints[f.name])
-        dashed = f.name.replace("_", "-")
-        flag = meta.get("flag", f"--no-{dashed}" if element is bool and f.default else f"--{dashed}")
-        if element is bool:
-            words.append(flag)
-        elif value is None and optional and not several and element in (int, float):
-            words += [flag, "all"]
-        elif several and isinstance(value, list) and (value or optional):
-            words += [flag, *map(str, value)]
-        elif value is None or isinstance(value, (list, dict)):
-            raise InputError(f"experiments.{name}: {f.name}={value!r} cannot be given as a flag.")
-        else:
-            words += [flag, str(value)]
-    return shlex.join(words)
+#: ``experiments(name)``: the experiment whose results are named ``name``, or None (an artefact, not listed).
+Lookup = Callable[[str], Experiment | None]
 
 
 def read_figure(stem: Path) -> Figure:
@@ -156,16 +123,17 @@ def _hidden(path: Path, folder: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(folder).parts)
 
 
-def render_index(folder: str | Path) -> str:
+def render_index(folder: str | Path, experiments: Lookup) -> str:
     """The Markdown index of ``folder`` (see the module docstring): every experiment result under it, then the
     figures of no result. Links are relative to ``folder`` (where its README lives)."""
     folder = Path(folder)
-    results: dict[Path, Result] = {}
+    results: dict[Path, tuple[Result, Experiment]] = {}
     for path in sorted(p for p in folder.rglob("*.json") if not _hidden(p, folder) and p.is_file()):
         if not path.name.endswith(SIDECAR_SUFFIX) and _is_result(path):
             result = Result.load(path)
-            if experiment_config(result.name) is not None:
-                results[path] = result
+            experiment = experiments(result.name)
+            if experiment is not None:
+                results[path] = (result, experiment)
     by_folder: dict[Path, list[Path]] = {}
     for path in results:
         by_folder.setdefault(path.parent, []).append(path)
@@ -185,18 +153,21 @@ def render_index(folder: str | Path) -> str:
         "saved under this folder and the figures drawn beside them; every number below is read from those files.",
         "Edit only outside the index markers.",
     ]
-    for path, result in results.items():
-        lines += ["", *_result_section(folder, path, result, figures.get(path, []), tables.get(path, []))]
+    for path, (result, experiment) in results.items():
+        section = _result_section(folder, path, result, experiment, figures.get(path, []), tables.get(path, []))
+        lines += ["", *section]
     if figures.get(None):
         lines += ["", "## Figures of no saved result", ""]
         lines += [_figure_line(folder, figure) for figure in figures[None]]
     return "\n".join(lines) + "\n"
 
 
-def _result_section(folder: Path, path: Path, result: Result, figures: list[Figure], tables: list[Path]) -> list[str]:
+def _result_section(
+    folder: Path, path: Path, result: Result, experiment: Experiment, figures: list[Figure], tables: list[Path]
+) -> list[str]:
     relative = path.relative_to(folder).as_posix()
     try:
-        command = f"`{command_line(result.name, result.config)}`"
+        command = f"`{experiment.command(result.config)}`"
     except InputError as error:
         command = f"not reconstructible ({error})"
     lines = [
@@ -215,10 +186,9 @@ def _result_section(folder: Path, path: Path, result: Result, figures: list[Figu
             f"Figures not drawn (run --replot): `python -m experiments.{result.name} --replot {folder.as_posix()}/"
             f"{relative}`."
         )
-    summarize = getattr(importlib.import_module(f"experiments.{result.name}"), "summarize", None)
-    if callable(summarize):
+    if experiment.summarize is not None:
         try:
-            text = summarize(result)
+            text = experiment.summarize(result)
         except (KeyError, IndexError, TypeError, ValueError) as error:  # a result older than today's summarize
             text = f"summarize failed on this result ({type(error).__name__}: {error}); rerun the experiment"
         lines += ["", "Headline numbers (`summarize` of the saved result):", "", "```text", text, "```"]
@@ -290,14 +260,14 @@ def insert_index(text: str, index: str) -> str:
     return f"{text[: start + len(START)]}\n{index}{text[end:]}"
 
 
-def write_index(folder: str | Path) -> Path:
+def write_index(folder: str | Path, experiments: Lookup) -> Path:
     """Write the index of ``folder`` into ``folder/README.md`` (created if missing) atomically; returns its path.
     Raises :class:`InputError` when ``folder`` is not a folder."""
     if not Path(folder).is_dir():
         raise InputError(f"No folder {folder}: give the --out folder the experiments saved their results in.")
     readme = Path(folder) / "README.md"
     old = readme.read_bytes().decode("utf-8") if readme.is_file() else ""
-    new = insert_index(old, render_index(folder))
+    new = insert_index(old, render_index(folder, experiments))
     with atomic_path(readme) as tmp:
         tmp.write_bytes(new.encode("utf-8"))
     return readme
