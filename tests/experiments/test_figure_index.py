@@ -118,7 +118,7 @@ def test_a_figure_reads_the_same_from_its_sidecar_and_from_its_html(tmp_path):
         (
             steering,
             steering.Config(normalize=False, multipliers=(-4.0, 0.0, 4.0), seed=2),
-            "--seed 2 --multipliers -4.0 0.0 4.0 --raw-norms",  # a switch named by its metadata
+            "--seed 2 --multipliers -4.0 0.0 4.0 --no-normalize",  # a default-true switch: --no-<name>
         ),
     ],
 )

@@ -21,8 +21,9 @@ def test_quick_defaults_and_explicit_values():
     config, _ = cli.parse(steering.Config, ["--quick", "--layers", "1", "2"], quick=steering.QUICK)
     assert config.layers == (1, 2) and config.bias_types == ("gender",) and config.multipliers == (-4, 0, 4)
     assert config.n_pairs == 32 and config.normalize is True and config.out == Path("figures/steering")
-    config, _ = cli.parse(steering.Config, ["--raw-norms", "--readout", "last"])
+    config, _ = cli.parse(steering.Config, ["--no-normalize", "--readout", "last", "--method", "first_pc"])
     assert config.normalize is False and config.readout == "last" and config.multipliers == (-4, -2, 0, 2, 4)
+    assert config.method == "first_pc"
 
 
 @pytest.mark.parametrize(
