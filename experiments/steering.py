@@ -1,20 +1,12 @@
 """The bias/refusal steering study (contrastive activation addition), on any loaded model.
 
-For each bias contrast (StereoSet gender/race/religion/profession, the project's gender prompt set) and a
-refusal contrast, on training pairs split by target term:
-  1. paired residual activations at the sweep layers -> a steering vector per layer (``--method``);
-  2. held-out separability per layer (AUC of the projection on the vector) -> the default layer;
-     PCA of positive vs negative activations there;
-  3. the sign fixed by measurement on training pairs (positive multiplier = toward the named side);
-  4. bias under steering on held-out pairs for every layer x multiplier: mean log P(stereotype) -
-     log P(anti-stereotype) (per-token mean) and the share preferring the stereotype; at the default
-     layer also the A/B choice P(stereotyped option) with the position bias;
-  5. refusal under the refusal vector: refusal propensity (log sum P(refusal openers) - log sum
-     P(compliance openers)) on held-out harmful and benign requests; bias vs refusal over the refusal
-     vector's multipliers with their correlation;
-  6. side effects: change in mean log-probability of neutral held-out text for every steering setting;
-  7. open-ended generations with vectors applied, scored offline (refusal phrases, response categories,
-     gendered words in stories about occupations).
+Per bias contrast (StereoSet gender/race/religion/profession, the project's gender prompt set) and a refusal
+contrast, on training pairs split by target term: a steering vector per layer (``--method``); held-out
+separability per layer -> the default layer (PCA there); the sign fixed by measurement on training pairs; bias
+under steering on held-out pairs for every layer x multiplier (per-token mean log P(stereotype) - log P(anti),
+share preferring the stereotype; the A/B choice at the default layer); refusal propensity of held-out harmful
+and benign requests under the refusal vector, bias vs refusal and their correlation; the fluency cost on
+neutral text; open-ended generations scored offline (refusal phrases, gendered words in occupation stories).
 The study is :func:`lens_bias.steering_study.run_study`. Writes ``{out}/steering.json``, the vectors, each
 vector at its chosen layer and largest multiplier as a saved intervention (``{out}/interventions/{name}.json``,
 for ``experiments.side_effects``) and figures to ``{out}/``.
@@ -132,13 +124,19 @@ def run(config: Config) -> Path:
     return path
 
 
+def summarize(result: Result) -> str:
+    """The headline numbers of a saved result, as a run prints them (experiments.figure_index reads them too)."""
+    from lens_bias.steering_study import summarize as summary
+
+    return summary(result.values)
+
+
 def report(result: Result, path: Path, config: Config) -> None:
     """Print the summary and draw the figures of a saved result (a run and ``--replot`` alike)."""
     from lens_bias.figures.primitives import save_figures
     from lens_bias.figures.steering import draw
-    from lens_bias.steering_study import summarize
 
-    print(summarize(result.values))
+    print(summarize(result))
     save_figures(draw(result), path.parent, png=config.png)
 
 
