@@ -64,14 +64,9 @@ def run(config: Config) -> Path:
     set_seed(config.seed)
     model = load_model(config.model, device=config.device)
     template = template_for(model)
+    seed, batch_size = config.seed, config.batch_size
     per_type, fingerprints = bias_profile(
-        model,
-        template,
-        config.bias_types,
-        n_pairs=config.n_stereoset,
-        test_fraction=config.test_fraction,
-        batch_size=config.batch_size,
-        seed=config.seed,
+        model, template, config.bias_types, config.n_stereoset, config.test_fraction, batch_size=batch_size, seed=seed
     )
     recorded = {
         **config.to_dict(),

@@ -32,11 +32,11 @@ def bias_profile(
     model: AnyModel,
     template: ChatTemplate,
     bias_types: Sequence[str],
-    *,
     n_pairs: int | None,
     test_fraction: float,
-    batch_size: int,
-    seed: int,
+    *,
+    batch_size: int = 16,
+    seed: int = 0,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Per bias type, ``{"likelihood": LikelihoodPreference dict, "ab": ABPreference dict}`` on ``n_pairs``
     held-out pairs (None: all; A/B items rendered with ``template``); and the pairs' fingerprints by data name."""
