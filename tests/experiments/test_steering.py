@@ -44,6 +44,12 @@ def test_bad_settings_are_refused_before_the_model_loads(argv, message):
         steering.main(["--model", UNUSED_MODEL, *argv])
 
 
+def test_an_unknown_direction_method_is_refused_before_the_model_loads():
+    # the model name cannot load: the method's lookup must come first to give this message
+    with pytest.raises(InputError, match="Unknown vector method 'pca': use one of 'first_pc', 'mean_difference'"):
+        steering.main(["--model", UNUSED_MODEL, "--method", "pca"])
+
+
 def test_the_config_checks_values_given_in_code():
     with pytest.raises(InputError, match="--bias-types nationality: unknown"):
         steering.Config(bias_types=("gender", "nationality"))
