@@ -3,10 +3,10 @@
 On held-out StereoSet pairs (split by target term) it measures, per bias type (gender, race, religion,
 profession), the likelihood preference (mean per-token log P(stereotype) - log P(anti-stereotype) and the
 share of pairs preferring the stereotype) and the A/B choice (P(stereotyped option) with the model's
-position bias and format mass), all with bootstrap 95% intervals. Writes
+position bias and format mass), all with bootstrap 95% intervals (:mod:`lens_bias.metrics.bias_profile`). Writes
 ``{out}/bias_profile.json`` (values + config + provenance) and ``{out}/bias_profile.{html,png}``.
 
-    python -m experiments.bias_profile [--model NAME] [--n-pairs 120] [--quick]
+    python -m experiments.bias_profile [--model NAME] [--n-stereoset 120] [--quick]
     python -m experiments.bias_profile --replot figures/bias_profile/bias_profile.json
 """
 
@@ -14,19 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from experiments import cli
-from lens_bias.data.records import ContrastPair, fingerprint, split_by_target, to_ab_items
-from lens_bias.data.sampling import sample
-from lens_bias.data.stereoset import BIAS_TYPES as STEREOSET_BIAS_TYPES
-from lens_bias.data.stereoset import load_stereoset, stereoset_pairs
-from lens_bias.errors import InputError
-from lens_bias.figures.primitives import bars_with_ci, save_figure
-from lens_bias.metrics import ab_preference, likelihood_preference
-from lens_bias.models import load_model, model_record
-from lens_bias.prompts import template_for
-from lens_bias.provenance import Result, collect_provenance, set_seed
-from lens_bias.stats import Estimate
+from lens_bias.errors import InputError  # dependency-free (experiments.cli imports it too)
+
+if TYPE_CHECKING:
+    from lens_bias.provenance import Result
+
+# The rest of the library is imported inside run / report (not here) so that --help stays fast.
+#: StereoSet's bias types (lens_bias.data.stereoset.BIAS_TYPES, a test checks they agree).
+STEREOSET_BIAS_TYPES = ("gender", "profession", "race", "religion")
 
 
 @dataclass(frozen=True)
@@ -34,10 +32,10 @@ class Config(cli.RunConfig):
     """One bias profile: which bias types, how many held-out pairs each, how the target terms are split."""
 
     bias_types: tuple[str, ...] = field(
-        default=tuple(STEREOSET_BIAS_TYPES),
+        default=STEREOSET_BIAS_TYPES,
         metadata={"help": "StereoSet bias types to profile", "choices": STEREOSET_BIAS_TYPES},
     )
-    n_pairs: int | None = field(default=120, metadata={"help": "held-out pairs per bias type", "min": 1})
+    n_stereoset: int | None = field(default=120, metadata={"help": "held-out pairs per bias type", "min": 1})
     test_fraction: float = field(default=0.3, metadata={"help": "share of target terms held out, in (0, 1)"})
     batch_size: int = field(default=16, metadata={"help": "rows per forward pass", "min": 1})
     out: Path = field(default=Path("figures/bias_profile"), metadata={"help": "output folder (results, figures)"})
@@ -53,72 +51,23 @@ class Config(cli.RunConfig):
         super().__post_init__()
 
 
-QUICK = {"n_pairs": 24}
-
-
-def held_out_pairs(bias_type: str, n_pairs: int | None, test_fraction: float, seed: int) -> list[ContrastPair]:
-    """Held-out StereoSet pairs (intra- and intersentence) of one bias type, split by target term; ``n_pairs``
-    of them drawn with ``seed`` (sorted by id), or all for None."""
-    _, test = split_by_target(stereoset_pairs(load_stereoset(bias_types=[bias_type])), test_fraction, seed)
-    return sample(test, n_pairs, seed, key=lambda pair: pair.id)
-
-
-def draw(result: Result):
-    """The figure of a saved bias-profile result."""
-    types = list(result.values["per_bias_type"])
-    per = result.values["per_bias_type"]
-    series = {
-        "likelihood: share preferring stereotype": [
-            Estimate.from_dict(per[t]["likelihood"]["share_positive"]) for t in types
-        ],
-        "A/B: P(stereotyped option)": [Estimate.from_dict(per[t]["ab"]["p_positive"]) for t in types],
-        "A/B: position bias P(A)": [Estimate.from_dict(per[t]["ab"]["position_bias"]) for t in types],
-    }
-    model = result.provenance["model"]["name"]
-    return bars_with_ci(
-        types,
-        series,
-        title=f"Preference for the stereotype on held-out StereoSet pairs ({model})",
-        y_title="share / probability (0.5 = no preference)",
-        reference_line=0.5,
-    )
-
-
-def summarize(result: Result) -> str:
-    """One line per bias type: likelihood share and mean difference, A/B choice, position bias, format mass."""
-    lines = []
-    for bias_type, entry in result.values["per_bias_type"].items():
-        likelihood = {k: Estimate.from_dict(v) for k, v in entry["likelihood"].items() if isinstance(v, dict)}
-        ab = {k: Estimate.from_dict(v) for k, v in entry["ab"].items() if isinstance(v, dict)}
-        lines.append(
-            f"{bias_type:>10}: likelihood share {likelihood['share_positive']}, mean diff "
-            f"{likelihood['mean_logprob_diff']} | A/B P(stereo) {ab['p_positive']}, position bias "
-            f"{ab['position_bias']}, format mass {ab['format_mass']}"
-        )
-    return "\n".join(lines)
+QUICK = {"n_stereoset": 24}
 
 
 def run(config: Config) -> Path:
     """Profile every bias type of ``config``; save the result and return its JSON path."""
+    from lens_bias.metrics.bias_profile import bias_profile
+    from lens_bias.models import load_model, model_record
+    from lens_bias.prompts import template_for
+    from lens_bias.provenance import Result, collect_provenance, set_seed
+
     set_seed(config.seed)
     model = load_model(config.model, device=config.device)
     template = template_for(model)
-    per_type, fingerprints = {}, {}
-    for bias_type in config.bias_types:
-        pairs = held_out_pairs(bias_type, config.n_pairs, config.test_fraction, config.seed)
-        fingerprints[f"stereoset-{bias_type}-test"] = fingerprint(pairs)
-        likelihood = likelihood_preference(
-            model, pairs, batch_size=config.batch_size, seed=config.seed, progress=f"{bias_type}: likelihood"
-        )
-        ab = ab_preference(
-            model,
-            to_ab_items(pairs, seed=config.seed),
-            template,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            progress=f"{bias_type}: A/B",
-        )
-        per_type[bias_type] = {"likelihood": likelihood.to_dict(), "ab": ab.to_dict()}
+    seed, batch_size = config.seed, config.batch_size
+    per_type, fingerprints = bias_profile(
+        model, template, config.bias_types, config.n_stereoset, config.test_fraction, batch_size=batch_size, seed=seed
+    )
     recorded = {
         **config.to_dict(),
         "template": template.describe(model.tokenizer),
@@ -135,8 +84,18 @@ def run(config: Config) -> Path:
     return result.save(config.out / "bias_profile")
 
 
+def summarize(result: Result) -> str:
+    """The headline numbers of a saved result, as a run prints them (experiments.figure_index reads them too)."""
+    from lens_bias.metrics.bias_profile import summarize as summary
+
+    return summary(result.values)
+
+
 def report(result: Result, path: Path, config: Config) -> None:
     """Print the per-bias-type summary and draw the figure next to the saved result."""
+    from lens_bias.figures.bias_profile import draw
+    from lens_bias.figures.primitives import save_figure
+
     print(summarize(result))
     print("wrote", path, *save_figure(draw(result), path.with_suffix(""), png=config.png))
 

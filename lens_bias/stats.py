@@ -417,3 +417,16 @@ def curve_correlation(
     tail = (1 - level) / 2
     low, high = np.quantile(replicates, [tail, 1 - tail])
     return Estimate(float(_CORRELATIONS[method](cx, cy)), float(low), float(high), len(xa) + len(ya), level)
+
+
+def paired_change(before: Any, after: Any, *, seed: int = 0) -> Estimate:
+    """The mean per-item change ``after - before`` (the same items, in order), with a bootstrap interval."""
+    return bootstrap_mean(np.asarray(after) - np.asarray(before), seed=seed)
+
+
+def grid_correlation(x: Any, y: Any, *, seed: int = 0) -> Estimate | None:
+    """:func:`curve_correlation` of per-setting item scores: ``x`` is ``[G, n_x]`` and ``y`` ``[G, n_y]`` (one
+    row per grid setting, e.g. per multiplier of a sweep); None with fewer than 3 settings."""
+    if len(x) < 3:
+        return None
+    return curve_correlation(np.array(x).T, np.array(y).T, seed=seed)

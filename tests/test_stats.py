@@ -225,3 +225,19 @@ def test_bootstrap_rows_needs_a_defined_value():
 
     with pytest.raises(InputError, match="not finite"):
         bootstrap_rows(lambda rows: float("nan"), np.arange(5))
+
+
+def test_paired_change_is_the_bootstrap_mean_of_the_differences() -> None:
+    from lens_bias.stats import bootstrap_mean, paired_change
+
+    before, after = [1.0, 2.0, 4.0, 3.0], [2.0, 2.5, 5.0, 3.0]
+    assert paired_change(before, after, seed=3) == bootstrap_mean(np.array(after) - np.array(before), seed=3)
+
+
+def test_grid_correlation_needs_three_settings_and_takes_rows_per_setting() -> None:
+    from lens_bias.stats import grid_correlation
+
+    x = [[0.0, 0.1], [1.0, 1.2], [2.0, 2.1]]  # 3 settings x 2 items
+    y = [[5.0, 5.5, 5.2], [4.0, 4.1, 3.9], [3.0, 3.3, 2.8]]  # 3 settings x 3 items
+    assert grid_correlation(x[:2], y[:2]) is None
+    assert grid_correlation(x, y, seed=1) == curve_correlation(np.array(x).T, np.array(y).T, seed=1)

@@ -34,7 +34,7 @@ from lens_bias.localize.runs import injection_runs, selected_heads
 from lens_bias.models import model_record
 from lens_bias.provenance import collect_provenance, to_jsonable
 from lens_bias.steering import FittedVector, fit_vector, preference_measure, refusal_vector
-from lens_bias.steering.sweep import Measure
+from lens_bias.steering.sweep import OrientationMeasure
 
 STEER_MULTIPLIERS = (-8.0, -4.0, -2.0, -1.0, 1.0, 2.0, 4.0, 8.0)
 """Raw multipliers a debiasing vector is calibrated over: negative toward the anti-stereotype, positive for
@@ -121,7 +121,7 @@ def _oriented_bias_vector(
     seed: int,
     batch_size: int,
     progress: bool,
-) -> tuple[FittedVector, list[ContrastPair], Measure]:
+) -> tuple[FittedVector, list[ContrastPair], OrientationMeasure]:
     """The mean-difference vector of ``bias_type`` (averaged from the first differing token) on its training
     targets, its best held-out layer, its sign fixed with ``+/- orient_multiplier`` so that + is toward the
     stereotype on the first ``n_calibration`` training pairs; returns (vector, those pairs, their measure)."""

@@ -1,15 +1,16 @@
-"""Paired activations -> a steering vector (mean difference or first principal component) or an SVD subspace.
+"""Paired activations -> a steering vector (a registered vector method) or an SVD subspace.
 
-:func:`build_vector` turns :class:`ContrastActivations` into a :class:`SteeringVector` by ``mean_difference``
-or ``first_pc`` (first principal component of the centred paired differences, sign fixed so the positive
-side projects positive); :func:`svd_subspace` keeps the components explaining a share of variance, for the
-self-alignment edit rules (:class:`lens_bias.interventions.SubspaceEdit`).
+:func:`build_vector` turns :class:`ContrastActivations` into a :class:`SteeringVector` by a vector method
+registered by name (:mod:`lens_bias.steering.methods`): ``mean_difference`` or ``first_pc`` (first principal
+component of the centred paired differences, sign fixed so the positive side projects positive), both
+registered here; :func:`svd_subspace` (registered as the subspace method ``svd``) keeps the components
+explaining a share of variance, for the self-alignment edit rules (:class:`lens_bias.interventions.SubspaceEdit`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from jaxtyping import Float
@@ -21,8 +22,27 @@ from lens_bias.directions import SteeringVector, Subspace
 from lens_bias.errors import InputError
 from lens_bias.models import model_record
 from lens_bias.steering.contrast import ContrastActivations
+from lens_bias.steering.methods import (
+    Method,
+    SVDConfig,
+    register_subspace_method,
+    register_vector_method,
+    vector_method,
+)
 
-Method = Literal["mean_difference", "first_pc"]
+
+@register_vector_method("mean_difference")
+def mean_difference(differences: Float[Tensor, "n n_layers d"]) -> Float[Tensor, "n_layers d"]:
+    """Mean over pairs of (positive - negative), per layer (residual units)."""
+    return differences.mean(0)
+
+
+@register_vector_method("first_pc")
+def first_pc(differences: Float[Tensor, "n n_layers d"]) -> Float[Tensor, "n_layers d"]:
+    """Per layer, the first principal component of the mean-centred paired differences, scaled to the norm of
+    the mean difference (so multipliers compare across methods), the positive side projecting positive."""
+    mean = differences.mean(0)
+    return torch.stack([_first_pc(differences[:, i], mean[i]) * mean[i].norm() for i in range(differences.shape[1])])
 
 
 def _first_pc(differences: Float[Tensor, "n d"], mean_difference: Float[Tensor, " d"]) -> Float[Tensor, " d"]:
@@ -38,33 +58,19 @@ def build_vector(
     name: str,
     activations: ContrastActivations,
     *,
-    method: Method = "mean_difference",
+    method: Method | str = "mean_difference",
     model: HookedTransformer | None = None,
     dataset: str = "",
     items: Sequence[Any] | None = None,
     seed: int | None = None,
 ) -> SteeringVector:
-    """A :class:`SteeringVector` from paired activations.
-
-    ``mean_difference``: mean over pairs of (positive - negative), per layer (residual units).
-    ``first_pc``: first principal component of the mean-centred paired differences, scaled to the norm
-    of the mean difference so multipliers compare across methods; sign fixed so the positive side
-    projects positive.
+    """A :class:`SteeringVector` from paired activations by the vector method registered as ``method``
+    (:func:`mean_difference`, :func:`first_pc`; an unknown name raises InputError naming the known ones).
     ``model``/``dataset``/``items``/``seed`` fill the provenance (model record, data fingerprint).
     """
+    directions_of = vector_method(method)
     differences = (activations.positive - activations.negative).float()
-    mean_difference = differences.mean(0)  # [n_layers, d_model]
-    if method == "mean_difference":
-        directions = mean_difference
-    elif method == "first_pc":
-        directions = torch.stack(
-            [
-                _first_pc(differences[:, i], mean_difference[i]) * mean_difference[i].norm()
-                for i in range(len(activations.layers))
-            ]
-        )
-    else:
-        raise InputError(f"Unknown method {method!r}: use 'mean_difference' or 'first_pc'.")
+    directions = directions_of(differences)  # [n_layers, d_model]
     both = torch.cat([activations.positive, activations.negative]).float()
     provenance = {
         "method": method,
@@ -80,11 +86,12 @@ def build_vector(
     return SteeringVector(name, activations.layers, directions, both.norm(dim=-1).mean(0), activations.hook, provenance)
 
 
+@register_subspace_method("svd", SVDConfig)
 def svd_subspace(
     activations: ContrastActivations,
     *,
-    variance: float = 0.9,
-    max_pair_cosine: float | None = None,
+    variance: float = SVDConfig.variance,
+    max_pair_cosine: float | None = SVDConfig.max_pair_cosine,
 ) -> Subspace:
     """The SVD subspace of (positive - negative) per layer, keeping components up to ``variance``.
 

@@ -23,6 +23,7 @@ from torch import Tensor
 from lens_bias.directions import Subspace
 from lens_bias.errors import InputError
 from lens_bias.steering.contrast import ContrastActivations
+from lens_bias.steering.methods import CCSConfig, register_subspace_method
 
 #: Floor for a per-dimension standard deviation (constant dimensions are left at zero, not divided by 0).
 _MIN_STD = 1e-6
@@ -95,14 +96,15 @@ def _train(
         return weight.detach(), losses()
 
 
+@register_subspace_method("ccs", CCSConfig)
 def ccs_subspace(
     activations: ContrastActivations,
     *,
-    seed: int = 0,
-    n_tries: int = 10,
-    epochs: int = 1000,
-    lr: float = 1e-3,
-    weight_decay: float = 0.01,
+    seed: int = CCSConfig.seed,
+    n_tries: int = CCSConfig.n_tries,
+    epochs: int = CCSConfig.epochs,
+    lr: float = CCSConfig.lr,
+    weight_decay: float = CCSConfig.weight_decay,
 ) -> Subspace:
     """One CCS direction per layer of ``activations``, as a :class:`Subspace` with one unit row per layer.
 

@@ -26,10 +26,11 @@ from lens_bias.errors import InputError
 from lens_bias.forward.hooks import ResidHook
 from lens_bias.forward.readouts import score_pairs
 from lens_bias.prompts import ChatTemplate
-from lens_bias.steering.build import Method, build_vector
+from lens_bias.steering.build import build_vector
 from lens_bias.steering.contrast import ContrastActivations, SentenceReadout, contrast_activations
+from lens_bias.steering.methods import Method
 from lens_bias.steering.separability import best_layer, effect_size, separability
-from lens_bias.steering.sweep import Measure, orient
+from lens_bias.steering.sweep import OrientationMeasure, orient
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,9 @@ class FittedVector:
             raise InputError("Normalise before orienting: the orientation was measured at the old norm.")
         return replace(self, vector=self.vector.normalized(norms)).measured()
 
-    def oriented(self, measure: Measure, multiplier: float, *, start: str | None = "instruction_end") -> "FittedVector":
+    def oriented(
+        self, measure: OrientationMeasure, multiplier: float, *, start: str | None = "instruction_end"
+    ) -> "FittedVector":
         """The sign fixed by ``measure`` at :attr:`layer` with ``+/- multiplier``
         (:func:`lens_bias.steering.orient`)."""
         if self.layer is None:
@@ -85,7 +88,9 @@ class FittedVector:
         return replace(self, vector=vector, orientation=record)
 
 
-def preference_measure(model: HookedTransformer, pairs: Sequence[ContrastPair], *, batch_size: int = 16) -> Measure:
+def preference_measure(
+    model: HookedTransformer, pairs: Sequence[ContrastPair], *, batch_size: int = 16
+) -> OrientationMeasure:
     """The orientation measure of sentence contrasts: under the steering, the mean over ``pairs`` of
     per-token mean log P(positive) - log P(negative) (nats; :func:`lens_bias.forward.readouts.score_pairs`)."""
 
@@ -93,6 +98,27 @@ def preference_measure(model: HookedTransformer, pairs: Sequence[ContrastPair], 
         return float(score_pairs(model, pairs, interventions=steer, batch_size=batch_size).preference().mean())
 
     return measure
+
+
+N_CALIBRATION = 32
+"""Training pairs a sentence contrast's sign is measured on (:func:`orient_toward_positive`)."""
+
+
+def orient_toward_positive(
+    model: HookedTransformer,
+    fitted: FittedVector,
+    multiplier: float,
+    *,
+    n_calibration: int = N_CALIBRATION,
+    batch_size: int = 16,
+) -> tuple[FittedVector, list[ContrastPair], OrientationMeasure]:
+    """``fitted`` with its sign fixed so that ``+multiplier`` (added at every position of its best layer)
+    raises the preference for the positive side (:func:`preference_measure`) of its first ``n_calibration``
+    training pairs, as :func:`lens_bias.steering.orient` measures it; returns (oriented fit, those pairs, their
+    measure)."""
+    calibration = list(fitted.split.train[:n_calibration])
+    measure = preference_measure(model, calibration, batch_size=batch_size)
+    return fitted.oriented(measure, multiplier, start=None), calibration, measure
 
 
 def fit_vector(
@@ -104,11 +130,11 @@ def fit_vector(
     template: ChatTemplate | None = None,
     readout: SentenceReadout = "last",
     hook: ResidHook = "resid_post",
-    method: Method = "mean_difference",
+    method: Method | str = "mean_difference",
     batch_size: int = 16,
     seed: int | None = None,
     held_out: bool = True,
-    orient_by: Measure | None = None,
+    orient_by: OrientationMeasure | None = None,
     orient_multiplier: float | None = None,
     orient_start: str | None = "instruction_end",
     progress: bool | str = False,
@@ -117,10 +143,11 @@ def fit_vector(
 
     ``template``: required for chat splits (``split.chat``: prompts as user messages, sides as answer starts),
     refused for raw-text ones. ``readout``/``hook``/``batch_size``: how activations are read
-    (:func:`contrast_activations`); ``method``: :func:`build_vector`'s; ``seed``: recorded in the provenance.
+    (:func:`contrast_activations`); ``method``: a registered vector method (:func:`build_vector`); ``seed``:
+    recorded in the provenance.
     ``held_out=False`` reads only the training pairs (no separability, layer or orientation).
-    ``orient_by``: a :data:`Measure` (e.g. :func:`preference_measure` on training pairs) to fix the sign with
-    ``+/- orient_multiplier`` at the best layer, added from ``orient_start`` on.
+    ``orient_by``: an :data:`OrientationMeasure` (e.g. :func:`preference_measure` on training pairs) to fix the
+    sign with ``+/- orient_multiplier`` at the best layer, added from ``orient_start`` on.
     ``progress``: True or a label (default label: the name) for progress bars.
     """
     name = name or split.name

@@ -16,8 +16,9 @@ from lens_bias.directions import SteeringVector
 from lens_bias.interventions import AddVector
 from lens_bias.models import AnyModel
 
-#: A number read under some steering (e.g. the mean preference for the positive side of training pairs).
-Measure = Callable[[list[AddVector]], float]
+#: The number :func:`orient` fixes a sign by: a scalar read under some steering (e.g. the mean preference
+#: for the positive side of training pairs, nats).
+OrientationMeasure = Callable[[list[AddVector]], float]
 #: A sweep's readout: ``evaluate(model, interventions) -> JSON-ready values`` of one setting.
 Evaluate = Callable[[AnyModel, list[AddVector]], dict[str, Any]]
 
@@ -67,7 +68,7 @@ def _evaluate_cell(evaluate: Evaluate, model: AnyModel, steer: list[AddVector]) 
 
 def orient(
     vector: SteeringVector,
-    measure: Measure,
+    measure: OrientationMeasure,
     layer: int,
     multiplier: float,
     *,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 
 from experiments import bias_profile, cli
+from lens_bias.data.stereoset import BIAS_TYPES as STEREOSET_BIAS_TYPES
 from lens_bias.errors import InputError
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
-        (["--n-pairs", "-3"], "--n-pairs must be >= 1, got -3"),
+        (["--n-stereoset", "0"], "--n-stereoset must be >= 1, got 0"),
+        (["--n-stereoset", "-3"], "--n-stereoset must be >= 1, got -3"),
         (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
         (["--test-fraction", "0"], r"--test-fraction must be in \(0, 1\), got 0.0"),
         (["--test-fraction", "1"], r"--test-fraction must be in \(0, 1\), got 1.0"),
@@ -26,9 +27,9 @@ def test_bad_config_is_refused_before_the_model_loads(argv, message, no_model):
 
 def test_config_defaults_and_all_pairs():
     config, replot = cli.parse(bias_profile.Config, ["--quick"], quick=bias_profile.QUICK)
-    assert replot is None and config.n_pairs == 24 and config.batch_size == 16
-    assert set(config.bias_types) == {"gender", "profession", "race", "religion"}
-    assert bias_profile.Config(n_pairs=None).n_pairs is None  # None = every held-out pair
+    assert replot is None and config.n_stereoset == 24 and config.batch_size == 16
+    assert config.bias_types == STEREOSET_BIAS_TYPES  # the experiment's copy (kept light for --help) agrees
+    assert bias_profile.Config(n_stereoset=None).n_stereoset is None  # None = every held-out pair
     with pytest.raises(InputError, match="Unknown bias types"):
         bias_profile.Config(bias_types=("gender", "age"))
     with pytest.raises(SystemExit):  # not a choice: a usage error
@@ -42,7 +43,7 @@ def test_bias_profile_experiment(tiny_llama_dir, tmp_path, capsys):
             "--model",
             str(tiny_llama_dir),
             "--quick",
-            "--n-pairs",
+            "--n-stereoset",
             "6",
             "--bias-types",
             "gender",
@@ -52,7 +53,7 @@ def test_bias_profile_experiment(tiny_llama_dir, tmp_path, capsys):
             str(tmp_path),
         ]
     )
-    assert result.config["n_pairs"] == 6 and set(result.values["per_bias_type"]) == {"gender", "race"}
+    assert result.config["n_stereoset"] == 6 and set(result.values["per_bias_type"]) == {"gender", "race"}
     assert result.values["per_bias_type"]["gender"]["likelihood"]["n"] == 6
     assert (tmp_path / "bias_profile.html").exists()
     printed = capsys.readouterr().out

@@ -14,6 +14,7 @@ from lens_bias.errors import InputError
 from lens_bias.figures import index as figure_index
 from lens_bias.figures import primitives as plotting
 from lens_bias.figures.index import END, START, insert_index, read_figure
+from lens_bias.figures.bias_profile import draw as draw_bias_profile
 from lens_bias.provenance import Result
 from lens_bias.stats import Estimate
 
@@ -34,7 +35,7 @@ def _bias_profile(out: Path) -> Result:
         "likelihood": {"share_positive": estimate, "mean_logprob_diff": estimate},
         "ab": {"p_positive": estimate, "position_bias": estimate, "format_mass": estimate},
     }
-    config = bias_profile.Config(bias_types=("gender", "race"), n_pairs=10, png=False, out=out)
+    config = bias_profile.Config(bias_types=("gender", "race"), n_stereoset=10, png=False, out=out)
     return Result(
         name="bias_profile",
         values={"per_bias_type": {"gender": entry, "race": entry}},
@@ -49,7 +50,7 @@ def saved(tmp_path: Path) -> Path:
     (an artefact, not an experiment result) and an old figure of no result, drawn before sidecars existed."""
     profile = _bias_profile(tmp_path / "bias_profile")
     profile.save(tmp_path / "bias_profile" / "bias_profile")
-    plotting.save_figure(bias_profile.draw(profile), tmp_path / "bias_profile" / "bias_profile", png=False)
+    plotting.save_figure(draw_bias_profile(profile), tmp_path / "bias_profile" / "bias_profile", png=False)
     config = patching.Config(targets=("z", "resid_pre"), n_pairs=None, stem="swap", out=tmp_path / "patching")
     Result("patching", {}, config.to_dict(), PROVENANCE).save(tmp_path / "patching" / "swap")
     Result("steering_vector", {}, {}, PROVENANCE).save(tmp_path / "bias_profile" / "vectors" / "gender")
@@ -82,8 +83,8 @@ def test_the_index_lists_each_result_with_its_command_provenance_figures_and_sum
     out = shlex.quote(str(saved / "bias_profile"))
     assert "## bias_profile: [`bias_profile/bias_profile.json`](bias_profile/bias_profile.json)" in text
     assert (
-        f"- command: `python -m experiments.bias_profile --out {out} --no-png --bias-types gender race --n-pairs 10`"
-        in text
+        f"- command: `python -m experiments.bias_profile --out {out} --no-png --bias-types gender race "
+        "--n-stereoset 10`" in text
     )
     assert "- model: `tiny` (hf-folder, float32, sha256 `bbbbbbbbbbbb`)" in text
     assert "- data: stereoset-gender-test `0123456789abcdef`, extra none" in text
@@ -134,7 +135,7 @@ def test_a_figure_reads_the_same_from_its_sidecar_and_from_its_html(tmp_path):
         (
             steering,
             steering.Config(normalize=False, multipliers=(-4.0, 0.0, 4.0), seed=2),
-            "--seed 2 --multipliers -4.0 0.0 4.0 --raw-norms",  # a switch named by its metadata
+            "--seed 2 --multipliers -4.0 0.0 4.0 --no-normalize",  # a default-true switch: --no-<name>
         ),
     ],
 )

@@ -21,8 +21,9 @@ def test_quick_defaults_and_explicit_values():
     config, _ = cli.parse(steering.Config, ["--quick", "--layers", "1", "2"], quick=steering.QUICK)
     assert config.layers == (1, 2) and config.bias_types == ("gender",) and config.multipliers == (-4, 0, 4)
     assert config.n_pairs == 32 and config.normalize is True and config.out == Path("figures/steering")
-    config, _ = cli.parse(steering.Config, ["--raw-norms", "--readout", "last"])
+    config, _ = cli.parse(steering.Config, ["--no-normalize", "--readout", "last", "--method", "first_pc"])
     assert config.normalize is False and config.readout == "last" and config.multipliers == (-4, -2, 0, 2, 4)
+    assert config.method == "first_pc"
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,12 @@ def test_quick_defaults_and_explicit_values():
 def test_bad_settings_are_refused_before_the_model_loads(argv, message):
     with pytest.raises(InputError, match=message):
         steering.main(["--model", UNUSED_MODEL, *argv])
+
+
+def test_an_unknown_direction_method_is_refused_before_the_model_loads():
+    # the model name cannot load: the method's lookup must come first to give this message
+    with pytest.raises(InputError, match="Unknown vector method 'pca': use one of 'first_pc', 'mean_difference'"):
+        steering.main(["--model", UNUSED_MODEL, "--method", "pca"])
 
 
 def test_the_config_checks_values_given_in_code():
