@@ -13,7 +13,7 @@ from lens_bias.localize import study
 
 def test_the_attributes_are_the_injection_specs():
     """The experiment spells its choices out (it imports no library module at its top: --help speed)."""
-    assert biasscope.ATTRIBUTES == tuple(sorted(spec.name for spec in injection_specs()))
+    assert tuple(sorted(spec.name for spec in injection_specs())) == biasscope.ATTRIBUTES
 
 
 @pytest.mark.parametrize(

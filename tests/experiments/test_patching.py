@@ -42,10 +42,10 @@ def test_config_defaults_quick_and_all_pairs():
 
 def test_the_choices_are_the_librarys():
     """The experiment spells its choices out (it imports no library module at its top: --help speed)."""
-    assert patching.TARGETS == tuple(TARGETS)
-    assert patching.HEAD_TARGETS == tuple(name for name, target in TARGETS.items() if target.unit == "head")
-    assert patching.GROUPS == tuple(gender_swap_groups())
-    assert patching.CROWS_TYPES == tuple(CROWS_BIAS_TYPES)
+    assert tuple(TARGETS) == patching.TARGETS
+    assert tuple(name for name, target in TARGETS.items() if target.unit == "head") == patching.HEAD_TARGETS
+    assert tuple(gender_swap_groups()) == patching.GROUPS
+    assert tuple(CROWS_BIAS_TYPES) == patching.CROWS_TYPES
     assert set(cli.metadata(patching.Config, "direction")["choices"]) == set(DIRECTIONS)
 
 

@@ -15,7 +15,7 @@ from lens_bias.similarity import study
 def test_the_bias_types_are_the_raw_text_contrasts():
     """The experiment spells its choices out (it imports no library module at its top: --help speed); they are
     the named contrasts read as raw text (all but refusal), the names steering's --bias-types takes."""
-    assert similarity.BIAS_TYPES == tuple(name for name in CONTRASTS if name != "refusal")
+    assert tuple(name for name in CONTRASTS if name != "refusal") == similarity.BIAS_TYPES
     assert similarity.Config().model == EMBEDDED_MODEL
 
 
