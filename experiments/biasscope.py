@@ -26,9 +26,9 @@ figures ``head_scores_patching``, ``head_scores_dla``, ``topk_overlap``, ``bias_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from experiments import cli
 
@@ -40,6 +40,7 @@ ATTRIBUTES = ("bad_at_math", "reckless_driving")  # the injection specs (a liter
 #: What --quick changes (a smoke run of the whole pipeline in about three minutes on 2 CPU cores).
 #: Its injections are too short for stable maps, so it selects by top-k count without a recurrence threshold.
 QUICK = {"steps": 20, "seeds": [0, 1], "n_templates": 3, "min_runs": 1, "n_random": 3, "n_crows_pairs": 24}
+QUICK |= {"n_stereoset": 24, "n_neutral": 30, "n_bbq_disambig": 8, "n_lms": 24, "n_knowledge": 24}
 QUICK |= {"n_stereoset": 24, "n_neutral": 30, "n_bbq_disambig": 8, "n_lms": 24, "n_knowledge": 24}
 
 
@@ -90,8 +91,7 @@ class Config(cli.SweepConfig):
         from lens_bias.localize import BiasScopeConfig
 
         spec = next(spec for spec in injection_specs() if spec.name == self.attribute)
-        names = ("seeds", "k", "steps", "lr", "n_templates", "direction", "method", "min_runs", "scale", "n_random")
-        names += ("real_entities", "n_crows_pairs", "n_stereoset", "destructive_layer", "batch_size")
+        names = [f.name for f in fields(BiasScopeConfig) if f.name != "spec"]  # the rest are flags of the same name
         return BiasScopeConfig(spec, **{name: getattr(self, name) for name in names})
 
 
@@ -113,7 +113,7 @@ def run(config: Config) -> Path:
         study = biasscope(model, config.study(), cells=cells, progress=True)
     study.save_entities(config.out, record)
     print(*study.lines(), sep="\n")
-    sizes = {"n_neutral": config.n_neutral, "n_bbq": config.n_bbq_disambig, "n_stereoset": config.n_lms}
+    sizes: dict[str, Any] = {"n_neutral": config.n_neutral, "n_bbq": config.n_bbq_disambig, "n_stereoset": config.n_lms}
     se_config = SideEffectConfig(**sizes, n_knowledge=config.n_knowledge, seed=seed, batch_size=config.batch_size)
     baseline = capability_scores(model, (), se_config, progress=True)
     reports = {}

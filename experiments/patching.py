@@ -13,7 +13,7 @@ stereotype there, so normalised scores are well defined; how many of the screene
 
 ``--pairs crows_pairs``: CrowS-Pairs sentences (``--crows-types``, default all nine types), clean = the more
 stereotyping sentence, corrupted = the other, kept where the two differ in one span of tokens of the same
-length and share the rest of the sentence after it (:func:`lens_bias.patching.select_crows_pairs`).
+length and share the rest of the sentence after it (:func:`lens_bias.patching.select_pairs`).
 Metric: the summed log-probability of that shared continuation. Pairs differ in length and wording, so
 positions do not line up across pairs: only whole-layer head targets (``z``, ``k``, ``v``) are averaged.
 
@@ -46,7 +46,15 @@ if TYPE_CHECKING:
 TARGETS = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "z", "z_pos", "k", "v", "k_pos", "v_pos")
 HEAD_TARGETS = ("z", "k", "v")  # whole-layer head targets: the only ones averaged over CrowS-Pairs sentences
 GROUPS = tuple(f"occupation-t{i}" for i in range(6)) + ("trait-t0", "trait-t2", "activity-t0")
-CROWS_TYPES = ("age", "disability", "gender", "nationality", "physical-appearance", "race-color", "religion")
+CROWS_TYPES: tuple[str, ...] = (
+    "age",
+    "disability",
+    "gender",
+    "nationality",
+    "physical-appearance",
+    "race-color",
+    "religion",
+)
 CROWS_TYPES += ("sexual-orientation", "socioeconomic")
 DEFAULT_TARGETS = ("resid_pre", "attn_out", "mlp_out", "z")
 #: What --quick changes (a smoke run).
@@ -102,16 +110,13 @@ def run(config: Config) -> Path:
     from lens_bias.cells import CellStore, model_key
     from lens_bias.data.records import fingerprint
     from lens_bias.models import load_model, model_record
-    from lens_bias.patching import METRIC_NAMES, patch_targets, select_crows_pairs, select_gender_swap_pairs
+    from lens_bias.patching import METRIC_NAMES, patch_targets, select_pairs
     from lens_bias.provenance import Result, collect_provenance, set_seed
 
     set_seed(config.seed)
     model = load_model(config.model, device=config.device)
-    sizes = {"n_pairs": config.n_pairs, "min_gap": config.min_gap, "seed": config.seed, "batch_size": config.batch_size}
-    if config.pairs == "crows_pairs":
-        inputs, counts = select_crows_pairs(model, config.crows_types, **sizes)
-    else:
-        inputs, counts = select_gender_swap_pairs(model, config.group, **sizes)
+    names = ("group", "crows_types", "n_pairs", "min_gap", "seed", "batch_size")  # flags of the same name
+    inputs, counts = select_pairs(model, config.pairs, **{name: getattr(config, name) for name in names})
     with cli.executor(config) as executor:
         values, tensors, record = patch_targets(
             model,

@@ -20,7 +20,7 @@ Modules, one concept each:
 * :mod:`~lens_bias.patching.inputs`: pairs tokenized for patching (:func:`patching_inputs`,
   :func:`minimal_pair_inputs`);
 * :mod:`~lens_bias.patching.screening`: which pairs show the behaviour (:func:`screen_pairs`) and the
-  study's two pair sets (:func:`select_gender_swap_pairs`, :func:`select_crows_pairs`);
+  study's pair sets by name (:func:`select_pairs`: :func:`select_gender_swap_pairs`, :func:`select_crows_pairs`);
 * :mod:`~lens_bias.patching.study`: every target of selected pairs patched both ways (:func:`patch_targets`);
 * :mod:`~lens_bias.patching.bench`: timing and memory of a sweep, against TransformerLens's own patching;
 * :mod:`~lens_bias.patching.checks`: the pieces exact and attribution patching share.
@@ -45,6 +45,7 @@ from lens_bias.patching.screening import (
     screen_pairs,
     select_crows_pairs,
     select_gender_swap_pairs,
+    select_pairs,
 )
 from lens_bias.patching.study import METRIC_NAMES, patch_targets, x_labels
 
@@ -75,6 +76,7 @@ __all__ = [
     "screen_pairs",
     "select_crows_pairs",
     "select_gender_swap_pairs",
+    "select_pairs",
     "set_logit_diff_metric",
     "x_labels",
 ]

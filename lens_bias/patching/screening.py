@@ -164,3 +164,32 @@ def _screened_counts(screening: Screening, min_gap: float) -> dict[str, int | fl
         "min_gap_nats": min_gap,
         "used": len(screening.pairs),
     }
+
+
+#: The pair sets of the patching study, by name.
+PAIR_SETS = ("gender_swap", "crows_pairs")
+
+
+def select_pairs(
+    model: HookedTransformer,
+    pair_set: str,
+    *,
+    group: str = "occupation-t0",
+    crows_types: Sequence[str] | None = None,
+    n_pairs: int | None,
+    min_gap: float,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> tuple[PatchingInputs | MinimalPairInputs, dict[str, int | float]]:
+    """The pairs of one of :data:`PAIR_SETS`: ``gender_swap`` (the template ``group``,
+    :func:`select_gender_swap_pairs`) or ``crows_pairs`` (the bias types ``crows_types``, None = all,
+    :func:`select_crows_pairs`), screened for ``n_pairs`` with a gap of ``min_gap`` nats."""
+    if pair_set == "gender_swap":
+        return select_gender_swap_pairs(
+            model, group, n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size
+        )
+    if pair_set == "crows_pairs":
+        return select_crows_pairs(
+            model, crows_types, n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size
+        )
+    raise InputError(f"Unknown pair set {pair_set!r}: choose one of {', '.join(PAIR_SETS)}.")
