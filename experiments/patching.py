@@ -41,8 +41,7 @@ if TYPE_CHECKING:
     from lens_bias.patching import Direction
     from lens_bias.provenance import Result
 
-# Choices as literals (tests check them against the library): the library is imported inside run / report,
-# so that --help stays fast.
+# Choices as literals (tested against the library's): the library is imported in functions (--help speed).
 TARGETS = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "z", "z_pos", "k", "v", "k_pos", "v_pos")
 HEAD_TARGETS = ("z", "k", "v")  # whole-layer head targets: the only ones averaged over CrowS-Pairs sentences
 GROUPS = tuple(f"occupation-t{i}" for i in range(6)) + ("trait-t0", "trait-t2", "activity-t0")
@@ -94,10 +93,7 @@ class Config(cli.SweepConfig):
         if not self.targets:
             raise InputError("--targets: give at least one target.")
         if self.pairs == "crows_pairs" and any(t not in HEAD_TARGETS for t in self.targets):
-            raise InputError(
-                "crows_pairs sentences do not share positions across pairs: use whole-layer head "
-                "targets (--targets z, k or v)"
-            )
+            raise InputError("crows_pairs sentences do not share positions across pairs: use --targets z, k or v.")
         if self.crows_types is not None and not self.crows_types:
             raise InputError("--crows-types: give at least one bias type, or omit the flag for all of them.")
         if not self.stem or Path(self.stem).name != self.stem:
@@ -130,8 +126,9 @@ def run(config: Config) -> Path:
     provenance = collect_provenance(
         model_record=model_record(model).to_dict(), data={config.pairs: fingerprint(inputs.pairs)}, seed=config.seed
     )
-    values = {"pairs": counts, **values}
-    result = Result("patching", values, {**config.to_dict(), **record}, provenance, tensors=tensors)
+    result = Result(
+        "patching", {"pairs": counts, **values}, {**config.to_dict(), **record}, provenance, tensors=tensors
+    )
     return result.save(config.out / config.stem)
 
 
