@@ -45,16 +45,8 @@ if TYPE_CHECKING:
 TARGETS = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "z", "z_pos", "k", "v", "k_pos", "v_pos")
 HEAD_TARGETS = ("z", "k", "v")  # whole-layer head targets: the only ones averaged over CrowS-Pairs sentences
 GROUPS = tuple(f"occupation-t{i}" for i in range(6)) + ("trait-t0", "trait-t2", "activity-t0")
-CROWS_TYPES: tuple[str, ...] = (
-    "age",
-    "disability",
-    "gender",
-    "nationality",
-    "physical-appearance",
-    "race-color",
-    "religion",
-)
-CROWS_TYPES += ("sexual-orientation", "socioeconomic")
+_CROWS = "age disability gender nationality physical-appearance race-color religion sexual-orientation socioeconomic"
+CROWS_TYPES = tuple(_CROWS.split())
 DEFAULT_TARGETS = ("resid_pre", "attn_out", "mlp_out", "z")
 #: What --quick changes (a smoke run).
 QUICK = {"n_pairs": 2, "targets": ["resid_pre", "z"], "stem": "patching_quick"}

@@ -8,7 +8,8 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 import torch
 from jaxtyping import Float
@@ -103,15 +104,6 @@ def select_gender_swap_pairs(
     lengths = usable.clean.lengths.tolist()
     modal = Counter(lengths).most_common(1)[0][0]
     aligned = [pair for pair, length in zip(usable.pairs, lengths) if length == modal]
-    screening = screen_pairs(
-        model,
-        aligned,
-        lambda block: patching_inputs(model.tokenizer, block),
-        n_pairs=n_pairs,
-        min_gap=min_gap,
-        seed=seed,
-        batch_size=batch_size,
-    )
     counts = {
         "candidates": len(candidates),
         "dropped_length_mismatch": len(usable.dropped["length_mismatch"]),
@@ -119,9 +111,9 @@ def select_gender_swap_pairs(
         "aligned_length_tokens": modal,
         "dropped_other_length": len(usable.pairs) - len(aligned),
         "aligned": len(aligned),
-        **_screened_counts(screening, min_gap),
     }
-    return patching_inputs(model.tokenizer, screening.pairs), counts
+    build = partial(patching_inputs, model.tokenizer)
+    return _screened(model, aligned, build, counts, n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size)
 
 
 def select_crows_pairs(
@@ -139,31 +131,35 @@ def select_crows_pairs(
     counts of every step."""
     candidates = crows_pairs_contrast(load_crows_pairs(bias_types))
     usable = minimal_pair_inputs(model.tokenizer, candidates)
-    screening = screen_pairs(
-        model,
-        usable.pairs,
-        lambda block: minimal_pair_inputs(model.tokenizer, block),
-        n_pairs=n_pairs,
-        min_gap=min_gap,
-        seed=seed,
-        batch_size=batch_size,
-    )
     counts = {
         "candidates": len(candidates),
         **{f"dropped_{k}": len(v) for k, v in usable.dropped.items()},
         "usable": len(usable.pairs),
-        **_screened_counts(screening, min_gap),
     }
-    return minimal_pair_inputs(model.tokenizer, screening.pairs), counts
+    build = partial(minimal_pair_inputs, model.tokenizer)
+    return _screened(
+        model, usable.pairs, build, counts, n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size
+    )
 
 
-def _screened_counts(screening: Screening, min_gap: float) -> dict[str, int | float]:
-    return {
-        "screened": screening.n_screened,
-        "screened_with_gap": screening.n_with_gap,
-        "min_gap_nats": min_gap,
-        "used": len(screening.pairs),
+def _screened(
+    model: HookedTransformer,
+    pairs: Sequence[Pair],
+    build: Callable[[list[Pair]], Inputs],
+    counts: dict[str, int | float],
+    **screening: Any,
+) -> tuple[Any, dict[str, int | float]]:
+    """:func:`screen_pairs` of ``pairs`` (keyword settings ``screening``), the kept pairs built, and
+    ``counts`` with the screening's own counts added."""
+    screened = screen_pairs(model, pairs, build, **screening)
+    counts = {
+        **counts,
+        "screened": screened.n_screened,
+        "screened_with_gap": screened.n_with_gap,
+        "min_gap_nats": screening["min_gap"],
+        "used": len(screened.pairs),
     }
+    return build(screened.pairs), counts
 
 
 #: The pair sets of the patching study, by name.
