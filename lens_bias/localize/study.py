@@ -155,18 +155,8 @@ def biasscope(
     if config.k > n_layers * n_heads:
         raise InputError(f"--k {config.k} is more than the model's {n_layers * n_heads} heads.")
     seed = config.seeds[0]
-    runs = injection_runs(
-        model,
-        config.spec,
-        config.seeds,
-        steps=config.steps,
-        lr=config.lr,
-        n_templates=config.n_templates,
-        direction=config.direction,
-        batch_size=config.batch_size,
-        cells=cells,
-        progress=progress,
-    )
+    settings = {name: getattr(config, name) for name in ("steps", "lr", "n_templates", "direction", "batch_size")}
+    runs = injection_runs(model, config.spec, config.seeds, **settings, cells=cells, progress=progress)
     recurring = selected_heads(runs, config.k, config.min_runs, config.method)
     sets, fingerprints = evaluation_sets(
         model,
