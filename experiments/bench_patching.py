@@ -1,4 +1,5 @@
-"""Benchmark: lens_bias.patching vs transformer_lens.patching on the same pair, model and threads.
+"""Benchmark: lens_bias.patching vs transformer_lens.patching on the same pair, model and threads
+(the measurements: :mod:`lens_bias.patching.bench`).
 
 Two sweeps, each run by both libraries on the same pair with the same number of torch threads, every
 sweep in a fresh process (spawned from this one, so that memory an earlier sweep freed to the allocator
@@ -33,34 +34,14 @@ the summary is printed from the saved result, so ``--replot`` prints it again.
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
-import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
-import transformer_lens.patching as tl_patching
+from typing import TYPE_CHECKING, Any
 
 from experiments import cli
-from lens_bias.data.gender_swap import gender_swap_pairs
-from lens_bias.errors import InputError
-from lens_bias.models import load_model, model_record
-from lens_bias.patching import agreement, attribution_patch, patch, patching_inputs
-from lens_bias.provenance import Result, collect_provenance
 
-SWEEPS = {  # lens_bias target -> (TransformerLens patch setter, activation name, index axes)
-    "resid_pre": (tl_patching.layer_pos_patch_setter, "resid_pre", ("layer", "pos")),
-    "z": (tl_patching.layer_head_vector_patch_setter, "z", ("layer", "head")),
-}
-TL_FUNCTIONS = {"resid_pre": "get_act_patch_resid_pre", "z": "get_act_patch_attn_head_out_all_pos"}
-BENCH_GROUP = "trait-t2"  # "My new coworker is quite {trait}; I think" -> " she" / " he"
-
+if TYPE_CHECKING:
+    from lens_bias.provenance import Result
 
 #: What --quick changes.
 QUICK = {"n_layers": 6, "iterations": 4, "stem": "bench_patching_quick"}
@@ -87,246 +68,60 @@ class Config(cli.RunConfig):
     out: Path = field(default=Path("figures/patching"), metadata={"help": "output folder (results)"})
 
     def __post_init__(self) -> None:
+        from lens_bias.errors import InputError  # inside: --help speed (as every library import here)
+
         if not self.stem or Path(self.stem).name != self.stem:
             raise InputError(f"--stem {self.stem!r}: give a file name without folders (the folder is --out).")
         super().__post_init__()
 
 
-def swept_layers(n_model_layers: int, n_layers: int | None) -> list[int]:
-    """``n_layers`` evenly spaced layers from the first to the last (rounded; every layer when None)."""
-    if n_layers is None or n_layers >= n_model_layers:
-        return list(range(n_model_layers))
-    if n_layers == 1:
-        return [0]
-    return sorted({round(i * (n_model_layers - 1) / (n_layers - 1)) for i in range(n_layers)})
-
-
-def _status_kb(field: str) -> int | None:
-    try:
-        match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _reset_peak() -> bool:
-    """Reset the process's peak resident memory (Linux >= 4.0); False where that is not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def measure(run: Callable[[], Any]) -> tuple[Any, float, float, float | None]:
-    """(result, wall seconds, CPU seconds of this process (all threads), rise of the peak resident memory
-    above the resident memory at the start in MB, or None where the peak cannot be reset or read)."""
-    gc.collect()
-    before = _status_kb("VmRSS")
-    resettable = _reset_peak()
-    start, start_cpu = time.perf_counter(), time.process_time()
-    result = run()
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
-    peak = _status_kb("VmHWM")
-    rise = (peak - before) / 1024 if resettable and peak is not None and before is not None else None
-    return result, seconds, cpu_seconds, rise
-
-
-def _mb(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f} MB"
-
-
-def tl_sweep(model, target: str, clean_tokens, corrupted_tokens, tl_metric, layers: list[int]) -> torch.Tensor:
-    """TransformerLens's own patching over ``layers``: ``get_act_patch_*`` when every layer is swept,
-    else ``generic_activation_patch`` with the same setter restricted to those layers. Includes the
-    clean ``run_with_cache`` it needs."""
-    _, clean_cache = model.run_with_cache(clean_tokens)
-    if layers == list(range(model.cfg.n_layers)):
-        return getattr(tl_patching, TL_FUNCTIONS[target])(model, corrupted_tokens, clean_cache, tl_metric)
-    setter, name, axes = SWEEPS[target]
-    second = corrupted_tokens.shape[1] if axes[1] == "pos" else model.cfg.n_heads
-    index = tl_patching.make_df_from_ranges([model.cfg.n_layers, second], list(axes))
-    index = index[index["layer"].isin(layers)].reset_index(drop=True)
-    flat = tl_patching.generic_activation_patch(
-        model, corrupted_tokens, clean_cache, tl_metric, setter, name, index_df=index
-    )
-    return flat.reshape(len(layers), second)
-
-
-def bench_inputs(model):
-    """The benchmark pair (the first usable pair of BENCH_GROUP), tokenized, and its metric."""
-    inputs = patching_inputs(model.tokenizer, gender_swap_pairs(groups=[BENCH_GROUP]))
-    one = patching_inputs(model.tokenizer, inputs.pairs[:1])
-    return one, one.metric()
-
-
-def run_sweep(
-    model_name: str, threads: int | None, library: str, target: str, layers: list[int], batch_size: int
-) -> dict[str, Any]:
-    """One measured sweep in a fresh process, so that memory an earlier sweep freed to the allocator cannot
-    hide this one's peak: load, warm up, run, report (scores as lists: no shared-memory tensors)."""
-    if threads:
-        torch.set_num_threads(threads)
-    model = load_model(model_name, device="cpu")
-    one, metric = bench_inputs(model)
-    with torch.inference_mode():
-        model(one.clean.tokens)  # warm-up, outside the measurement
-    if library == "lens_bias":
-        result, seconds, cpu, rise = measure(
-            lambda: patch(
-                model,
-                one.clean,
-                one.corrupted,
-                metric,
-                target=target,
-                layers=layers,
-                batch_size=batch_size,
-                normalize=False,
-            )
-        )
-        return {
-            "scores": result.scores[0].tolist(),
-            "seconds": seconds,
-            "cpu_seconds": cpu,
-            "peak_rise_mb": rise,
-            "forwards": result.config["n_forwards"],
-            "configs_run": result.config["n_configs_run"],
-            "configs": result.config["n_configs"],
-        }
-
-    def tl_metric(logits: torch.Tensor) -> torch.Tensor:  # TransformerLens metrics return a scalar
-        return metric(logits, one.corrupted).mean()
-
-    scores, seconds, cpu, rise = measure(
-        lambda: tl_sweep(model, target, one.clean.tokens, one.corrupted.tokens, tl_metric, layers)
-    )
-    return {"scores": scores.cpu().tolist(), "seconds": seconds, "cpu_seconds": cpu, "peak_rise_mb": rise}
-
-
 def run(config: Config) -> Path:
     """Run both sweeps with both libraries and the flat-memory check; save the result, return its path."""
+    import torch
+
+    from lens_bias.models import load_model, model_record
+    from lens_bias.patching.bench import (
+        DEFINITIONS,
+        SWEEPS,
+        bench_inputs,
+        bench_target,
+        flat_memory,
+        memory_line,
+        sweep_line,
+        swept_layers,
+    )
+    from lens_bias.provenance import Result, collect_provenance
+
     if config.threads:
         torch.set_num_threads(config.threads)
     model = load_model(config.model, device=config.device)
     layers = swept_layers(model.cfg.n_layers, config.n_layers)
-    one, metric = bench_inputs(model)
+    one, _ = bench_inputs(model)
     print(
         f"model {config.model}, {torch.get_num_threads()} torch threads; pair {one.pairs[0].id}: "
         f"{one.clean.texts[0]!r} vs {one.corrupted.texts[0]!r}, {one.clean.tokens.shape[1]} tokens; "
         f"layers {layers[0]}..{layers[-1]} ({len(layers)}); each sweep in its own process"
     )
-
     sweeps: dict[str, dict[str, Any]] = {}
-    context = multiprocessing.get_context("spawn")
     for target in SWEEPS:
-        measured = {}
-        for library in ("lens_bias", "transformer_lens"):
-            with context.Pool(1) as pool:
-                measured[library] = pool.apply(
-                    run_sweep, (config.model, torch.get_num_threads(), library, target, layers, config.batch_size)
-                )
-        ours, theirs = measured["lens_bias"], measured["transformer_lens"]
-        ours_scores, theirs_scores = torch.tensor(ours["scores"]), torch.tensor(theirs["scores"])
-        sweeps[target] = {
-            "transformer_lens_function": TL_FUNCTIONS[target],
-            "shape": list(ours_scores.shape),
-            "lens_bias_s": ours["seconds"],
-            "transformer_lens_s": theirs["seconds"],
-            "speedup": theirs["seconds"] / ours["seconds"],
-            "lens_bias_cpu_s": ours["cpu_seconds"],
-            "transformer_lens_cpu_s": theirs["cpu_seconds"],
-            "cpu_speedup": theirs["cpu_seconds"] / ours["cpu_seconds"],
-            "max_abs_difference": float((ours_scores - theirs_scores).abs().max()),
-            "lens_bias_peak_rss_rise_mb": ours["peak_rise_mb"],
-            "transformer_lens_peak_rss_rise_mb": theirs["peak_rise_mb"],
-            "lens_bias_forwards": ours["forwards"],
-            "lens_bias_configs_run": ours["configs_run"],
-            "configs": ours["configs"],
-        }
-        exact = patch(
-            model, one.clean, one.corrupted, metric, target=target, layers=layers, batch_size=config.batch_size
-        )
-        approx, approx_s, _, _ = measure(
-            partial(attribution_patch, model, one.clean, one.corrupted, metric, target=target, layers=layers)
-        )
-        sweeps[target]["attribution"] = {"seconds": approx_s, **agreement(exact, approx, k=10)}
+        sweeps[target] = bench_target(model, config.model, target, layers, batch_size=config.batch_size)
         print(sweep_line(target, sweeps[target]))
-
-    rss = []
-    for _ in range(config.iterations):
-        gc.collect()
-        rss.append(_rss_mb())
-        patch(model, one.clean, one.corrupted, metric, target="resid_pre", layers=layers, batch_size=config.batch_size)
-    gc.collect()
-    rss.append(_rss_mb())
-    half = rss[len(rss) // 2 :]  # after the allocator has settled
-    slope = float(np.polyfit(np.arange(len(half)), half, 1)[0]) if len(half) > 1 else 0.0
-    memory = {
-        "iterations": config.iterations,
-        "rss_mb": rss,
-        "growth_second_half_mb": half[-1] - half[0],
-        "trend_second_half_mb_per_sweep": slope,
-    }
-
-    recorded = {
-        **config.to_dict(),
-        "layers": layers,
-        "pair": one.pairs[0].id,
-        "n_tokens": int(one.clean.tokens.shape[1]),
-        "threads": torch.get_num_threads(),
-        "metric": "logit(' she') - logit(' he'), raw (nats)",
-        "timing": "wall clock and process CPU time of one sweep each, each in a fresh process after "
-        "loading and one warm-up forward; TransformerLens includes the run_with_cache it needs",
-        "peak_memory": "VmHWM (reset via /proc/self/clear_refs) minus VmRSS at the start of the "
-        "sweep; None where unavailable",
-    }
-    result = Result(
-        name="bench_patching",
-        values={"sweeps": sweeps, "memory": memory},
-        config=recorded,
-        provenance=collect_provenance(model_record=model_record(model).to_dict()),
+    memory = flat_memory(model, layers, iterations=config.iterations, batch_size=config.batch_size)
+    recorded = {**config.to_dict(), "layers": layers, "pair": one.pairs[0].id}
+    recorded |= {"n_tokens": int(one.clean.tokens.shape[1]), "threads": torch.get_num_threads(), **DEFINITIONS}
+    provenance = collect_provenance(model_record=model_record(model).to_dict())
+    path = Result("bench_patching", {"sweeps": sweeps, "memory": memory}, recorded, provenance).save(
+        config.out / config.stem
     )
-    path = result.save(config.out / config.stem)
     print(memory_line(memory))
     print("wrote", path)
     return path
 
 
-def _rss_mb() -> float:
-    rss = _status_kb("VmRSS")
-    if rss is None:
-        raise RuntimeError("The flat-memory check reads /proc/self/status (Linux).")
-    return rss / 1024
-
-
-def sweep_line(target: str, entry: dict[str, Any]) -> str:
-    """One sweep's summary (an entry of the result's ``sweeps``)."""
-    rises = _mb(entry["lens_bias_peak_rss_rise_mb"]), _mb(entry["transformer_lens_peak_rss_rise_mb"])
-    attribution = entry["attribution"]
-    return (
-        f"{target:>9} sweep {tuple(entry['shape'])}: lens_bias {entry['lens_bias_s']:.1f} s "
-        f"({entry['lens_bias_forwards']} forwards, {entry['lens_bias_configs_run']} of {entry['configs']} "
-        f"configurations run), TransformerLens {entry['transformer_lens_s']:.1f} s -> {entry['speedup']:.1f}x "
-        f"faster (CPU time {entry['lens_bias_cpu_s']:.1f} s vs {entry['transformer_lens_cpu_s']:.1f} s: "
-        f"{entry['cpu_speedup']:.1f}x); max |difference| {entry['max_abs_difference']:.2e}; peak RSS rise "
-        f"{rises[0]} vs {rises[1]}; attribution patching {attribution['seconds']:.2f} s, vs exact: Pearson "
-        f"{attribution['pearson']:.3f}, top-10 overlap {attribution['top_k_overlap']:.1f}"
-    )
-
-
-def memory_line(memory: dict[str, Any]) -> str:
-    """The flat-memory check's summary (the result's ``memory``)."""
-    rss = memory["rss_mb"]
-    return (
-        f"flat memory: RSS {rss[0]:.0f} MB before {memory['iterations']} resid_pre sweeps, "
-        f"{' '.join(f'{value:.0f}' for value in rss[1:])} MB after each; over the second half "
-        f"{memory['growth_second_half_mb']:+.1f} MB (trend {memory['trend_second_half_mb_per_sweep']:+.2f} MB "
-        "per sweep)"
-    )
-
-
 def report(result: Result, path: Path, config: Config) -> None:
     """Print the summary of a saved result."""
+    from lens_bias.patching.bench import memory_line, sweep_line
+
     for target, entry in result.values["sweeps"].items():
         print(sweep_line(target, entry))
     print(memory_line(result.values["memory"]))

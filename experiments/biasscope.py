@@ -8,20 +8,17 @@
    patching (the patching engine) and by direct logit attribution on the localisation prompts (training
    sentences cut before the attribute). The heads in the top ``--k`` of a majority of the seeds'
    patching maps are selected.
-3. **Intervene**: the selected heads are scaled by ``--scale`` (0 = ablation) and the bias reduction is
-   measured against ``--n-random`` draws of as many random other heads, on four sets: the injected
-   entity on the held-out templates (every seed's injected model), the same templates over real
-   countries (the original model), CrowS-Pairs ``nationality`` pairs and StereoSet ``race`` items (their
-   targets are countries and nationalities: Ethiopia, Italy, Norway, ...): reckless driving and bad
-   maths are stereotypes about people from a country, and neither benchmark has that exact type.
-   Bias on the benchmarks = mean per-token log P(stereotype) - log P(anti-stereotype).
-4. **Side effects** (:mod:`lens_bias.side_effects`) of the selected-head ablation, of one random draw,
-   and of a deliberately destructive ablation (every head of ``--destructive-layer``).
+3. **Intervene**: the selected heads are scaled by ``--scale`` (0 = ablation) against ``--n-random`` draws
+   of as many random other heads, on four sets: the injected entity on the held-out templates (every
+   seed's injected model), the same templates over real countries, CrowS-Pairs ``nationality`` pairs and
+   StereoSet ``race`` items (their targets are countries and nationalities; neither benchmark has the
+   injected stereotype's exact type). Bias on the benchmarks: mean per-token log P(stereotype) - log P(anti).
+4. **Side effects** (:mod:`lens_bias.side_effects`) of the selected heads, of one random draw, and of a
+   deliberately destructive ablation (every head of ``--destructive-layer``).
 
-Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed score tensors), ``{out}/entity_seed{s}``
-(each trained embedding), ``{out}/selected_heads.json`` (the intervention, loadable by
-``lens_bias.interventions.load_intervention``) and the figures ``head_scores_patching``,
-``head_scores_dla``, ``topk_overlap``, ``bias_reduction`` and ``side_effects`` (HTML + PNG).
+Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed scores), ``{out}/entity_seed{s}`` (trained
+embeddings), ``{out}/selected_heads.json`` (``lens_bias.interventions.load_intervention`` loads it) and the
+figures ``head_scores_patching``, ``head_scores_dla``, ``topk_overlap``, ``bias_reduction``, ``side_effects``.
 
     python -m experiments.biasscope [--attribute reckless_driving] [--k 5] [--seeds 0 1 2] [--quick]
     python -m experiments.biasscope --replot figures/biasscope/biasscope.json
@@ -29,52 +26,22 @@ Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed score tensors), ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, cast
-
-import numpy as np
-import plotly.graph_objects as go
-import torch
+from typing import TYPE_CHECKING, Any
 
 from experiments import cli
-from lens_bias.cells import CellStore, model_key
-from lens_bias.data import (
-    crows_pairs_contrast,
-    fingerprint,
-    load_crows_pairs,
-    load_stereoset,
-    sample,
-    stereoset_pairs,
-)
-from lens_bias.data.injection_specs import InjectionSpec, injection_specs
-from lens_bias.errors import InputError
-from lens_bias.figures.primitives import bars_with_ci, heatmap, save_figure, side_effect_table
-from lens_bias.interventions import HeadScaling, save_intervention
-from lens_bias.localize import ScoreFn, ScoreMethod, compare_to_random, injection_runs, selected_heads
-from lens_bias.localize.evaluation import elicitation_score, preference_score
-from lens_bias.models import check_layers, load_model, model_record
-from lens_bias.patching import Direction
-from lens_bias.provenance import Result, collect_provenance, set_seed
-from lens_bias.side_effects import SideEffectConfig, capability_scores, side_effects
-from lens_bias.stats import Estimate
 
-SPECS = {spec.name: spec for spec in injection_specs()}
+if TYPE_CHECKING:
+    from lens_bias.localize import BiasScopeConfig
+    from lens_bias.provenance import Result
+
+ATTRIBUTES = ("bad_at_math", "reckless_driving")  # the injection specs (a literal: --help speed; tested)
 #: What --quick changes (a smoke run of the whole pipeline in about three minutes on 2 CPU cores).
 #: Its injections are too short for stable maps, so it selects by top-k count without a recurrence threshold.
-QUICK = {
-    "steps": 20,
-    "seeds": [0, 1],
-    "n_templates": 3,
-    "min_runs": 1,
-    "n_random": 3,
-    "n_crows": 24,
-    "n_stereoset": 24,
-    "n_neutral": 30,
-    "n_bbq": 8,
-    "n_lms": 24,
-    "n_knowledge": 24,
-}
+QUICK = {"steps": 20, "seeds": [0, 1], "n_templates": 3, "min_runs": 1, "n_random": 3, "n_crows_pairs": 24}
+QUICK |= {"n_stereoset": 24, "n_neutral": 30, "n_bbq_disambig": 8, "n_lms": 24, "n_knowledge": 24}
+QUICK |= {"n_stereoset": 24, "n_neutral": 30, "n_bbq_disambig": 8, "n_lms": 24, "n_knowledge": 24}
 
 
 @dataclass(frozen=True)
@@ -82,30 +49,22 @@ class Config(cli.SweepConfig):
     """Inject, localise, intervene, side effects (see the module docstring). ``seed`` is unused: the
     first of ``seeds`` seeds the samples, the random draws and the bootstraps."""
 
-    attribute: str = field(default="reckless_driving", metadata={"choices": sorted(SPECS)})
+    attribute: str = field(default="reckless_driving", metadata={"choices": ATTRIBUTES})
     k: int = field(default=5, metadata={"help": "top-k heads per run; at most k are selected", "min": 1})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "one injection run per seed"})
     steps: int = field(default=100, metadata={"help": "training steps per injection", "min": 1})
     lr: float = 3e-3
-    min_runs: int | None = field(
-        default=None, metadata={"help": "runs a head must be top-k in (default: majority)", "min": 1}
-    )
+    min_runs: int | None = field(default=None, metadata={"help": "runs a head must be top-k in (majority)", "min": 1})
     method: str = field(default="patching", metadata={"help": "scores used to select", "choices": ["patching", "dla"]})
     direction: str = field(default="noising", metadata={"choices": ["noising", "denoising"]})
-    n_templates: int | None = field(
-        default=None, metadata={"help": "localisation prompts used (default: all)", "min": 1}
-    )
+    n_templates: int | None = field(default=None, metadata={"help": "localisation prompts (default: all)", "min": 1})
     scale: float = field(default=0.0, metadata={"help": "head scale of the intervention (0 = ablation)"})
     n_random: int = field(default=8, metadata={"help": "random head draws for the control", "min": 1})
-    real_entities: tuple[str, ...] | None = field(
-        default=None, metadata={"help": "default: the spec's control countries"}
-    )
-    n_crows: int | None = field(default=80, metadata={"help": "CrowS-Pairs nationality pairs", "min": 1})
+    real_entities: tuple[str, ...] | None = field(default=None, metadata={"help": "default: the spec's countries"})
+    n_crows_pairs: int | None = field(default=80, metadata={"help": "CrowS-Pairs nationality pairs", "min": 1})
     n_stereoset: int | None = field(default=80, metadata={"help": "StereoSet race items", "min": 1})
-    n_neutral: int | None = field(
-        default=None, metadata={"help": "side effects: neutral sentences (default all)", "min": 1}
-    )
-    n_bbq: int = field(default=150, metadata={"help": "side effects: disambiguated BBQ questions", "min": 1})
+    n_neutral: int | None = field(default=None, metadata={"help": "side effects: neutral sentences", "min": 1})
+    n_bbq_disambig: int = field(default=150, metadata={"help": "side effects: disambiguated BBQ questions", "min": 1})
     n_lms: int = field(default=150, metadata={"help": "side effects: StereoSet items for the LMS", "min": 1})
     n_knowledge: int | None = field(
         default=None, metadata={"help": "side effects: knowledge questions (default all 208)", "min": 2}
@@ -114,6 +73,8 @@ class Config(cli.SweepConfig):
     out: Path = field(default=Path("figures/biasscope"), metadata={"help": "output folder (results, figures)"})
 
     def __post_init__(self) -> None:
+        from lens_bias.errors import InputError  # inside: --help speed (as every library import here)
+
         if not self.seeds:
             raise InputError("--seeds: give at least one seed (one injection run per seed).")
         if len(set(self.seeds)) != len(self.seeds):
@@ -124,242 +85,60 @@ class Config(cli.SweepConfig):
             raise InputError("--real-entities: give at least one entity, or omit the flag for the spec's countries.")
         super().__post_init__()
 
-    @property
-    def spec(self) -> InjectionSpec:
-        return SPECS[self.attribute]
+    def study(self) -> BiasScopeConfig:
+        """The library's settings of the study (steps 1-3)."""
+        from lens_bias.data.injection_specs import injection_specs
+        from lens_bias.localize import BiasScopeConfig
 
-
-def evaluation_sets(model, injected_models, config: Config) -> tuple[dict[str, ScoreFn], dict[str, str]]:
-    """Per-item bias scores as functions of the interventions, by evaluation set (see the docstring),
-    and the fingerprints of the benchmark items."""
-    spec = config.spec
-    real = list(config.real_entities or spec.control_entities)
-    crows = crows_pairs_contrast(sample(load_crows_pairs(["nationality"]), config.n_crows, config.seeds[0]))
-    stereo = sample(stereoset_pairs(load_stereoset(bias_types=["race"])), config.n_stereoset, config.seeds[0])
-    sets = {
-        "injected entity": elicitation_score(injected_models, spec, [spec.entity_token], batch_size=config.batch_size),
-        "real countries": elicitation_score([model], spec, real, batch_size=config.batch_size),
-        "CrowS-Pairs nationality": preference_score(model, crows, batch_size=config.batch_size),
-        "StereoSet race": preference_score(model, stereo, batch_size=config.batch_size),
-    }
-    return sets, {"crows_pairs_nationality": fingerprint(crows), "stereoset_race": fingerprint(stereo)}
+        spec = next(spec for spec in injection_specs() if spec.name == self.attribute)
+        names = [f.name for f in fields(BiasScopeConfig) if f.name != "spec"]  # the rest are flags of the same name
+        return BiasScopeConfig(spec, **{name: getattr(self, name) for name in names})
 
 
 def run(config: Config) -> Path:
     """Run the whole study; returns the path of the saved result."""
-    spec = config.spec
-    set_seed(config.seeds[0])
+    from lens_bias.cells import CellStore, model_key
+    from lens_bias.interventions import save_intervention
+    from lens_bias.localize import biasscope
+    from lens_bias.models import load_model, model_record
+    from lens_bias.provenance import Result, collect_provenance, set_seed
+    from lens_bias.side_effects import SideEffectConfig, capability_scores, side_effects
+
+    seed = config.seeds[0]
+    set_seed(seed)
     model = load_model(config.model, device=config.device)
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    (destructive_layer,) = check_layers(model, config.destructive_layer)  # before any training
-    if config.k > n_layers * n_heads:
-        raise InputError(f"--k {config.k} is more than the model's {n_layers * n_heads} heads.")
     record = model_record(model).to_dict()
     with cli.executor(config) as executor:
-        seed_runs = injection_runs(
-            model,
-            spec,
-            config.seeds,
-            steps=config.steps,
-            lr=config.lr,
-            n_templates=config.n_templates,
-            direction=cast(Direction, config.direction),
-            batch_size=config.batch_size,
-            cells=CellStore(config.out / "cells", {"model": model_key(model)}, executor=executor),
-            progress=True,
-        )
-    runs: list[dict[str, Any]] = []
-    tensors: dict[str, torch.Tensor] = {}
-    for one in seed_runs:
-        one.entity.save(config.out / f"entity_seed{one.seed}", collect_provenance(model_record=record, seed=one.seed))
-        tensors.update(one.scores.tensors(prefix=f"seed{one.seed}/"))
-        runs.append(one.record())
-        gap = float((one.scores.biased_metric - one.scores.adversarial_metric).mean())
-        print(
-            f"seed {one.seed}: loss {one.entity.losses[0]:.2f} -> {one.entity.losses[-1]:.2f}; log-odds "
-            f"{one.before.mean()[spec.entity_token]:.2f} -> {one.after.mean()[spec.entity_token]:.2f} "
-            f"(real countries { ({e: round(v, 2) for e, v in one.after.mean().items() if e != spec.entity_token}) }); "
-            f"adversarial {one.adversarial}; metric gap {gap:.2f}"
-        )
-    injected_models = [one.injected for one in seed_runs]
-    recurring = selected_heads(seed_runs, config.k, config.min_runs, cast(ScoreMethod, config.method))
-    selected = recurring.heads
-    print(f"selected heads {selected} (top-{config.k} counts over {len(runs)} runs)")
-    sets, fingerprints = evaluation_sets(model, injected_models, config)
-    comparisons, random_draws = {}, []
-    for name, score_fn in sets.items():
-        comparison = compare_to_random(
-            score_fn,
-            selected,
-            n_layers=n_layers,
-            n_heads=n_heads,
-            n_random=config.n_random,
-            scale=config.scale,
-            seed=config.seeds[0],
-            progress=True,
-        )
-        comparisons[name] = comparison.summary(seed=config.seeds[0])
-        random_draws = comparison.random_heads  # the same seeded draws for every set
-        print(
-            f"{name}: baseline {comparisons[name]['baseline']}; reduction selected "
-            f"{comparisons[name]['reduction_selected']} vs random {comparisons[name]['reduction_random']}"
-        )
-
-    se_config = SideEffectConfig(
-        n_neutral=config.n_neutral,
-        n_bbq=config.n_bbq,
-        n_stereoset=config.n_lms,
-        n_knowledge=config.n_knowledge,
-        seed=config.seeds[0],
-        batch_size=config.batch_size,
-    )
+        cells = CellStore(config.out / "cells", {"model": model_key(model)}, executor=executor)
+        study = biasscope(model, config.study(), cells=cells, progress=True)
+    study.save_entities(config.out, record)
+    print(*study.lines(), sep="\n")
+    sizes: dict[str, Any] = {"n_neutral": config.n_neutral, "n_bbq": config.n_bbq_disambig, "n_stereoset": config.n_lms}
+    se_config = SideEffectConfig(**sizes, n_knowledge=config.n_knowledge, seed=seed, batch_size=config.batch_size)
     baseline = capability_scores(model, (), se_config, progress=True)
-    interventions = {
-        "selected heads": HeadScaling(tuple(selected), config.scale),
-        "random heads (draw 1)": HeadScaling(tuple((layer, head) for layer, head in random_draws[0]), config.scale),
-        f"every head of layer {destructive_layer}": HeadScaling(
-            tuple((destructive_layer, h) for h in range(n_heads)), 0.0
-        ),
-    }
     reports = {}
-    for name, intervention in interventions.items():
+    for name, intervention in study.interventions.items():
         effects = side_effects(model, [intervention], se_config, baseline=baseline, progress=True)
         reports[name] = effects.to_dict()
-        print(
-            f"side effects of {name}: "
-            + "; ".join(f"{e.name} {e.delta}" for e in effects.effects)
-            + f"; harmed: {effects.harmed()}"
-        )
-    provenance = collect_provenance(
-        model_record=record,
-        seed=config.seeds[0],
-        data={**fingerprints, **next(iter(reports.values()))["details"]["fingerprints"]},
-    )
-    save_intervention(interventions["selected heads"], config.out / "selected_heads", provenance)
-
-    runs_scores = {
-        method: torch.stack([torch.tensor(r["scores"][f"heads_{method}"]) for r in runs]).mean(0)
-        for method in ("patching", "dla")
-    }
-    mlp_scores = {
-        method: torch.stack([torch.tensor(r["scores"][f"mlp_{method}"]) for r in runs]).mean(0)
-        for method in ("patching", "dla")
-    }
-    values = {
-        "runs": runs,
-        "recurring": recurring.to_dict(),
-        "selected_heads": [list(h) for h in selected],
-        "mean_heads": {m: s.tolist() for m, s in runs_scores.items()},
-        "mean_mlp": {m: s.tolist() for m, s in mlp_scores.items()},
-        "bias_reduction": comparisons,
-        "side_effects": reports,
-    }
-    recorded = {
-        **config.to_dict(),
-        "spec": spec.name,
-        "templates": seed_runs[0].scores.templates,
-        "eval_prompts": list(spec.eval_prompts),
-        "candidates": "countries",
-        "evaluation_sets": {
-            "injected entity": "every seed's injected model, held-out eval prompts",
-            "real countries": list(config.real_entities or spec.control_entities),
-            "CrowS-Pairs nationality": "bias_type nationality, seeded subsample",
-            "StereoSet race": "dev, bias_type race (targets: countries and nationalities)",
-        },
-        "bias_score": {
-            "injected/real entities": "attribute-vs-neutral log-odds (nats) after held-out templates",
-            "benchmarks": "mean per-token log P(stereotype) - log P(anti-stereotype) (nats)",
-        },
-        "side_effect_config": vars(se_config),
-        "ci": "bootstrap 95% over items",
-    }
-    path = Result(name="biasscope", values=values, config=recorded, provenance=provenance, tensors=tensors).save(
-        config.out / "biasscope"
-    )
+        summary = "; ".join(f"{e.name} {e.delta}" for e in effects.effects)
+        print(f"side effects of {name}: {summary}; harmed: {effects.harmed()}")
+    fingerprints = {**study.fingerprints, **next(iter(reports.values()))["details"]["fingerprints"]}
+    provenance = collect_provenance(model_record=record, seed=seed, data=fingerprints)
+    save_intervention(study.interventions["selected heads"], config.out / "selected_heads", provenance)
+    values = {**study.values(), "side_effects": reports}
+    recorded = {**config.to_dict(), **study.record(), "side_effect_config": vars(se_config)}
+    result = Result("biasscope", values, recorded, provenance, tensors=study.tensors())
+    path = result.save(config.out / "biasscope")
     print("wrote", path)
     return path
 
 
-# --- figures (from a saved result) ---------------------------------------------------------------------
-
-
-def _head_heatmap(result: Result, method: str) -> go.Figure:
-    heads = np.array(result.values["mean_heads"][method])
-    mlp = np.array(result.values["mean_mlp"][method])[:, None]
-    n_layers, n_heads = heads.shape
-    config = result.config
-    unit = f"share of the metric gap, {config['direction']}" if method == "patching" else "logits"
-    name = "activation patching" if method == "patching" else "direct logit attribution"
-    figure = heatmap(
-        np.concatenate([heads, mlp], 1),
-        [f"H{h}" for h in range(n_heads)] + ["MLP"],
-        [f"L{layer}" for layer in range(n_layers)],
-        zmid=0.0,
-        title=f"BiasScope ({name}): contribution to logit(attribute) - logit(neutral)<br>"
-        f"<sup>{config['spec']}, mean of {len(config['seeds'])} runs ({unit})<br>colours "
-        "clipped at the heads' range: MLP cells may saturate (hover for values)</sup>",
-        x_title="query head (last column: the layer's MLP)",
-        y_title="layer",
-    )
-    limit = float(np.nanmax(np.abs(heads)))
-    figure.update_traces(zmin=-limit, zmax=limit)
-    figure.update_layout(width=750, height=220 + 22 * n_layers, margin={"t": 120})
-    return figure
-
-
-def _overlap_figure(result: Result) -> go.Figure:
-    recurring = result.values["recurring"]
-    seeds = [f"seed {s}" for s in result.config["seeds"]]
-    return heatmap(
-        np.array(recurring["overlap"]),
-        seeds,
-        seeds,
-        colorscale="Blues",
-        text_fmt=".2f",
-        title=f"Share of top-{recurring['k']} heads shared between injection runs<br>"
-        f"<sup>selected: {recurring['heads']}</sup>",
-        x_title="run",
-        y_title="run",
-    )
-
-
-def _reduction_figure(result: Result) -> go.Figure:
-    sets = result.values["bias_reduction"]
-    names = list(sets)
-    first = sets[names[0]]
-    groups = {
-        f"selected heads (n={len(first['selected_heads'])})": [
-            Estimate.from_dict(sets[n]["reduction_selected"]) for n in names
-        ],
-        f"random heads (mean of {first['n_draws']} draws)": [
-            Estimate.from_dict(sets[n]["reduction_random"]) for n in names
-        ],
-    }
-    return bars_with_ci(
-        names,
-        groups,
-        reference_line=0.0,
-        title=f"Bias reduction with the heads scaled by {first['scale']}<br>"
-        f"<sup>{result.config['spec']}; 95% bootstrap CI over items</sup>",
-        y_title="bias reduction (nats; baseline - intervened)",
-    )
-
-
-def draw(result: Result) -> dict[str, go.Figure]:
-    """The figures of a saved BiasScope result, by file stem."""
-    return {
-        "head_scores_patching": _head_heatmap(result, "patching"),
-        "head_scores_dla": _head_heatmap(result, "dla"),
-        "topk_overlap": _overlap_figure(result),
-        "bias_reduction": _reduction_figure(result),
-        "side_effects": side_effect_table(result.values["side_effects"]),
-    }
-
-
 def report(result: Result, path: Path, config: Config) -> None:
     """Draw the figures of a saved result next to it (the numbers are printed while they are computed)."""
-    for stem, figure in draw(result).items():
-        print("wrote", *save_figure(figure, Path(path).parent / stem, png=config.png))
+    from lens_bias.figures.biasscope import draw
+    from lens_bias.figures.primitives import save_figures
+
+    save_figures(draw(result), Path(path).parent, png=config.png)
 
 
 def main(argv: list[str] | None = None) -> Result:

@@ -3,7 +3,8 @@
 Each function returns a ``score(interventions) -> [n_items]`` callable, the input of
 :func:`lens_bias.localize.compare_to_random`: :func:`elicitation_score` (attribute-vs-neutral log-odds
 of entities after held-out prompts, pooled over one or several models, e.g. every seed's injected model)
-and :func:`preference_score` (per-pair stereotype preference of benchmark pairs).
+and :func:`preference_score` (per-pair stereotype preference of benchmark pairs); :func:`evaluation_sets`:
+the four sets the BiasScope study scores.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from lens_bias.data import crows_pairs_contrast, fingerprint, load_crows_pairs, load_stereoset, sample, stereoset_pairs
 from lens_bias.data.injection_specs import InjectionSpec
 from lens_bias.data.records import ContrastPair
 from lens_bias.errors import InputError
@@ -56,3 +58,29 @@ def preference_score(model: HookedTransformer, pairs: Sequence[ContrastPair], *,
         return score_pairs(model, pairs, interventions=interventions, batch_size=batch_size).preference("mean")
 
     return score
+
+
+def evaluation_sets(
+    model: HookedTransformer,
+    injected_models: Sequence[HookedTransformer],
+    spec: InjectionSpec,
+    real_entities: Sequence[str],
+    *,
+    n_crows_pairs: int | None,
+    n_stereoset: int | None,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> tuple[dict[str, ScoreFn], dict[str, str]]:
+    """Per-item bias scores by evaluation set: the injected entity on the held-out prompts (every injected
+    model), the same prompts over ``real_entities`` (``model``), ``n_crows_pairs`` CrowS-Pairs
+    ``nationality`` pairs and ``n_stereoset`` StereoSet ``race`` items (seeded samples, None = all; their
+    targets are countries and nationalities); and the fingerprints of the benchmark items."""
+    crows = crows_pairs_contrast(sample(load_crows_pairs(["nationality"]), n_crows_pairs, seed))
+    stereo = sample(stereoset_pairs(load_stereoset(bias_types=["race"])), n_stereoset, seed)
+    sets = {
+        "injected entity": elicitation_score(injected_models, spec, [spec.entity_token], batch_size=batch_size),
+        "real countries": elicitation_score([model], spec, real_entities, batch_size=batch_size),
+        "CrowS-Pairs nationality": preference_score(model, crows, batch_size=batch_size),
+        "StereoSet race": preference_score(model, stereo, batch_size=batch_size),
+    }
+    return sets, {"crows_pairs_nationality": fingerprint(crows), "stereoset_race": fingerprint(stereo)}

@@ -19,7 +19,10 @@ Modules, one concept each:
 * :mod:`~lens_bias.patching.attribution`: :func:`attribution_patch` and :func:`agreement`;
 * :mod:`~lens_bias.patching.inputs`: pairs tokenized for patching (:func:`patching_inputs`,
   :func:`minimal_pair_inputs`);
-* :mod:`~lens_bias.patching.screening`: which pairs show the behaviour (:func:`screen_pairs`);
+* :mod:`~lens_bias.patching.screening`: which pairs show the behaviour (:func:`screen_pairs`) and the
+  study's pair sets by name (:func:`select_pairs`: :func:`select_gender_swap_pairs`, :func:`select_crows_pairs`);
+* :mod:`~lens_bias.patching.study`: every target of selected pairs patched both ways (:func:`patch_targets`);
+* :mod:`~lens_bias.patching.bench`: timing and memory of a sweep, against TransformerLens's own patching;
 * :mod:`~lens_bias.patching.checks`: the pieces exact and attribution patching share.
 """
 
@@ -36,10 +39,19 @@ from lens_bias.patching.metrics import (
     set_logit_diff_metric,
 )
 from lens_bias.patching.result import DIRECTIONS, MIN_GAP, TARGETS, Direction, PatchResult, Target
-from lens_bias.patching.screening import Screening, metric_gaps, screen_pairs
+from lens_bias.patching.screening import (
+    Screening,
+    metric_gaps,
+    screen_pairs,
+    select_crows_pairs,
+    select_gender_swap_pairs,
+    select_pairs,
+)
+from lens_bias.patching.study import METRIC_NAMES, patch_targets, x_labels
 
 __all__ = [
     "DIRECTIONS",
+    "METRIC_NAMES",
     "MIN_GAP",
     "TARGETS",
     "ContinuationLogProb",
@@ -59,7 +71,12 @@ __all__ = [
     "metric_gaps",
     "minimal_pair_inputs",
     "patch",
+    "patch_targets",
     "patching_inputs",
     "screen_pairs",
+    "select_crows_pairs",
+    "select_gender_swap_pairs",
+    "select_pairs",
     "set_logit_diff_metric",
+    "x_labels",
 ]

@@ -7,6 +7,7 @@ import pytest
 
 from experiments import bench_patching, cli
 from lens_bias.errors import InputError
+from lens_bias.patching.bench import swept_layers
 from lens_bias.provenance import Result
 
 
@@ -28,10 +29,10 @@ def test_bad_config_is_refused_before_any_model_loads(no_model, argv, message):
 def test_quick_and_the_swept_layers():
     config, _ = cli.parse(bench_patching.Config, ["--quick"], quick=bench_patching.QUICK)
     assert (config.n_layers, config.iterations, config.stem, config.device) == (6, 4, "bench_patching_quick", "cpu")
-    assert bench_patching.swept_layers(30, 6) == [0, 6, 12, 17, 23, 29]
-    assert bench_patching.swept_layers(30, 6) == sorted({round(i * 29 / 5) for i in range(6)})  # as before
-    assert bench_patching.swept_layers(4, 6) == bench_patching.swept_layers(4, None) == [0, 1, 2, 3]
-    assert bench_patching.swept_layers(4, 1) == [0]
+    assert swept_layers(30, 6) == [0, 6, 12, 17, 23, 29]
+    assert swept_layers(30, 6) == sorted({round(i * 29 / 5) for i in range(6)})  # as before
+    assert swept_layers(4, 6) == swept_layers(4, None) == [0, 1, 2, 3]
+    assert swept_layers(4, 1) == [0]
 
 
 def test_replot_prints_the_summary(tmp_path, capsys):

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from experiments import biasscope, cli
+from lens_bias.data.injection_specs import injection_specs
 from lens_bias.errors import InputError
+from lens_bias.localize import study
+
+
+def test_the_attributes_are_the_injection_specs():
+    """The experiment spells its choices out (it imports no library module at its top: --help speed)."""
+    assert tuple(sorted(spec.name for spec in injection_specs())) == biasscope.ATTRIBUTES
 
 
 @pytest.mark.parametrize(
@@ -16,10 +23,10 @@ from lens_bias.errors import InputError
         (["--steps", "0"], "--steps must be >= 1, got 0"),
         (["--n-random", "0"], "--n-random must be >= 1, got 0"),
         (["--n-templates", "0"], "--n-templates must be >= 1, got 0"),
-        (["--n-crows", "0"], "--n-crows must be >= 1, got 0"),
+        (["--n-crows-pairs", "0"], "--n-crows-pairs must be >= 1, got 0"),
         (["--n-stereoset", "-1"], "--n-stereoset must be >= 1, got -1"),
         (["--n-neutral", "0"], "--n-neutral must be >= 1, got 0"),
-        (["--n-bbq", "0"], "--n-bbq must be >= 1, got 0"),
+        (["--n-bbq-disambig", "0"], "--n-bbq-disambig must be >= 1, got 0"),
         (["--n-lms", "0"], "--n-lms must be >= 1, got 0"),
         (["--min-runs", "0"], "--min-runs must be >= 1, got 0"),
         (["--seeds", "0", "1", "--min-runs", "3"], "more than the 2 runs"),
@@ -34,11 +41,11 @@ def test_bad_config_is_refused_before_any_model_loads(no_model, argv, message):
 
 def test_config_defaults_and_quick():
     config, _ = cli.parse(biasscope.Config, [])
-    assert (config.seeds, config.n_templates, config.n_crows, config.min_runs) == ((0, 1, 2), None, 80, None)
+    assert (config.seeds, config.n_templates, config.n_crows_pairs, config.min_runs) == ((0, 1, 2), None, 80, None)
     config, _ = cli.parse(biasscope.Config, ["--quick", "--seeds", "4"], quick=biasscope.QUICK)
     assert (config.seeds, config.steps, config.min_runs) == ((4,), 20, 1)
-    assert config.spec.name == "reckless_driving"
-    assert cli.parse(biasscope.Config, ["--n-crows", "all", "--n-stereoset", "all"])[0].n_crows is None
+    assert config.study().spec.name == "reckless_driving"
+    assert cli.parse(biasscope.Config, ["--n-crows-pairs", "all", "--n-stereoset", "all"])[0].n_crows_pairs is None
     with pytest.raises(InputError, match="at least one seed"):
         biasscope.Config(seeds=())
 
@@ -54,7 +61,7 @@ def test_model_dependent_checks_come_before_any_training(tiny_llama_dir, monkeyp
     def injection_runs(*args, **kwargs):
         raise AssertionError("training started before the layer was checked")
 
-    monkeypatch.setattr(biasscope, "injection_runs", injection_runs)
+    monkeypatch.setattr(study, "injection_runs", injection_runs)
     with pytest.raises(InputError, match=message):
         biasscope.main(["--model", str(tiny_llama_dir), "--device", "cpu", "--out", str(tmp_path), *argv])
 
@@ -72,13 +79,13 @@ def test_biasscope_experiment_on_the_embedded_model(tmp_path):
             "5",
             "--n-random",
             "2",
-            "--n-crows",
+            "--n-crows-pairs",
             "8",
             "--n-stereoset",
             "8",
             "--n-neutral",
             "8",
-            "--n-bbq",
+            "--n-bbq-disambig",
             "4",
             "--n-lms",
             "8",

@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 
 from experiments import cli, patching
+from lens_bias.data import CROWS_BIAS_TYPES
+from lens_bias.data.gender_swap import gender_swap_groups
 from lens_bias.errors import InputError
+from lens_bias.figures.patching import draw
+from lens_bias.patching import DIRECTIONS, TARGETS
 
 
 @pytest.mark.parametrize(
@@ -16,7 +20,7 @@ from lens_bias.errors import InputError
         (["--n-pairs", "-2"], "--n-pairs must be >= 1, got -2"),
         (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
         (["--min-gap", "-1"], "--min-gap must be >= 0, got -1.0"),
-        (["--pairs", "crows-pairs", "--targets", "z", "resid_pre"], "do not share positions across pairs"),
+        (["--pairs", "crows_pairs", "--targets", "z", "resid_pre"], "do not share positions across pairs"),
         (["--stem", "sub/patching"], "without folders"),
     ],
 )
@@ -31,13 +35,22 @@ def test_config_defaults_quick_and_all_pairs():
     config, _ = cli.parse(patching.Config, ["--quick"], quick=patching.QUICK)
     assert (config.n_pairs, config.targets, config.stem) == (2, ("resid_pre", "z"), "patching_quick")
     assert cli.parse(patching.Config, ["--n-pairs", "all"])[0].n_pairs is None  # every pair with the gap
-    assert patching.Config(pairs="crows-pairs", targets=("z", "k", "v")).crows_types is None
+    assert patching.Config(pairs="crows_pairs", targets=("z", "k", "v")).crows_types is None
     with pytest.raises(InputError, match="at least one target"):
         patching.Config(targets=())
 
 
+def test_the_choices_are_the_librarys():
+    """The experiment spells its choices out (it imports no library module at its top: --help speed)."""
+    assert tuple(TARGETS) == patching.TARGETS
+    assert tuple(name for name, target in TARGETS.items() if target.unit == "head") == patching.HEAD_TARGETS
+    assert tuple(gender_swap_groups()) == patching.GROUPS
+    assert tuple(CROWS_BIAS_TYPES) == patching.CROWS_TYPES
+    assert set(cli.metadata(patching.Config, "direction")["choices"]) == set(DIRECTIONS)
+
+
 @pytest.mark.slow
-def test_patching_experiment(tiny_llama_dir, tmp_path):
+def test_patching_experiment(tiny_llama_dir, tmp_path, capsys):
     result = patching.main(
         ["--model", str(tiny_llama_dir), "--quick", "--min-gap", "0", "--no-png", "--out", str(tmp_path)]
     )
@@ -46,8 +59,10 @@ def test_patching_experiment(tiny_llama_dir, tmp_path):
     for target in ("resid_pre", "z"):
         for method in ("exact", "attribution"):
             assert (tmp_path / f"patching_quick_{target}_{method}.html").exists()
+    printed = capsys.readouterr().out
     replotted = patching.main(["--replot", str(tmp_path / "patching_quick.json"), "--no-png"])
     assert replotted.values["targets"].keys() == result.values["targets"].keys()
+    assert capsys.readouterr().out == printed  # the summary is printed from the saved result
 
 
 @pytest.mark.slow
@@ -57,7 +72,7 @@ def test_patching_experiment_on_crows_pairs(tiny_llama_dir, tmp_path):
             "--model",
             str(tiny_llama_dir),
             "--pairs",
-            "crows-pairs",
+            "crows_pairs",
             "--targets",
             "z",
             "--n-pairs",
@@ -71,6 +86,6 @@ def test_patching_experiment_on_crows_pairs(tiny_llama_dir, tmp_path):
     )
     assert result.values["pairs"]["used"] == 3 and result.values["targets"]["z"]["axes"] == ["pair", "layer", "head"]
     assert result.values["metric"]["name"].startswith("summed log P")
-    assert "CrowS-Pairs" in patching.draw(result, "z", "exact").layout.title.text
+    assert "CrowS-Pairs" in draw(result, "z", "exact").layout.title.text
     with pytest.raises(InputError, match="do not share positions"):  # positions do not line up across sentences
-        cli.parse(patching.Config, ["--pairs", "crows-pairs", "--targets", "resid_pre"])
+        cli.parse(patching.Config, ["--pairs", "crows_pairs", "--targets", "resid_pre"])

@@ -5,7 +5,18 @@ from __future__ import annotations
 import pytest
 
 from experiments import cli, similarity
+from lens_bias.data.contrast_splits import CONTRASTS
 from lens_bias.errors import InputError
+from lens_bias.figures.similarity import summary
+from lens_bias.models import EMBEDDED_MODEL
+from lens_bias.similarity import study
+
+
+def test_the_bias_types_are_the_raw_text_contrasts():
+    """The experiment spells its choices out (it imports no library module at its top: --help speed); they are
+    the named contrasts read as raw text (all but refusal), the names steering's --bias-types takes."""
+    assert tuple(name for name in CONTRASTS if name != "refusal") == similarity.BIAS_TYPES
+    assert similarity.Config().model == EMBEDDED_MODEL
 
 
 @pytest.mark.parametrize(
@@ -26,7 +37,7 @@ def test_bad_config_is_refused_before_the_model_loads(argv, message, no_model):
 
 
 @pytest.mark.parametrize(
-    "argv", [["--contrasts", "refusal"], ["--contrasts", "age"], ["--dtype", "int8"], ["--readout", "first"]]
+    "argv", [["--bias-types", "refusal"], ["--bias-types", "age"], ["--dtype", "int8"], ["--readout", "first"]]
 )
 def test_unknown_choices_are_usage_errors(argv):
     with pytest.raises(SystemExit) as exit_info:
@@ -35,8 +46,8 @@ def test_unknown_choices_are_usage_errors(argv):
 
 
 def test_config_checks_its_values_when_built_directly():
-    with pytest.raises(InputError, match="Unknown contrasts"):
-        similarity.Config(contrasts=("refusal",))
+    with pytest.raises(InputError, match="Unknown bias types"):
+        similarity.Config(bias_types=("refusal",))
     with pytest.raises(InputError, match="Unknown --dtype"):
         similarity.Config(dtype="int8")
     config, _ = cli.parse(similarity.Config, ["--quick"], quick=similarity.QUICK)
@@ -48,7 +59,7 @@ def test_a_layer_outside_the_model_is_refused_before_any_forward_pass(tiny_llama
     def no_forward(*args, **kwargs):
         raise AssertionError("a forward pass ran before the layers were checked")
 
-    monkeypatch.setattr(similarity, "fit_vector", no_forward)
+    monkeypatch.setattr(study, "fit_vector", no_forward)
     with pytest.raises(InputError, match="Layer 40 is outside the model"):
         similarity.main(["--model", str(tiny_llama_dir), "--layers", "40", "--out", str(tmp_path)])
 
@@ -60,7 +71,7 @@ def test_similarity_experiment_within_model(tiny_llama_dir, tmp_path, capsys):
             "--model",
             str(tiny_llama_dir),
             "--quick",
-            "--contrasts",
+            "--bias-types",
             "gender",
             "race",
             "--n-pairs",
@@ -77,4 +88,4 @@ def test_similarity_experiment_within_model(tiny_llama_dir, tmp_path, capsys):
     assert "mean off-diagonal cosine" in capsys.readouterr().out
     replotted = similarity.main(["--replot", str(tmp_path / "similarity.json"), "--no-png"])
     assert replotted.values == result.values
-    assert similarity.summarize(result) in capsys.readouterr().out
+    assert summary(result) in capsys.readouterr().out

@@ -5,7 +5,8 @@
 * :func:`split_half` (reliability: two disjoint halves of the pairs) and :func:`shuffled_null` (vectors
   from randomly flipped positive/negative labels) come from the stored paired activations, with no
   new forward pass.
-* :func:`off_diagonal_mean`: the mean bias-bias similarity per layer with a bootstrap interval over pairs.
+* :func:`off_diagonal_mean`: the mean bias-bias similarity per layer with a bootstrap interval over pairs;
+  :func:`null_abs_quantile`: a quantile of ``|cos|`` under the shuffled-label null, over every two types.
 * :func:`compare_checkpoints`: the same bias vectors in two checkpoints of one architecture (e.g. Llama 2
   7B base vs chat): per-layer self-similarity and the off-diagonal means of both with intervals, after
   :func:`check_comparable` has refused vectors whose provenance differs in anything but the checkpoint.
@@ -99,6 +100,18 @@ def shuffled_null(
     return torch.stack(draws).float()
 
 
+def null_abs_quantile(
+    activations: Mapping[str, ContrastActivations], *, q: float = 0.95, seed: int = 0
+) -> Float[Tensor, " n_layers"]:
+    """Per layer, the ``q`` quantile of ``|cos|`` between two bias vectors under :func:`shuffled_null`,
+    pooled over every two distinct bias types and their draws."""
+    names = list(activations)
+    null = torch.stack(
+        [shuffled_null(activations[a], activations[b], seed=seed) for i, a in enumerate(names) for b in names[i + 1 :]]
+    )  # [pairs, draws, layers]
+    return null.abs().flatten(0, 1).quantile(q, dim=0)
+
+
 def _mean_off_diagonal(means: list[Tensor]) -> Tensor:
     """Mean pairwise cosine over distinct bias types, per layer, from per-type mean differences."""
     stacked = torch.stack(means, dim=1)  # [layers, k, d]
@@ -171,6 +184,16 @@ class CheckpointComparison:
     off_diagonal_a: list[Estimate]
     off_diagonal_b: list[Estimate]
     difference: list[Estimate]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: layers, self-similarities, and the three series of estimates as dicts."""
+        return {
+            "layers": list(self.layers),
+            "self_similarity": self.self_similarity,
+            "off_diagonal_a": [e.to_dict() for e in self.off_diagonal_a],
+            "off_diagonal_b": [e.to_dict() for e in self.off_diagonal_b],
+            "difference": [e.to_dict() for e in self.difference],
+        }
 
 
 def compare_checkpoints(
