@@ -28,28 +28,24 @@ def _flag(help: str, default: Any = None, **metadata: Any) -> Any:
     return field(default=default, metadata={"help": help, **metadata})
 
 
-def _size(help: str, default: int | None = None) -> Any:
-    return _flag(help, default, min=1)
-
-
 @dataclass(frozen=True)
 class Config(cli.SweepConfig):
     """Which measures, at which sizes, under which interventions (see lens_bias.audit.base.MeasureOptions)."""
 
     measures: tuple[str, ...] | None = _flag("registered measure names (default all: stereoset crows_pairs bbq ...)")
     intervention: tuple[Path, ...] = _flag("saved intervention files (.json), each audited against the baseline", ())
-    n_stereoset: int | None = _size("StereoSet items (default all)")
+    n_stereoset: int | None = _flag("StereoSet items (default all)", None, min=1)
     split_file: Path | None = field(default=None, metadata={"help": "a StereoSet file in the dev.json format"})
-    n_crows_pairs: int | None = _size("CrowS-Pairs pairs (default all)")
-    n_bbq: int | None = _size("BBQ questions per category (default all)")
+    n_crows_pairs: int | None = _flag("CrowS-Pairs pairs (default all)", None, min=1)
+    n_bbq: int | None = _flag("BBQ questions per category (default all)", None, min=1)
     bbq_chat: bool = _flag("ask BBQ through the chat template (default raw text)", False)
-    n_persona_bbq: int | None = _size("persona BBQ: questions per category and context", 40)
+    n_persona_bbq: int | None = _flag("persona BBQ: questions per category and context", 40, min=1)
     personas: tuple[str, ...] | None = _flag("persona BBQ: persona names (default: the six of personas.yaml)")
-    n_rewordings: int = _size("persona BBQ: rewordings of the persona instruction", 3)
-    n_service_names: int | None = _size("service: first names per group (of 4)", 2)
-    n_service_templates: int | None = _size("service: the first N request templates (default all 30)")
-    n_service_samples: int = _size("service: sampled answers per request", 2)
-    max_new_tokens: int = _size("service: tokens per answer", 48)
+    n_rewordings: int = _flag("persona BBQ: rewordings of the persona instruction", 3, min=1)
+    n_service_names: int | None = _flag("service: first names per group (of 4)", 2, min=1)
+    n_service_templates: int | None = _flag("service: the first N request templates (default all 30)", None, min=1)
+    n_service_samples: int = _flag("service: sampled answers per request", 2, min=1)
+    max_new_tokens: int = _flag("service: tokens per answer", 48, min=1)
     refusal_vector: tuple[float, ...] = _flag(
         "also run the chat measures (service, persona_bbq) under the refusal steering vector at these multipliers "
         "(fitted in the run, applied from the end of the instruction)",
@@ -61,7 +57,7 @@ class Config(cli.SweepConfig):
         "float32",
         choices=("float32", "bfloat16", "float16"),
     )
-    batch_size: int = _size("rows per forward pass", 32)
+    batch_size: int = _flag("rows per forward pass", 32, min=1)
     out: Path = field(default=Path("figures/audit"), metadata={"help": "output folder (results, figures, cells)"})
 
     def __post_init__(self) -> None:
