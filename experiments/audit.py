@@ -79,7 +79,7 @@ class Config(cli.SweepConfig):
         super().__post_init__()
 
 
-QUICK = {"n_stereoset": 60, "n_crows_pairs": 60, "n_bbq": 6, "n_persona_bbq": 2, "n_rewordings": 1}
+QUICK: dict[str, Any] = {"n_stereoset": 60, "n_crows_pairs": 60, "n_bbq": 6, "n_persona_bbq": 2, "n_rewordings": 1}
 QUICK["personas"] = ("elder", "Muslim")
 
 

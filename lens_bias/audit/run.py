@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from transformer_lens import HookedTransformer
 
 from lens_bias.audit.base import Measure, Rows, value_of
 from lens_bias.cells import CellStore, interventions_key, model_key
@@ -200,7 +201,7 @@ def rows_as_tensors(rows: Mapping[str, Mapping[str, Rows]]) -> dict[str, Any]:
 
 
 def refusal_conditions(
-    model: AnyModel,
+    model: HookedTransformer,
     measures: Sequence[Measure],
     multipliers: Sequence[float],
     layers: Sequence[int],
@@ -228,7 +229,7 @@ def refusal_conditions(
 
 def load_conditions(paths: Sequence[str | Path]) -> dict[str, list[Intervention]]:
     """Saved intervention files as audit conditions, each named by its file stem."""
-    conditions = {Path(path).stem: [load_intervention(path)] for path in paths}
+    conditions: dict[str, list[Intervention]] = {Path(path).stem: [load_intervention(path)] for path in paths}
     if len(conditions) != len(paths):
         raise InputError("Two --intervention files share a name; rename one (conditions are named by file stem).")
     return conditions
