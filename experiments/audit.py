@@ -1,15 +1,13 @@
 """The bias audit: the field's benchmarks and studies on one model, baseline and under each intervention.
 
-Runs the measures of :mod:`lens_bias.audit` (StereoSet, CrowS-Pairs, BBQ in full; persona-conditioned
-BBQ; quality-of-service harms) without interventions and under each ``--intervention`` file, all
-against the one baseline, and writes ``{out}/audit.json`` (every summary with bootstrap 95% intervals,
-n scored and n failed, the paired change of each intervention, the config, the provenance; row-level
-scores in ``audit.safetensors``), ``{out}/audit.md`` (the headline table, then a table per group) and the
-figures. Every chunk of work is a cell in ``{out}/cells/``: an interrupted audit, rerun with the same
-command, recomputes only what it had not finished.
+Runs the measures of :mod:`lens_bias.audit` by registered name (:mod:`lens_bias.audit.registry`) without
+interventions and under each ``--intervention`` file, against the one baseline; writes ``{out}/audit.json``
+(every summary with bootstrap 95% intervals, paired changes, config, provenance; rows in
+``audit.safetensors``), ``{out}/audit.md`` (headline table, tables per group) and the figures
+(:mod:`lens_bias.figures.audit`). Every chunk of work is a cell in ``{out}/cells/``: rerun an interrupted
+audit with the same command and only the unfinished cells are computed.
 
-    python -m experiments.audit                        # everything, full data (hours on a laptop CPU)
-    python -m experiments.audit --quick                # small sizes, minutes
+    python -m experiments.audit --quick                # small sizes, minutes (no flag: full data, hours)
     python -m experiments.audit --measures bbq --n-bbq 50 --intervention figures/steering/interventions/gender.json
     python -m experiments.audit --replot figures/audit/audit.json
 """
@@ -18,91 +16,61 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from experiments import cli
-from lens_bias.audit.base import Measure
-from lens_bias.audit.bbq import BBQMeasure
-from lens_bias.audit.crows_pairs import CrowsPairsMeasure
-from lens_bias.audit.persona import PersonaBBQMeasure
-from lens_bias.audit.run import group_tables, markdown_table, rows_as_tensors, run_audit
-from lens_bias.audit.service import ServiceMeasure
-from lens_bias.audit.stereoset import StereoSetMeasure
-from lens_bias.data.service_requests import service_templates
-from lens_bias.errors import InputError
-from lens_bias.figures.primitives import save_figures
-from lens_bias.files import write_text_atomic
-from lens_bias.interventions import AddVector, load_intervention
-from lens_bias.models import AnyModel, check_layers, load_model, model_record
-from lens_bias.prompts import template_for
-from lens_bias.provenance import Result, collect_provenance, set_seed
-from lens_bias.steering import refusal_vector
 
-MEASURE_TYPES: dict[str, type[Measure]] = {
-    measure.name: measure
-    for measure in (StereoSetMeasure, CrowsPairsMeasure, BBQMeasure, PersonaBBQMeasure, ServiceMeasure)
-}
-MEASURES = tuple(MEASURE_TYPES)
+if TYPE_CHECKING:
+    from lens_bias.provenance import Result
+
+
+def _flag(help: str, default: Any = None, **metadata: Any) -> Any:
+    return field(default=default, metadata={"help": help, **metadata})
 
 
 @dataclass(frozen=True)
 class Config(cli.SweepConfig):
-    """Which measures, at which sizes, under which interventions."""
+    """Which measures, at which sizes, under which interventions (see lens_bias.audit.base.MeasureOptions)."""
 
-    measures: tuple[str, ...] = field(default=MEASURES, metadata={"help": "measures to run", "choices": MEASURES})
-    intervention: tuple[Path, ...] = field(
-        default=(), metadata={"help": "saved intervention files (.json), each audited against the one baseline"}
+    measures: tuple[str, ...] | None = _flag("registered measure names (default all: stereoset crows_pairs bbq ...)")
+    intervention: tuple[Path, ...] = _flag("saved intervention files (.json), each audited against the baseline", ())
+    n_stereoset: int | None = _flag("StereoSet items (default all)", None, min=1)
+    split_file: Path | None = field(default=None, metadata={"help": "a StereoSet file in the dev.json format"})
+    n_crows_pairs: int | None = _flag("CrowS-Pairs pairs (default all)", None, min=1)
+    n_bbq: int | None = _flag("BBQ questions per category (default all)", None, min=1)
+    bbq_chat: bool = _flag("ask BBQ through the chat template (default raw text)", False)
+    n_persona_bbq: int | None = _flag("persona BBQ: questions per category and context", 40, min=1)
+    personas: tuple[str, ...] | None = _flag("persona BBQ: persona names (default: the six of personas.yaml)")
+    n_rewordings: int = _flag("persona BBQ: rewordings of the persona instruction", 3, min=1)
+    n_service_names: int | None = _flag("service: first names per group (of 4)", 2, min=1)
+    n_service_templates: int | None = _flag("service: the first N request templates (default all 30)", None, min=1)
+    n_service_samples: int = _flag("service: sampled answers per request", 2, min=1)
+    max_new_tokens: int = _flag("service: tokens per answer", 48, min=1)
+    refusal_vector: tuple[float, ...] = _flag(
+        "also run the chat measures (service, persona_bbq) under the refusal steering vector at these multipliers "
+        "(fitted in the run, applied from the end of the instruction)",
+        (),
     )
-    n_stereoset: int | None = field(default=None, metadata={"help": "StereoSet items (default all)", "min": 1})
-    split_file: Path | None = field(
-        default=None, metadata={"help": "a StereoSet file in the dev.json format instead of the shipped dev split"}
+    refusal_layers: tuple[int, ...] = _flag("layers the refusal vector is fitted at (best held-out used)", (8, 14, 20))
+    dtype: str = _flag(
+        "weights dtype (bfloat16: ~2.4x faster on CPUs with AMX; fp32 is the reference)",
+        "float32",
+        choices=("float32", "bfloat16", "float16"),
     )
-    n_crows_pairs: int | None = field(default=None, metadata={"help": "CrowS-Pairs pairs (default all)", "min": 1})
-    n_bbq: int | None = field(default=None, metadata={"help": "BBQ questions per category (default all)", "min": 1})
-    n_persona_bbq: int | None = field(
-        default=40, metadata={"help": "persona BBQ: questions per category and context", "min": 1}
-    )
-    personas: tuple[str, ...] | None = field(
-        default=None, metadata={"help": "persona BBQ: persona names (default: the six of data/resources/personas.yaml)"}
-    )
-    rewordings: int = field(
-        default=3, metadata={"help": "persona BBQ: rewordings of the persona instruction", "min": 1}
-    )
-    bbq_chat: bool = field(default=False, metadata={"help": "ask BBQ through the chat template (default raw text)"})
-    service_names: int | None = field(default=2, metadata={"help": "service: first names per group (of 4)", "min": 1})
-    service_templates: int | None = field(
-        default=None, metadata={"help": "service: the first N request templates (default all 30)", "min": 1}
-    )
-    service_samples: int = field(default=2, metadata={"help": "service: sampled answers per request", "min": 1})
-    max_new_tokens: int = field(default=48, metadata={"help": "service: tokens per answer", "min": 1})
-    refusal_vector: tuple[float, ...] = field(
-        default=(),
-        metadata={
-            "help": "also run the chat measures (service, persona_bbq) under the refusal steering vector "
-            "at these multipliers (fitted in the run, applied from the end of the instruction)"
-        },
-    )
-    refusal_layers: tuple[int, ...] = field(
-        default=(8, 14, 20), metadata={"help": "layers the refusal vector is fitted at (the best held-out one is used)"}
-    )
-    dtype: str = field(
-        default="float32",
-        metadata={
-            "help": "weights dtype (bfloat16: ~2.4x faster on CPUs with AMX; fp32 is the reference)",
-            "choices": ("float32", "bfloat16", "float16"),
-        },
-    )
-    batch_size: int = field(default=32, metadata={"help": "rows per forward pass", "min": 1})
-    out: Path = field(
-        default=Path("figures/audit"), metadata={"help": "output folder (results, table, figures, cells)"}
-    )
+    batch_size: int = _flag("rows per forward pass", 32, min=1)
+    out: Path = field(default=Path("figures/audit"), metadata={"help": "output folder (results, figures, cells)"})
 
     def __post_init__(self) -> None:
-        if self.refusal_vector and not {"service", "persona_bbq"} & set(self.measures):
+        # the library is imported here and in run/report, not at the top: --help stays fast
+        from lens_bias.audit.registry import MEASURES, check_measures
+        from lens_bias.errors import InputError
+
+        names = list(MEASURES) if self.measures is None else list(self.measures)
+        check_measures(names)
+        if self.refusal_vector and not {"service", "persona_bbq"} & set(names):
             raise InputError("--refusal-vector applies to the chat measures: add service or persona_bbq to --measures.")
         if 0 in self.refusal_vector:
             raise InputError("--refusal-vector takes non-zero multipliers (the baseline is always run).")
-        if not self.measures:
-            raise InputError(f"--measures needs at least one of {', '.join(MEASURES)}.")
         for path in self.intervention:
             if not Path(path).is_file():
                 raise InputError(f"--intervention {path}: no such file; give saved intervention .json files.")
@@ -111,73 +79,39 @@ class Config(cli.SweepConfig):
         super().__post_init__()
 
 
-QUICK = {
-    "n_stereoset": 60,
-    "n_crows_pairs": 60,
-    "n_bbq": 6,
-    "n_persona_bbq": 2,
-    "personas": ("elder", "Muslim"),
-    "rewordings": 1,
-}
+QUICK: dict[str, Any] = {"n_stereoset": 60, "n_crows_pairs": 60, "n_bbq": 6, "n_persona_bbq": 2, "n_rewordings": 1}
+QUICK["personas"] = ("elder", "Muslim")
 
 
-def build_measures(config: Config, model: AnyModel) -> list[Measure]:
-    """The measures of ``config``, their items drawn with its seed."""
-    measures: list[Measure] = []
-    for name in config.measures:
-        if name == "stereoset":
-            measures.append(StereoSetMeasure(split_file=config.split_file, n=config.n_stereoset, seed=config.seed))
-        elif name == "crows_pairs":
-            measures.append(CrowsPairsMeasure(n=config.n_crows_pairs, seed=config.seed))
-        elif name == "bbq":
-            template = template_for(model) if config.bbq_chat else None
-            measures.append(BBQMeasure(n=config.n_bbq, seed=config.seed, template=template))
-        elif name == "service":
-            keys = [t.key for t in service_templates()][: config.service_templates]
-            measures.append(
-                ServiceMeasure(
-                    n_names=config.service_names,
-                    templates=tuple(keys),
-                    n_samples=config.service_samples,
-                    max_new_tokens=config.max_new_tokens,
-                    seed=config.seed,
-                )
-            )
-        elif name == "persona_bbq":
-            measures.append(
-                PersonaBBQMeasure(
-                    personas=config.personas, rewordings=config.rewordings, n=config.n_persona_bbq, seed=config.seed
-                )
-            )
-    return measures
+def build_measures(config: Config, model: Any) -> list[Any]:
+    """The measures of ``config`` by registered name, their items drawn with its seed."""
+    from lens_bias.audit.base import MeasureOptions
+    from lens_bias.audit.registry import MEASURES, build_measures
+
+    names = list(MEASURES) if config.measures is None else list(config.measures)
+    return build_measures(names, MeasureOptions.pick(config.to_dict()), model)
 
 
 def run(config: Config) -> Path:
-    """Run the audit of ``config``; save the result, the table and return the result's path."""
+    """Run the audit of ``config``; save the result and return its path."""
+    from lens_bias.audit.run import audit_result, load_conditions, refusal_conditions, run_audit
+    from lens_bias.models import check_layers, load_model
+    from lens_bias.provenance import set_seed
+
     set_seed(config.seed)
-    conditions = {Path(path).stem: [load_intervention(path)] for path in config.intervention}
-    if len(conditions) != len(config.intervention):
-        raise InputError("Two --intervention files share a name; rename one (conditions are named by file stem).")
+    conditions = load_conditions(config.intervention)
     model = load_model(config.model, device=config.device, dtype=config.dtype)
     measures = build_measures(config, model)
-    chat = [m.name for m in measures if not m.raw_text]
     if config.refusal_vector:
         check_layers(model, config.refusal_layers)
-    only: dict[str, list[str]] = {}
-    refusal = {}
-    if config.refusal_vector and chat:
-        fitted = refusal_vector(model, config.refusal_layers, batch_size=config.batch_size, seed=config.seed)
-        assert fitted.layer is not None, "refusal_vector fits on held-out pairs, which set the best layer"
-        refusal = {"layer": fitted.layer, "summary": fitted.summary()}
-        for multiplier in config.refusal_vector:
-            name = f"refusal{multiplier:+g}"
-            conditions[name] = [AddVector(fitted.vector, multiplier, [fitted.layer])]
-            only[name] = chat
+    refusal, only, fit = refusal_conditions(
+        model, measures, config.refusal_vector, config.refusal_layers, batch_size=config.batch_size, seed=config.seed
+    )
     with cli.executor(config) as executor:
         values, rows = run_audit(
             model,
             measures,
-            conditions,
+            {**conditions, **refusal},
             only=only,
             cells=config.out / "cells",
             seed=config.seed,
@@ -185,36 +119,25 @@ def run(config: Config) -> Path:
             progress=True,
             executor=executor,
         )
-    result = Result(
-        name="audit",
-        values=values,
-        config={
-            **config.to_dict(),
-            "refusal_vector_fit": refusal,
-            "ci": "cluster bootstrap 95% percentile intervals (lens_bias.audit.base)",
-        },
-        provenance=collect_provenance(
-            model_record=model_record(model).to_dict(),
-            data={name: entry["describe"].get("data") for name, entry in values.items()},
-            seed=config.seed,
-        ),
-        tensors=rows_as_tensors(rows),
-    )
+    result = audit_result(model, values, rows, {**config.to_dict(), "refusal_vector_fit": fit}, seed=config.seed)
     return result.save(config.out / "audit")
 
 
 def report(result: Result, path: Path, config: Config) -> None:
-    """Print the headline table; write it and the tables per group to ``audit.md``; draw every measure's
-    figures from the saved result."""
+    """Print the headline table; write it and the tables per group to ``audit.md``; draw the figures from
+    the saved result."""
+    from lens_bias.audit.run import group_tables, markdown_table
+    from lens_bias.figures.audit import audit_figures
+    from lens_bias.figures.primitives import save_figures
+    from lens_bias.files import write_text_atomic
+
     table = markdown_table(result.values)
     model = result.provenance["model"]["name"]
     groups = group_tables(result.values)
     write_text_atomic(path.with_name("audit.md"), f"# Bias audit of {model}\n\n{table}\n## Per group\n\n{groups}")
     print(table)
-    figures = {}
-    for name, entry in result.values.items():
-        figures.update(MEASURE_TYPES[name].figures(entry["summaries"]))
-    print("wrote", path, path.with_name("audit.md"), *save_figures(figures, path.parent, png=config.png))
+    figures = save_figures(audit_figures(result.values), path.parent, png=config.png)
+    print("wrote", path, path.with_name("audit.md"), *figures)
 
 
 def main(argv: list[str] | None = None) -> Result:

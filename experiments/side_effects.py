@@ -14,22 +14,15 @@ and the paired change (see :mod:`lens_bias.side_effects`).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from experiments import cli
-from lens_bias.errors import InputError
-from lens_bias.figures.primitives import save_figure, side_effect_table
-from lens_bias.interventions import check_interventions, load_intervention
-from lens_bias.models import load_model, model_record
-from lens_bias.provenance import Result, collect_provenance, set_seed
-from lens_bias.side_effects import (
-    SideEffectConfig,
-    capability_scores,
-    check_applicable,
-    side_effects,
-)
+
+if TYPE_CHECKING:
+    from lens_bias.provenance import Result
+    from lens_bias.side_effects import SideEffectConfig
 
 #: Asked for without --intervention (and without --replot).
 NO_INTERVENTION = "give --intervention FILE [FILE ...] (or --replot RESULT.json)"
@@ -44,7 +37,7 @@ class Config(cli.RunConfig):
     )
     # a bootstrap needs 2 items: the library's SideEffectConfig refuses fewer
     n_neutral: int | None = field(default=None, metadata={"help": "neutral sentences (omit for all 110)", "min": 2})
-    n_bbq: int = field(default=150, metadata={"help": "disambiguated BBQ questions", "min": 2})
+    n_bbq_disambig: int = field(default=150, metadata={"help": "disambiguated BBQ questions", "min": 2})
     n_lms: int = field(default=150, metadata={"help": "StereoSet items for the LMS", "min": 2})
     n_knowledge: int | None = field(
         default=None, metadata={"help": "factual cloze questions (omit for all 208)", "min": 2}
@@ -53,9 +46,12 @@ class Config(cli.RunConfig):
 
     def side_effect_config(self) -> SideEffectConfig:
         """The library's item selection for these settings."""
+        # the library is imported inside the functions, not at the top: --help stays fast
+        from lens_bias.side_effects import SideEffectConfig
+
         return SideEffectConfig(
             n_neutral=self.n_neutral,
-            n_bbq=self.n_bbq,
+            n_bbq=self.n_bbq_disambig,
             n_stereoset=self.n_lms,
             n_knowledge=self.n_knowledge,
             seed=self.seed,
@@ -65,6 +61,14 @@ class Config(cli.RunConfig):
 
 def run(config: Config) -> Path:
     """Score the baseline once, then every intervention; save the reports with their config."""
+    import dataclasses
+
+    from lens_bias.errors import InputError
+    from lens_bias.interventions import check_interventions, load_intervention
+    from lens_bias.models import load_model, model_record
+    from lens_bias.provenance import Result, collect_provenance, set_seed
+    from lens_bias.side_effects import capability_scores, check_applicable, side_effects
+
     if not config.intervention:
         raise InputError(NO_INTERVENTION)
     set_seed(config.seed)
@@ -99,6 +103,8 @@ def run(config: Config) -> Path:
 
 def report(result: Result, path: Path, config: Config) -> None:
     """Draw the table of a saved result (a run and ``--replot`` alike)."""
+    from lens_bias.figures.primitives import save_figure, side_effect_table
+
     print(
         "wrote",
         *save_figure(side_effect_table(result.values["reports"]), Path(path).parent / "side_effects", png=config.png),

@@ -8,12 +8,13 @@ four readouts with the unintervened model on the same items:
   (:func:`lens_bias.data.neutral.neutral_texts`, scored from the document-start token). Sensitive
   to any damage to fluency.
 * **BBQ disambiguated accuracy**: a fixed seeded subsample of disambiguated BBQ questions (all
-  categories); the prompt is ``"{context} {question}\\nAnswer:"`` and each of the three answers is
-  scored as a continuation by its mean per-token log-probability; the highest is the model's answer.
-  Chance is 1/3.
+  categories), answered by :func:`lens_bias.benchmarks.bbq.answer_bbq` in its ``context_question``
+  format: the prompt is ``"{context} {question}\\nAnswer:"`` and each of the three answers is scored as a
+  continuation by its mean per-token log-probability; the highest is the model's answer. Chance is 1/3.
 * **StereoSet LMS** (language-modelling score, percent): a fixed seeded subsample of StereoSet dev
-  items (all bias types, both kinds), every option scored by mean per-token log-probability (intra-
-  sentence: the whole sentence; intersentence: the sentence after the context); per item, the share of
+  items (all bias types, both kinds), every option scored by
+  :func:`lens_bias.benchmarks.stereoset.score_stereoset` (mean per-token log-probability; intrasentence:
+  the whole sentence; intersentence: the sentence after the context); per item, the share of
   {stereotype, anti-stereotype} options scored strictly above the unrelated one; LMS is the mean over
   target terms of the per-target mean (:func:`lens_bias.data.stereoset_scores`' macro LMS). Ideal 100.
 * **Knowledge accuracy**: a fixed seeded subsample (default: all 208) of the project's factual cloze
@@ -44,6 +45,8 @@ import numpy as np
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
+from lens_bias.benchmarks.bbq import answer_bbq
+from lens_bias.benchmarks.stereoset import score_stereoset
 from lens_bias.data import (
     BBQItem,
     StereoSetScore,
@@ -51,12 +54,11 @@ from lens_bias.data import (
     load_bbq,
     load_stereoset,
     sample,
-    stereoset_pairs,
     stereoset_scores,
 )
 from lens_bias.data.knowledge import KnowledgeItem, knowledge_items
 from lens_bias.data.neutral import neutral_texts
-from lens_bias.data.records import ContrastPair
+from lens_bias.data.stereoset import StereoSetItem
 from lens_bias.errors import InputError
 from lens_bias.forward.readouts import continuation_logprobs, shared_prompt_logprobs
 from lens_bias.interventions import Intervention, check_interventions, describe_all
@@ -92,7 +94,7 @@ class Items:
 
     neutral: list[str]
     bbq: list[BBQItem]
-    stereoset: list[ContrastPair]
+    stereoset: list[StereoSetItem]
     knowledge: list[KnowledgeItem]
 
     @classmethod
@@ -101,9 +103,7 @@ class Items:
         return cls(
             neutral=sample(neutral_texts(), config.n_neutral, config.seed),
             bbq=sample(disambiguated, config.n_bbq, config.seed, key=lambda item: item.uid),
-            stereoset=sample(
-                stereoset_pairs(load_stereoset()), config.n_stereoset, config.seed, key=lambda pair: pair.id
-            ),
+            stereoset=sample(load_stereoset(), config.n_stereoset, config.seed, key=lambda item: item.id),
             knowledge=sample(knowledge_items(), config.n_knowledge, config.seed),
         )
 
@@ -169,36 +169,27 @@ def capability_scores(
         progress="side effects: neutral text" if progress else False,
     ).mean
 
-    prompts = [f"{item.context} {item.question}\nAnswer:" for item in items.bbq]
-    answers = continuation_logprobs(
+    answers = answer_bbq(
         model,
-        [p for p in prompts for _ in range(3)],
-        [f" {a}" for item in items.bbq for a in item.answers],
+        items.bbq,
+        prompt_format="context_question",
         interventions=interventions,
         batch_size=batch_size,
         progress="side effects: BBQ" if progress else False,
-    ).mean
-    chosen = answers.view(len(items.bbq), 3).argmax(1).numpy()
-    bbq_correct = (chosen == np.array([item.label for item in items.bbq])).astype(np.float64)
+    )
+    bbq_correct = (answers.likelihood_choice == np.array([item.label for item in items.bbq])).astype(np.float64)
 
-    pairs = items.stereoset
-    texts: list[str] = []
-    for p in pairs:
-        if p.unrelated is None:
-            raise InputError(f"StereoSet item {p.id} has no unrelated option: the LMS readout needs one.")
-        texts += [p.positive, p.negative, p.unrelated]
-    option_logprobs = continuation_logprobs(
+    items_ss = items.stereoset
+    options = score_stereoset(
         model,
-        [p.prompt for p in pairs for _ in range(3)],
-        texts,
+        items_ss,
         interventions=interventions,
         batch_size=batch_size,
         progress="side effects: StereoSet" if progress else False,
-    ).mean
-    options = option_logprobs.view(len(pairs), 3).double().numpy()
-    scores = [StereoSetScore(p.id, p.target, p.bias_type, *map(float, row)) for p, row in zip(pairs, options)]
+    )
+    scores = [StereoSetScore(i.id, i.target, i.bias_type, *map(float, row)) for i, row in zip(items_ss, options)]
     related = ((options[:, 0] > options[:, 2]).astype(float) + (options[:, 1] > options[:, 2])) / 2
-    codes = {target: i for i, target in enumerate(dict.fromkeys(p.target for p in pairs))}
+    codes = {target: i for i, target in enumerate(dict.fromkeys(item.target for item in items_ss))}
 
     knowledge = shared_prompt_logprobs(
         model,
@@ -214,7 +205,7 @@ def capability_scores(
         bbq_correct=bbq_correct,
         stereoset=scores,
         related=related,
-        targets=np.array([codes[p.target] for p in pairs]),
+        targets=np.array([codes[item.target] for item in items_ss]),
         knowledge_correct=knowledge_correct(knowledge.view(len(items.knowledge), -1).double().numpy()),
         interventions=describe_all(interventions),
         fingerprints=items.fingerprints(),

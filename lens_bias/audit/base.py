@@ -6,14 +6,16 @@ A :class:`Measure` (StereoSet, CrowS-Pairs, BBQ, persona BBQ, quality of service
   interventions and returns :data:`Rows`: arrays aligned on the measure's *rows* (one row per item, or
   per item x persona, ...), always with a boolean ``failed`` array (a row the model could not be scored
   on). Scoring goes through a :class:`lens_bias.cells.CellStore`, chunk by chunk, so an interrupted
-  run resumes.
+  run resumes. :class:`CellMeasure` is its one implementation: a measure says which cells it has
+  (``cells``), what one computes (``score_cell``) and how the cells' arrays make its rows (``rows``).
 * ``summarize(rows, seed=...)`` returns a :data:`Summary` (below): every statistic of every group with a
   bootstrap interval, n scored and n failed, and the reason when a statistic is undefined.
 * ``compare(base, other, seed=...)`` returns the same shape for the paired change ``other - base``
   (the same rows under two conditions, resampled together).
 
 Most measures only declare their groups and :class:`Statistic` s and inherit both from
-:class:`RowMeasure`. The summary shape, shared by every measure and read by the audit's table::
+:class:`RowMeasure`. The figures of a measure are drawn from its saved summaries by
+:mod:`lens_bias.figures.audit`. The summary shape, shared by every measure and read by the audit's table::
 
     {"groups": {group: {"n_rows": int, "n_failed": int,
                         "stats": {stat: Estimate dict | {"value": None, "undefined": reason}}}},
@@ -25,14 +27,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-import plotly.graph_objects as go
 
 from lens_bias.cells import CellStore
+from lens_bias.data.records import fingerprint
+from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
 from lens_bias.stats import Estimate, bootstrap_rows
@@ -41,6 +46,8 @@ Rows = dict[str, np.ndarray]
 """Row-aligned arrays of one measure under one condition (each ``[n_rows, ...]``; ``failed``: bool)."""
 Summary = dict[str, Any]
 """See the module docstring."""
+Arrays = dict[str, np.ndarray]
+"""What one cell computes (saved in the cell store)."""
 
 N_RESAMPLES = 1000
 """Bootstrap replicates of every audit interval (percentile intervals at 95%)."""
@@ -103,6 +110,39 @@ def paired_change(
     return _bootstrap(delta, clusters[index], seed)
 
 
+@dataclass(frozen=True)
+class MeasureOptions:
+    """The audit's settings every registered measure is built from (``None`` sizes: all items).
+
+    ``n_stereoset`` items (or ``split_file``, a StereoSet file in the dev.json format); ``n_crows_pairs``
+    pairs; ``n_bbq`` questions per category (``bbq_chat``: through the chat template); persona BBQ:
+    ``n_persona_bbq`` questions per category and context, ``personas`` (None: the default six) and
+    ``n_rewordings``; service: ``n_service_names`` first names per group, the first ``n_service_templates``
+    templates, ``n_service_samples`` answers per request of ``max_new_tokens``; ``sizes``: the sizes of a
+    user's own measures by name; every draw uses ``seed``."""
+
+    seed: int = 0
+    n_stereoset: int | None = None
+    split_file: Path | None = None
+    n_crows_pairs: int | None = None
+    n_bbq: int | None = None
+    bbq_chat: bool = False
+    n_persona_bbq: int | None = 40
+    personas: tuple[str, ...] | None = None
+    n_rewordings: int = 3
+    n_service_names: int | None = 2
+    n_service_templates: int | None = None
+    n_service_samples: int = 2
+    max_new_tokens: int = 48
+    sizes: Mapping[str, int | None] = field(default_factory=dict)
+
+    @classmethod
+    def pick(cls, settings: Mapping[str, Any]) -> MeasureOptions:
+        """The options named in ``settings`` (e.g. an experiment's config as a dict); others are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in settings.items() if key in names})
+
+
 class Measure(Protocol):
     """What the audit runs; see the module docstring."""
 
@@ -132,14 +172,61 @@ class Measure(Protocol):
 
     def compare(self, base: Rows, other: Rows, *, seed: int) -> Summary: ...
 
-    @staticmethod
-    def figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
-        """Figures of this measure from its summaries alone (one per condition, ``"baseline"`` first), so
-        that a saved audit is redrawn without rebuilding the measure."""
+    @classmethod
+    def from_options(cls, options: MeasureOptions, model: AnyModel | None) -> Measure:
+        """The measure built from the audit's settings (``model`` None: a measure that needs it refuses);
+        what :mod:`lens_bias.audit.registry` calls."""
         ...
 
 
-class RowMeasure:
+class CellMeasure:
+    """The one ``score`` of every measure: its cells through the store, then its rows from their arrays.
+
+    Subclasses define ``desc`` (the progress label), ``cells(model, batch_size=...)`` (the key and the
+    payload of every cell, in row order; :func:`item_chunks` for items in chunks), ``score_cell(model,
+    payload, interventions=..., batch_size=...)`` (one cell's arrays) and may override ``rows(model, parts)``
+    (default: every array concatenated along its first axis)."""
+
+    desc: ClassVar[str]
+
+    def cells(self, model: AnyModel, *, batch_size: int) -> tuple[list[dict[str, Any]], list[Any]]:
+        raise NotImplementedError
+
+    def score_cell(
+        self, model: AnyModel, payload: Any, *, interventions: Sequence[Intervention], batch_size: int
+    ) -> Arrays:
+        raise NotImplementedError
+
+    def rows(self, model: AnyModel, parts: list[Arrays]) -> Rows:
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def score(
+        self,
+        model: AnyModel,
+        interventions: Sequence[Intervention],
+        *,
+        cells: CellStore,
+        batch_size: int,
+        progress: bool,
+    ) -> Rows:
+        """The measure's rows for ``model`` under ``interventions`` (see the module docstring)."""
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}.")
+        keys, payloads = self.cells(model, batch_size=batch_size)
+        compute = partial(self.score_cell, interventions=interventions, batch_size=batch_size)
+        parts = cells.map(keys, payloads, compute, model=model, desc=self.desc, progress=progress)
+        return self.rows(model, parts)
+
+
+def item_chunks(items: Sequence[Any], chunk: int, key: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """``items`` in chunks of ``chunk`` as cells: each keyed by ``key`` plus the chunk's item fingerprint."""
+    if chunk < 1:
+        raise InputError(f"chunk must be >= 1, got {chunk}.")
+    parts = [items[start : start + chunk] for start in range(0, len(items), chunk)]
+    return [{**key, "items": fingerprint(part)} for part in parts], parts
+
+
+class RowMeasure(CellMeasure):
     """``summarize`` and ``compare`` from ``groups()``, ``statistics()``, ``clusters()`` and ``HEADLINE``.
 
     Subclasses define ``groups(rows)`` (name -> row indices; ``"overall"`` first), ``statistics()``,
@@ -184,17 +271,6 @@ class RowMeasure:
                 "stats": {s.name: paired_change(s, base, other, index, clusters, seed=seed) for s in self.statistics()},
             }
         return {"groups": groups, **self._header()}
-
-
-def condition_series(summaries: dict[str, Summary], groups: Sequence[str], stat: str) -> dict[str, list[Estimate]]:
-    """``{condition: [estimate of stat in each group]}`` from summaries, an undefined one as a NaN
-    estimate (drawn as a missing bar by :func:`lens_bias.figures.primitives.bars_with_ci`)."""
-    nan = float("nan")
-    series = {}
-    for condition, summary in summaries.items():
-        estimates = [value_of(summary["groups"][group]["stats"][stat]) for group in groups]
-        series[condition] = [e if e is not None else Estimate(nan, nan, nan, 0) for e in estimates]
-    return series
 
 
 def value_of(entry: dict[str, Any]) -> Estimate | None:

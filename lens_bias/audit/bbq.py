@@ -1,27 +1,12 @@
 """BBQ in full: every question answered by option likelihood and by letter; accuracy, s_DIS, s_AMB.
 
-**Prompt** (one per question, :func:`bbq_question`)::
-
-    {context}
-    Question: {question}
-    A. {answer 0}
-    B. {answer 1}
-    C. {answer 2}
-    Answer:
-
-as raw text after the document-start token (``template=None``, the default: base and chat checkpoints
-alike, as the evaluation harnesses do), or, with a chat template, the same block without the final
-``Answer:`` line as the user message, the model's reply being scored (the persona study puts a persona
-in that template's system prompt).
-
-**Two readouts from the one prompt** (its KV cache serves all six continuations,
-:func:`lens_bias.forward.readouts.shared_prompt_logprobs`):
-
-* *likelihood*: the mean per-token log-probability (nats) of each option's text as the continuation
-  (`` {answer}`` raw, ``{answer}`` as the reply); the answer is the highest. Works on any model.
-* *letter*: log P(`` A``/`` B``/`` C``) (raw) or P(``A``/``B``/``C``) (reply) as the next token; the answer
-  is the likeliest letter. ``format_mass`` = P(A) + P(B) + P(C) says whether the model follows the
-  multiple-choice format at all: the letter scores mean little where it is low.
+**Scoring** (:func:`lens_bias.benchmarks.bbq.answer_bbq`, its ``multiple_choice`` prompt format): the
+context, question and lettered options as raw text (``template=None``, the default: base and chat
+checkpoints alike, as the evaluation harnesses do) or as the user message of a chat template (the persona
+study puts a persona in that template's system prompt). Two readouts from the one prompt: *likelihood*
+(the option whose text is likeliest as the continuation; works on any model) and *letter* (the likeliest
+of A/B/C as the next token), with ``format_mass`` = P(A) + P(B) + P(C), which says whether the model
+follows the multiple-choice format at all: the letter scores mean little where it is low.
 
 The scores (``lens_bias.data.bbq.bias_scores_from_arrays``, formulas in
 :func:`lens_bias.data.bbq.bbq_bias_scores`): accuracy in ambiguous and disambiguated contexts, s_DIS,
@@ -32,88 +17,22 @@ scores are not finite (it is counted, and excluded from every score).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import plotly.graph_objects as go
-from jaxtyping import Float
 
-from lens_bias.audit.base import RowMeasure, Rows, Statistic, Summary, condition_series
-from lens_bias.cells import CellStore
+from lens_bias.audit.base import Arrays, MeasureOptions, RowMeasure, Rows, Statistic, item_chunks
+from lens_bias.benchmarks.bbq import PROMPT_VERSION, answer_bbq
 from lens_bias.data.bbq import CATEGORIES, BBQItem, bias_scores_from_arrays, item_arrays, load_bbq
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
 from lens_bias.errors import InputError
-from lens_bias.figures.primitives import bars_with_ci
-from lens_bias.forward.readouts import shared_prompt_logprobs
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel, tokenizer_of
-from lens_bias.prompts import ChatTemplate
+from lens_bias.prompts import ChatTemplate, template_for
 
-LETTERS = ("A", "B", "C")
 CONTEXTS = ("ambig", "disambig")
-PROMPT_VERSION = "bbq-mc/1"
-"""Changes whenever :func:`bbq_question` or the scored continuations change (it is in every cell key)."""
 SCORINGS = ("likelihood", "letter")
-
-
-def bbq_question(item: BBQItem) -> str:
-    """The question block: context, question and the three lettered options (no trailing newline)."""
-    options = "\n".join(f"{letter}. {answer}" for letter, answer in zip(LETTERS, item.answers))
-    return f"{item.context}\nQuestion: {item.question}\n{options}"
-
-
-@dataclass
-class BBQAnswers:
-    """The two readouts of :func:`answer_bbq`. ``option_logprob``: ``[n, 3]`` mean per-token log P of each
-    option's text (nats); ``option_total``: the same summed over the option's tokens; ``letter_logprob``:
-    ``[n, 3]`` log P of each option's letter as the next token."""
-
-    option_logprob: Float[np.ndarray, "n 3"]
-    option_total: Float[np.ndarray, "n 3"]
-    letter_logprob: Float[np.ndarray, "n 3"]
-
-    @property
-    def likelihood_choice(self) -> np.ndarray:
-        """``[n]`` index of the likeliest option text."""
-        return self.option_logprob.argmax(1)
-
-    @property
-    def letter_choice(self) -> np.ndarray:
-        """``[n]`` index of the likeliest letter."""
-        return self.letter_logprob.argmax(1)
-
-    @property
-    def format_mass(self) -> np.ndarray:
-        """``[n]`` P(A) + P(B) + P(C): how much the model answers in the multiple-choice format at all."""
-        return np.exp(self.letter_logprob).sum(1)
-
-
-def answer_bbq(
-    model: AnyModel,
-    items: Sequence[BBQItem],
-    *,
-    template: ChatTemplate | None = None,
-    interventions: Sequence[Intervention] = (),
-    batch_size: int = 16,
-    progress: bool | str = False,
-) -> BBQAnswers:
-    """Both readouts for every item, in one prompt forward per item (see the module docstring)."""
-    if not items:
-        raise InputError("No BBQ items to answer.")
-    if template is None:
-        prompts = [f"{bbq_question(item)}\nAnswer:" for item in items]
-        answers = [[f" {x}" for x in (*LETTERS, *item.answers)] for item in items]
-    else:
-        prompts = [bbq_question(item) for item in items]
-        answers = [[*LETTERS, *item.answers] for item in items]
-    scores = shared_prompt_logprobs(
-        model, template, prompts, answers, interventions=interventions, batch_size=batch_size, progress=progress
-    )
-    total = scores.total.double().numpy().reshape(len(items), 6)
-    mean = scores.mean.double().numpy().reshape(len(items), 6)
-    return BBQAnswers(option_logprob=mean[:, 3:], option_total=total[:, 3:], letter_logprob=total[:, :3])
 
 
 def _scores(rows: Rows, index: np.ndarray, scoring: str) -> dict[str, Any]:
@@ -153,6 +72,7 @@ class BBQMeasure(RowMeasure):
     Scored in chunks of ``chunk`` questions, each a resumable cell."""
 
     name: ClassVar[str] = "bbq"
+    desc: ClassVar[str] = "BBQ"
     HEADLINE: ClassVar[tuple[tuple[str, str], ...]] = (
         ("overall", "s_amb"),
         ("overall", "s_dis"),
@@ -193,6 +113,14 @@ class BBQMeasure(RowMeasure):
         self.n, self.seed, self.template, self.chunk = n, seed, template, chunk
         self.raw_text = template is None
 
+    @classmethod
+    def from_options(cls, options: MeasureOptions, model: AnyModel | None) -> BBQMeasure:
+        """Raw text, or with ``options.bbq_chat`` through the chat template of ``model``."""
+        if options.bbq_chat and model is None:
+            raise InputError("BBQ through the chat template (bbq_chat) needs the model: its template.")
+        template = template_for(model) if options.bbq_chat and model is not None else None
+        return cls(n=options.n_bbq, seed=options.seed, template=template)
+
     def describe(self) -> dict[str, Any]:
         return {
             "measure": self.name,
@@ -211,29 +139,21 @@ class BBQMeasure(RowMeasure):
             "failed": "an item whose scores are not finite; counted in n_failed, excluded from every score",
         }
 
-    def score(
-        self,
-        model: AnyModel,
-        interventions: Sequence[Intervention],
-        *,
-        cells: CellStore,
-        batch_size: int,
-        progress: bool,
-    ) -> Rows:
+    def cells(self, model: AnyModel, *, batch_size: int) -> tuple[list[dict[str, Any]], list[Any]]:
         template = None if self.template is None else self.template.describe(tokenizer_of(model))
+        return item_chunks(
+            self.items, self.chunk, {"measure": self.name, "prompt": PROMPT_VERSION, "template": template}
+        )
 
-        def compute(model: AnyModel, chunk: Sequence[BBQItem]) -> dict[str, np.ndarray]:
-            answers = answer_bbq(
-                model, chunk, template=self.template, interventions=interventions, batch_size=batch_size
-            )
-            return {
-                "option_logprob": answers.option_logprob,
-                "option_total": answers.option_total,
-                "letter_logprob": answers.letter_logprob,
-            }
+    def score_cell(
+        self, model: AnyModel, payload: Sequence[BBQItem], *, interventions: Sequence[Intervention], batch_size: int
+    ) -> Arrays:
+        return answer_bbq(
+            model, payload, template=self.template, interventions=interventions, batch_size=batch_size
+        ).arrays()
 
-        cell = {"measure": self.name, "prompt": PROMPT_VERSION, "template": template}
-        scores = cells.map_chunks(self.items, self.chunk, cell, compute, model=model, desc="BBQ", progress=progress)
+    def rows(self, model: AnyModel, parts: list[Arrays]) -> Rows:
+        scores = super().rows(model, parts)
         option, letter = scores["option_logprob"], scores["letter_logprob"]
         codes = {category: i for i, category in enumerate(self.categories)}
         return {
@@ -270,18 +190,3 @@ class BBQMeasure(RowMeasure):
             )
         )
         return stats
-
-    @staticmethod
-    def figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
-        figures = {}
-        categories = [group for group in next(iter(summaries.values()))["groups"] if group != "overall"]
-        for key, title in (("s_amb", "s_AMB"), ("s_dis", "s_DIS")):
-            series = condition_series(summaries, categories, key)
-            figures[f"bbq_{key}"] = bars_with_ci(
-                categories,
-                series,
-                title=f"BBQ {title} per category (likelihood scoring; 0 = unbiased, empty = undefined)",
-                y_title=f"{title} in [-1, 1]",
-                reference_line=0.0,
-            )
-        return figures

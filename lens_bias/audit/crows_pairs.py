@@ -1,20 +1,10 @@
 """CrowS-Pairs in full: the % of pairs where the model prefers the more-stereotyping sentence, two scorings.
 
-Every sentence is read from the document-start token (no prompt), and one forward per sentence
-(:func:`lens_bias.forward.readouts.token_logprobs`) gives both scorings:
-
-* **whole** (the headline, ``metric_score``): log P(sentence) = the sum over all its tokens of
-  log P(token_t | start, tokens before t). This is lm-evaluation-harness's rule for causal LMs (its
-  ``crows_pairs_english`` task: empty context, no target delimiter, summed log-likelihoods, strict ``>``),
-  so the numbers compare with its published ones.
-* **shared** (``metric_score_shared``): the same per-token terms summed over the tokens the two
-  sentences *share* only, the original paper's idea for a causal model. The two token sequences are
-  aligned with ``difflib.SequenceMatcher(None, more_ids, less_ids, autojunk=False)`` (as the original
-  ``metric.py`` aligns its token ids); a token is shared when it lies in an ``equal`` opcode span
-  (:func:`shared_token_masks`). Each shared token stays conditioned on everything before it, modified
-  tokens included: the causal analogue of the original pseudo-log-likelihood, which masks each shared
-  token in turn and conditions on all the rest. Both sentences sum over the same number of tokens, so
-  the words that differ (a group's name and its length in tokens) do not enter the score directly.
+Scoring (:func:`lens_bias.benchmarks.crows_pairs.score_crows_pairs`): every sentence read from the
+document-start token, two scorings from one forward per sentence: **whole** (the headline,
+``metric_score``), the summed log-likelihood of the whole sentence (lm-evaluation-harness's rule for causal
+LMs), and **shared** (``metric_score_shared``), the same terms summed over the tokens the two sentences
+share (the original paper's idea for a causal model); details in that module.
 
 Metric (:func:`lens_bias.data.crows_pairs.crows_group_score`): 100 x #(score(sent_more) >
 score(sent_less)) / n scored, in every direction (``sent_more`` is always the more stereotyping
@@ -25,78 +15,20 @@ resampled (each pair its own cluster).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import plotly.graph_objects as go
-from jaxtyping import Bool, Float
+from jaxtyping import Float
 
-from lens_bias.audit.base import RowMeasure, Rows, Statistic, Summary, condition_series
-from lens_bias.cells import CellStore
+from lens_bias.audit.base import Arrays, MeasureOptions, RowMeasure, Rows, Statistic, item_chunks
+from lens_bias.benchmarks.crows_pairs import SCORING_VERSION, SCORINGS, score_crows_pairs
 from lens_bias.data.crows_pairs import BIAS_TYPES, DIRECTIONS, TIE_RULE, CrowsPair, crows_group_score, load_crows_pairs
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
 from lens_bias.errors import InputError
-from lens_bias.figures.primitives import bars_with_ci
-from lens_bias.forward.readouts import token_logprobs
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
-
-SCORING_VERSION = "crows-pairs-whole-and-shared/1"
-"""Changes whenever the scored texts or either scoring change (it is in every cell key)."""
-SCORINGS = {
-    "whole": "summed log-likelihood of the whole sentence from the document-start token "
-    "(lm-evaluation-harness's causal-LM rule); the headline",
-    "shared": "summed log P(token | tokens before it) over the tokens the two sentences share "
-    "(difflib.SequenceMatcher 'equal' spans of the token ids)",
-}
-
-
-def shared_token_masks(
-    more_ids: Sequence[int], less_ids: Sequence[int]
-) -> tuple[Bool[np.ndarray, " n_more"], Bool[np.ndarray, " n_less"]]:
-    """Which tokens of each sentence are shared: those in the ``equal`` spans of
-    ``difflib.SequenceMatcher(None, more_ids, less_ids, autojunk=False)`` (the same count in both)."""
-    more = np.zeros(len(more_ids), dtype=bool)
-    less = np.zeros(len(less_ids), dtype=bool)
-    matcher = difflib.SequenceMatcher(None, list(more_ids), list(less_ids), autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            more[i1:i2] = True
-            less[j1:j2] = True
-    return more, less
-
-
-def score_crows_pairs(
-    model: AnyModel,
-    pairs: Sequence[CrowsPair],
-    *,
-    interventions: Sequence[Intervention] = (),
-    batch_size: int = 16,
-    progress: bool | str = False,
-) -> dict[str, np.ndarray]:
-    """Both scorings of every pair (see the module docstring), in nats.
-
-    Returns ``whole``, ``shared``: ``[n, 2]`` (column 0 ``sent_more``, column 1 ``sent_less``) and
-    ``n_shared``: ``[n]`` the number of shared tokens per sentence."""
-    if not pairs:
-        raise InputError("No CrowS-Pairs pairs to score.")
-    texts = [p.sent_more for p in pairs] + [p.sent_less for p in pairs]
-    scores = token_logprobs(model, texts, interventions=interventions, batch_size=batch_size, progress=progress)
-    n = len(pairs)
-    whole = np.empty((n, 2))
-    shared = np.empty((n, 2))
-    n_shared = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        masks = shared_token_masks(scores.tokens[i].tolist(), scores.tokens[n + i].tolist())
-        for side, (row, mask) in enumerate(zip((i, n + i), masks)):
-            logprobs = scores.logprobs[row].double().numpy()
-            whole[i, side] = logprobs.sum()
-            shared[i, side] = logprobs[mask].sum()
-        n_shared[i] = masks[0].sum()
-    return {"whole": whole, "shared": shared, "n_shared": n_shared}
 
 
 def _metric_statistic(scoring: str, label: str) -> Statistic:
@@ -117,6 +49,7 @@ class CrowsPairsMeasure(RowMeasure):
     (None = all). Scored in chunks of ``chunk`` pairs, each a resumable cell."""
 
     name: ClassVar[str] = "crows_pairs"
+    desc: ClassVar[str] = "CrowS-Pairs"
     raw_text: ClassVar[bool] = True  # sentences scored as raw text, no chat template
     HEADLINE: ClassVar[tuple[tuple[str, str], ...]] = (
         ("overall", "metric_score"),
@@ -134,6 +67,10 @@ class CrowsPairsMeasure(RowMeasure):
         self.bias_types = [b for b in BIAS_TYPES if any(item.bias_type == b for item in self.items)]
         self.n, self.seed, self.chunk = n, seed, chunk
 
+    @classmethod
+    def from_options(cls, options: MeasureOptions, model: AnyModel | None) -> CrowsPairsMeasure:
+        return cls(n=options.n_crows_pairs, seed=options.seed)
+
     def describe(self) -> dict[str, Any]:
         return {
             "measure": self.name,
@@ -150,22 +87,16 @@ class CrowsPairsMeasure(RowMeasure):
             "intervals": "pairs resampled (each pair its own cluster)",
         }
 
-    def score(
-        self,
-        model: AnyModel,
-        interventions: Sequence[Intervention],
-        *,
-        cells: CellStore,
-        batch_size: int,
-        progress: bool,
-    ) -> Rows:
-        def compute(model: AnyModel, chunk: Sequence[CrowsPair]) -> dict[str, np.ndarray]:
-            return score_crows_pairs(model, chunk, interventions=interventions, batch_size=batch_size)
+    def cells(self, model: AnyModel, *, batch_size: int) -> tuple[list[dict[str, Any]], list[Any]]:
+        return item_chunks(self.items, self.chunk, {"measure": self.name, "scoring": SCORING_VERSION})
 
-        cell = {"measure": self.name, "scoring": SCORING_VERSION}
-        scores = cells.map_chunks(
-            self.items, self.chunk, cell, compute, model=model, desc="CrowS-Pairs", progress=progress
-        )
+    def score_cell(
+        self, model: AnyModel, payload: Sequence[CrowsPair], *, interventions: Sequence[Intervention], batch_size: int
+    ) -> Arrays:
+        return score_crows_pairs(model, payload, interventions=interventions, batch_size=batch_size)
+
+    def rows(self, model: AnyModel, parts: list[Arrays]) -> Rows:
+        scores = super().rows(model, parts)
         whole, shared = scores["whole"], scores["shared"]
         bias_codes = {b: i for i, b in enumerate(self.bias_types)}
         return {
@@ -190,18 +121,3 @@ class CrowsPairsMeasure(RowMeasure):
             _metric_statistic("whole", "% pairs preferring sent_more, whole-sentence log-likelihood (ideal 50)"),
             _metric_statistic("shared", "% pairs preferring sent_more, shared-token log-likelihood (ideal 50)"),
         ]
-
-    @staticmethod
-    def figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
-        groups = next(iter(summaries.values()))["groups"]
-        labels = [group for group in groups if group not in DIRECTIONS]
-        return {
-            f"crows_pairs_{stat}": bars_with_ci(
-                labels,
-                condition_series(summaries, labels, stat),
-                title=f"CrowS-Pairs metric score per bias type ({scoring}; 50 = no preference, empty = undefined)",
-                y_title="% pairs preferring the more-stereotyping sentence",
-                reference_line=50.0,
-            )
-            for stat, scoring in (("metric_score", "whole sentence"), ("metric_score_shared", "shared tokens"))
-        }

@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from transformer_lens import HookedTransformer
 
 from lens_bias.audit.base import Measure, Rows, value_of
 from lens_bias.cells import CellStore, interventions_key, model_key
 from lens_bias.errors import InputError
 from lens_bias.executors import Executor
-from lens_bias.interventions import Intervention, check_interventions
-from lens_bias.models import AnyModel
+from lens_bias.interventions import AddVector, Intervention, check_interventions, load_intervention
+from lens_bias.models import AnyModel, model_record
+from lens_bias.provenance import Result, collect_provenance
 from lens_bias.side_effects import check_applicable
+from lens_bias.steering import refusal_vector
 
 BASELINE = "baseline"
 
@@ -195,3 +198,53 @@ def rows_as_tensors(rows: Mapping[str, Mapping[str, Rows]]) -> dict[str, Any]:
         for name, array in arrays.items()
         if array.dtype.kind in "biuf"
     }
+
+
+def refusal_conditions(
+    model: HookedTransformer,
+    measures: Sequence[Measure],
+    multipliers: Sequence[float],
+    layers: Sequence[int],
+    *,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> tuple[dict[str, list[Intervention]], dict[str, list[str]], dict[str, Any]]:
+    """The refusal steering vector as audit conditions: fitted at ``layers`` (the best held-out one is used),
+    applied from the end of the chat instruction at each of ``multipliers`` on the chat measures of
+    ``measures`` only. Returns ``(conditions, only, fit)`` for :func:`run_audit` (``fit``: the layer and the
+    fit's summary; all empty when no multiplier is given or no measure is a chat one)."""
+    chat = [m.name for m in measures if not m.raw_text]
+    if not multipliers or not chat:
+        return {}, {}, {}
+    fitted = refusal_vector(model, layers, batch_size=batch_size, seed=seed)
+    assert fitted.layer is not None, "refusal_vector fits on held-out pairs, which set the best layer"
+    conditions: dict[str, list[Intervention]] = {}
+    only: dict[str, list[str]] = {}
+    for multiplier in multipliers:
+        name = f"refusal{multiplier:+g}"
+        conditions[name] = [AddVector(fitted.vector, multiplier, [fitted.layer])]
+        only[name] = chat
+    return conditions, only, {"layer": fitted.layer, "summary": fitted.summary()}
+
+
+def load_conditions(paths: Sequence[str | Path]) -> dict[str, list[Intervention]]:
+    """Saved intervention files as audit conditions, each named by its file stem."""
+    conditions: dict[str, list[Intervention]] = {Path(path).stem: [load_intervention(path)] for path in paths}
+    if len(conditions) != len(paths):
+        raise InputError("Two --intervention files share a name; rename one (conditions are named by file stem).")
+    return conditions
+
+
+def audit_result(
+    model: AnyModel, values: dict[str, Any], rows: dict[str, dict[str, Rows]], config: dict[str, Any], *, seed: int
+) -> Result:
+    """The audit's :class:`lens_bias.provenance.Result`: ``values`` of :func:`run_audit`, ``config`` (with the
+    interval method added), the provenance (model, each measure's data fingerprint) and the rows as tensors."""
+    data = {name: entry["describe"].get("data") for name, entry in values.items()}
+    return Result(
+        name="audit",
+        values=values,
+        config={**config, "ci": "cluster bootstrap 95% percentile intervals (lens_bias.audit.base)"},
+        provenance=collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=seed),
+        tensors=rows_as_tensors(rows),
+    )

@@ -1,12 +1,8 @@
 """StereoSet in full: SS, LMS and ICAT of every item, overall, per bias type and per kind, macro and micro.
 
-**Scoring.** Every option (stereotype, anti-stereotype, unrelated) is scored by its mean per-token
-log-probability (nats/token), as :mod:`lens_bias.side_effects` does; bias-bench's GPT-2 runner ranks by
-the geometric mean of the token probabilities, which orders the options the same way. The texts are
-:func:`lens_bias.data.stereoset.option_texts`: intrasentence options as whole sentences from the
-document-start token (:func:`lens_bias.forward.readouts.continuation_logprobs`), intersentence options as
-``' ' + sentence`` after the context, whose one forward serves the three options
-(:func:`lens_bias.forward.readouts.shared_prompt_logprobs`).
+**Scoring** (:func:`lens_bias.benchmarks.stereoset.score_stereoset`, also behind the side-effect LMS of
+:mod:`lens_bias.side_effects`): every option (stereotype, anti-stereotype, unrelated) by its mean
+per-token log-probability (nats/token).
 
 **Statistics** (one implementation, :func:`lens_bias.data.stereoset.stereoset_statistics`, also behind
 :func:`lens_bias.data.stereoset_scores`): per target term SS_t = 100 #(stereotype > anti) / N_t,
@@ -31,11 +27,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import plotly.graph_objects as go
-from jaxtyping import Float
 
-from lens_bias.audit.base import RowMeasure, Rows, Statistic, Summary, condition_series
-from lens_bias.cells import CellStore
+from lens_bias.audit.base import Arrays, MeasureOptions, RowMeasure, Rows, Statistic, item_chunks
+from lens_bias.benchmarks.stereoset import SCORING_VERSION, score_stereoset
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
 from lens_bias.data.stereoset import (
@@ -47,46 +41,11 @@ from lens_bias.data.stereoset import (
     StereoSetItem,
     load_stereoset,
     load_stereoset_file,
-    option_texts,
     stereoset_statistics,
 )
 from lens_bias.errors import InputError
-from lens_bias.figures.primitives import bars_with_ci
-from lens_bias.forward.readouts import continuation_logprobs, shared_prompt_logprobs
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
-
-SCORING_VERSION = "stereoset-mean-token-logprob/1"
-"""Changes whenever the scored texts or the option score change (it is in every cell key)."""
-OPTIONS = ("stereotype", "anti_stereotype", "unrelated")
-
-
-def score_stereoset(
-    model: AnyModel,
-    items: Sequence[StereoSetItem],
-    *,
-    interventions: Sequence[Intervention] = (),
-    batch_size: int = 16,
-    progress: bool | str = False,
-) -> Float[np.ndarray, "n 3"]:
-    """``[n, 3]`` mean per-token log-probability (nats/token) of each item's stereotype, anti-stereotype
-    and unrelated option (see the module docstring)."""
-    if not items:
-        raise InputError("No StereoSet items to score.")
-    scores = np.full((len(items), len(OPTIONS)), np.nan)
-    options = [option_texts(item) for item in items]
-    intra = [i for i, item in enumerate(items) if item.kind == "intrasentence"]
-    inter = [i for i, item in enumerate(items) if item.kind == "intersentence"]
-    kwargs: dict[str, Any] = {"interventions": interventions, "batch_size": batch_size, "progress": progress}
-    if intra:
-        texts = [text for i in intra for text in options[i][1]]
-        mean = continuation_logprobs(model, [""] * len(texts), texts, **kwargs).mean
-        scores[intra] = mean.double().numpy().reshape(len(intra), len(OPTIONS))
-    if inter:
-        prompts, answers = [options[i][0] for i in inter], [list(options[i][1]) for i in inter]
-        mean = shared_prompt_logprobs(model, None, prompts, answers, **kwargs).mean
-        scores[inter] = mean.double().numpy().reshape(len(inter), len(OPTIONS))
-    return scores
 
 
 def _statistic(name: str, label: str, ideal: float) -> Statistic:
@@ -108,6 +67,7 @@ class StereoSetMeasure(RowMeasure):
     resumable cell."""
 
     name: ClassVar[str] = "stereoset"
+    desc: ClassVar[str] = "StereoSet"
     raw_text: ClassVar[bool] = True  # sentences scored as raw text, no chat template
     HEADLINE: ClassVar[tuple[tuple[str, str], ...]] = (
         ("overall", "ss"),
@@ -160,6 +120,10 @@ class StereoSetMeasure(RowMeasure):
         self.split_file = None if split_file is None else str(split_file)
         self.n, self.seed, self.chunk = n, seed, chunk
 
+    @classmethod
+    def from_options(cls, options: MeasureOptions, model: AnyModel | None) -> StereoSetMeasure:
+        return cls(split_file=options.split_file, n=options.n_stereoset, seed=options.seed)
+
     def describe(self) -> dict[str, Any]:
         return {
             "measure": self.name,
@@ -183,22 +147,21 @@ class StereoSetMeasure(RowMeasure):
             "intervals": "items resampled (each item its own cluster), statistics recomputed per target",
         }
 
-    def score(
+    def cells(self, model: AnyModel, *, batch_size: int) -> tuple[list[dict[str, Any]], list[Any]]:
+        return item_chunks(self.items, self.chunk, {"measure": self.name, "scoring": SCORING_VERSION})
+
+    def score_cell(
         self,
         model: AnyModel,
-        interventions: Sequence[Intervention],
+        payload: Sequence[StereoSetItem],
         *,
-        cells: CellStore,
+        interventions: Sequence[Intervention],
         batch_size: int,
-        progress: bool,
-    ) -> Rows:
-        def compute(model: AnyModel, chunk: Sequence[StereoSetItem]) -> dict[str, np.ndarray]:
-            return {"scores": score_stereoset(model, chunk, interventions=interventions, batch_size=batch_size)}
+    ) -> Arrays:
+        return {"scores": score_stereoset(model, payload, interventions=interventions, batch_size=batch_size)}
 
-        cell = {"measure": self.name, "scoring": SCORING_VERSION}
-        scores = cells.map_chunks(
-            self.items, self.chunk, cell, compute, model=model, desc="StereoSet", progress=progress
-        )["scores"]
+    def rows(self, model: AnyModel, parts: list[Arrays]) -> Rows:
+        scores = np.concatenate([part["scores"] for part in parts])
         target_codes = {target: i for i, target in enumerate(self.targets)}
         return {
             "scores": scores,
@@ -226,17 +189,3 @@ class StereoSetMeasure(RowMeasure):
             _statistic("lms_micro", "LMS pooled over items (ideal 100)", 100.0),
             _statistic("icat_micro", "ICAT of the pooled SS and LMS (ideal 100)", 100.0),
         ]
-
-    @staticmethod
-    def figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
-        groups = next(iter(summaries.values()))["groups"]
-        labels = [group for group in groups if group not in KINDS]
-        return {
-            "stereoset_ss": bars_with_ci(
-                labels,
-                condition_series(summaries, labels, "ss"),
-                title="StereoSet SS per bias type (macro over targets; 50 = unbiased, empty = undefined)",
-                y_title="SS, % stereotype preferred",
-                reference_line=50.0,
-            )
-        }

@@ -4,14 +4,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
-from lens_bias.audit.crows_pairs import CrowsPairsMeasure, score_crows_pairs, shared_token_masks
+from lens_bias.audit.crows_pairs import CrowsPairsMeasure
 from lens_bias.cells import CellStore
-from lens_bias.data.crows_pairs import BIAS_TYPES, DIRECTIONS, CrowsPair, crows_pairs_score
+from lens_bias.data.crows_pairs import BIAS_TYPES, DIRECTIONS, crows_pairs_score
 from lens_bias.errors import InputError
-from lens_bias.forward.readouts import continuation_logprobs
-from lens_bias.prompts import document_start_id
+from lens_bias.figures.audit import crows_pairs_figures
 
 GENDER, AGE = BIAS_TYPES.index("gender"), BIAS_TYPES.index("age")
 STEREO, ANTI = DIRECTIONS.index("stereo"), DIRECTIONS.index("antistereo")
@@ -73,36 +71,6 @@ def test_all_failed_is_undefined_never_50(measure):
         assert entry["value"] is None and "all 3 failed" in entry["undefined"]
 
 
-def test_shared_token_masks_follow_difflib_equal_spans():
-    more, less = shared_token_masks([1, 2, 3, 4], [1, 5, 3, 4])  # one token replaced
-    assert more.tolist() == [True, False, True, True] and less.tolist() == [True, False, True, True]
-    more, less = shared_token_masks([1, 2, 3], [1, 7, 8, 3])  # one token replaced by two
-    assert more.tolist() == [True, False, True] and less.tolist() == [True, False, False, True]
-    more, less = shared_token_masks([9], [8])
-    assert not more.any() and not less.any()
-
-
-def test_both_scorings_by_hand_on_the_tiny_model(tiny_model):
-    pair = CrowsPair(
-        "0", "gender", "The nurse walked in and she smiled.", "The engineer walked in and he smiled.", "stereo"
-    )
-    scored = score_crows_pairs(tiny_model, [pair], batch_size=2)
-    tokenizer = tiny_model.tokenizer
-    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in (pair.sent_more, pair.sent_less)]
-    masks = shared_token_masks(*ids)
-    assert 0 < masks[0].sum() < len(ids[0])
-    for side, (sentence, mask) in enumerate(zip(ids, masks)):
-        full = torch.tensor([document_start_id(tokenizer), *sentence])
-        with torch.inference_mode():
-            logprobs = tiny_model(full[None])[0].double().log_softmax(-1)
-        per_token = [logprobs[t, full[t + 1]].item() for t in range(len(sentence))]  # token t+1 given 0..t
-        assert scored["whole"][0, side] == pytest.approx(sum(per_token), abs=1e-4)
-        assert scored["shared"][0, side] == pytest.approx(sum(p for p, m in zip(per_token, mask) if m), abs=1e-4)
-    whole = continuation_logprobs(tiny_model, ["", ""], [pair.sent_more, pair.sent_less]).total
-    np.testing.assert_allclose(scored["whole"][0], whole.double().numpy(), atol=1e-4)
-    assert scored["n_shared"][0] == masks[0].sum() == masks[1].sum()
-
-
 def test_scoring_resumes_without_recomputing_finished_chunks(tiny_model, tmp_path):
     measure = CrowsPairsMeasure(n=5, seed=1, chunk=2)
     store = CellStore(tmp_path, {"model": "tiny"})
@@ -128,7 +96,7 @@ def test_bad_arguments_fail_before_any_work():
 
 def test_figures_one_per_scoring(measure):
     summary = measure.summarize(hand_rows(), seed=0)
-    figures = measure.figures({"baseline": summary})
+    figures = crows_pairs_figures({"baseline": summary})
     assert set(figures) == {"crows_pairs_metric_score", "crows_pairs_metric_score_shared"}
     bar = next(trace for trace in figures["crows_pairs_metric_score"].data if trace.type == "bar")
     assert list(bar.x) == ["overall", *BIAS_TYPES] and bar.y[0] == pytest.approx(50.0)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from lens_bias.audit import base
-from lens_bias.audit.bbq import answer_bbq
 from lens_bias.audit.persona import (
     BAMT_HIGH,
     TB_HIGH,
@@ -21,10 +20,12 @@ from lens_bias.audit.persona import (
     target_bias,
     tb_bamt_shape,
 )
+from lens_bias.benchmarks.bbq import answer_bbq
 from lens_bias.cells import CellStore
 from lens_bias.data.bbq import bbq_bias_scores
 from lens_bias.data.personas import answer_targets, persona_instruction
 from lens_bias.errors import InputError
+from lens_bias.figures.audit import persona_bbq_figures
 from lens_bias.models import load_model
 from lens_bias.prompts import template_for
 
@@ -209,7 +210,7 @@ def test_compare_is_the_paired_change_and_figures_are_built(synthetic):
     for group, stat in (("kid", "PB"), ("overall", "mean_abs_TB"), ("overall", "mean_BAmt"), ("overall", "PB")):
         expected = after[group]["stats"][stat]["value"] - summary["groups"][group]["stats"][stat]["value"]
         assert changes[group]["stats"][stat]["value"] == pytest.approx(expected)
-    figures = measure.figures({"baseline": summary, "flipped": after_summary})
+    figures = persona_bbq_figures({"baseline": summary, "flipped": after_summary})
     assert set(figures) == {
         "persona_bbq_TB_baseline",
         "persona_bbq_BAmt_baseline",

@@ -11,6 +11,7 @@ from lens_bias.cells import CellStore, interventions_key
 from lens_bias.data.service_requests import service_groups
 from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
+from lens_bias.figures.audit import service_figures
 from lens_bias.interventions import AddVector
 from lens_bias.metrics.service import SERVICE_CATEGORIES
 
@@ -144,7 +145,7 @@ def test_score_rows_and_seeded_reruns(tiny_model):
     summary = measure.summarize(rows, seed=0)
     assert summary["groups"][OVERALL]["n_rows"] == n
     assert sum(len(v) for v in summary["examples"].values()) >= 1
-    figures = measure.figures({"baseline": summary, "steered": summary})
+    figures = service_figures({"baseline": summary, "steered": summary})
     assert set(figures) == {"service_categories", "service_refusal_gap", "service_propensity"}
 
 

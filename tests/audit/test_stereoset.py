@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lens_bias.audit.stereoset import StereoSetMeasure, score_stereoset
+from lens_bias.audit.stereoset import StereoSetMeasure
 from lens_bias.cells import CellStore
 from lens_bias.data.stereoset import (
     BIAS_TYPES,
@@ -18,7 +18,7 @@ from lens_bias.data.stereoset import (
     stereoset_statistics,
 )
 from lens_bias.errors import InputError
-from lens_bias.forward.readouts import continuation_logprobs
+from lens_bias.figures.audit import stereoset_figures
 
 X, Y, Z = 0, 1, 2
 RACE, GENDER = BIAS_TYPES.index("race"), BIAS_TYPES.index("gender")
@@ -134,7 +134,7 @@ def test_paired_change_by_hand(measure):
 
 def test_figure_has_one_series_per_condition_and_the_ideal_line(measure, summary):
     summaries = {"baseline": summary, "steered": summary}
-    figure = measure.figures(summaries)["stereoset_ss"]
+    figure = stereoset_figures(summaries)["stereoset_ss"]
     bars = [trace for trace in figure.data if trace.type == "bar"]
     assert [bar.name for bar in bars] == ["baseline", "steered"]
     assert list(bars[0].x) == ["overall", *BIAS_TYPES]
@@ -219,20 +219,6 @@ def test_bad_arguments_fail_before_any_work(tmp_path):
 
 
 # --- scoring on the tiny model ------------------------------------------------------------------
-
-
-def test_options_scored_by_mean_token_logprob_with_the_context(tiny_model):
-    items = [load_stereoset("intrasentence")[0], load_stereoset("intersentence")[0]]
-    scores = score_stereoset(tiny_model, items, batch_size=4)
-    intra, inter = items
-    expected_intra = continuation_logprobs(
-        tiny_model, [""] * 3, [intra.stereotype, intra.anti_stereotype, intra.unrelated]
-    )
-    expected_inter = continuation_logprobs(
-        tiny_model, [inter.context] * 3, [f" {s}" for s in (inter.stereotype, inter.anti_stereotype, inter.unrelated)]
-    )
-    np.testing.assert_allclose(scores[0], expected_intra.mean.double().numpy(), atol=1e-5)
-    np.testing.assert_allclose(scores[1], expected_inter.mean.double().numpy(), atol=1e-5)
 
 
 def test_scoring_resumes_without_recomputing_finished_chunks(tiny_model, tmp_path):

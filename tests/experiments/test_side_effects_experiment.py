@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import lens_bias.side_effects
 from experiments import side_effects as side_effects_experiment
 from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
@@ -24,7 +25,7 @@ def test_an_intervention_is_required_unless_replotting():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--n-bbq", "0"], "--n-bbq must be >= 2"),
+        (["--n-bbq-disambig", "0"], "--n-bbq-disambig must be >= 2"),
         (["--n-lms", "1"], "--n-lms must be >= 2"),
         (["--n-neutral", "-1"], "--n-neutral must be >= 2"),
         (["--n-knowledge", "1"], "--n-knowledge must be >= 2"),
@@ -58,7 +59,7 @@ def test_a_vector_of_another_model_is_refused_before_the_baseline(tiny_llama_dir
     def baseline_ran(*args, **kwargs):
         raise AssertionError("the baseline was scored before the interventions were checked against the model")
 
-    monkeypatch.setattr(side_effects_experiment, "capability_scores", baseline_ran)
+    monkeypatch.setattr(lens_bias.side_effects, "capability_scores", baseline_ran)
     foreign = SteeringVector("smollm_gender", (2,), torch.ones(1, 576), torch.ones(1))  # the embedded model's width
     path = save_intervention(AddVector(foreign, 1.0, start=None), tmp_path / "foreign", provenance={})
     argv = ["--model", str(tiny_llama_dir), "--device", "cpu", "--intervention", str(path), "--out", str(tmp_path)]
@@ -79,7 +80,7 @@ def test_side_effects_experiment_takes_a_saved_steering_intervention(
                 str(tiny_llama_dir),
                 "--intervention",
                 gender,
-                "--n-bbq",
+                "--n-bbq-disambig",
                 "3",
                 "--n-lms",
                 "4",
@@ -96,7 +97,7 @@ def test_side_effects_experiment_takes_a_saved_steering_intervention(
             gender,
             "--n-neutral",
             "4",
-            "--n-bbq",
+            "--n-bbq-disambig",
             "3",
             "--n-lms",
             "4",

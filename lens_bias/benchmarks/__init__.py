@@ -1,0 +1,14 @@
+"""One scorer per benchmark: the model's raw scores on a benchmark's items, for every study that needs them.
+
+* :mod:`lens_bias.benchmarks.stereoset`: each option's mean per-token log-probability (SS, LMS, ICAT are
+  computed from them by :func:`lens_bias.data.stereoset.stereoset_statistics`).
+* :mod:`lens_bias.benchmarks.crows_pairs`: each sentence's whole-sentence and shared-token log-likelihood.
+* :mod:`lens_bias.benchmarks.bbq`: each option's log-probability after a named prompt format, and the
+  letter readout.
+
+The audit's measures (:mod:`lens_bias.audit`) and the side-effect readouts (:mod:`lens_bias.side_effects`)
+both call these; a scorer never aggregates (the statistics live with the data module or the measure). Each
+module names its scoring version (in every cell key) and its prompt formats; a named *scoring convention*
+per benchmark (e.g. the authors' rule, the evaluation harness's, this project's) belongs in the
+benchmark's module, next to its scorer.
+"""
