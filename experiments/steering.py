@@ -35,7 +35,8 @@ import plotly.graph_objects as go
 from transformer_lens import HookedTransformer
 
 from experiments import cli
-from lens_bias.cells import CellStore, config_key, model_key
+from lens_bias.cache import key_sha256
+from lens_bias.cells import CellStore, model_key
 from lens_bias.data import contrast_split
 from lens_bias.data.gender_prompts import occupation_gender, winobias_occupations
 from lens_bias.data.neutral import neutral_texts
@@ -73,7 +74,7 @@ class Neutral:
     @property
     def readout(self) -> dict[str, Any]:
         """What identifies this readout in a sweep's cell keys."""
-        return {"name": "neutral_delta_logprob", "texts": config_key({"texts": self.texts}), "batch": self.batch_size}
+        return {"name": "neutral_delta_logprob", "texts": key_sha256({"texts": self.texts}), "batch": self.batch_size}
 
     def sweep(
         self, model: AnyModel, vector: SteeringVector, layer: int, multipliers: list[float], cells: CellStore, name: str
@@ -304,8 +305,8 @@ def refusal_study(
     readout = {
         "name": "refusal_and_gender_bias",
         "template": template.describe(model.tokenizer),
-        "harmful": config_key({"texts": harmful}),
-        "benign": config_key({"texts": benign}),
+        "harmful": key_sha256({"texts": harmful}),
+        "benign": key_sha256({"texts": benign}),
         "gender": fingerprint(gender_test),
         "openers": [refusal_openers(), compliance_openers()],
         "batch_size": batch_size,
