@@ -95,4 +95,3 @@ def _read_entry(folder: Path) -> Converted:
     hf_config = AutoConfig.from_pretrained(str(folder))
     tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
     return hf_config, tokenizer, load_file(str(folder / WEIGHTS))
-

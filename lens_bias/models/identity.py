@@ -1,6 +1,7 @@
 """Where a model's files are and what identifies them: the embedded model's GGUF file, the cache folder of the
-toolkit, and the SHA-256 of a model folder's weight files, remembered per folder state so that reloading an unchanged folder (13 GB for Llama 2 7B) does not hash it
-again, while a folder retrained in place gets a new hash (and therefore new cell keys)."""
+toolkit, and the SHA-256 of a model folder's weight files, remembered per folder state so that reloading an
+unchanged folder (13 GB for Llama 2 7B) does not hash it again, while a folder retrained in place gets a new hash
+(and therefore new cell keys)."""
 
 from __future__ import annotations
 
