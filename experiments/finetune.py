@@ -43,18 +43,16 @@ class Config(cli.RunConfig):
     out: Path = Path("figures/finetune")
 
 
-def _timed_eval(
-    model_name: str | Path, config: Config, pairs: list[Any], template: Any
-) -> tuple[RewriteEval, float, dict[str, Any]]:
+def _timed_eval(name: str | Path, config: Config, pairs: list[Any], template: Any) -> tuple[RewriteEval, float, dict]:
     """The rewrite scores of one model, the seconds they took, and the model's record."""
     import time  # the library is imported here, not at the top: --help stays fast
 
     from lens_bias.debias.lora import rewrite_eval
     from lens_bias.models import load_model, model_record
 
-    model = load_model(model_name, device=config.device)
+    model = load_model(name, device=config.device)
     started = time.perf_counter()
-    sizes = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size}
+    sizes: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size}
     scores = rewrite_eval(model, pairs, template=template, seed=config.seed, progress=True, **sizes)
     return scores, time.perf_counter() - started, model_record(model).to_dict()
 
