@@ -3,7 +3,7 @@ rewrites of held-out biased texts before and after.
 
 The pairs (``--data``: a CSV in SR_LLM's format; default the project's 347 pairs) are split by claim
 (:func:`lens_bias.debias.rewrites.split_rewrites`, ``--held-out`` of the claims held out); the model is fine-tuned on
-the train side (:func:`lens_bias.debias.finetune.finetune_lora`: SR_LLM's settings, one epoch, or ``--max-steps``)
+the train side (:func:`lens_bias.debias.lora.finetune_lora`: SR_LLM's settings, one epoch, or ``--max-steps``)
 and saved as a merged model folder ``{--out}/model`` that ``load_model`` reads (and that a later run with the same
 settings reuses). Both the base and the fine-tuned model then rewrite the held-out biased texts (greedy, the
 training chat template), scored for content retention, stereotype words kept and verbatim copies, each with a 95%
@@ -15,19 +15,15 @@ bootstrap interval, next to the same scores of the data's own rewrites.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from experiments import cli
-from lens_bias.data.records import fingerprint
-from lens_bias.data.sampling import sample
-from lens_bias.debias.finetune import LoraRecipe, RewriteEval, finetune_lora, rewrite_eval
-from lens_bias.debias.rewrites import load_rewrite_pairs, split_rewrites
-from lens_bias.models import load_model, model_record
-from lens_bias.provenance import Result, collect_provenance, set_seed
-from lens_bias.stats import Estimate
+
+if TYPE_CHECKING:
+    from lens_bias.debias.lora import RewriteEval
+    from lens_bias.provenance import Result
 
 #: Smoke-run defaults: a few steps, a few held-out texts, short rewrites.
 QUICK = {"max_steps": 4, "n_eval": 8, "max_new_tokens": 24}
@@ -38,9 +34,7 @@ N_EXAMPLES = 6
 class Config(cli.RunConfig):
     """The training data, its split, the training length and the rewrites evaluated."""
 
-    data: Path | None = field(
-        default=None, metadata={"help": "rewrite CSV in SR_LLM's format (default: the project's)"}
-    )
+    data: Path | None = field(default=None, metadata={"help": "rewrite CSV in SR_LLM's format (default: ours)"})
     held_out: float = field(default=0.3, metadata={"help": "share of claims (CSV targets) held out for evaluation"})
     max_steps: int | None = field(default=None, metadata={"help": "optimiser steps (default: one epoch)", "min": 1})
     n_eval: int | None = field(default=None, metadata={"help": "held-out texts rewritten (default: all)", "min": 2})
@@ -49,26 +43,28 @@ class Config(cli.RunConfig):
     out: Path = Path("figures/finetune")
 
 
-def _timed_eval(
-    model_name: str | Path, config: Config, pairs: list[Any], template: Any
-) -> tuple[RewriteEval, float, dict[str, Any]]:
+def _timed_eval(name: str | Path, config: Config, pairs: list[Any], template: Any) -> tuple[RewriteEval, float, dict]:
     """The rewrite scores of one model, the seconds they took, and the model's record."""
-    model = load_model(model_name, device=config.device)
+    import time  # the library is imported here, not at the top: --help stays fast
+
+    from lens_bias.debias.lora import rewrite_eval
+    from lens_bias.models import load_model, model_record
+
+    model = load_model(name, device=config.device)
     started = time.perf_counter()
-    scores = rewrite_eval(
-        model,
-        pairs,
-        template=template,
-        max_new_tokens=config.max_new_tokens,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        progress=True,
-    )
+    sizes: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size}
+    scores = rewrite_eval(model, pairs, template=template, seed=config.seed, progress=True, **sizes)
     return scores, time.perf_counter() - started, model_record(model).to_dict()
 
 
 def run(config: Config) -> Path:
     """Fine-tune (or reuse), rewrite the held-out texts with both models, save the result."""
+    from lens_bias.data.records import fingerprint  # the library is imported here, not at the top: --help speed
+    from lens_bias.data.sampling import sample
+    from lens_bias.debias.lora import LoraRecipe, finetune_lora
+    from lens_bias.debias.rewrites import load_rewrite_pairs, split_rewrites
+    from lens_bias.provenance import Result, collect_provenance, set_seed
+
     set_seed(config.seed)
     pairs = load_rewrite_pairs(config.data)
     train, held = split_rewrites(pairs, config.held_out, config.seed)
@@ -103,6 +99,8 @@ def run(config: Config) -> Path:
 
 
 def _cell(estimate: dict[str, Any] | None) -> str:
+    from lens_bias.stats import Estimate  # the library is imported here, not at the top: --help speed
+
     return "n/a" if estimate is None else str(Estimate.from_dict(estimate))
 
 

@@ -2,11 +2,16 @@
 
 A long run (every chunk of a benchmark, every layer x multiplier of a sweep) is a list of *cells*. A
 :class:`CellStore` keeps each finished cell's arrays in ``{folder}/{key}.safetensors``, where ``key`` is
-the SHA-256 of the cell's full configuration in canonical JSON: whatever changes the numbers (model
-record, intervention contents, data fingerprint, seed, the parameters of the computation) must be in it.
-Rerunning after an interrupt loads the finished cells and computes the rest; changing a parameter changes
-the keys of exactly the cells it affects. Each cell is written atomically (:mod:`lens_bias.files`), so a
-cell file that exists is complete.
+the SHA-256 of the cell's full configuration in canonical JSON (:func:`lens_bias.cache.key_sha256`): whatever
+changes the numbers (model record, intervention contents, data fingerprint, seed, the parameters of the
+computation) must be in it. Rerunning after an interrupt loads the finished cells and computes the rest; changing a
+parameter changes the keys of exactly the cells it affects.
+
+Each cell is an artefact of :mod:`lens_bias.cache`: written atomically, with a record
+``{key}.safetensors.cache.json`` beside it (the full configuration, the file's size and SHA-256). A cell is reused
+only when its record holds this configuration and its bytes are the ones written: a cell file of another
+configuration (renamed or copied to this key), a damaged one (zeroed tensors, a flipped bit, a truncation) or one
+without a record is a warning and a recompute, never a reuse.
 """
 
 from __future__ import annotations
@@ -19,21 +24,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from lens_bias.cache import key_sha256, reuse, store
 from lens_bias.data.records import fingerprint
 from lens_bias.errors import InputError
 from lens_bias.executors import Arrays, Compute, Executor, Serial
-from lens_bias.files import atomic_path
 from lens_bias.models import AnyModel, model_record
 from lens_bias.provenance import to_jsonable
-
-
-def config_key(config: dict[str, Any]) -> str:
-    """SHA-256 (hex) of ``config`` as canonical JSON (sorted keys; tensors and arrays as nested lists)."""
-    text = json.dumps(to_jsonable(config), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def interventions_key(interventions: Sequence[Any]) -> list[dict[str, Any]]:
@@ -77,7 +75,7 @@ def arrays_record(arrays: Arrays) -> dict[str, Any]:
 
 
 class CellStore:
-    """Finished cells under ``folder``, keyed by :func:`config_key` of each cell's configuration.
+    """Finished cells under ``folder``, keyed by :func:`lens_bias.cache.key_sha256` of each cell's configuration.
 
     ``base`` is merged into every cell's configuration (put there what all cells share: model record,
     interventions, data fingerprint, seed). ``None`` as folder keeps nothing (every cell is computed).
@@ -94,33 +92,36 @@ class CellStore:
         self.reused = 0
         self.computed = 0
 
-    def key(self, cell: dict[str, Any]) -> str:
+    def config(self, cell: dict[str, Any]) -> dict[str, Any]:
+        """The full configuration of ``cell``: the store's base and the cell's own entries."""
         overlap = set(cell) & set(self.base)
         if overlap:
             raise InputError(f"cell keys {sorted(overlap)} are already in the store's base configuration")
-        return config_key({**self.base, **cell})
+        return {**self.base, **cell}
+
+    def key(self, cell: dict[str, Any]) -> str:
+        """SHA-256 (hex) of the cell's full configuration: its file's name."""
+        return key_sha256(self.config(cell))
 
     def path(self, cell: dict[str, Any]) -> Path | None:
         return None if self.folder is None else self.folder / f"{self.key(cell)}.safetensors"
 
     def get(self, cell: dict[str, Any]) -> Arrays | None:
-        """The saved arrays of ``cell``, or None when it is not finished (or its file is unreadable)."""
+        """The saved arrays of ``cell``; None when it is not finished, or (with a warning saying why) when its file
+        belongs to another configuration, is damaged or has no record."""
         path = self.path(cell)
-        if path is None or not path.exists():
+        if path is None:
             return None
-        try:
-            return {name: tensor.numpy() for name, tensor in load_file(str(path)).items()}
-        except (SafetensorError, OSError):
-            return None
+        return reuse(path, self.config(cell), _read_arrays, what="sweep cell")
 
     def put(self, cell: dict[str, Any], arrays: Arrays) -> None:
-        """Save ``cell``'s arrays atomically (no-op without a folder)."""
+        """Save ``cell``'s arrays atomically, with their record (no-op without a folder)."""
         path = self.path(cell)
         if path is None:
             return
+        config = self.config(cell)
         tensors = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in arrays.items()}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"cell": json.dumps(to_jsonable({**self.base, **cell}))})
+        store(path, config, lambda staging: save_file(tensors, str(staging), metadata={"cell": _json(config)}))
 
     def map(
         self,
@@ -177,3 +178,13 @@ class CellStore:
         cells = [{**cell, "items": fingerprint(part)} for part in parts]
         done = self.map(cells, parts, compute, model=model, desc=desc, progress=progress)
         return {name: np.concatenate([d[name] for d in done]) for name in done[0]} if done else {}
+
+
+def _read_arrays(path: Path) -> Arrays:
+    """The arrays of a cell file."""
+    return {name: tensor.numpy() for name, tensor in load_file(str(path)).items()}
+
+
+def _json(config: dict[str, Any]) -> str:
+    """A cell's configuration as JSON, kept in its file's metadata (for a reader without the record)."""
+    return json.dumps(to_jsonable(config))

@@ -2,7 +2,7 @@
 
 * :mod:`~lens_bias.debias.alignez`: self-alignment by representation editing (AlignEZ): the model's own
   preference pairs and their helpful-minus-harmful directions (SVD or CCS);
-* :mod:`~lens_bias.debias.rewrites` and :mod:`~lens_bias.debias.finetune`: LoRA instruction fine-tuning on
+* :mod:`~lens_bias.debias.rewrites` and :mod:`~lens_bias.debias.lora`: LoRA instruction fine-tuning on
   (biased text -> debiased rewrite) pairs (the SR_LLM recipe), saved as a merged model folder, and the
   evaluation of its rewrites;
 * :mod:`~lens_bias.debias.methods`: every method as a :class:`Candidate` (a model plus interventions),
@@ -12,7 +12,7 @@
 """
 
 from lens_bias.debias.alignez import PreferenceData, alignez_subspace, load_or_generate, self_generated_pairs
-from lens_bias.debias.finetune import FinetuneResult, LoraRecipe, RewriteEval, finetune_lora, rewrite_eval
+from lens_bias.debias.lora import FinetuneResult, LoraRecipe, RewriteEval, finetune_lora, rewrite_eval
 from lens_bias.debias.methods import (
     Candidate,
     alignez_candidate,

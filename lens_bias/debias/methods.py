@@ -465,7 +465,7 @@ def finetune_candidate(
     path, and a retrained folder must not reuse the scoring cells of the old weights."""
     import hashlib
 
-    from lens_bias.debias.finetune import LoraRecipe, finetune_lora
+    from lens_bias.debias.lora import LoraRecipe, finetune_lora
     from lens_bias.debias.rewrites import load_rewrite_pairs, split_rewrites
     from lens_bias.models import attach_record, load_model
 

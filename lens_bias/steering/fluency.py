@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from jaxtyping import Float
 
-from lens_bias.cells import CellStore, config_key
+from lens_bias.cache import key_sha256
+from lens_bias.cells import CellStore
 from lens_bias.directions import SteeringVector
 from lens_bias.forward.readouts import continuation_logprobs
 from lens_bias.interventions import AddVector
@@ -43,7 +44,7 @@ class FluencyReadout:
     @property
     def readout(self) -> dict[str, Any]:
         """What identifies this readout in a sweep's cell keys."""
-        return {"name": "neutral_delta_logprob", "texts": config_key({"texts": self.texts}), "batch": self.batch_size}
+        return {"name": "neutral_delta_logprob", "texts": key_sha256({"texts": self.texts}), "batch": self.batch_size}
 
     def sweep(
         self,

@@ -18,7 +18,8 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from lens_bias.cells import CellStore, config_key
+from lens_bias.cache import key_sha256
+from lens_bias.cells import CellStore
 from lens_bias.data import contrast_split, split_by_target
 from lens_bias.data.records import ContrastPair, fingerprint
 from lens_bias.data.refusal import compliance_openers, refusal_openers, refusal_requests
@@ -130,8 +131,8 @@ def refusal_sweep(
     readout = {
         "name": "refusal_and_gender_bias",
         "template": template.describe(model.tokenizer),
-        "harmful": config_key({"texts": list(harmful)}),
-        "benign": config_key({"texts": list(benign)}),
+        "harmful": key_sha256({"texts": list(harmful)}),
+        "benign": key_sha256({"texts": list(benign)}),
         "gender": fingerprint(gender_test),
         "openers": [refusal_openers(), compliance_openers()],
         "batch_size": batch_size,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from experiments import finetune as finetune_experiment
-from lens_bias.debias import finetune
+from lens_bias.debias.lora import train as lora_train
 from lens_bias.errors import InputError
 
 UNUSED_MODEL = "no-such-model"  # loading it would fail differently: these errors come first
@@ -52,7 +52,7 @@ def test_the_experiment_trains_evaluates_and_reuses(tiny_long_dir, tmp_path, mon
         def no_training(*args, **kwargs):
             raise AssertionError("the saved fine-tune was trained again")
 
-        monkeypatch.setattr(finetune, "train_lora", no_training)
+        monkeypatch.setattr(lora_train, "train_lora", no_training)
         again = finetune_experiment.main(argv)
         assert again.values["finetune"]["reused"] and again.values["after"] == values["after"]
         replot = finetune_experiment.main(["--replot", str(tmp_path / "finetune.json")])

@@ -10,8 +10,7 @@ import os
 import pytest
 import torch
 
-from lens_bias.debias import finetune
-from lens_bias.debias.finetune import (
+from lens_bias.debias.lora import (
     DEBIAS_INSTRUCTION,
     IGNORE,
     LLAMA_PROJECTIONS,
@@ -24,6 +23,8 @@ from lens_bias.debias.finetune import (
     rewrite_eval,
     train_lora,
 )
+from lens_bias.debias.lora import evaluate as lora_evaluate
+from lens_bias.debias.lora import train as lora_train
 from lens_bias.debias.rewrites import RewritePair, load_rewrite_pairs
 from lens_bias.errors import InputError
 from lens_bias.forward.generation import Generation
@@ -144,20 +145,21 @@ def test_the_folder_records_the_run_and_is_reused(tiny_llama_dir, pairs, tmp_pat
     def no_training(*args, **kwargs):
         raise AssertionError("a saved fine-tune was trained again")
 
-    monkeypatch.setattr(finetune, "train_lora", no_training)
+    monkeypatch.setattr(lora_train, "train_lora", no_training)
     again = finetune_lora(tiny_llama_dir, pairs, TINY, out, progress=False, max_steps=1)
     assert again.reused and again.losses == result.losses and again.template == result.template
     monkeypatch.undo()
     other = finetune_lora(tiny_llama_dir, pairs[:4], TINY, out, progress=False, max_steps=1)  # other data: retrained
     assert not other.reused and other.data != result.data and other.n_pairs == 4
-    assert [f.name for f in tmp_path.iterdir()] == ["tuned"]  # the old folder replaced, nothing left aside
+    # the old folder replaced, nothing left aside
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["tuned", "tuned.cache.json"]
 
 
 def test_an_interrupted_run_leaves_no_folder(tiny_llama_dir, pairs, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(finetune, "_publish", interrupted)
+    monkeypatch.setattr(lora_train, "collect_provenance", interrupted)  # after the weights are written
     with pytest.raises(KeyboardInterrupt):
         finetune_lora(tiny_llama_dir, pairs, TINY, tmp_path / "tuned", progress=False, max_steps=1)
     assert list(tmp_path.iterdir()) == []
@@ -167,7 +169,7 @@ def test_bad_input_is_refused_before_the_model_loads(tiny_llama_dir, pairs, tmp_
     def loaded(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr(finetune, "load_hf_model", loaded)
+    monkeypatch.setattr(lora_train, "load_hf_model", loaded)
     with pytest.raises(InputError, match="the training set is empty"):
         finetune_lora(tiny_llama_dir, [], TINY, tmp_path / "a")
     with pytest.raises(InputError, match="max_steps must be a positive integer"):
@@ -201,7 +203,7 @@ def test_rewrite_scores_by_hand(tiny_model, monkeypatch):
         seen["prompts"] = prompts
         return [Generation(prompt=p, text=f" {r} ", tokens=[]) for p, r in zip(prompts, rewrites)]
 
-    monkeypatch.setattr(finetune, "generate", fake_generate)
+    monkeypatch.setattr(lora_evaluate, "generate", fake_generate)
     scores = rewrite_eval(tiny_model, pairs, template=ChatTemplate("plain"))
     assert seen["prompts"][1] == f"{DEBIAS_INSTRUCTION} Men are terrible drivers."
     assert scores.rewrites == tuple(rewrites)

