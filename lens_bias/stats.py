@@ -419,3 +419,15 @@ def curve_correlation(
     tail = (1 - level) / 2
     low, high = np.quantile(replicates, [tail, 1 - tail])
     return Estimate(float(_CORRELATIONS[method](cx, cy)), float(low), float(high), len(xa) + len(ya), level)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """Which points no other point dominates (both coordinates >=, one >; NaN points are never on it)."""
+    finite = [bool(np.isfinite(p).all()) for p in points]
+    front = []
+    for i, (x, y) in enumerate(points):
+        dominated = any(
+            finite[j] and j != i and ox >= x and oy >= y and (ox > x or oy > y) for j, (ox, oy) in enumerate(points)
+        )
+        front.append(finite[i] and not dominated)
+    return front

@@ -15,7 +15,7 @@ from lens_bias.debias.alignez import PreferenceData, alignez_subspace, load_or_g
 from lens_bias.debias.finetune import FinetuneResult, LoraRecipe, RewriteEval, finetune_lora, rewrite_eval
 from lens_bias.debias.methods import REGISTRY, Candidate, FitContext, MethodConfig, method, register, reuse_or_fit
 from lens_bias.debias.rewrites import RewritePair, load_rewrite_pairs, split_rewrites
-from lens_bias.debias.scoreboard import bias_removed, evaluate, markdown_table, pareto_front
+from lens_bias.debias.scoreboard import bias_removed, evaluate, markdown_table
 
 __all__ = [
     "REGISTRY",
@@ -35,7 +35,6 @@ __all__ = [
     "load_rewrite_pairs",
     "markdown_table",
     "method",
-    "pareto_front",
     "register",
     "reuse_or_fit",
     "rewrite_eval",

@@ -243,15 +243,3 @@ def markdown_table(values: dict[str, Any]) -> str:
             f"| {name} | " + " | ".join(_fmt(entry["retention"][r]["delta"], signed=True) for r in readouts) + " |"
         )
     return "\n".join(lines) + "\n"
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
-    """Which points no other point dominates (both coordinates >=, one >; NaN points are never on it)."""
-    finite = [bool(np.isfinite(p).all()) for p in points]
-    front = []
-    for i, (x, y) in enumerate(points):
-        dominated = any(
-            finite[j] and j != i and ox >= x and oy >= y and (ox > x or oy > y) for j, (ox, oy) in enumerate(points)
-        )
-        front.append(finite[i] and not dominated)
-    return front

@@ -6,16 +6,14 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from lens_bias.audit.base import value_of
-from lens_bias.debias.scoreboard import pareto_front
 from lens_bias.errors import InputError
 from lens_bias.figures.primitives import pareto_scatter
-from lens_bias.stats import Estimate
+from lens_bias.stats import Estimate, pareto_front
 
 
 def pareto_figures(values: dict[str, Any], retention: str = "knowledge_accuracy") -> dict[str, go.Figure]:
     """One Pareto figure per bias statistic: bias removed (x) against the change of the ``retention``
-    readout (y), each method a point with both paired intervals; the Pareto front (:func:`pareto_front`
+    readout (y), each method a point with both paired intervals; the Pareto front (:func:`lens_bias.stats.pareto_front`
     on the point estimates: higher is better on both axes) is marked."""
     if retention not in values["retention_readouts"]:
         raise InputError(f"No retention readout {retention!r}; the scoreboard has {values['retention_readouts']}.")
@@ -25,7 +23,8 @@ def pareto_figures(values: dict[str, Any], retention: str = "knowledge_accuracy"
         names, xs, ys = [], [], []
         for name, entry in values["methods"].items():
             names.append(name)
-            xs.append(value_of(entry["bias"][stat]["removed"]) or nan)
+            removed = entry["bias"][stat]["removed"]  # {"value": None, "undefined": why} when undefined
+            xs.append(nan if removed.get("value") is None else Estimate.from_dict(removed))
             ys.append(Estimate.from_dict(entry["retention"][retention]["delta"]))
         front = pareto_front([(e.value, f.value) for e, f in zip(xs, ys)])
         out[f"pareto_{stat.replace('.', '_')}"] = pareto_scatter(

@@ -17,13 +17,13 @@ from lens_bias.debias.scoreboard import (
     distance_to_ideal,
     evaluate,
     markdown_table,
-    pareto_front,
 )
 from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
 from lens_bias.figures.debias import pareto_figures
 from lens_bias.interventions import AddVector, HeadScaling
 from lens_bias.side_effects import SideEffectConfig
+from lens_bias.stats import pareto_front
 
 
 class Share(RowMeasure):
