@@ -52,26 +52,11 @@ class AlignEZ(MethodConfig):
             )
         questions = alignez_questions()
         pairs_path = Path(context.folder) / "alignez_pairs.json"
-        data = load_or_generate(
-            model,
-            questions,
-            pairs_path,
-            max_new_tokens=self.max_new_tokens,
-            seed=context.seed,
-            batch_size=context.batch_size,
-            progress=context.progress,
-        )
+        run = {"seed": context.seed, "batch_size": context.batch_size, "progress": context.progress}
+        data = load_or_generate(model, questions, pairs_path, max_new_tokens=self.max_new_tokens, **run)
 
         def fit() -> tuple[list[SavableIntervention], dict[str, Any]]:
-            subspace = alignez_subspace(
-                model,
-                data,
-                candidates,
-                method=self.direction,
-                seed=context.seed,
-                batch_size=context.batch_size,
-                progress=context.progress,
-            )
+            subspace = alignez_subspace(model, data, candidates, method=self.direction, **run)
             batch = chat_batch(model.tokenizer, template_for(model), [q.text for q in questions])
             alignment = SubspaceEdit(subspace, "boost").alignment(model, batch).mean(0)
             order = alignment.argsort(descending=True, stable=True)[: self.top_layers].tolist()

@@ -47,6 +47,7 @@ class HeadAblation(MethodConfig):
             raise InputError(f"Unknown BiasInject attribute {self.attribute!r}; choose from {sorted(known)}.")
 
     def fit(self, model: HookedTransformer, context: FitContext) -> Candidate:
+        details: dict[str, Any]
         if self.heads_file is not None:
             saved = load_intervention(self.heads_file)
             if not isinstance(saved, HeadScaling):
@@ -75,15 +76,8 @@ class HeadAblation(MethodConfig):
         }
 
         def fit() -> tuple[list[SavableIntervention], dict[str, Any]]:
-            runs = injection_runs(
-                model,
-                spec,
-                self.seeds,
-                steps=self.steps,
-                n_templates=self.n_templates,
-                batch_size=context.batch_size,
-                progress=context.progress,
-            )
+            options = {"n_templates": self.n_templates, "batch_size": context.batch_size, "progress": context.progress}
+            runs = injection_runs(model, spec, self.seeds, steps=self.steps, **options)
             recurring = selected_heads(runs, self.k, self.min_runs)
             details = {
                 "attribute": self.attribute,
