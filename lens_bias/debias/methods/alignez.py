@@ -52,7 +52,7 @@ class AlignEZ(MethodConfig):
             )
         questions = alignez_questions()
         pairs_path = Path(context.folder) / "alignez_pairs.json"
-        run = {"seed": context.seed, "batch_size": context.batch_size, "progress": context.progress}
+        run: dict[str, Any] = {"seed": context.seed, "batch_size": context.batch_size, "progress": context.progress}
         data = load_or_generate(model, questions, pairs_path, max_new_tokens=self.max_new_tokens, **run)
 
         def fit() -> tuple[list[SavableIntervention], dict[str, Any]]:

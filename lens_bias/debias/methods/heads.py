@@ -76,7 +76,11 @@ class HeadAblation(MethodConfig):
         }
 
         def fit() -> tuple[list[SavableIntervention], dict[str, Any]]:
-            options = {"n_templates": self.n_templates, "batch_size": context.batch_size, "progress": context.progress}
+            options: dict[str, Any] = {
+                "n_templates": self.n_templates,
+                "batch_size": context.batch_size,
+                "progress": context.progress,
+            }
             runs = injection_runs(model, spec, self.seeds, steps=self.steps, **options)
             recurring = selected_heads(runs, self.k, self.min_runs)
             details = {
