@@ -430,3 +430,15 @@ def grid_correlation(x: Any, y: Any, *, seed: int = 0) -> Estimate | None:
     if len(x) < 3:
         return None
     return curve_correlation(np.array(x).T, np.array(y).T, seed=seed)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """Which points no other point dominates (both coordinates >=, one >; NaN points are never on it)."""
+    finite = [bool(np.isfinite(p).all()) for p in points]
+    front = []
+    for i, (x, y) in enumerate(points):
+        dominated = any(
+            finite[j] and j != i and ox >= x and oy >= y and (ox > x or oy > y) for j, (ox, oy) in enumerate(points)
+        )
+        front.append(finite[i] and not dominated)
+    return front

@@ -25,12 +25,16 @@ reference keeps every generation, with a default description when the model gave
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from lens_bias.cache import cached, record_path
 from lens_bias.data.alignez_questions import (
     AlignEZQuestion,
     alignez_prompts,
@@ -340,31 +344,33 @@ def load_or_generate(
     progress: bool = True,
 ) -> PreferenceData:
     """The preference data saved at ``path`` when its settings (model record, question fingerprint, prompts,
-    templates, chat template, generation settings) equal this call's; otherwise :func:`self_generated_pairs`
-    with these arguments, saved to ``path`` (replacing a stale file). A file at ``path`` that is not AlignEZ
+    templates, chat template, generation settings) equal this call's (:func:`lens_bias.cache.cached`: other
+    settings or a damaged file are a warning and a regeneration); otherwise :func:`self_generated_pairs` with
+    these arguments, saved to ``path`` (replacing a stale file). A file at ``path`` that is not AlignEZ
     preference data raises InputError (it is never overwritten)."""
     questions = _check_questions(questions)
     template = template or template_for(model)
     path = _json_path(path)
-    if path.is_file():
-        saved = PreferenceData.load(path)
-        if saved.settings == _settings(
-            model, questions, template, max_new_tokens, description_tokens, temperature, seed
-        ):
-            return saved
-    data = self_generated_pairs(
-        model,
-        questions,
-        template=template,
-        max_new_tokens=max_new_tokens,
-        description_tokens=description_tokens,
-        temperature=temperature,
-        seed=seed,
-        batch_size=batch_size,
-        progress=progress,
-    )
-    data.save(path)
-    return data
+    if path.is_file() and not record_path(path).exists():  # not written here: refuse another kind of file
+        with suppress(OSError, json.JSONDecodeError, KeyError, TypeError):  # damaged: warned and regenerated
+            PreferenceData.load(path)
+    settings = _settings(model, questions, template, max_new_tokens, description_tokens, temperature, seed)
+
+    def generate_to(staging: Path) -> None:
+        data = self_generated_pairs(
+            model,
+            questions,
+            template=template,
+            max_new_tokens=max_new_tokens,
+            description_tokens=description_tokens,
+            temperature=temperature,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        os.replace(data.save(staging), staging)  # save() names the file {staging}.json
+
+    return cached(path, settings, generate_to, PreferenceData.load, what="AlignEZ preference data").value
 
 
 def alignez_subspace(

@@ -24,15 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 from transformer_lens import HookedTransformer
 
 from lens_bias.audit.base import Measure, RowMeasure, Rows, Statistic, paired_change, value_of
+from lens_bias.audit.bbq import BBQMeasure
+from lens_bias.audit.crows_pairs import CrowsPairsMeasure
 from lens_bias.audit.run import score_rows
+from lens_bias.audit.stereoset import StereoSetMeasure
+from lens_bias.data.contrast_splits import contrast_split
+from lens_bias.data.stereoset import BIAS_TYPES
 from lens_bias.debias.methods import Candidate
 from lens_bias.errors import InputError
 from lens_bias.executors import Executor
-from lens_bias.figures.primitives import pareto_scatter
 from lens_bias.interventions import check_interventions
 from lens_bias.side_effects import (
     CapabilityScores,
@@ -42,7 +45,6 @@ from lens_bias.side_effects import (
     check_applicable,
     compare,
 )
-from lens_bias.stats import Estimate
 
 BASELINE = "no intervention"
 
@@ -53,6 +55,21 @@ BIAS_STATISTICS: tuple[tuple[str, str], ...] = (
     ("bbq", "s_dis"),
 )
 """(measure, statistic) pairs of the bias panel, each on the measure's ``overall`` group."""
+
+
+def held_out_targets(seed: int) -> list[str]:
+    """The StereoSet target terms no steering vector trains on: the test side of every bias type's split."""
+    return sorted({pair.target for b in BIAS_TYPES for pair in contrast_split(b, seed=seed).test})
+
+
+def bias_measures(n_stereoset: int | None, n_crows_pairs: int | None, n_bbq: int | None, seed: int) -> list[Measure]:
+    """The scoreboard's bias measures: StereoSet on :func:`held_out_targets` (``n_stereoset`` items),
+    CrowS-Pairs (``n_crows_pairs`` pairs) and BBQ (``n_bbq`` questions per category, both contexts); None: all."""
+    return [
+        StereoSetMeasure(n=n_stereoset, targets=held_out_targets(seed), seed=seed),
+        CrowsPairsMeasure(n=n_crows_pairs, seed=seed),
+        BBQMeasure(n=n_bbq, seed=seed),
+    ]
 
 
 def distance_to_ideal(statistic: Statistic) -> Statistic:
@@ -226,42 +243,3 @@ def markdown_table(values: dict[str, Any]) -> str:
             f"| {name} | " + " | ".join(_fmt(entry["retention"][r]["delta"], signed=True) for r in readouts) + " |"
         )
     return "\n".join(lines) + "\n"
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
-    """Which points no other point dominates (both coordinates >=, one >; NaN points are never on it)."""
-    finite = [bool(np.isfinite(p).all()) for p in points]
-    front = []
-    for i, (x, y) in enumerate(points):
-        dominated = any(
-            finite[j] and j != i and ox >= x and oy >= y and (ox > x or oy > y) for j, (ox, oy) in enumerate(points)
-        )
-        front.append(finite[i] and not dominated)
-    return front
-
-
-def figures(values: dict[str, Any], retention: str = "knowledge_accuracy") -> dict[str, go.Figure]:
-    """One Pareto figure per bias statistic: bias removed (x) against the change of the ``retention``
-    readout (y), each method a point with both paired intervals; the Pareto front (:func:`pareto_front`
-    on the point estimates: higher is better on both axes) is marked."""
-    if retention not in values["retention_readouts"]:
-        raise InputError(f"No retention readout {retention!r}; the scoreboard has {values['retention_readouts']}.")
-    nan = Estimate(float("nan"), float("nan"), float("nan"), 0)
-    out = {}
-    for stat in values["bias_statistics"]:
-        names, xs, ys = [], [], []
-        for name, entry in values["methods"].items():
-            names.append(name)
-            xs.append(value_of(entry["bias"][stat]["removed"]) or nan)
-            ys.append(Estimate.from_dict(entry["retention"][retention]["delta"]))
-        front = pareto_front([(e.value, f.value) for e, f in zip(xs, ys)])
-        out[f"pareto_{stat.replace('.', '_')}"] = pareto_scatter(
-            names,
-            xs,
-            ys,
-            front,
-            title=f"Debiasing: {stat} bias removed vs {retention} kept",
-            x_title=f"bias removed: distance of {stat} to its ideal closed",
-            y_title=f"change in {retention}",
-        )
-    return out

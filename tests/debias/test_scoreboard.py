@@ -16,14 +16,14 @@ from lens_bias.debias.scoreboard import (
     bias_removed,
     distance_to_ideal,
     evaluate,
-    figures,
     markdown_table,
-    pareto_front,
 )
 from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
+from lens_bias.figures.debias import pareto_figures
 from lens_bias.interventions import AddVector, HeadScaling
 from lens_bias.side_effects import SideEffectConfig
+from lens_bias.stats import pareto_front
 
 
 class Share(RowMeasure):
@@ -107,10 +107,10 @@ def test_evaluate_scores_every_method_against_one_baseline(scored):
     assert f"| {BASELINE} (value) |" in table and "| noise | " in table
     n_readouts = len(scored["retention_readouts"])
     assert [line.count(" | ") for line in table.splitlines() if line.startswith("| heads")] == [1, n_readouts]
-    (figure,) = figures(scored).values()
+    (figure,) = pareto_figures(scored).values()
     assert [trace.name for trace in figure.data] == list(methods)
     with pytest.raises(InputError, match="No retention readout"):
-        figures(scored, retention="nope")
+        pareto_figures(scored, retention="nope")
 
 
 def test_evaluate_refuses_bad_input_before_scoring(tiny_long_model):

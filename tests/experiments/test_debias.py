@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
 from cli_checks import assert_refused
 
@@ -12,8 +14,9 @@ from lens_bias.interventions import HeadScaling, save_intervention
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--steer-multipliers", "1", "0"], "--steer-multipliers must be non-zero"),
-        (["--methods", "heads", "--heads", "missing.json"], "--heads missing.json: no such file"),
+        (["--steer-multipliers", "1", "0"], "multipliers (--steer-multipliers) must be non-zero"),
+        (["--methods", "heads", "--heads", "missing.json"], "heads_file (--heads) missing.json: no such file"),
+        (["--methods", "redteam", "--redteam-bias-type", "astrology"], "Unknown bias type 'astrology'"),
         (["--n-bbq", "0"], "--n-bbq must be >= 1"),
         (["--methods", "steering", "--steer-bias-types"], "expected at least one argument"),
     ],
@@ -25,7 +28,7 @@ def test_bad_input_is_refused_before_the_model_loads(no_model, argv, message, ca
 def test_unknown_method_is_a_usage_error(no_model, capsys):
     with pytest.raises(SystemExit) as exit_:
         debias.main(["--methods", "prayer"])
-    assert exit_.value.code == 2 and "invalid choice: 'prayer'" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "Unknown debiasing method 'prayer'; known: alignez_ccs" in capsys.readouterr().err
 
 
 def test_scoreboard_end_to_end_reuses_artefacts_and_replots(tiny_long_dir, tmp_path, capsys):
@@ -33,16 +36,40 @@ def test_scoreboard_end_to_end_reuses_artefacts_and_replots(tiny_long_dir, tmp_p
     out = tmp_path / "debias"
     args = ["--model", str(tiny_long_dir), "--quick", "--layers", "1", "2", "--methods", "steering", "redteam",
             "heads", "--heads", str(heads), "--n-pairs", "8", "--n-stereoset", "8", "--n-crows-pairs", "8",
-            "--n-bbq", "1", "--n-neutral", "4", "--n-side-bbq", "4", "--n-lms", "4", "--n-knowledge", "4",
+            "--n-bbq", "1", "--n-neutral", "4", "--n-bbq-disambig", "4", "--n-lms", "4", "--n-knowledge", "4",
             "--no-png", "--out", str(out)]  # fmt: skip
     result = debias.main(args)
     printed = capsys.readouterr().out
     assert list(result.values["methods"]) == ["steer gender", "red-team gender (+bias, -refusal)", "BiasScope heads x0"]
     assert (out / "debias.md").read_text().startswith("# Debiasing scoreboard of")
     assert "### Bias removed" in printed and (out / "pareto_stereoset_ss.html").is_file()
-    assert sorted(p.name for p in (out / "artefacts").iterdir()) == ["redteam-gender", "steer-gender"]
+    saved = ["redteam-gender", "redteam-gender.cache.json", "steer-gender", "steer-gender.cache.json"]
+    assert sorted(p.name for p in (out / "artefacts").iterdir()) == saved
     again = debias.main(args)  # artefacts and scoring cells reused: the same numbers
     assert again.values == result.values
     capsys.readouterr()
     replotted = debias.main(["--replot", str(out / "debias.json"), "--no-png"])
     assert replotted.values == result.values
+
+
+def test_a_registered_method_plugs_into_the_scoreboard_by_name(tiny_long_dir, tmp_path, capsys):
+    from lens_bias.debias.methods import REGISTRY, Candidate, MethodConfig, register
+
+    @register("toy_heads")
+    @dataclass(frozen=True)
+    class ToyHeads(MethodConfig):
+        """A user's method: the first head of layer 1 scaled by --head-scale."""
+
+        scale: float = field(default=0.0, metadata={"option": "head_scale"})
+
+        def fit(self, model, context):
+            return Candidate(f"toy heads x{self.scale:g}", "head ablation", (HeadScaling(((1, 0),), self.scale),))
+
+    args = ["--model", str(tiny_long_dir), "--quick", "--layers", "1", "--methods", "toy_heads", "--head-scale", "0.5",
+            "--n-stereoset", "4", "--n-crows-pairs", "4", "--n-bbq", "1", "--n-neutral", "2", "--n-bbq-disambig", "2",
+            "--n-lms", "2", "--n-knowledge", "2", "--no-png", "--out", str(tmp_path / "debias")]  # fmt: skip
+    try:
+        result = debias.main(args)
+    finally:
+        del REGISTRY["toy_heads"]
+    assert list(result.values["methods"]) == ["toy heads x0.5"] and "| toy heads x0.5 |" in capsys.readouterr().out
