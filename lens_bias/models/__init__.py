@@ -8,16 +8,10 @@
 * :mod:`~lens_bias.models.load`: :func:`resolve_model`, :func:`load_model`, :func:`load_hf`.
 """
 
+from lens_bias.embedded import EMBEDDED_FETCH_COMMAND, EMBEDDED_GGUF, EMBEDDED_MODEL
 from lens_bias.models.gguf import hf_from_gguf
 from lens_bias.models.hf import check_hf_config, hooked_config_from_hf
-from lens_bias.models.identity import (
-    EMBEDDED_FETCH_COMMAND,
-    EMBEDDED_GGUF,
-    EMBEDDED_MODEL,
-    cache_dir,
-    embedded_gguf_path,
-    folder_sha256,
-)
+from lens_bias.models.identity import cache_dir, embedded_gguf_path, folder_sha256
 from lens_bias.models.load import (
     HF_KINDS,
     LLAMA2_HUB_IDS,

@@ -20,7 +20,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.pretrained.weight_conversions import convert_llama_weights
 
-from lens_bias.models.identity import EMBEDDED_MODEL
+from lens_bias.embedded import EMBEDDED_MODEL
 from lens_bias.models.record import ModelLoadError
 
 #: Entries of a Llama-architecture ``config.json`` that fix the shapes of the weights.

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from lens_bias.cache import cached, key_sha256
-from lens_bias.embedded import EMBEDDED_FETCH_COMMAND, EMBEDDED_GGUF, EMBEDDED_MODEL, EMBEDDED_PACKAGE
+from lens_bias.embedded import EMBEDDED_FETCH_COMMAND, EMBEDDED_GGUF, EMBEDDED_PACKAGE
 from lens_bias.files import file_sha256
 from lens_bias.models.record import ModelLoadError
 

@@ -26,11 +26,12 @@ import torch
 from transformer_lens import HookedTransformer
 from transformer_lens.supported_models import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
 
+from lens_bias.embedded import EMBEDDED_MODEL
 from lens_bias.errors import InputError
 from lens_bias.files import file_sha256
 from lens_bias.models.gguf import hf_from_gguf, load_gguf
 from lens_bias.models.hf import check_hf_config, hf_from_pretrained, hooked_from_hf
-from lens_bias.models.identity import EMBEDDED_MODEL, embedded_gguf_path, folder_sha256
+from lens_bias.models.identity import embedded_gguf_path, folder_sha256
 from lens_bias.models.record import ModelLoadError, ModelRecord, attach_record
 
 LLAMA2_HUB_IDS = {

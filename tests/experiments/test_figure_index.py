@@ -13,8 +13,8 @@ from experiments import audit, bias_profile, cli, figures, patching, steering
 from lens_bias.errors import InputError
 from lens_bias.figures import index as figure_index
 from lens_bias.figures import primitives as plotting
-from lens_bias.figures.index import END, START, insert_index, read_figure
 from lens_bias.figures.bias_profile import draw as draw_bias_profile
+from lens_bias.figures.index import END, START, insert_index, read_figure
 from lens_bias.provenance import Result
 from lens_bias.stats import Estimate
 

@@ -15,7 +15,7 @@ from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector
 from lens_bias.interventions.saved import SavableIntervention
 from lens_bias.steering import FittedVector, fit_vector, preference_measure
-from lens_bias.steering.sweep import Measure
+from lens_bias.steering.sweep import OrientationMeasure
 
 STEER_MULTIPLIERS = (-8.0, -4.0, -2.0, -1.0, 1.0, 2.0, 4.0, 8.0)
 """Raw multipliers a debiasing vector is calibrated over: negative toward the anti-stereotype, positive for
@@ -41,7 +41,7 @@ def oriented_bias_vector(
     n_test: int | None,
     n_calibration: int,
     context: FitContext,
-) -> tuple[FittedVector, list[ContrastPair], Measure]:
+) -> tuple[FittedVector, list[ContrastPair], OrientationMeasure]:
     """The mean-difference vector of ``bias_type`` (averaged from the first differing token) on its training
     targets, its best held-out layer, its sign fixed with ``+/- orient_multiplier`` so that + is toward the
     stereotype on the first ``n_calibration`` training pairs; returns (vector, those pairs, their measure)."""
