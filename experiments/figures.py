@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from experiments import cli
+from experiments.commands import command_line, experiment_config
 from lens_bias.errors import InputError
 
 if TYPE_CHECKING:  # imported where used: --help must not load torch
@@ -125,11 +126,11 @@ def experiment(name: str) -> Experiment | None:
     ``summarize``), or None when there is no such experiment (the result is an artefact)."""
     from lens_bias.figures.index import Experiment
 
-    config = cli.experiment_config(name)
+    config = experiment_config(name)
     if config is None:
         return None
     summarize = getattr(importlib.import_module(f"experiments.{name}"), "summarize", None)
-    return Experiment(lambda saved: cli.command_line(name, config, saved), summarize if callable(summarize) else None)
+    return Experiment(lambda saved: command_line(name, config, saved), summarize if callable(summarize) else None)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,7 @@ Nothing in the index is typed by hand; everything is read from what the experime
   experiment (a name the caller's ``experiments`` lookup knows: :class:`Experiment`). Other saved results
   (steering vectors, interventions an experiment stores beside its own result) are artefacts, not listed.
 * **Command**: the experiment's ``command(saved config)``, the command line that reproduces the saved config
-  (``python -m experiments.figures --index`` gives :func:`experiments.cli.command_line`).
+  (``python -m experiments.figures --index`` gives :func:`experiments.commands.command_line`).
 * **Provenance**: model name, kind and file hash or revision; data fingerprints; seed; git commit and whether
   the checkout had uncommitted changes; the save time (UTC); the device.
 * **Figures**: the figures in the result's folder, each linked with its caption (the plotly title) and axis

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments import cli, lock
+from experiments import cli, flags, lock
+from lens_bias.embedded import EMBEDDED_MODEL
 from lens_bias.errors import InputError
 from lens_bias.provenance import Result
 
@@ -48,7 +49,7 @@ def test_quick_replaces_defaults_but_explicit_values_win():
 def test_the_config_is_plain_json():
     config, _ = cli.parse(Config, ["--device", "cpu"])
     assert config.to_dict() == {
-        "model": cli.EMBEDDED_MODEL,
+        "model": EMBEDDED_MODEL,
         "device": "cpu",
         "dtype": None,
         "seed": 0,
@@ -201,7 +202,7 @@ def test_a_lock_file_naming_a_holder_is_taken_over_when_no_process_holds_the_loc
 
 
 def test_help_shows_each_default_and_quick_value():
-    text = cli.parser_for(Config, None, {"n_pairs": 3, "layers": (1,), "normalize": False}).format_help()
+    text = flags.parser_for(Config, None, {"n_pairs": 3, "layers": (1,), "normalize": False}).format_help()
     flat = " ".join(text.split())
     assert "--layers LAYERS [LAYERS ...] (default: 4 8; --quick: 1)" in flat
     assert "('all': no limit) (default: all; --quick: 3)" in flat

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import audit, bias_profile, cli, figures, patching, steering
+from experiments import audit, bias_profile, cli, commands, figures, patching, steering
 from lens_bias.errors import InputError
 from lens_bias.figures import index as figure_index
 from lens_bias.figures import primitives as plotting
@@ -72,10 +72,10 @@ def write_index(folder: Path) -> Path:
 
 
 def command_line(name: str, saved: dict) -> str:
-    config = cli.experiment_config(name)
+    config = commands.experiment_config(name)
     if config is None:
         raise InputError(f"No experiment {name!r}")
-    return cli.command_line(name, config, saved)
+    return commands.command_line(name, config, saved)
 
 
 def test_the_index_lists_each_result_with_its_command_provenance_figures_and_summary(saved):
@@ -152,7 +152,7 @@ def test_the_command_gives_the_non_default_flags_and_reproduces_the_saved_config
 def test_a_command_no_flag_can_give_is_refused():
     with pytest.raises(InputError, match="bias_types=None cannot be given as a flag"):
         command_line("bias_profile", {"bias_types": None})
-    assert figures.experiment("steering_vector") is None and cli.experiment_config("steering_vector") is None
+    assert figures.experiment("steering_vector") is None and commands.experiment_config("steering_vector") is None
 
 
 def test_the_index_goes_between_the_markers_and_the_rest_stays_byte_for_byte():

@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from experiments import cli, figures, patching
+from experiments import cli, figures, flags, patching
 from lens_bias.errors import InputError
 from lens_bias.figures.index import END, START
 from lens_bias.provenance import Result
@@ -16,7 +16,7 @@ from lens_bias.provenance import Result
 def _accepts(module_name: str, argv: list[str]) -> None:
     """The experiment's command line accepts ``argv`` (parsed only: files it names need not exist yet)."""
     module = importlib.import_module(f"experiments.{module_name}")
-    cli.parser_for(module.Config, None).parse_args(argv)
+    flags.parser_for(module.Config, None).parse_args(argv)
 
 
 @pytest.mark.parametrize("quick", [False, True])

@@ -14,7 +14,8 @@ import typing
 import pytest
 
 import experiments
-from experiments import cli
+from experiments import cli, flags
+from experiments.config import metadata
 
 #: Every experiment module (all of ``experiments/`` but the shared command line and its run lock).
 MODULES = sorted(info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name not in {"cli", "lock"})
@@ -53,7 +54,7 @@ def scheme_violations(module: str, config: type[cli.RunConfig]) -> list[str]:
     hints = typing.get_type_hints(config)
     found = []
     for f in dataclasses.fields(config):
-        flag, meta = cli.flag_name(config, f), cli.metadata(config, f.name)
+        flag, meta = flags.flag_name(config, f), metadata(config, f.name)
         if not KEBAB.fullmatch(flag):
             found.append(f"{flag}: not kebab case")
         if flag in SYNONYMS:
@@ -63,7 +64,7 @@ def scheme_violations(module: str, config: type[cli.RunConfig]) -> list[str]:
         if flag == "--n-bbq" and module in BBQ_AS_RETENTION:
             found.append("--n-bbq: BBQ as a retention measure is --n-bbq-disambig")
         found += [f"{flag} {c}: choice not snake case" for c in meta.get("choices", ()) if not SNAKE.fullmatch(str(c))]
-        if cli.flag_type(hints[f.name])[0] is bool and flag.startswith("--no-") != (f.default is True):
+        if flags.flag_type(hints[f.name])[0] is bool and flag.startswith("--no-") != (f.default is True):
             found.append(f"{flag}: a switch is --no-x when its default is true, --x when false")
         if f.name in shared and f is not shared[f.name] and f.default == shared[f.name].default:
             found.append(f"{flag}: redeclares a shared flag without changing its default")
@@ -73,18 +74,18 @@ def scheme_violations(module: str, config: type[cli.RunConfig]) -> list[str]:
 @pytest.mark.parametrize("module", MODULES)
 def test_every_flag_has_help(module):
     config = _config(module)
-    assert [f.name for f in dataclasses.fields(config) if not cli.metadata(config, f.name).get("help")] == []
+    assert [f.name for f in dataclasses.fields(config) if not metadata(config, f.name).get("help")] == []
 
 
 @pytest.mark.parametrize("module", MODULES)
 def test_help_shows_each_default_and_quick_value(module):
     config, quick = _config(module), getattr(importlib.import_module(f"experiments.{module}"), "QUICK", None)
     assert set(quick or ()) <= {f.name for f in dataclasses.fields(config)}, "a --quick value of no flag"
-    assert cli.parser_for(config, None, quick).format_help().startswith("usage:")
+    assert flags.parser_for(config, None, quick).format_help().startswith("usage:")
     for f in dataclasses.fields(config):
-        text, element = cli.help_text(config, f, quick), cli.flag_type(typing.get_type_hints(config)[f.name])[0]
+        text, element = flags.help_text(config, f, quick), flags.flag_type(typing.get_type_hints(config)[f.name])[0]
         if element is not bool and f.default is not None:
-            assert f"default: {cli.shown(f.default, False)}" in text, f.name
+            assert f"default: {flags.shown(f.default, False)}" in text, f.name
         if quick and f.name in quick and quick[f.name] != f.default:
             assert "--quick: " in text, f.name
 

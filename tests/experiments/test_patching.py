@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from experiments import cli, patching
+from experiments.config import metadata
 from lens_bias.data import CROWS_BIAS_TYPES
 from lens_bias.data.gender_swap import gender_swap_groups
 from lens_bias.errors import InputError
@@ -46,7 +47,7 @@ def test_the_choices_are_the_librarys():
     assert tuple(name for name, target in TARGETS.items() if target.unit == "head") == patching.HEAD_TARGETS
     assert tuple(gender_swap_groups()) == patching.GROUPS
     assert tuple(CROWS_BIAS_TYPES) == patching.CROWS_TYPES
-    assert set(cli.metadata(patching.Config, "direction")["choices"]) == set(DIRECTIONS)
+    assert set(metadata(patching.Config, "direction")["choices"]) == set(DIRECTIONS)
 
 
 @pytest.mark.slow
