@@ -89,7 +89,7 @@ def plan(step: str, config: Config) -> tuple[str, list[str], Path]:
     quick = ["--quick"] if config.quick else []
     patching_stem = "patching_quick" if config.quick else "patching"
     if step == "patching_crows":
-        crows = ["--pairs", "crows-pairs", "--targets", "z"]
+        crows = ["--pairs", "crows_pairs", "--targets", "z"]
         return "patching", [*model, *quick, *common, *crows], out / f"{patching_stem}.json"
     if step == "patching":
         return "patching", [*model, *quick, *common], out / f"{patching_stem}.json"
@@ -97,7 +97,7 @@ def plan(step: str, config: Config) -> tuple[str, list[str], Path]:
         steering = config.out / "steering" / "interventions"
         interventions = [str(steering / f"{name}.json") for name in ("gender", "refusal")]
         interventions.append(str(config.out / "biasscope" / "selected_heads.json"))
-        sizes = ["--n-bbq", "40", "--n-lms", "40", "--n-neutral", "30"] if config.quick else []
+        sizes = ["--n-bbq-disambig", "40", "--n-lms", "40", "--n-neutral", "30"] if config.quick else []
         return "side_effects", [*model, *common, *sizes, "--intervention", *interventions], out / "side_effects.json"
     return step, [*model, *quick, *common], out / f"{step}.json"
 

@@ -124,8 +124,8 @@ def test_a_figure_reads_the_same_from_its_sidecar_and_from_its_html(tmp_path):
         (patching, patching.Config(), ""),
         (
             patching,
-            patching.Config(targets=("z",), n_pairs=None, png=False, crows_types=("age",), pairs="crows-pairs"),
-            "--no-png --targets z --n-pairs all --pairs crows-pairs --crows-types age",
+            patching.Config(targets=("z",), n_pairs=None, png=False, crows_types=("age",), pairs="crows_pairs"),
+            "--no-png --targets z --n-pairs all --pairs crows_pairs --crows-types age",
         ),
         (
             audit,
