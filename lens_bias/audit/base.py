@@ -158,9 +158,11 @@ class Measure(Protocol):
         """Conventions, sizes and data fingerprint (recorded in the result and in every cell key)."""
         ...
 
-    score: Callable[..., Rows]
-    """``score(model, interventions, *, cells, batch_size, progress) -> Rows`` (see the module docstring;
-    :meth:`CellMeasure.score` is the one implementation)."""
+    @property
+    def score(self) -> Callable[..., Rows]:
+        """``score(model, interventions, *, cells, batch_size, progress) -> Rows`` (see the module docstring;
+        :meth:`CellMeasure.score` is the one implementation)."""
+        ...
 
     def summarize(self, rows: Rows, *, seed: int) -> Summary: ...
 
