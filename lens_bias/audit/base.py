@@ -158,15 +158,11 @@ class Measure(Protocol):
         """Conventions, sizes and data fingerprint (recorded in the result and in every cell key)."""
         ...
 
-    def score(
-        self,
-        model: AnyModel,
-        interventions: Sequence[Intervention],
-        *,
-        cells: CellStore,
-        batch_size: int,
-        progress: bool,
-    ) -> Rows: ...
+    @property
+    def score(self) -> Callable[..., Rows]:
+        """``score(model, interventions, *, cells, batch_size, progress) -> Rows`` (see the module docstring;
+        :meth:`CellMeasure.score` is the one implementation)."""
+        ...
 
     def summarize(self, rows: Rows, *, seed: int) -> Summary: ...
 
