@@ -14,8 +14,9 @@ Every fitted artefact is saved under ``context.folder`` (interventions in the on
 :mod:`lens_bias.interventions.saved`, through the artefact cache :func:`lens_bias.cache.cached`) and reused by a
 later fit whose key (method, settings, model record, data) is the same; any change refits.
 
-Your own method is one registered class; it then runs on the scoreboard by its name (``--methods halve_heads``
-once the module that registers it is imported)::
+Your own method is one registered class; it then runs on the scoreboard by its name (``experiments.debias.main(
+["--methods", "halve_heads", ...])`` in the process that registered it; its fields with an ``option`` read
+that flag)::
 
     from dataclasses import dataclass, field
     from pathlib import Path
