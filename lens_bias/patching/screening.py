@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
@@ -146,7 +146,7 @@ def _screened(
     model: HookedTransformer,
     pairs: Sequence[Pair],
     build: Callable[[list[Pair]], Inputs],
-    counts: dict[str, int | float],
+    counts: Mapping[str, int | float],
     **screening: Any,
 ) -> tuple[Any, dict[str, int | float]]:
     """:func:`screen_pairs` of ``pairs`` (keyword settings ``screening``), the kept pairs built, and
