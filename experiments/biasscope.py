@@ -49,14 +49,20 @@ class Config(cli.SweepConfig):
     """Inject, localise, intervene, side effects (see the module docstring). ``seed`` is unused: the
     first of ``seeds`` seeds the samples, the random draws and the bootstraps."""
 
-    attribute: str = field(default="reckless_driving", metadata={"choices": ATTRIBUTES})
+    attribute: str = field(
+        default="reckless_driving",
+        metadata={"help": "the injected association (an injection spec)", "choices": ATTRIBUTES},
+    )
     k: int = field(default=5, metadata={"help": "top-k heads per run; at most k are selected", "min": 1})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "one injection run per seed"})
     steps: int = field(default=100, metadata={"help": "training steps per injection", "min": 1})
-    lr: float = 3e-3
+    lr: float = field(default=3e-3, metadata={"help": "learning rate of the injected embedding"})
     min_runs: int | None = field(default=None, metadata={"help": "runs a head must be top-k in (majority)", "min": 1})
     method: str = field(default="patching", metadata={"help": "scores used to select", "choices": ["patching", "dla"]})
-    direction: str = field(default="noising", metadata={"choices": ["noising", "denoising"]})
+    direction: str = field(
+        default="noising",
+        metadata={"help": "patching direction of the head scores", "choices": ["noising", "denoising"]},
+    )
     n_templates: int | None = field(default=None, metadata={"help": "localisation prompts (default: all)", "min": 1})
     scale: float = field(default=0.0, metadata={"help": "head scale of the intervention (0 = ablation)"})
     n_random: int = field(default=8, metadata={"help": "random head draws for the control", "min": 1})

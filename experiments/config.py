@@ -40,6 +40,8 @@ class RunConfig:
     png: bool = field(default=True, metadata={"help": "write HTML figures only (no PNG)", "flag": "--no-png"})
 
     def __post_init__(self) -> None:
+        if self.dtype is not None and self.dtype not in DTYPES:  # a config built directly (argparse checks flags)
+            raise InputError(f"Unknown --dtype {self.dtype!r}: use one of {', '.join(DTYPES)}.")
         for f in dataclasses.fields(self):
             value, minimum = getattr(self, f.name), metadata(type(self), f.name).get("min")
             if minimum is None or value is None:

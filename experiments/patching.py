@@ -60,7 +60,9 @@ class Config(cli.SweepConfig):
         default=DEFAULT_TARGETS, metadata={"help": "activations patched", "choices": TARGETS}
     )
     n_pairs: int | None = field(default=24, metadata={"help": "pairs kept among those with the gap", "min": 1})
-    pairs: str = field(default="gender_swap", metadata={"choices": ["gender_swap", "crows_pairs"]})
+    pairs: str = field(
+        default="gender_swap", metadata={"help": "the pair set", "choices": ["gender_swap", "crows_pairs"]}
+    )
     group: str = field(
         default="occupation-t0",
         metadata={"help": "gender_swap pairs: the template the pairs come from", "choices": GROUPS},
@@ -68,7 +70,10 @@ class Config(cli.SweepConfig):
     crows_types: tuple[str, ...] | None = field(
         default=None, metadata={"help": "crows_pairs: bias types (default all)", "choices": CROWS_TYPES}
     )
-    direction: str = field(default="denoising", metadata={"choices": ["denoising", "noising"]})
+    direction: str = field(
+        default="denoising",
+        metadata={"help": "patch clean into corrupted (denoising) or back", "choices": ["denoising", "noising"]},
+    )
     min_gap: float = field(
         default=1.0, metadata={"help": "keep pairs whose clean - corrupted metric is at least this (nats)", "min": 0}
     )

@@ -30,8 +30,7 @@ if TYPE_CHECKING:
 #: The named contrasts whose pairs are raw text (read without a chat template): the ones a similarity map
 #: compares; steering's --bias-types takes the same names. Literals (tested against the library): the library
 #: is imported inside run / report, so that --help stays fast.
-BIAS_TYPES = ("gender", "profession", "race", "religion", "gender-prompts")
-DTYPES = ("float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
+BIAS_TYPES = ("gender", "profession", "race", "religion", "gender_prompts")
 QUICK = {"n_pairs": 24, "layer_step": 3}
 
 
@@ -39,7 +38,6 @@ QUICK = {"n_pairs": 24, "layer_step": 3}
 class Config(cli.RunConfig):
     """The bias types, layers and vector recipe of one similarity study, and the checkpoints it compares."""
 
-    model: str = field(default=cli.RunConfig.model, metadata={"help": "model for the within-model maps"})
     base: str | None = field(default=None, metadata={"help": "first checkpoint (e.g. llama-2-7b) for a comparison"})
     chat: str | None = field(default=None, metadata={"help": "second checkpoint (e.g. llama-2-7b-chat)"})
     bias_types: tuple[str, ...] = field(
@@ -61,9 +59,6 @@ class Config(cli.RunConfig):
         metadata={"choices": ["mean_difference", "first_pc"], "help": "how the vector is built from the pairs"},
     )
     batch_size: int = field(default=16, metadata={"help": "rows per forward pass", "min": 1})
-    dtype: str | None = field(
-        default=None, metadata={"help": "model dtype (default: float16 on CUDA, else float32)", "choices": DTYPES}
-    )
     out: Path = field(default=Path("figures/similarity"), metadata={"help": "output folder (results, figures)"})
 
     def __post_init__(self) -> None:
@@ -78,8 +73,6 @@ class Config(cli.RunConfig):
             raise InputError(f"Unknown bias types {unknown}: use {', '.join(BIAS_TYPES)}.")
         if self.layers is not None and not self.layers:
             raise InputError("--layers needs at least one layer (omit it for every layer).")
-        if self.dtype is not None and self.dtype not in DTYPES:
-            raise InputError(f"Unknown --dtype {self.dtype!r}: use float32, float16 or bfloat16.")
         super().__post_init__()
 
     @property

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from lens_bias.provenance import Result
 
 # The rest of the library is imported inside run / report (not here) so that --help stays fast.
-BIAS_CONTRASTS = ("gender", "race", "religion", "profession", "gender-prompts")
+BIAS_CONTRASTS = ("gender", "race", "religion", "profession", "gender_prompts")
 READOUTS = ("mean_from_difference", "last")
 
 

@@ -1,7 +1,7 @@
 """Named contrasts with fixed train/test splits: the one place the studies get their pairs from.
 
 ``"gender"``, ``"race"``, ``"religion"``, ``"profession"``: StereoSet dev pairs (intra- and
-intersentence) of that bias type, positive = stereotype; ``"gender-prompts"``: the project's templated
+intersentence) of that bias type, positive = stereotype; ``"gender_prompts"``: the project's templated
 gender set (:func:`lens_bias.data.gender_prompts.gender_pairs`); ``"refusal"``: refusal vs compliance
 answers to harmful requests (:func:`lens_bias.data.refusal.refusal_pairs`, rendered with a chat template by
 the caller). Every split is by target term (:func:`split_by_target`); each side is then subsampled with a
@@ -20,7 +20,7 @@ from lens_bias.data.sampling import sample
 from lens_bias.data.stereoset import BIAS_TYPES, load_stereoset, stereoset_pairs
 from lens_bias.errors import InputError
 
-CONTRASTS = (*BIAS_TYPES, "gender-prompts", "refusal")
+CONTRASTS = (*BIAS_TYPES, "gender_prompts", "refusal")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def contrast_split(
     """The train/test pairs of contrast ``name`` (``n_train``/``n_test`` = None keeps all)."""
     if name in BIAS_TYPES:
         pairs, chat = stereoset_pairs(load_stereoset(bias_types=[name])), False
-    elif name == "gender-prompts":
+    elif name == "gender_prompts":
         pairs, chat = gender_pairs(), False
     elif name == "refusal":
         pairs, chat = refusal_pairs(refusal_requests()), True

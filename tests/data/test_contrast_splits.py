@@ -16,13 +16,13 @@ def test_every_contrast_splits_by_target(name):
 
 
 def test_all_pairs_for_none_and_a_clear_error_for_zero():
-    split = contrast_split("gender-prompts", seed=0)
+    split = contrast_split("gender_prompts", seed=0)
     assert len(split.train) + len(split.test) == 340
-    assert split == contrast_split("gender-prompts", n_train=10**6, n_test=None, seed=0)
+    assert split == contrast_split("gender_prompts", n_train=10**6, n_test=None, seed=0)
     with pytest.raises(ValueError, match="None"):
-        contrast_split("gender-prompts", n_train=0)
+        contrast_split("gender_prompts", n_train=0)
 
 
 def test_unknown_contrast_lists_the_names():
-    with pytest.raises(ValueError, match="gender-prompts"):
+    with pytest.raises(ValueError, match="gender_prompts"):
         contrast_split("nationality")

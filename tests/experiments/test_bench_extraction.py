@@ -12,9 +12,6 @@ from lens_bias.errors import InputError
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--n-prompts", "0"], "--n-prompts must be >= 1, got 0"),
-        (["--repeats", "0"], "--repeats must be >= 1, got 0"),
-        (["--threads", "0"], "--threads must be >= 1, got 0"),
         (["--replot", "x.json"], "saves no result"),
     ],
 )

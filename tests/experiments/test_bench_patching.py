@@ -14,10 +14,6 @@ from lens_bias.provenance import Result
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--n-layers", "0"], "--n-layers must be >= 1, got 0"),
-        (["--iterations", "0"], "--iterations must be >= 1, got 0"),
-        (["--threads", "0"], "--threads must be >= 1, got 0"),
-        (["--batch-size", "-1"], "--batch-size must be >= 1, got -1"),
         (["--stem", "a/b"], "without folders"),
     ],
 )

@@ -14,8 +14,6 @@ from lens_bias.errors import InputError
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
-        (["--workers", "0"], "--workers must be >= 1, got 0"),
         (["--replot", "x.json"], "saves no result"),
     ],
 )

@@ -16,9 +16,11 @@ import pytest
 import experiments
 from experiments import cli, flags
 from experiments.config import metadata
+from lens_bias.errors import InputError
 
-#: Every experiment module (all of ``experiments/`` but the shared command line and its run lock).
-MODULES = sorted(info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name not in {"cli", "lock"})
+#: Every experiment module (all of ``experiments/`` but the shared command line: its config, flags, commands, lock).
+SHARED = {"cli", "config", "flags", "commands", "lock"}
+MODULES = sorted(info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name not in SHARED)
 
 #: Every size flag (``--n-<thing>``): bias measures, retention / side-effect measures, contrast pairs, and the
 #: other counts the experiments take.
@@ -39,6 +41,9 @@ SYNONYMS = {
 }
 #: Experiments whose BBQ size is BBQ's disambiguated accuracy as a retention measure: ``--n-bbq-disambig``.
 BBQ_AS_RETENTION = {"side_effects", "biasscope"}
+#: Flags whose choices are a dataset's own labels, kept as the data spells them (gender-swap groups such as
+#: ``occupation-t0``, CrowS-Pairs bias types such as ``race-color``).
+DATA_LABELS = {"--group", "--crows-types"}
 KEBAB = re.compile(r"--[a-z][a-z0-9]*(-[a-z0-9]+)*")
 SNAKE = re.compile(r"[a-z0-9]+(_[a-z0-9]+)*")
 
@@ -63,7 +68,10 @@ def scheme_violations(module: str, config: type[cli.RunConfig]) -> list[str]:
             found.append(f"{flag}: not a size of the vocabulary ({', '.join(sorted(SIZES))})")
         if flag == "--n-bbq" and module in BBQ_AS_RETENTION:
             found.append("--n-bbq: BBQ as a retention measure is --n-bbq-disambig")
-        found += [f"{flag} {c}: choice not snake case" for c in meta.get("choices", ()) if not SNAKE.fullmatch(str(c))]
+        if flag not in DATA_LABELS:
+            found += [
+                f"{flag} {c}: choice not snake case" for c in meta.get("choices", ()) if not SNAKE.fullmatch(str(c))
+            ]
         if flags.flag_type(hints[f.name])[0] is bool and flag.startswith("--no-") != (f.default is True):
             found.append(f"{flag}: a switch is --no-x when its default is true, --x when false")
         if f.name in shared and f is not shared[f.name] and f.default == shared[f.name].default:
@@ -104,10 +112,26 @@ def test_the_scheme_check_finds_each_kind_of_violation():
         normalize: bool = dataclasses.field(default=True, metadata={"help": "h", "flag": "--raw-norms"})
         seed: int = 0
 
-    assert scheme_violations("side_effects", Bad) == [
+    assert sorted(scheme_violations("side_effects", Bad)) == [
         "--n-crows: a synonym of --n-crows-pairs",
         f"--n-things: not a size of the vocabulary ({', '.join(sorted(SIZES))})",
         "--pairs crows-pairs: choice not snake case",
         "--raw-norms: a switch is --no-x when its default is true, --x when false",
         "--seed: redeclares a shared flag without changing its default",
     ]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_smallest_value_is_checked_when_the_flags_are_parsed(module):
+    """Each flag with a smallest allowed value (``min``) refuses one below it with one error naming the flag, when
+    the command line is parsed: before any model loads."""
+    config = _config(module)
+    hints = typing.get_type_hints(config)
+    for f in dataclasses.fields(config):
+        minimum = metadata(config, f.name).get("min")
+        if minimum is None:
+            continue
+        flag, element = flags.flag_name(config, f), flags.flag_type(hints[f.name])[0]
+        with pytest.raises(InputError, match=f"{flag} must be >= {minimum}, got {element(minimum - 1)}"):
+            ray = f.name == "workers" and issubclass(config, cli.SweepConfig)  # --workers needs --executor ray
+            cli.parse(config, [flag, str(element(minimum - 1)), *(["--executor", "ray"] if ray else [])])

@@ -14,8 +14,9 @@ import pytest
 
 import experiments
 
-#: Every experiment module (all of ``experiments/`` but the shared command line and its run lock).
-MODULES = sorted(info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name not in {"cli", "lock"})
+#: Every experiment module (all of ``experiments/`` but the shared command line: its config, flags, commands, lock).
+SHARED = {"cli", "config", "flags", "commands", "lock"}
+MODULES = sorted(info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name not in SHARED)
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
@@ -67,7 +68,9 @@ print(json.dumps([code, sorted(m for m in ("torch", "transformer_lens") if m in 
 def test_help_loads_neither_torch_nor_transformer_lens(module):
     """``--help`` must be fast: an experiment imports the library inside its functions, not at the top."""
     if module == "cli":
-        code = "import sys, experiments.cli, experiments.lock, lens_bias, lens_bias.errors; print(sys.modules.keys())"
+        code = (
+            "import sys, experiments.cli, experiments.commands, lens_bias, lens_bias.errors; print(sys.modules.keys())"
+        )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
         assert done.returncode == 0, done.stderr
         assert "'torch'" not in done.stdout and "'transformer_lens'" not in done.stdout

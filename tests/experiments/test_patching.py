@@ -17,10 +17,6 @@ from lens_bias.patching import DIRECTIONS, TARGETS
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--n-pairs", "0"], "--n-pairs must be >= 1, got 0"),
-        (["--n-pairs", "-2"], "--n-pairs must be >= 1, got -2"),
-        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
-        (["--min-gap", "-1"], "--min-gap must be >= 0, got -1.0"),
         (["--pairs", "crows_pairs", "--targets", "z", "resid_pre"], "do not share positions across pairs"),
         (["--stem", "sub/patching"], "without folders"),
     ],

@@ -27,9 +27,9 @@ def gender(smollm):
     """The gender prompt-set vector (she/he continuations), read over the tokens from the pronoun on:
     measured on the embedded model, it moves held-out pronoun preferences monotonically (the StereoSet
     last-token vector does not: it is ~1% of the residual norm and large multipliers only break text)."""
-    split = contrast_split("gender-prompts", n_train=48, n_test=32, seed=0)
+    split = contrast_split("gender_prompts", n_train=48, n_test=32, seed=0)
     vector = build_vector(
-        "gender-prompts",
+        "gender_prompts",
         contrast_activations(smollm, split.train, [LAYER], batch_size=48, readout="mean_from_difference"),
         model=smollm,
         items=split.train,
@@ -117,7 +117,7 @@ def test_vector_equals_hf_forward_hook_computation(smollm):
 
     from .hf_reference import hf_last_token_mean_difference
 
-    split = contrast_split("gender-prompts", n_train=16, seed=0)
+    split = contrast_split("gender_prompts", n_train=16, seed=0)
     vector = build_vector("last", contrast_activations(smollm, split.train, [LAYER]))
     path = embedded_gguf_path()
     hf = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)

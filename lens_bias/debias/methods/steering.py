@@ -21,7 +21,7 @@ STEER_MULTIPLIERS = (-8.0, -4.0, -2.0, -1.0, 1.0, 2.0, 4.0, 8.0)
 """Raw multipliers a debiasing vector is calibrated over: negative toward the anti-stereotype, positive for
 a model that already prefers the anti-stereotype (the unbiased point can be on either side)."""
 BIAS_CONTRASTS = tuple(name for name in CONTRASTS if name != "refusal")
-"""The contrasts a bias vector is fitted on: the StereoSet bias types and ``gender-prompts``."""
+"""The contrasts a bias vector is fitted on: the StereoSet bias types and ``gender_prompts``."""
 LAYERS = (4, 8, 12, 16, 20)
 """Candidate layers of the steering and red-teaming vectors (the embedded model has 30)."""
 
@@ -64,7 +64,7 @@ def oriented_bias_vector(
 @dataclass(frozen=True)
 class Steering(MethodConfig):
     """The best debiasing steering vector of one StereoSet bias type (``gender``, ``race``, ``religion``,
-    ``profession``) or of ``gender-prompts``; :meth:`from_options` gives one per ``steer_bias_types``.
+    ``profession``) or of ``gender_prompts``; :meth:`from_options` gives one per ``steer_bias_types``.
 
     Fit: the mean difference (stereotype - anti-stereotype, averaged from the first differing token) on
     the contrast's training targets at ``layers``; the layer with the best held-out separability; the sign
