@@ -52,12 +52,6 @@ class Config(cli.SweepConfig):
         (),
     )
     refusal_layers: tuple[int, ...] = _flag("layers the refusal vector is fitted at (best held-out used)", (8, 14, 20))
-    dtype: str = _flag(
-        "weights dtype (bfloat16: ~2.4x faster on CPUs with AMX; fp32 is the reference)",
-        "float32",
-        choices=("float32", "bfloat16", "float16"),
-    )
-    batch_size: int = _flag("rows per forward pass", 32, min=1)
     out: Path = field(default=Path("figures/audit"), metadata={"help": "output folder (results, figures, cells)"})
 
     def __post_init__(self) -> None:

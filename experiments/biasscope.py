@@ -20,8 +20,7 @@ Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed scores), ``{out}/e
 embeddings), ``{out}/selected_heads.json`` (``lens_bias.interventions.load_intervention`` loads it) and the
 figures ``head_scores_patching``, ``head_scores_dla``, ``topk_overlap``, ``bias_reduction``, ``side_effects``.
 
-    python -m experiments.biasscope [--attribute reckless_driving] [--k 5] [--seeds 0 1 2] [--quick]
-    python -m experiments.biasscope --replot figures/biasscope/biasscope.json
+    python -m experiments.biasscope [--attribute reckless_driving] [--k 5] [--seeds 0 1 2] [--quick] [--replot]
 """
 
 from __future__ import annotations
@@ -41,13 +40,11 @@ ATTRIBUTES = ("bad_at_math", "reckless_driving")  # the injection specs (a liter
 #: Its injections are too short for stable maps, so it selects by top-k count without a recurrence threshold.
 QUICK = {"steps": 20, "seeds": [0, 1], "n_templates": 3, "min_runs": 1, "n_random": 3, "n_crows_pairs": 24}
 QUICK |= {"n_stereoset": 24, "n_neutral": 30, "n_bbq_disambig": 8, "n_lms": 24, "n_knowledge": 24}
-QUICK |= {"n_stereoset": 24, "n_neutral": 30, "n_bbq_disambig": 8, "n_lms": 24, "n_knowledge": 24}
 
 
 @dataclass(frozen=True)
 class Config(cli.SweepConfig):
-    """Inject, localise, intervene, side effects (see the module docstring). ``seed`` is unused: the
-    first of ``seeds`` seeds the samples, the random draws and the bootstraps."""
+    """Inject, localise, intervene, side effects; ``seeds[0]`` (not ``seed``) seeds samples, draws, bootstraps."""
 
     attribute: str = field(
         default="reckless_driving",
@@ -108,7 +105,7 @@ def run(config: Config) -> Path:
     from lens_bias.localize import biasscope
     from lens_bias.models import load_model, model_record
     from lens_bias.provenance import Result, collect_provenance, set_seed
-    from lens_bias.side_effects import SideEffectConfig, capability_scores, side_effects
+    from lens_bias.side_effects import SideEffectConfig, side_effects_of
 
     seed = config.seeds[0]
     set_seed(seed)
@@ -121,13 +118,11 @@ def run(config: Config) -> Path:
     print(*study.lines(), sep="\n")
     sizes: dict[str, Any] = {"n_neutral": config.n_neutral, "n_bbq": config.n_bbq_disambig, "n_stereoset": config.n_lms}
     se_config = SideEffectConfig(**sizes, n_knowledge=config.n_knowledge, seed=seed, batch_size=config.batch_size)
-    baseline = capability_scores(model, (), se_config, progress=True)
-    reports = {}
-    for name, intervention in study.interventions.items():
-        effects = side_effects(model, [intervention], se_config, baseline=baseline, progress=True)
-        reports[name] = effects.to_dict()
-        summary = "; ".join(f"{e.name} {e.delta}" for e in effects.effects)
-        print(f"side effects of {name}: {summary}; harmed: {effects.harmed()}")
+    effects = side_effects_of(model, {name: [i] for name, i in study.interventions.items()}, se_config, progress=True)
+    for name, report in effects.items():
+        summary = "; ".join(f"{e.name} {e.delta}" for e in report.effects)
+        print(f"side effects of {name}: {summary}; harmed: {report.harmed()}")
+    reports = {name: report.to_dict() for name, report in effects.items()}
     fingerprints = {**study.fingerprints, **next(iter(reports.values()))["details"]["fingerprints"]}
     provenance = collect_provenance(model_record=record, seed=seed, data=fingerprints)
     save_intervention(study.interventions["selected heads"], config.out / "selected_heads", provenance)

@@ -64,10 +64,10 @@ def run(config: Config) -> Path:
     import dataclasses
 
     from lens_bias.errors import InputError
-    from lens_bias.interventions import check_interventions, load_intervention
+    from lens_bias.interventions import load_intervention
     from lens_bias.models import load_model, model_record
     from lens_bias.provenance import Result, collect_provenance, set_seed
-    from lens_bias.side_effects import capability_scores, check_applicable, side_effects
+    from lens_bias.side_effects import check_applicable, side_effects_of
 
     if not config.intervention:
         raise InputError(NO_INTERVENTION)
@@ -76,17 +76,16 @@ def run(config: Config) -> Path:
     check_applicable(list(loaded.values()))  # fail before loading the model
     items = config.side_effect_config()
     model = load_model(config.model, device=config.device)
-    check_interventions(model, list(loaded.values()))  # before the baseline
-    baseline = capability_scores(model, (), items, progress=True)
-    reports = {}
-    for name, intervention in loaded.items():
-        report = side_effects(model, [intervention], items, baseline=baseline, progress=True)
-        reports[name] = report.to_dict()
+    effects = side_effects_of(
+        model, {name: [intervention] for name, intervention in loaded.items()}, items, progress=True
+    )
+    for name, report in effects.items():
         print(
             f"{name}: "
             + "; ".join(f"{e.name} {e.baseline} -> {e.intervened}, change {e.delta}" for e in report.effects)
             + f"; significantly worse: {report.harmed() or 'none'}"
         )
+    reports = {name: report.to_dict() for name, report in effects.items()}
     details = next(iter(reports.values()))["details"]
     result = Result(
         name="side_effects",

@@ -36,7 +36,7 @@ call can be reused for other interventions (``baseline=``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -346,3 +346,20 @@ def side_effects(
         baseline = capability_scores(model, (), config, items=items, progress=progress)
     intervened = capability_scores(model, loaded, config, items=items, progress=progress)
     return compare(baseline, intervened, seed=config.seed)
+
+
+def side_effects_of(
+    model: HookedTransformer,
+    named: Mapping[str, Sequence[Intervention]],
+    config: SideEffectConfig = SideEffectConfig(),
+    *,
+    progress: bool = False,
+) -> dict[str, SideEffectReport]:
+    """:func:`side_effects` of each named set of interventions, against one baseline scored once (every set is
+    checked against the model first)."""
+    for interventions in named.values():
+        check_applicable(interventions)
+        check_interventions(model, interventions)
+    items = Items.draw(config)
+    baseline = capability_scores(model, (), config, items=items, progress=progress)
+    return {name: side_effects(model, i, config, baseline=baseline, progress=progress) for name, i in named.items()}

@@ -29,6 +29,12 @@ SIZES = {
     *("--n-neutral", "--n-lms", "--n-knowledge", "--n-bbq-disambig"),  # retention / side effects
     "--n-pairs",  # contrast pairs
     *("--n-test", "--n-eval", "--n-generations", "--n-templates", "--n-random", "--n-layers", "--n-prompts"),
+    *(
+        "--n-rewordings",
+        "--n-service-names",
+        "--n-service-templates",
+        "--n-service-samples",
+    ),  # the audit's chat measures
 }
 #: Flags that say what another flag of the scheme says, and that flag.
 SYNONYMS = {
