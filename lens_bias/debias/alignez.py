@@ -30,7 +30,7 @@ import os
 import re
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,7 +50,7 @@ from lens_bias.metrics.responses import is_degenerate, is_refusal
 from lens_bias.models import AnyModel, model_record, tokenizer_of
 from lens_bias.prompts import ChatTemplate, template_for
 from lens_bias.provenance import Result, collect_provenance, to_jsonable
-from lens_bias.steering import ccs_subspace, contrast_activations, svd_subspace
+from lens_bias.steering import build_subspace, contrast_activations, subspace_config, subspace_method
 
 __all__ = [
     "PREFERENCE_RESULT",
@@ -66,8 +66,6 @@ __all__ = [
 PREFERENCE_RESULT = "alignez-preferences"
 """``name`` of the saved :class:`lens_bias.provenance.Result` of :class:`PreferenceData`."""
 Source = Literal["generated", "template"]
-DirectionMethod = Literal["svd", "ccs"]
-METHODS: tuple[DirectionMethod, ...] = ("svd", "ccs")
 MIN_WORDS = 3
 """An answer with fewer words is empty."""
 MAX_JACCARD = 0.8
@@ -378,7 +376,7 @@ def alignez_subspace(
     data: PreferenceData,
     layers: Sequence[int],
     *,
-    method: DirectionMethod = "svd",
+    method: str = "svd",
     template: ChatTemplate | None = None,
     variance: float = 0.9,
     max_pair_cosine: float | None = None,
@@ -392,13 +390,15 @@ def alignez_subspace(
     Activations (:func:`lens_bias.steering.contrast_activations`): the question as the user message (through
     ``template``, default :func:`lens_bias.prompts.template_for`) and each answer as the start of the reply,
     read at ``resid_post`` at the answer's last token, ``[n_pairs, len(layers), d_model]`` per side.
-    ``method="svd"``: :func:`lens_bias.steering.svd_subspace` (components up to ``variance`` of the variance
-    of the paired differences; ``max_pair_cosine`` drops near-identical pairs first). ``method="ccs"``:
+    ``method``: a registered subspace method (:mod:`lens_bias.steering.methods`), given the settings its config
+    has: ``"svd"``: :func:`lens_bias.steering.svd_subspace` (components up to ``variance`` of the variance of the
+    paired differences; ``max_pair_cosine`` drops near-identical pairs first); ``"ccs"``:
     :func:`lens_bias.steering.ccs.ccs_subspace` (seeded by ``seed``; ``variance`` and ``max_pair_cosine`` do
     not apply). ``include_templates=False`` uses only the generated (well-formed) pairs.
     """
-    if method not in METHODS:
-        raise InputError(f"Unknown method {method!r}: use one of {', '.join(map(repr, METHODS))}.")
+    known = {f.name for f in fields(subspace_method(method).config)}  # an unknown method: InputError naming them
+    offered = {"variance": variance, "max_pair_cosine": max_pair_cosine, "seed": seed}
+    config = subspace_config(method, **{name: value for name, value in offered.items() if name in known})
     if not 0.0 < variance <= 1.0:
         raise InputError(f"variance must be in (0, 1], got {variance}.")
     if method == "ccs" and max_pair_cosine is not None:
@@ -418,10 +418,7 @@ def alignez_subspace(
         batch_size=batch_size,
         progress="alignez" if progress else False,
     )
-    if method == "svd":
-        subspace = svd_subspace(activations, variance=variance, max_pair_cosine=max_pair_cosine)
-    else:
-        subspace = ccs_subspace(activations, seed=seed)
+    subspace = build_subspace(activations, method, config)
     subspace.provenance = {
         **subspace.provenance,
         "method": f"alignez-{method}",

@@ -261,7 +261,7 @@ def test_svd_directions_on_the_tiny_model(tiny_model, template_data):
 
 
 def test_directions_reject_bad_input(tiny_model, template_data):
-    with pytest.raises(InputError, match="Unknown method 'pca': use one of 'svd', 'ccs'"):
+    with pytest.raises(InputError, match="Unknown subspace method 'pca': use one of 'ccs', 'svd'"):
         alignez_subspace(tiny_model, template_data, [1], method="pca")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="No pairs to read directions from"):
         alignez_subspace(tiny_model, template_data, [1], include_templates=False)

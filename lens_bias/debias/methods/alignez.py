@@ -10,13 +10,14 @@ from transformer_lens import HookedTransformer
 
 from lens_bias.data.alignez_questions import alignez_questions
 from lens_bias.data.records import fingerprint
-from lens_bias.debias.alignez import METHODS, DirectionMethod, alignez_subspace, load_or_generate
+from lens_bias.debias.alignez import alignez_subspace, load_or_generate
 from lens_bias.debias.methods.base import Candidate, FitContext, MethodConfig, fit_key, register, reuse_or_fit
 from lens_bias.directions import Subspace
 from lens_bias.errors import InputError
 from lens_bias.interventions import SubspaceEdit
 from lens_bias.interventions.saved import SavableIntervention
 from lens_bias.prompts import chat_batch, template_for
+from lens_bias.steering import subspace_method
 
 
 @register("alignez_svd")
@@ -34,15 +35,14 @@ class AlignEZ(MethodConfig):
     AlignEZ questions themselves (:meth:`lens_bias.interventions.SubspaceEdit.alignment` at the end of the
     instruction), the same for every item scored."""
 
-    direction: DirectionMethod = "svd"
+    direction: str = "svd"
     layers: tuple[int, ...] | None = field(default=None, metadata={"option": "alignez_layers"})
     strength: float = field(default=10.0, metadata={"option": "alignez_strength"})
     top_layers: int = field(default=5, metadata={"option": "alignez_top_layers"})
     max_new_tokens: int = field(default=96, metadata={"option": "alignez_tokens"})
 
     def __post_init__(self) -> None:
-        if self.direction not in METHODS:
-            raise InputError(f"AlignEZ direction must be 'svd' or 'ccs', got {self.direction!r}.")
+        subspace_method(self.direction)  # a registered subspace method, or InputError naming them
 
     def fit(self, model: HookedTransformer, context: FitContext) -> Candidate:
         candidates = list(range(model.cfg.n_layers)) if self.layers is None else list(self.layers)
@@ -100,4 +100,4 @@ class AlignEZ(MethodConfig):
 class AlignEZCCS(AlignEZ):
     """:class:`AlignEZ` with the CCS direction per layer (:func:`lens_bias.steering.ccs.ccs_subspace`)."""
 
-    direction: DirectionMethod = "ccs"
+    direction: str = "ccs"

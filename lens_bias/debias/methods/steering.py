@@ -14,7 +14,7 @@ from lens_bias.debias.methods.base import Candidate, FitContext, MethodConfig, f
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector
 from lens_bias.interventions.saved import SavableIntervention
-from lens_bias.steering import FittedVector, fit_vector, preference_measure
+from lens_bias.steering import FittedVector, fit_vector, orient_toward_positive
 from lens_bias.steering.sweep import OrientationMeasure
 
 STEER_MULTIPLIERS = (-8.0, -4.0, -2.0, -1.0, 1.0, 2.0, 4.0, 8.0)
@@ -55,9 +55,9 @@ def oriented_bias_vector(
         batch_size=context.batch_size,
         progress=f"{bias_type} vector" if context.progress else False,
     )
-    calibration = split.train[:n_calibration]
-    measure = preference_measure(model, calibration, batch_size=context.batch_size)
-    return fitted.oriented(measure, orient_multiplier, start=None), calibration, measure
+    return orient_toward_positive(
+        model, fitted, orient_multiplier, n_calibration=n_calibration, batch_size=context.batch_size
+    )
 
 
 @register("steering")
