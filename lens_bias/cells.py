@@ -30,6 +30,7 @@ from lens_bias.cache import key_sha256, reuse, store
 from lens_bias.data.records import fingerprint
 from lens_bias.errors import InputError
 from lens_bias.executors import Arrays, Compute, Executor, Serial
+from lens_bias.files import writable_folder
 from lens_bias.models import AnyModel, model_record
 from lens_bias.provenance import to_jsonable
 
@@ -87,6 +88,8 @@ class CellStore:
         self, folder: str | Path | None, base: dict[str, Any] | None = None, *, executor: Executor | None = None
     ) -> None:
         self.folder = Path(folder) if folder is not None else None
+        if self.folder is not None:
+            writable_folder(self.folder, "the cells of this run")  # before any cell is computed
         self.base = dict(base or {})
         self.executor: Executor = executor if executor is not None else Serial()
         self.reused = 0

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from lens_bias.errors import InputError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -58,3 +60,18 @@ def file_sha256(path: str | Path) -> str:
         while block := handle.read(1 << 24):
             digest.update(block)
     return digest.hexdigest()
+
+
+def writable_folder(folder: str | Path, what: str) -> Path:
+    """Create ``folder`` if needed and check that files can be written in it, before the work that writes them;
+    :class:`lens_bias.errors.InputError` (what to do) when it is a file or cannot be written."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise InputError(f"Cannot keep {what} in {folder}: {error.filename} is a file. Pass another --out.") from error
+    except OSError as error:
+        raise InputError(f"Cannot create {folder} for {what} ({error.strerror}). Pass another --out.") from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"Cannot write {what} in {folder} (no write permission). Pass another --out.")
+    return folder

@@ -186,8 +186,16 @@ def test_a_cell_file_without_its_record_is_recomputed_not_reused(tmp_path):
     other.put({"chunk": 0}, {"x": np.full(3, 7.0)})
     source, target = other.path({"chunk": 0}), mine.path({"chunk": 0})
     assert source is not None and target is not None
-    target.parent.mkdir()
+    target.parent.mkdir(exist_ok=True)
     shutil.copy(source, target)
     with pytest.warns(UserWarning, match=r"sweep cell .* is incomplete \(no record"):
         (cell,) = mine.map([{"chunk": 0}], [None], lambda model, _: {"x": np.zeros(3)}, model=None, desc="x")
     assert np.array_equal(cell["x"], np.zeros(3)) and mine.computed == 1
+
+
+def test_a_cells_folder_that_cannot_be_written_is_refused_before_any_cell(tmp_path):
+    (tmp_path / "cells").write_text("a file where the cells folder should be")
+    with pytest.raises(InputError, match=r"cells .* is a file\. Pass another --out"):
+        CellStore(tmp_path / "cells", {"model": "m"})
+    with pytest.raises(InputError, match="is a file"):
+        CellStore(tmp_path / "cells" / "sub", {"model": "m"})

@@ -50,6 +50,10 @@ class SteeringVector:
             )
         if self.residual_norms.shape != (len(self.layers),):
             raise InputError(f"residual_norms must be [{len(self.layers)}], got {tuple(self.residual_norms.shape)}.")
+        if not (bool(torch.isfinite(self.directions).all()) and bool(torch.isfinite(self.residual_norms).all())):
+            raise InputError(
+                f"Vector {self.name!r} has NaN or infinite values: refit it (a saved file with them is damaged)."
+            )
 
     def at(self, layer: int) -> Float[Tensor, " d_model"]:
         """The direction at ``layer``."""

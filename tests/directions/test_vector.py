@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lens_bias.directions import SteeringVector, mean_norm_across
+from lens_bias.errors import InputError
 
 
 def test_arithmetic_normalisation_and_persistence(tmp_path):
@@ -23,3 +24,11 @@ def test_arithmetic_normalisation_and_persistence(tmp_path):
         a + SteeringVector("c", (1, 5), torch.zeros(2, 2), torch.ones(2))
     with pytest.raises(ValueError, match="no direction at layer 3"):
         a.at(3)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_vector_with_nan_or_inf_is_refused(bad):
+    directions = torch.ones(2, 4)
+    directions[1, 2] = bad
+    with pytest.raises(InputError, match="NaN or infinite values: refit it"):
+        SteeringVector("v", (0, 1), directions, torch.ones(2))

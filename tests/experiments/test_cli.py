@@ -231,3 +231,9 @@ def test_replot_without_a_value_takes_the_one_saved_result_under_out(tmp_path):
         cli.saved_result(tmp_path, "demo")
     with pytest.raises(InputError, match="holds no 'other' result"):
         cli.saved_result(tmp_path, "other")
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_a_seed_numpy_and_torch_cannot_take_is_refused(seed):
+    with pytest.raises(InputError, match=r"--seed must be in \[0, 2\*\*32\)"):
+        cli.parse(Config, ["--seed", seed])
