@@ -47,7 +47,9 @@ def test_chat_readouts_score_the_reply(tiny_long_model, items):
 def test_context_question_format_scores_the_answers_after_the_bare_question(tiny_long_model, items):
     answers = answer_bbq(tiny_long_model, items, prompt_format="context_question", batch_size=4)
     prompts = [f"{item.context} {item.question}\nAnswer:" for item in items for _ in range(3)]
-    options = continuation_logprobs(tiny_long_model, prompts, [f" {a}" for item in items for a in item.answers])
+    options = continuation_logprobs(
+        tiny_long_model, prompts, [f" {a}" for item in items for a in item.answers], batch_size=4
+    )
     np.testing.assert_array_equal(answers.option_logprob, options.mean.view(-1, 3).double().numpy())
     assert np.isnan(answers.letter_logprob).all()
 

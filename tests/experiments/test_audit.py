@@ -16,7 +16,7 @@ from lens_bias.errors import InputError
         (["--intervention", "missing.json"], "--intervention missing.json: no such file"),
         (["--split-file", "missing.json"], "--split-file missing.json: no such file"),
         (["--n-bbq", "0"], "--n-bbq must be >= 1"),
-        (["--measures"], "expected at least one argument"),
+        (["--measures"], "no audit measures; registered: stereoset, crows_pairs, bbq"),
     ],
 )
 def test_bad_input_is_refused_before_the_model_loads(no_model, argv, message, capsys):
