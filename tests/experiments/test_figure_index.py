@@ -130,7 +130,7 @@ def test_a_figure_reads_the_same_from_its_sidecar_and_from_its_html(tmp_path):
         (
             audit,
             audit.Config(bbq_chat=True, n_persona_bbq=None, refusal_vector=(0.5, -1.0), measures=("bbq", "service")),
-            "--measures bbq service --n-persona-bbq all --bbq-chat --refusal-vector 0.5 -1.0",
+            "--measures bbq service --bbq-chat --n-persona-bbq all --refusal-vector 0.5 -1.0",
         ),
         (
             steering,
