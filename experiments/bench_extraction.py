@@ -38,24 +38,14 @@ class Config(cli.RunConfig):
         super().__post_init__()
 
 
-def rss_mb() -> float:
-    """Current resident set size in MB (Linux /proc)."""
-    import resource
-
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
-
-
 def main(argv: list[str] | None = None) -> None:
     config, replot = cli.parse(Config, argv, description=__doc__, quick=QUICK)
     if replot is not None:
         raise InputError("bench_extraction saves no result to replot: run it without --replot.")
-    import time  # the library is imported here, not at the top: --help speed
-
-    import torch
+    import torch  # the library is imported here, not at the top: --help speed
 
     from lens_bias.data import contrast_split
-    from lens_bias.forward.activations import extract
+    from lens_bias.forward.bench import bench_extraction
     from lens_bias.models import check_layers
     from lens_bias.prompts import continuation_batch
 
@@ -65,48 +55,20 @@ def main(argv: list[str] | None = None) -> None:
     layers = check_layers(model, config.layers)
     pairs = contrast_split("gender", n_train=config.n_prompts, seed=config.seed).train
     batch = continuation_batch(model.tokenizer, [p.prompt for p in pairs], [p.positive for p in pairs])
-    extract(model, batch[0:2], layers)  # warm-up
-
-    start = time.perf_counter()
-    batched = extract(model, batch, layers, batch_size=config.batch_size)
-    t_batched = time.perf_counter() - start
-
-    start = time.perf_counter()
-    single = torch.cat([extract(model, batch[i : i + 1], layers) for i in range(len(batch))])
-    t_single = time.perf_counter() - start
-
-    names = [f"blocks.{layer}.hook_resid_post" for layer in layers]
-    start = time.perf_counter()
-    rows = []
-    for i in range(len(batch)):
-        with torch.inference_mode():
-            _, cache = model.run_with_cache(batch.tokens[i : i + 1, : batch.lengths[i]])
-        rows.append(torch.stack([cache[name][0, -1] for name in names]))
-        del cache
-    cached = torch.stack(rows)
-    t_cache = time.perf_counter() - start
-
+    bench = bench_extraction(model, batch, layers, batch_size=config.batch_size, repeats=config.repeats)
     print(f"{len(batch)} prompts, layers {layers}, {torch.get_num_threads()} threads")
-    print(f"batched extract (batch {config.batch_size}): {t_batched:7.2f} s")
-    print(f"one prompt at a time:            {t_single:7.2f} s  ratio {t_single / t_batched:5.1f}x")
-    print(f"run_with_cache, all hooks:       {t_cache:7.2f} s  ratio {t_cache / t_batched:5.1f}x")
-    print(
-        f"max |batched - single| = {(batched - single).abs().max():.2e}, "
-        f"max |batched - run_with_cache| = {(batched - cached).abs().max():.2e}"
-    )
-    readings = []
-    for _ in range(config.repeats):
-        extract(model, batch, layers, batch_size=config.batch_size)
-        readings.append(rss_mb())
+    print(f"batched extract (batch {config.batch_size}): {bench.batched_s:7.2f} s")
+    print(f"one prompt at a time:            {bench.single_s:7.2f} s  ratio {bench.single_s / bench.batched_s:5.1f}x")
+    print(f"run_with_cache, all hooks:       {bench.cache_s:7.2f} s  ratio {bench.cache_s / bench.batched_s:5.1f}x")
+    single, cache = bench.max_diff_single, bench.max_diff_cache
+    print(f"max |batched - single| = {single:.2e}, max |batched - run_with_cache| = {cache:.2e}")
+    growth = bench.rss_mb[-1] - bench.rss_mb[0]
     print(
         "RSS (MB) after each repeated extraction:",
-        " ".join(f"{r:.0f}" for r in readings),
-        f"| growth first->last {readings[-1] - readings[0]:+.0f} MB",
+        " ".join(f"{r:.0f}" for r in bench.rss_mb),
+        f"| growth first->last {growth:+.0f} MB",
     )
-    print(
-        f"result size: {batched.numel() * batched.element_size() / 2**20:.2f} MB "
-        f"([{len(batch)}, {len(layers)}, {model.cfg.d_model}])"
-    )
+    print(f"result size: {bench.result_mb:.2f} MB ([{', '.join(map(str, bench.shape))}])")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.dtype is not None and self.dtype not in DTYPES:  # a config built directly (argparse checks flags)
             raise InputError(f"Unknown --dtype {self.dtype!r}: use one of {', '.join(DTYPES)}.")
-        if not 0 <= self.seed < 2**32:  # numpy's and torch's seeds
+        if self.seed is not None and not 0 <= self.seed < 2**32:  # numpy's and torch's seeds
             raise InputError(f"--seed must be in [0, 2**32), got {self.seed}.")
         for f in dataclasses.fields(self):
             value, minimum = getattr(self, f.name), metadata(type(self), f.name).get("min")
