@@ -17,7 +17,7 @@ def test_seeds_are_cells_and_a_rebuilt_run_equals_the_computed_one(tiny_model, t
     settings = {"steps": 3, "n_templates": 2, "batch_size": 8}
     store = CellStore(tmp_path, {"model": "tiny"})
     computed = injection_runs(tiny_model, TINY_SPEC, [0, 1], cells=store, **settings)
-    assert store.computed == 2 and len(list(tmp_path.iterdir())) == 2
+    assert store.computed == 2 and len(list(tmp_path.glob("*.safetensors"))) == 2
     again = CellStore(tmp_path, {"model": "tiny"})
     rebuilt = injection_runs(tiny_model, TINY_SPEC, [0, 1], cells=again, **settings)
     assert (again.computed, again.reused) == (0, 2)
