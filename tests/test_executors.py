@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,17 @@ def ray_pool(tiny_long_dir):
     ray.util.register_serializer(weakref.ReferenceType, serializer=lambda ref: ref(), deserializer=weakref.ref)
     with RayExecutor(ModelSpec(str(tiny_long_dir), device="cpu"), workers=2) as pool:
         yield pool
+
+
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run the driver's torch with ``n`` threads, as a worker does, and restore its count after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _token_sum(model, payload):
@@ -160,7 +173,8 @@ def test_ray_gives_the_serial_patching_and_steering_sweep(ray_pool, tiny_long_mo
     results = []
     for executor in (None, ray_pool):
         store = CellStore(tmp_path / str(executor is None), {"m": 0}, executor=executor)
-        results.append(patch(tiny_long_model, clean, corrupted, metric, target="z", batch_size=6, cells=store))
+        with threads(1):  # a worker's count (cpus_per_worker=1): the same summation order
+            results.append(patch(tiny_long_model, clean, corrupted, metric, target="z", batch_size=6, cells=store))
     assert results[0].config["n_cells"] > 1
     torch.testing.assert_close(results[1].scores, results[0].scores, rtol=0, atol=0, equal_nan=True)
 
@@ -172,16 +186,17 @@ def test_ray_gives_the_serial_patching_and_steering_sweep(ray_pool, tiny_long_mo
     def preference(model, steer):
         return likelihood_preference(model, test, interventions=steer, batch_size=4).mean_logprob_diff.to_dict()
 
-    rows = [
-        sweep(
-            tiny_long_model,
-            vector,
-            [1, 2],
-            [-2, 0, 2],
-            preference,
-            cells=CellStore(None, executor=executor),
-            start=None,
-        )
-        for executor in (None, ray_pool)
-    ]
+    with threads(1):
+        rows = [
+            sweep(
+                tiny_long_model,
+                vector,
+                [1, 2],
+                [-2, 0, 2],
+                preference,
+                cells=CellStore(None, executor=executor),
+                start=None,
+            )
+            for executor in (None, ray_pool)
+        ]
     assert rows[0] == rows[1] and len(rows[0]) == 6
