@@ -16,6 +16,7 @@ from lens_bias.debias.methods import (
     FitContext,
     HeadAblation,
     LoraFinetune,
+    RedTeam,
     Steering,
     from_options,
     method,
@@ -66,6 +67,15 @@ def test_steering_candidate_picks_the_multiplier_closest_to_unbiased(tiny_model,
     assert torch.equal(again.interventions[0].vector.directions, steer.vector.directions)  # reused, not refitted
     with pytest.raises(InputError, match="must be non-zero"):
         Steering("gender", layers=(1,), multipliers=(1.0, 0.0))
+
+
+def test_redteam_sizes_both_vectors_by_its_pairs(tiny_model, tmp_path):
+    """--n-pairs / --quick shrink the refusal vector's pairs too, not only the bias vector's."""
+    config = RedTeam("gender", layers=(1, 2), n_pairs=6, n_test=4)
+    candidate = config.fit(tiny_model, FitContext(tmp_path, batch_size=8))
+    bias, refusal = (candidate.details[k]["data"] for k in ("bias", "refusal"))
+    assert (bias["n_train"], refusal["n_train"], refusal["n_test"]) == (6, 6, 4)
+    assert [type(i) for i in candidate.interventions] == [AddVector, AddVector]
 
 
 def test_head_ablation_candidate_from_a_saved_selection(tiny_model, tmp_path):

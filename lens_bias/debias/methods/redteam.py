@@ -21,7 +21,7 @@ class RedTeam(MethodConfig):
     """The bias vector of ``bias_type`` pushed toward the stereotype (``+bias_multiplier``) plus the refusal
     vector pushed away from refusing (``refusal_multiplier`` < 0), both at their best held-out layers of
     ``layers`` and every position. Not a debiasing method: it shows how much bias the same directions can
-    elicit."""
+    elicit. ``n_pairs`` / ``n_test`` size both vectors' training and held-out pairs."""
 
     bias_type: str = field(default="gender", metadata={"option": "redteam_bias_type"})
     layers: tuple[int, ...] = field(default=LAYERS, metadata={"option": "layers"})
@@ -46,13 +46,21 @@ class RedTeam(MethodConfig):
             "refusal_multiplier": self.refusal_multiplier,
             "n_pairs": self.n_pairs,
             "n_test": self.n_test,
+            "refusal_pairs": [self.n_pairs, self.n_test],
         }
 
         def fit() -> tuple[list[SavableIntervention], dict[str, Any]]:
             bias, _, _ = oriented_bias_vector(
                 model, self.bias_type, self.layers, self.bias_multiplier, self.n_pairs, self.n_test, 32, context
             )
-            refusal = refusal_vector(model, self.layers, seed=context.seed, batch_size=context.batch_size)
+            refusal = refusal_vector(
+                model,
+                self.layers,
+                n_train=self.n_pairs,
+                n_test=self.n_test,
+                seed=context.seed,
+                batch_size=context.batch_size,
+            )
             assert bias.layer is not None and refusal.layer is not None
             details = {
                 "bias": {**bias.summary(), "layer": bias.layer, "multiplier": self.bias_multiplier},
