@@ -76,11 +76,12 @@ def make_tiny_llama(folder: Path, *, n_kv_heads: int, seed: int = 0) -> Path:
 
 
 def tiny_family_config(family: str):
-    """The HF config of a tiny (2 layers, d_model 64, 4 query heads) random-weight model of ``family``
-    (an HF ``model_type``): GPT-2, GPT-NeoX (Pythia's parallel attention and MLP, partial rotary), Qwen2 (2
-    key/value heads: grouped-query attention, q/k/v biases, tied embeddings) or Gemma (1 key/value head, scaled
-    embeddings, tied)."""
-    from transformers import GemmaConfig, GPT2Config, GPTNeoXConfig, Qwen2Config
+    """The HF config of a tiny (2 layers, d_model 64, 4 query heads) random-weight model of ``family`` (an HF
+    ``model_type``): GPT-2; GPT-NeoX (Pythia's parallel attention and MLP, partial rotary); Qwen2 (2 key/value
+    heads: grouped-query attention, q/k/v biases, tied embeddings); Gemma (1 key/value head, scaled embeddings,
+    tied); Gemma 2 (local and global layers with a 4-token window, soft caps, norms after attention and MLP);
+    Mistral (2 key/value heads, a 4-token sliding window)."""
+    from transformers import Gemma2Config, GemmaConfig, GPT2Config, GPTNeoXConfig, MistralConfig, Qwen2Config
 
     special = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2}
     if family == "gpt2":
@@ -100,6 +101,18 @@ def tiny_family_config(family: str):
             vocab_size=400, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=1, head_dim=16, max_position_embeddings=256, **special,
         )  # fmt: skip
+    if family == "gemma2":
+        return Gemma2Config(
+            vocab_size=400, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=16, max_position_embeddings=256, sliding_window=4,
+            query_pre_attn_scalar=24, **special,
+        )  # fmt: skip
+    if family == "mistral":
+        return MistralConfig(
+            vocab_size=400, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=256, sliding_window=4, tie_word_embeddings=False,
+            **special,
+        )  # fmt: skip
     raise ValueError(family)
 
 
@@ -116,8 +129,9 @@ def make_tiny_family(folder: Path, family: str, seed: int = 0) -> Path:
     return folder
 
 
-#: The non-Llama families with a tiny checkpoint (HF ``model_type``).
-TINY_FAMILIES = ("gpt2", "gpt_neox", "qwen2", "gemma")
+#: The non-Llama families with a tiny checkpoint (HF ``model_type``): every one of
+#: :data:`lens_bias.models.families.FAMILIES`.
+TINY_FAMILIES = ("gpt2", "gpt_neox", "qwen2", "gemma", "gemma2", "mistral")
 
 
 @pytest.fixture(scope="session", params=TINY_FAMILIES)

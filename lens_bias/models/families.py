@@ -9,8 +9,11 @@ converted by TransformerLens (``transformer_lens.pretrained.weight_conversions``
 weight processing by default, so the residual stream is the HF model's hidden state; each family's tiny
 random-weight checkpoint matches its HF model's log-probs to 1e-4 (``tests/models/test_families.py``).
 
-Families (``model_type`` of the HF config): ``llama`` (Llama 1/2/3, SmolLM2, ...: :func:`llama_config` in
-:mod:`lens_bias.models.hf`), ``gpt2``, ``gpt_neox`` (Pythia), ``qwen2`` (Qwen1.5/2/2.5) and ``gemma`` (Gemma 1).
+Families (``model_type`` of the HF config): ``llama`` (Llama 1/2/3, SmolLM2, ...:
+:func:`lens_bias.models.hf.hooked_config_from_hf`), ``gpt2``, ``gpt_neox`` (Pythia), ``qwen2`` (Qwen1.5/2/2.5),
+``gemma`` (Gemma 1), ``gemma2`` (Gemma 2) and ``mistral``. Sliding-window attention (Mistral, Gemma 2's local
+layers) is TransformerLens's local attention; rope scaling (``rope_parameters['rope_type']`` other than default) is
+refused.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from transformer_lens.pretrained.weight_conversions import (
     convert_gemma_weights,
     convert_gpt2_weights,
     convert_llama_weights,
+    convert_mistral_weights,
     convert_neox_weights,
     convert_qwen2_weights,
 )
@@ -131,12 +135,36 @@ def _gemma_fields(hf: Any) -> dict[str, Any]:
     }
 
 
+def _mistral_fields(hf: Any) -> dict[str, Any]:
+    fields = _qwen2_fields(hf)
+    if hf.sliding_window:  # every layer attends to the last ``sliding_window`` positions only
+        fields.update(use_local_attn=True, window_size=hf.sliding_window, attn_types=["local"] * hf.num_hidden_layers)
+    return fields
+
+
+def _gemma2_fields(hf: Any) -> dict[str, Any]:
+    layer_types = getattr(hf, "layer_types", None) or ["sliding_attention", "full_attention"] * hf.num_hidden_layers
+    local = ["local" if kind == "sliding_attention" else "global" for kind in layer_types][: hf.num_hidden_layers]
+    return {
+        **_gemma_fields(hf),
+        "attn_scale": hf.query_pre_attn_scalar**0.5,
+        "use_local_attn": True,
+        "window_size": hf.sliding_window,
+        "attn_types": local,
+        "attn_scores_soft_cap": hf.attn_logit_softcapping or -1.0,
+        "output_logits_soft_cap": hf.final_logit_softcapping or -1.0,
+        "use_normalization_before_and_after": True,
+    }
+
+
 #: The families that load, by the HF config's ``model_type``.
 FAMILIES: dict[str, Family] = {
     "gpt2": Family("GPT2LMHeadModel", _gpt2_fields, convert_gpt2_weights),
     "gpt_neox": Family("GPTNeoXForCausalLM", _neox_fields, convert_neox_weights),
     "qwen2": Family("Qwen2ForCausalLM", _qwen2_fields, convert_qwen2_weights),
     "gemma": Family("GemmaForCausalLM", _gemma_fields, convert_gemma_weights),
+    "gemma2": Family("Gemma2ForCausalLM", _gemma2_fields, convert_gemma_weights),
+    "mistral": Family("MistralForCausalLM", _mistral_fields, convert_mistral_weights),
 }
 
 #: Every ``model_type`` that loads: Llama's and :data:`FAMILIES`.

@@ -68,12 +68,19 @@ def test_llama_2_ids_and_names_take_the_llama_path_at_the_pinned_commit(hf_home,
 
 
 def test_a_transformer_lens_name_of_a_supported_family_loads_from_the_cache(hf_home, tiny_family_dir):
-    """``gpt2`` (and its alias ``gpt2-small``), ``EleutherAI/pythia-14m``, ``Qwen/Qwen2-0.5B``, ``google/gemma-2b``:
-    TransformerLens official names, read from the cache through the family's own path."""
+    """TransformerLens official names (``gpt2`` by its alias ``gpt2-small``, ``EleutherAI/pythia-14m``, ...) read
+    from the cache through the family's own path."""
     from transformers import AutoConfig
 
-    official = {"gpt2": "gpt2-small", "gpt_neox": "EleutherAI/pythia-14m", "qwen2": "Qwen/Qwen2-0.5B",
-                "gemma": "google/gemma-2b"}[AutoConfig.from_pretrained(tiny_family_dir).model_type]  # fmt: skip
+    names = {
+        "gpt2": "gpt2-small",
+        "gpt_neox": "EleutherAI/pythia-14m",
+        "qwen2": "Qwen/Qwen2-0.5B",
+        "gemma": "google/gemma-2b",
+        "gemma2": "google/gemma-2-2b",
+        "mistral": "mistralai/Mistral-7B-v0.1",
+    }
+    official = names[AutoConfig.from_pretrained(tiny_family_dir).model_type]
     repo_id = "gpt2" if official == "gpt2-small" else official
     cache_model(hf_home, repo_id, tiny_family_dir)
     record = model_record(load_model(official, device="cpu"))
