@@ -89,6 +89,10 @@ def _neox_fields(hf: Any) -> dict[str, Any]:
 
 
 def _qwen2_fields(hf: Any) -> dict[str, Any]:
+    if getattr(hf, "use_sliding_window", False):
+        raise ModelLoadError(
+            "Qwen2 with use_sliding_window=true (sliding attention from max_window_layers on) is not supported."
+        )
     d_head = getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads
     n_kv = hf.num_key_value_heads
     return {
@@ -124,7 +128,8 @@ def _gemma_fields(hf: Any) -> dict[str, Any]:
         "n_ctx": hf.max_position_embeddings,
         "eps": hf.rms_norm_eps,
         "d_vocab": hf.vocab_size,
-        "act_fn": getattr(hf, "hidden_activation", None) or hf.hidden_act,
+        # the activation the HF MLP reads: Gemma 1's hidden_act, Gemma 2's hidden_activation
+        "act_fn": hf.hidden_act if hf.model_type == "gemma" else hf.hidden_activation,
         "normalization_type": "RMS",
         "positional_embedding_type": "rotary",
         "rotary_base": rope_theta(hf),
