@@ -18,7 +18,7 @@ refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,10 +89,6 @@ def _neox_fields(hf: Any) -> dict[str, Any]:
 
 
 def _qwen2_fields(hf: Any) -> dict[str, Any]:
-    if getattr(hf, "use_sliding_window", False):
-        raise ModelLoadError(
-            "Qwen2 with use_sliding_window=true (sliding attention from max_window_layers on) is not supported."
-        )
     d_head = getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads
     n_kv = hf.num_key_value_heads
     return {
@@ -176,28 +172,34 @@ FAMILIES: dict[str, Family] = {
 SUPPORTED_MODEL_TYPES = ("llama", *FAMILIES)
 
 
-def check_family(model_type: Any, architectures: Any, *, model_name: str) -> str:
-    """``model_type`` (of an HF config) if it is supported; else a :class:`ModelLoadError` naming the supported
-    ones."""
+def check_family(config: Mapping[str, Any], *, model_name: str) -> str:
+    """The ``model_type`` of an HF config (the ``config.json`` as a dict) if this loader takes it; else a
+    :class:`ModelLoadError` saying what is not supported: another ``model_type`` (naming the supported ones), rope
+    scaling (``rope_parameters`` / ``rope_scaling`` of a type other than default), or Qwen2's sliding windows."""
+    model_type = config.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ModelLoadError(
-            f"{model_name}: model_type {model_type!r} (architectures {architectures or []}) is not supported: "
-            f"lens_bias loads {', '.join(SUPPORTED_MODEL_TYPES)} checkpoints (README 'Which models'). For another "
-            "architecture, load a TransformerLens official name (transformer_lens.supported_models)."
+            f"{model_name}: model_type {model_type!r} (architectures {config.get('architectures') or []}) is not "
+            f"supported: lens_bias loads {', '.join(SUPPORTED_MODEL_TYPES)} checkpoints (README 'Which models'). For "
+            "another architecture, load a TransformerLens official name (transformer_lens.supported_models)."
+        )
+    for rope in (config.get("rope_parameters") or {}, config.get("rope_scaling") or {}):  # transformers 5, older
+        rope_type = rope.get("rope_type", rope.get("type", "default"))
+        if rope_type not in ("default", None):
+            raise ModelLoadError(f"{model_name}: rope scaling {rope_type!r} is not supported by this loader.")
+    if model_type == "qwen2" and config.get("use_sliding_window"):
+        raise ModelLoadError(
+            f"{model_name}: Qwen2 with use_sliding_window=true (sliding attention from max_window_layers on) is not "
+            "supported."
         )
     return str(model_type)
 
 
 def hooked_config_of(hf_config: Any, *, dtype: torch.dtype, device: str, model_name: str) -> HookedTransformerConfig:
     """The ``HookedTransformerConfig`` of an HF config of any supported family (:data:`SUPPORTED_MODEL_TYPES`)."""
-    model_type = check_family(
-        getattr(hf_config, "model_type", None), getattr(hf_config, "architectures", None), model_name=model_name
-    )
+    model_type = check_family(hf_config.to_dict(), model_name=model_name)
     if model_type == "llama":
         return hooked_config_from_hf(hf_config, dtype=dtype, device=device, model_name=model_name)
-    rope = getattr(hf_config, "rope_parameters", None) or {}
-    if rope.get("rope_type", "default") not in ("default", None):
-        raise ModelLoadError(f"{model_name}: rope scaling {rope.get('rope_type')!r} is not supported by this loader.")
     family = FAMILIES[model_type]
     fields = family.fields(hf_config)
     fields["n_ctx"] = min(fields["n_ctx"], 8192)

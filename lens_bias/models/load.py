@@ -131,8 +131,7 @@ def resolve_model(name: str | os.PathLike[str], *, revision: str | None = None) 
 
 def _check_folder(folder: Path, where: str) -> None:
     """A :class:`ModelLoadError` for a folder whose ``config.json`` is broken or of an unsupported family."""
-    config = check_hf_config(folder)
-    check_family(config["model_type"], config.get("architectures"), model_name=where)
+    check_family(check_hf_config(folder), model_name=where)
 
 
 def load_hf(source: ModelSource, *, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:

@@ -17,7 +17,7 @@ from lens_bias.audit.run import run_audit
 from lens_bias.data import contrast_split
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector
-from lens_bias.models import ModelLoadError, load_model, model_record
+from lens_bias.models import ModelLoadError, model_record, resolve_model
 from lens_bias.models.families import SUPPORTED_MODEL_TYPES
 from lens_bias.patching import logit_diff_metric, patch
 from lens_bias.prompts import PromptBatch
@@ -112,20 +112,20 @@ def test_resid_mid_exists_only_where_attention_and_mlp_are_sequential(tiny_famil
         assert patch(model, clean, corrupted, metric, target="resid_mid").scores.shape == (1, model.cfg.n_layers, 5)
 
 
-LLAMA3_ROPE = dict(rope_type="llama3", rope_theta=1e4, factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0)
-LLAMA3_ROPE["original_max_position_embeddings"] = 128
 UNSUPPORTED = {
     "another model_type": ({"model_type": "mamba"}, "model_type 'mamba'.*" + ", ".join(SUPPORTED_MODEL_TYPES)),
-    "rope scaling": ({"rope_parameters": LLAMA3_ROPE}, "rope scaling 'llama3'"),
+    "rope scaling": ({"rope_parameters": {"rope_type": "llama3", "factor": 8.0}}, "rope scaling 'llama3'"),
+    "older rope scaling": ({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope scaling 'linear'"),
     "Qwen2 sliding windows": ({"model_type": "qwen2", "use_sliding_window": True}, "use_sliding_window"),
 }
 
 
 @pytest.mark.parametrize("case", list(UNSUPPORTED))
-def test_what_is_not_supported_is_one_clear_error(tiny_llama_dir, tmp_path, case):
+def test_what_is_not_supported_is_one_clear_error_before_loading(tiny_llama_dir, tmp_path, case):
+    """Refused by :func:`resolve_model`, which reads the config only."""
     folder = shutil.copytree(tiny_llama_dir, tmp_path / "model")
     edit, message = UNSUPPORTED[case]
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, **edit}))
     with pytest.raises(ModelLoadError, match=message):
-        load_model(str(folder), device="cpu")
+        resolve_model(folder)
