@@ -21,7 +21,8 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from lens_bias.embedded import EMBEDDED_MODEL
 from lens_bias.models.record import ModelLoadError
 
-#: Entries of a ``config.json`` that fix the shapes of the weights: GPT-2's names, and those of the other families.
+#: Entries of a ``config.json`` that fix the shapes of the weights: GPT-2's names, and those of the other supported
+#: families.
 REQUIRED_SIZES = {
     "gpt2": ("n_embd", "n_head", "n_layer", "vocab_size"),
     "other": ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size"),
@@ -109,8 +110,7 @@ def hf_from_pretrained(folder: str, *, dtype: torch.dtype) -> tuple[Any, Any]:
 
 def check_hf_config(folder: Path) -> dict[str, Any]:
     """The config of ``folder/config.json``; a :class:`ModelLoadError` naming the file and what is wrong with it:
-    missing, unreadable, not JSON, not an object, without ``model_type`` or a size, or a size that is no positive
-    integer."""
+    missing, unreadable, not JSON, not an object, or without ``model_type`` (the sizes: :func:`check_hf_sizes`)."""
     file = folder / "config.json"
     fix = "restore the config.json that `save_pretrained` wrote with these weights"
     if not file.is_file():
@@ -130,12 +130,21 @@ def check_hf_config(folder: Path) -> dict[str, Any]:
         ) from error
     if not isinstance(config, dict):
         raise ModelLoadError(f"{file} must hold a JSON object (the model's config), got a {type(config).__name__}.")
-    sizes = REQUIRED_SIZES["gpt2" if config.get("model_type") == "gpt2" else "other"]
-    missing = [key for key in ("model_type", *sizes) if key not in config]
+    if "model_type" not in config:
+        raise ModelLoadError(f"{file} lacks 'model_type': {fix}.")
+    return config
+
+
+def check_hf_sizes(config: dict[str, Any], folder: Path) -> None:
+    """A :class:`ModelLoadError` naming ``folder/config.json`` for a ``config`` (of a supported family) without a
+    size (:data:`REQUIRED_SIZES`) or with a size that is no positive integer."""
+    file = folder / "config.json"
+    fix = "restore the config.json that `save_pretrained` wrote with these weights"
+    sizes = REQUIRED_SIZES["gpt2" if config["model_type"] == "gpt2" else "other"]
+    missing = [key for key in sizes if key not in config]
     if missing:
         raise ModelLoadError(f"{file} lacks {', '.join(map(repr, missing))}: {fix}.")
     for key in sizes:
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ModelLoadError(f"{file}: {key} must be a positive integer, got {value!r}; {fix}.")
-    return config

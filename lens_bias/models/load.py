@@ -35,7 +35,7 @@ from lens_bias.errors import InputError
 from lens_bias.files import file_sha256
 from lens_bias.models.families import SUPPORTED_MODEL_TYPES, check_family, hooked_from_hf
 from lens_bias.models.gguf import hf_from_gguf, load_gguf
-from lens_bias.models.hf import check_hf_config, hf_from_pretrained
+from lens_bias.models.hf import check_hf_config, check_hf_sizes, hf_from_pretrained
 from lens_bias.models.hub import HUB_ID, hub_snapshot
 from lens_bias.models.identity import embedded_gguf_path, folder_sha256
 from lens_bias.models.record import ModelLoadError, ModelRecord, attach_record
@@ -130,8 +130,11 @@ def resolve_model(name: str | os.PathLike[str], *, revision: str | None = None) 
 
 
 def _check_folder(folder: Path, where: str) -> None:
-    """A :class:`ModelLoadError` for a folder whose ``config.json`` is broken or of an unsupported family."""
-    check_family(check_hf_config(folder), model_name=where)
+    """A :class:`ModelLoadError` for a folder whose ``config.json`` is broken, of an unsupported family, or
+    without valid sizes."""
+    config = check_hf_config(folder)
+    check_family(config, model_name=where)
+    check_hf_sizes(config, folder)
 
 
 def load_hf(source: ModelSource, *, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:

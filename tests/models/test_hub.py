@@ -100,3 +100,17 @@ def test_a_model_not_in_the_cache_says_what_to_do(hf_home, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", no_network)
     with pytest.raises(ModelLoadError, match=r"could not be downloaded .*or pass the model's local folder"):
         load_model("HuggingFaceTB/SmolLM2-135M-Instruct", device="cpu")
+
+
+def test_another_family_goes_to_transformer_lens_only_by_an_official_name(hf_home, tmp_path):
+    """A cached GPT-Neo: its TransformerLens official name resolves to TransformerLens's own loader; the same
+    architecture under another id is one error naming the supported families (both before any weights load)."""
+    folder = tmp_path / "gpt-neo"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "gpt_neo", "architectures": ["GPTNeoForCausalLM"]}')
+    cache_model(hf_home, "EleutherAI/gpt-neo-125M", folder)
+    cache_model(hf_home, "someone/my-gpt-neo", folder)
+    source = resolve_model("EleutherAI/gpt-neo-125M")
+    assert (source.kind, source.source, source.sha256) == ("transformer-lens", "EleutherAI/gpt-neo-125M", None)
+    with pytest.raises(ModelLoadError, match=r"someone/my-gpt-neo: model_type 'gpt_neo' .* llama, gpt2"):
+        resolve_model("someone/my-gpt-neo")
