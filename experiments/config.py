@@ -25,7 +25,7 @@ class RunConfig:
     """The flags every experiment shares. Subclasses add their own fields (all with defaults and a ``help``) and
     may redeclare a field to change its default (e.g. ``out``, ``batch_size``)."""
 
-    model: str = field(default=EMBEDDED_MODEL, metadata={"help": "model name or path (see lens_bias.load_model)"})
+    model: str = field(default=EMBEDDED_MODEL, metadata={"help": "model: name, hub id or path (see load_model)"})
     device: str | None = field(default=None, metadata={"help": "torch device (default: cuda if available, else cpu)"})
     dtype: str | None = field(
         default=None,

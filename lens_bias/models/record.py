@@ -27,9 +27,9 @@ class ModelLoadError(InputError):
 class ModelRecord:
     """How a model was made: attached to the model (``model.lens_bias_record``) and saved with results.
 
-    ``source`` is a hub id, a local folder or a GGUF path; ``sha256`` hashes the GGUF file or a folder's weight
-    files (:func:`lens_bias.models.identity.folder_sha256`); it is None for hub ids, where ``revision`` says what
-    was loaded.
+    ``source`` is a hub id, a local folder, a GGUF path or a TransformerLens name; ``sha256`` hashes the GGUF file
+    or the weight files of a folder or hub snapshot (:func:`lens_bias.models.identity.folder_sha256`), None for
+    TransformerLens names; ``revision`` is the hub commit loaded (hub ids).
     """
 
     name: str

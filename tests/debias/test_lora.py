@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -183,8 +184,10 @@ def test_bad_input_is_refused_before_the_model_loads(tiny_llama_dir, pairs, tmp_
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(InputError, match="holds no fine-tune"):
         finetune_lora(tiny_llama_dir, pairs, TINY, tmp_path / "mine")
+    qwen2 = shutil.copytree(tiny_llama_dir, tmp_path / "qwen2")  # a supported family, but not Llama
+    (qwen2 / "config.json").write_text((qwen2 / "config.json").read_text().replace('"llama"', '"qwen2"'))
     with pytest.raises(ModelLoadError, match="needs a Llama-architecture Hugging Face checkpoint"):
-        finetune_lora("gpt2", pairs, TINY, tmp_path / "a")
+        finetune_lora(qwen2, pairs, TINY, tmp_path / "a")
     with pytest.raises(ModelLoadError, match="does not exist"):
         finetune_lora(tmp_path / "missing.gguf", pairs, TINY, tmp_path / "a")
 

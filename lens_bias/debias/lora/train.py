@@ -49,6 +49,7 @@ from lens_bias.models import (
     LLAMA2_HUB_IDS,
     ModelLoadError,
     ModelSource,
+    check_hf_config,
     hooked_config_from_hf,
     load_hf,
     resolve_model,
@@ -107,10 +108,11 @@ def base_record(source: str | os.PathLike[str]) -> dict[str, Any]:
     id). Raises :class:`ModelLoadError` for a source that cannot be fine-tuned here (it must be a Llama-architecture
     HF checkpoint: the embedded model, a ``.gguf`` file, a local HF folder, or a Llama 2 name)."""
     resolved = resolve_model(source)
-    if resolved.kind not in HF_KINDS:
+    folder = Path(resolved.folder) if resolved.folder is not None else None
+    if resolved.kind not in HF_KINDS or (folder is not None and check_hf_config(folder)["model_type"] != "llama"):
         raise ModelLoadError(
             f"source {resolved.name!r}: LoRA fine-tuning needs a Llama-architecture Hugging Face checkpoint: "
-            f"{EMBEDDED_MODEL!r}, a .gguf file, a local HF folder, or one of "
+            f"{EMBEDDED_MODEL!r}, a .gguf file, a local HF folder or hub id of a Llama model, or one of "
             + ", ".join(map(repr, LLAMA2_HUB_IDS))
             + "."
         )
