@@ -43,9 +43,14 @@ def check_model(model: HookedTransformer) -> None:
             "load the checkpoint with lens_bias.load_model."
         )
     cfg = model.cfg
-    if cfg.parallel_attn_mlp or cfg.use_normalization_before_and_after or cfg.original_architecture in (
-        "Olmo2ForCausalLM",
-        "Olmo3ForCausalLM",
+    if (
+        cfg.parallel_attn_mlp
+        or cfg.use_normalization_before_and_after
+        or cfg.original_architecture
+        in (
+            "Olmo2ForCausalLM",
+            "Olmo3ForCausalLM",
+        )
     ):
         raise InputError(
             f"{cfg.model_name}: circuits support sequential pre-norm blocks only (no parallel attention/MLP, "
@@ -91,7 +96,8 @@ class Graph:
 
     def input_receivers(self, layer: int, kind: str) -> slice:
         """Indices of layer ``layer``'s ``kind`` receivers (``"q"``: per head, ``"k"``/``"v"``: per kv head)."""
-        start = layer * self._receivers_per_layer + {"q": 0, "k": self.n_heads, "v": self.n_heads + self.n_kv_heads}[kind]
+        offset = {"q": 0, "k": self.n_heads, "v": self.n_heads + self.n_kv_heads}[kind]
+        start = layer * self._receivers_per_layer + offset
         return slice(start, start + (self.n_heads if kind == "q" else self.n_kv_heads))
 
     def mlp_receiver(self, layer: int) -> int:

@@ -57,7 +57,8 @@ def graph_hooks(
     for layer in range(graph.n_layers):
         if on_receiver is not None:
             for kind in "qkv":
-                hooks.append((f"blocks.{layer}.hook_{kind}_input", per_head(graph.input_receivers(layer, kind), on_receiver)))
+                index = graph.input_receivers(layer, kind)
+                hooks.append((f"blocks.{layer}.hook_{kind}_input", per_head(index, on_receiver)))
         if on_sender is not None:
             hooks.append((f"blocks.{layer}.attn.hook_z", heads_out(layer, on_sender)))
         if graph.has_mlp:

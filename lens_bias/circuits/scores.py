@@ -117,7 +117,8 @@ def edge_scores(
         delta = corrupted_out - clean_out
         scores = torch.einsum("bpsd,bprd->sr", delta, grads) / len(clean)
     scores = scores.cpu().masked_fill(~graph.valid, 0.0)
-    return EdgeScores(scores, graph, method, 1 if method == "eap" else steps, clean_metric.cpu(), corrupted_metric.cpu())
+    steps = 1 if method == "eap" else steps
+    return EdgeScores(scores, graph, method, steps, clean_metric.cpu(), corrupted_metric.cpu())
 
 
 def _receiver_grads(
