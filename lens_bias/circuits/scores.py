@@ -67,12 +67,12 @@ class EdgeScores:
 def sender_outputs(
     model: HookedTransformer, graph: Graph, batch: PromptBatch, metric: Metric
 ) -> tuple[Float[Tensor, "batch pos n_senders d_model"], Float[Tensor, " batch"]]:
-    """Every sender's output (float32) and the metric of ``batch``'s unpatched run (no gradients; inside
+    """Every sender's output (in :func:`buffer_dtype`) and the metric of ``batch``'s unpatched run (no gradients; inside
     :func:`graph_mode`)."""
     outputs = _sender_buffer(model, graph, batch)
 
     def store(index: slice, value: Tensor) -> None:
-        outputs[:, :, index] = value.float()
+        outputs[:, :, index] = value.to(outputs.dtype)
 
     with torch.no_grad(), hooks_added(model, graph_hooks(model, graph, store, None)):
         value = forward_metric(model, metric, batch.tokens.to(model.cfg.device), [batch])[0]
@@ -81,7 +81,12 @@ def sender_outputs(
 
 def _sender_buffer(model: HookedTransformer, graph: Graph, batch: PromptBatch) -> Tensor:
     shape = (*batch.tokens.shape, len(graph.senders), model.cfg.d_model)
-    return torch.zeros(shape, device=model.cfg.device)
+    return torch.zeros(shape, device=model.cfg.device, dtype=buffer_dtype(model))
+
+
+def buffer_dtype(model: HookedTransformer) -> torch.dtype:
+    """What sender outputs and gradients are kept in: float32, or the model's dtype where wider."""
+    return torch.promote_types(model.cfg.dtype, torch.float32)
 
 
 def edge_scores(
@@ -110,10 +115,10 @@ def edge_scores(
         else:
             clean_out, clean_metric = sender_outputs(model, graph, clean, metric)
             start, end = corrupted_out[:, :, 0], clean_out[:, :, 0]
-            grads = torch.zeros(*clean.tokens.shape, len(graph.receivers), model.cfg.d_model, device=model.cfg.device)
+            grads = 0
             for k in range(1, steps + 1):
                 point = (start + k / steps * (end - start)).to(model.cfg.dtype)
-                grads += _receiver_grads(model, graph, clean, metric, lambda x, p=point: p, None)[0] / steps
+                grads = grads + _receiver_grads(model, graph, clean, metric, lambda x, p=point: p, None)[0] / steps
         delta = corrupted_out - clean_out
         scores = torch.einsum("bpsd,bprd->sr", delta, grads) / len(clean)
     scores = scores.cpu().masked_fill(~graph.valid, 0.0)
@@ -129,13 +134,13 @@ def _receiver_grads(
     input_at: Any,
     outputs: Tensor | None,
 ) -> tuple[Float[Tensor, "batch pos n_receivers d_model"], Float[Tensor, " batch"]]:
-    """d (summed metric) / d (every receiver's input), float32, with the input embedding replaced by
+    """d (summed metric) / d (every receiver's input) (in :func:`buffer_dtype`), with the input embedding replaced by
     ``input_at(input)`` (a leaf, so frozen weights need no gradient); sender outputs into ``outputs``."""
     inputs: dict[int, Tensor] = {}
 
     def on_sender(index: slice, value: Tensor) -> Tensor | None:
         if outputs is not None:
-            outputs[:, :, index] = value.detach().float()
+            outputs[:, :, index] = value.detach().to(outputs.dtype)
         if index.start == 0:
             return input_at(value[:, :, 0].detach()).detach().requires_grad_(True)[:, :, None]
         return None
@@ -148,8 +153,9 @@ def _receiver_grads(
         value = forward_metric(model, metric, batch.tokens.to(model.cfg.device), [batch])[0]
         starts = sorted(inputs)
         found = torch.autograd.grad(value.sum(), [inputs[start] for start in starts], allow_unused=True)
-    grads = torch.zeros(*batch.tokens.shape, len(graph.receivers), model.cfg.d_model, device=model.cfg.device)
+    shape = (*batch.tokens.shape, len(graph.receivers), model.cfg.d_model)
+    grads = torch.zeros(shape, device=model.cfg.device, dtype=buffer_dtype(model))
     for start, grad in zip(starts, found):
         if grad is not None:
-            grads[:, :, start : start + grad.shape[2]] = grad.float()
+            grads[:, :, start : start + grad.shape[2]] = grad.to(grads.dtype)
     return grads, value.detach()
