@@ -35,8 +35,8 @@ from lens_bias.patching.checks import check_pairs, forward_metric
 from lens_bias.patching.metrics import Metric
 from lens_bias.prompts import PromptBatch
 
-Method = Literal["eap", "eap-ig"]
-METHODS: tuple[Method, ...] = ("eap", "eap-ig")
+Method = Literal["eap", "eap_ig"]
+METHODS: tuple[Method, ...] = ("eap", "eap_ig")
 
 
 @dataclass

@@ -35,7 +35,7 @@ def test_scores_equal_exact_patching_where_the_estimate_is_exact(attn_only):
     scores = edge_scores(model, clean, corrupted, metric, method="eap").scores
     torch.testing.assert_close(scores[edges[:, 0], edges[:, 1]], exact.mean(1).double(), atol=1e-7, rtol=1e-5)
     into_logits = edges[:, 1] == graph.logits_receiver
-    ig = edge_scores(model, clean, corrupted, metric, method="eap-ig", steps=3).scores[edges[:, 0], edges[:, 1]]
+    ig = edge_scores(model, clean, corrupted, metric, method="eap_ig", steps=3).scores[edges[:, 0], edges[:, 1]]
     torch.testing.assert_close(ig[into_logits], exact.mean(1)[into_logits].double(), atol=1e-7, rtol=1e-5)
     nonlinear = torch.tensor([[0, graph.input_receivers(1, "q").start], [0, graph.input_receivers(1, "k").start]])
     differs = exact_edge_effects(model, clean, corrupted, metric, nonlinear).mean(1)

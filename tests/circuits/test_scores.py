@@ -14,8 +14,8 @@ def test_one_step_of_eap_ig_is_eap(tiny_gqa_model):
     clean, corrupted = make_pairs([6, 8], [2, 3])
     hooks_before = sum(len(point.fwd_hooks) for point in tiny_gqa_model.hook_dict.values())
     eap = edge_scores(tiny_gqa_model, clean, corrupted, METRIC, method="eap")
-    one = edge_scores(tiny_gqa_model, clean, corrupted, METRIC, method="eap-ig", steps=1)
-    four = edge_scores(tiny_gqa_model, clean, corrupted, METRIC, method="eap-ig", steps=4)
+    one = edge_scores(tiny_gqa_model, clean, corrupted, METRIC, method="eap_ig", steps=1)
+    four = edge_scores(tiny_gqa_model, clean, corrupted, METRIC, method="eap_ig", steps=4)
     assert eap.scores.shape == (21, 37) and eap.scores.abs().max() > 0
     assert not eap.scores[~eap.graph.valid].any()
     torch.testing.assert_close(one.scores, eap.scores, atol=1e-7, rtol=1e-5)
@@ -32,4 +32,4 @@ def test_bad_settings(tiny_model):
     with pytest.raises(InputError, match="method"):
         edge_scores(tiny_model, clean, corrupted, METRIC, method="acdc")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="steps"):
-        edge_scores(tiny_model, clean, corrupted, METRIC, method="eap-ig", steps=0)
+        edge_scores(tiny_model, clean, corrupted, METRIC, method="eap_ig", steps=0)
