@@ -72,12 +72,12 @@ def run(config: Config) -> Path:
     """Select the pairs, score every edge, patch a sample exactly, evaluate the circuits; save, return the path."""
     from lens_bias.circuits.study import circuit_study
     from lens_bias.data.records import fingerprint
-    from lens_bias.models import model_record
+    from lens_bias.models import load_model, model_record
     from lens_bias.patching import PatchingInputs, select_pairs
     from lens_bias.provenance import Result, collect_provenance, set_seed
 
     set_seed(config.seed)
-    model = cli.load(config)
+    model = load_model(config.model, device=config.device, dtype=config.dtype)
     inputs, counts = select_pairs(
         model, config.pairs, group=config.group, n_pairs=config.n_pairs, min_gap=config.min_gap, seed=config.seed
     )

@@ -74,8 +74,10 @@ class Graph:
         """The graph of ``model`` (checked by :func:`check_model`)."""
         check_model(model)
         cfg = model.cfg
-        grouped = cfg.n_key_value_heads is not None and not cfg.ungroup_grouped_query_attention
-        return cls(cfg.n_layers, cfg.n_heads, cfg.n_key_value_heads if grouped else cfg.n_heads, not cfg.attn_only)
+        n_kv_heads = cfg.n_key_value_heads
+        if n_kv_heads is None or cfg.ungroup_grouped_query_attention:
+            n_kv_heads = cfg.n_heads
+        return cls(cfg.n_layers, cfg.n_heads, n_kv_heads, not cfg.attn_only)
 
     # layout ------------------------------------------------------------------------------------------------
     @property

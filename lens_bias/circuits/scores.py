@@ -115,10 +115,10 @@ def edge_scores(
         else:
             clean_out, clean_metric = sender_outputs(model, graph, clean, metric)
             start, end = corrupted_out[:, :, 0], clean_out[:, :, 0]
-            grads = 0
-            for k in range(1, steps + 1):
-                point = (start + k / steps * (end - start)).to(model.cfg.dtype)
-                grads = grads + _receiver_grads(model, graph, clean, metric, lambda x, p=point: p, None)[0] / steps
+            points = [(start + k / steps * (end - start)).to(model.cfg.dtype) for k in range(1, steps + 1)]
+            grads = _receiver_grads(model, graph, clean, metric, lambda x: points[0], None)[0] / steps
+            for point in points[1:]:
+                grads += _receiver_grads(model, graph, clean, metric, lambda x, p=point: p, None)[0] / steps
         delta = corrupted_out - clean_out
         scores = torch.einsum("bpsd,bprd->sr", delta, grads) / len(clean)
     scores = scores.cpu().masked_fill(~graph.valid, 0.0)
