@@ -20,7 +20,7 @@ from lens_bias.circuits.runs import graph_hooks
 from lens_bias.circuits.scores import sender_outputs
 from lens_bias.errors import InputError
 from lens_bias.forward.hooks import hooks_added
-from lens_bias.patching.checks import check_pairs, forward_metric
+from lens_bias.patching.checks import check_pairs, forward_metric, storing_hook
 from lens_bias.patching.metrics import Metric
 from lens_bias.prompts import PromptBatch
 
@@ -45,13 +45,20 @@ def exact_edge_effects(
             bad = edges[~graph.valid[edges[:, 0], edges[:, 1]]][:3].tolist()
             raise InputError(f"Not edges of the graph (the sender must write before the receiver reads): {bad}.")
         corrupted_out, _ = sender_outputs(model, graph, corrupted, metric)
-        clean_out, clean_metric = sender_outputs(model, graph, clean, metric)
+        resid: dict[str, Tensor] = {}
+        names = [f"blocks.{layer}.hook_resid_pre" for layer in range(graph.n_layers)]
+        with hooks_added(model, [(name, storing_hook(resid, name, slice(None))) for name in names]):
+            clean_out, clean_metric = sender_outputs(model, graph, clean, metric)
         delta = corrupted_out - clean_out  # [pairs, pos, n_senders, d_model]
+        # the layer each receiver reads in (the logits: the last block, whose resid_post they read)
+        layers = ((graph.receiver_stage - 1) // 2).clamp(max=graph.n_layers - 1)
+        order = torch.sort(layers[edges[:, 1]], stable=True).indices if len(edges) else torch.zeros(0, dtype=torch.long)
         n_pairs = len(clean)
         per_forward = max(1, batch_size // n_pairs)
         effects = []
-        for start in range(0, len(edges), per_forward):
-            block = edges[start : start + per_forward]
+        for first in range(0, len(edges), per_forward):
+            block = edges[order[first : first + per_forward]]
+            start = int(layers[block[:, 1]].min())
 
             def on_receiver(index: slice, value: Tensor, block: Tensor = block) -> Tensor | None:
                 hits = ((block[:, 1] >= index.start) & (block[:, 1] < index.stop)).nonzero().flatten().tolist()
@@ -64,8 +71,10 @@ def exact_edge_effects(
                     value[rows, :, receiver - index.start] += delta[:, :, sender].to(value.dtype)
                 return value
 
-            tokens = clean.tokens.to(model.cfg.device).repeat(len(block), 1)
+            x = resid[names[start]].repeat(len(block), 1, 1)
             with torch.no_grad(), hooks_added(model, graph_hooks(model, graph, None, on_receiver)):
-                patched = forward_metric(model, metric, tokens, [clean] * len(block))
+                patched = forward_metric(model, metric, x, [clean] * len(block), start_at_layer=start)
             effects.append(patched - clean_metric)
-    return torch.cat(effects).cpu() if effects else torch.zeros(0, len(clean))
+    if not effects:
+        return torch.zeros(0, len(clean))
+    return torch.cat(effects)[torch.argsort(order)].cpu()

@@ -51,5 +51,7 @@ def test_exact_patching_batches_and_checks_edges(tiny_gqa_model):
     one_by_one = exact_edge_effects(tiny_gqa_model, clean, corrupted, METRIC, edges, batch_size=1)
     together = exact_edge_effects(tiny_gqa_model, clean, corrupted, METRIC, edges, batch_size=64)
     torch.testing.assert_close(one_by_one, together, atol=1e-5, rtol=1e-4)
+    flipped = exact_edge_effects(tiny_gqa_model, clean, corrupted, METRIC, edges.flip(0), batch_size=2)
+    torch.testing.assert_close(flipped.flip(0), together, atol=1e-5, rtol=1e-4)  # rows follow the edges given
     with pytest.raises(InputError, match="Not edges"):
         exact_edge_effects(tiny_gqa_model, clean, corrupted, METRIC, torch.tensor([[graph.mlp_sender(3), 0]]))
