@@ -53,6 +53,8 @@ def exact_edge_effects(
         # the layer each receiver reads in (the logits: the last block, whose resid_post they read)
         layers = ((graph.receiver_stage - 1) // 2).clamp(max=graph.n_layers - 1)
         order = torch.sort(layers[edges[:, 1]], stable=True).indices if len(edges) else torch.zeros(0, dtype=torch.long)
+        # what a full forward of the clean tokens passes to every block besides the residual stream
+        _, _, shortformer, attention_mask = model.input_to_embed(clean.tokens.to(model.cfg.device))
         n_pairs = len(clean)
         per_forward = max(1, batch_size // n_pairs)
         effects = []
@@ -71,10 +73,23 @@ def exact_edge_effects(
                     value[rows, :, receiver - index.start] += delta[:, :, sender].to(value.dtype)
                 return value
 
-            x = resid[names[start]].repeat(len(block), 1, 1)
+            n = len(block)
             with torch.no_grad(), hooks_added(model, graph_hooks(model, graph, None, on_receiver)):
-                patched = forward_metric(model, metric, x, [clean] * len(block), start_at_layer=start)
+                patched = forward_metric(
+                    model,
+                    metric,
+                    _repeat_rows(resid[names[start]], n),
+                    [clean] * n,
+                    start_at_layer=start,
+                    attention_mask=_repeat_rows(attention_mask, n),
+                    shortformer_pos_embed=_repeat_rows(shortformer, n),
+                )
             effects.append(patched - clean_metric)
     if not effects:
         return torch.zeros(0, len(clean))
     return torch.cat(effects)[torch.argsort(order)].cpu()
+
+
+def _repeat_rows(tensor: Tensor | None, n: int) -> Tensor | None:
+    """``tensor`` (rows first) stacked ``n`` times along its rows; None stays None."""
+    return None if tensor is None else tensor.repeat(n, *[1] * (tensor.ndim - 1))
