@@ -40,9 +40,10 @@ def _positions(graph: Graph) -> tuple[list[tuple[float, float]], list[tuple[floa
 
 
 def diagram(result: Result, n_edges: int | None = None) -> go.Figure:
-    """The top ``n_edges`` edges (default: the smallest circuit of the curve), pruned, on the model's grid."""
-    graph, scores = _graph(result), result.tensors["scores"].float()
-    n = min(n_edges or result.values["curve"][0]["size"], graph.n_edges)
+    """The top ``n_edges`` edges (default: the smallest circuit of the curve that pruning leaves non-empty),
+    pruned, on the model's grid."""
+    graph, scores, curve = _graph(result), result.tensors["scores"].float(), result.values["curve"]
+    n = min(n_edges or next((row["size"] for row in curve if row["pruned_size"]), curve[-1]["size"]), graph.n_edges)
     order = scores.abs().masked_fill(~graph.valid, -1).flatten().argsort(descending=True, stable=True)[:n]
     chosen = torch.zeros(graph.valid.numel(), dtype=torch.bool)
     chosen[order] = True
@@ -86,12 +87,13 @@ def diagram(result: Result, n_edges: int | None = None) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=f"Circuit: top {n} edges by |{result.values['method']} score|, pruned to {len(edges)} "
-        "(blue raises the metric when corrupted, red lowers it; width = |score|)",
+        title=f"Circuit: top {n} edges by |{result.values['method']} score|, pruned to {len(edges)}<br>"
+        "<sup>blue: corrupting the edge raises the metric, red: lowers it; width = |score|</sup>",
         xaxis_title="head (MLP at the right)",
         yaxis_title="layer (input below, logits above)",
         template="plotly_white",
         height=max(500, 28 * graph.n_layers),
+        width=max(700, 90 * (graph.n_heads + 2)),
     )
     return fig
 
@@ -111,9 +113,9 @@ def faithfulness_curve(result: Result) -> go.Figure:
             "random circuits (mean ± sd)": [point(row["random_mean"], row["random_std"]) for row in curve],
             "complement (completeness)": [point(row["completeness"]) for row in curve],
         },
-        title="Faithfulness by circuit size: (m_circuit - m_corrupted) / (m_clean - m_corrupted), pair means",
+        title="Faithfulness by circuit size, against random circuits of the same size",
         x_title="circuit size (top edges by |score|, before pruning)",
-        y_title="faithfulness (1 = clean, 0 = corrupted)",
+        y_title="(m_circuit - m_corrupted) / (m_clean - m_corrupted)",
     ).update_xaxes(type="log")
 
 
