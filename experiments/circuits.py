@@ -10,8 +10,10 @@ logits; :mod:`lens_bias.circuits`) is scored by EAP or EAP-IG (``--method``, ``-
 edges (half the top-scored, half at random) are patched exactly as the ground truth (correlation and time
 of each); the top circuit of each size in ``--circuit-sizes`` (pruned) is evaluated with every other edge
 patched to the corrupted run: faithfulness (1 = clean behaviour, 0 = corrupted), ``--n-random`` random
-circuits of the same size, and completeness (the complement alone). Writes ``{out}/circuits.json`` +
-``.safetensors`` and the figures ``{out}/circuits_{diagram,faithfulness}.{html,png}`` (``circuits_quick*``).
+circuits of the same size, and completeness (the complement alone). The exact patching and the circuits are
+resumable cells under ``{out}/cells`` (a rerun reuses them; ``--executor ray`` runs them on Ray workers).
+Writes ``{out}/circuits.json`` + ``.safetensors`` and the figures
+``{out}/circuits_{diagram,faithfulness}.{html,png}`` (``circuits_quick*``).
 
     python -m experiments.circuits [--method eap_ig] [--steps 5] [--n-pairs 16] [--n-edges 40] [--quick]
     python -m experiments.circuits --replot figures/circuits/circuits.json
@@ -42,7 +44,7 @@ QUICK = {
 
 
 @dataclass(frozen=True)
-class Config(cli.RunConfig):
+class Config(cli.SweepConfig):
     """Edge scores, exact edge patching and faithfulness curves of term-swap pairs (see the module docstring)."""
 
     pairs: str = field(default="gender_swap", metadata={"help": "the pair set", "choices": ["gender_swap"]})
@@ -70,6 +72,7 @@ class Config(cli.RunConfig):
 
 def run(config: Config) -> Path:
     """Select the pairs, score every edge, patch a sample exactly, evaluate the circuits; save, return the path."""
+    from lens_bias.cells import CellStore, model_key
     from lens_bias.circuits.study import circuit_study
     from lens_bias.data.records import fingerprint
     from lens_bias.models import load_model, model_record
@@ -81,17 +84,19 @@ def run(config: Config) -> Path:
     inputs, counts = select_pairs(
         model, config.pairs, group=config.group, n_pairs=config.n_pairs, min_gap=config.min_gap, seed=config.seed
     )
-    values, tensors = circuit_study(
-        model,
-        cast("PatchingInputs", inputs),
-        method=cast("Method", config.method),
-        steps=config.steps,
-        sizes=config.circuit_sizes,
-        n_random=config.n_random,
-        n_edges=config.n_edges,
-        seed=config.seed,
-        batch_size=config.batch_size,
-    )
+    with cli.executor(config) as executor:
+        values, tensors = circuit_study(
+            model,
+            cast("PatchingInputs", inputs),
+            method=cast("Method", config.method),
+            steps=config.steps,
+            sizes=config.circuit_sizes,
+            n_random=config.n_random,
+            n_edges=config.n_edges,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            cells=CellStore(config.out / "cells", {"model": model_key(model)}, executor=executor),
+        )
     provenance = collect_provenance(
         model_record=model_record(model).to_dict(), data={config.pairs: fingerprint(inputs.pairs)}, seed=config.seed
     )

@@ -78,7 +78,7 @@ def exact_edge_effects(
                 patched = forward_metric(
                     model,
                     metric,
-                    _repeat_rows(resid[names[start]], n),
+                    resid[names[start]].repeat(n, 1, 1),
                     [clean] * n,
                     start_at_layer=start,
                     attention_mask=_repeat_rows(attention_mask, n),
