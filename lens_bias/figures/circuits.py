@@ -145,6 +145,7 @@ def summary(result: Result) -> list[str]:
     for row in values["curve"]:
         lines.append(
             f"  size {row['size']:>5} (pruned {row['pruned_size']:>5}): faithfulness {row['faithfulness']:+.3f}, "
-            f"random {row['random_mean']:+.3f} ± {row['random_std']:.3f}, completeness {row['completeness']:+.3f}"
+            f"random {row['random_mean']:+.3f} ± {row['random_std']:.3f} (pruned {row['random_pruned_size']:.0f}), "
+            f"completeness {row['completeness']:+.3f}"
         )
     return lines
