@@ -28,6 +28,7 @@ SIZES = {
     *("--n-stereoset", "--n-crows-pairs", "--n-bbq", "--n-persona-bbq"),  # bias measures
     *("--n-neutral", "--n-lms", "--n-knowledge", "--n-bbq-disambig"),  # retention / side effects
     "--n-pairs",  # contrast pairs
+    "--n-edges",  # circuit edges patched exactly
     *("--n-test", "--n-eval", "--n-generations", "--n-templates", "--n-random", "--n-layers", "--n-prompts"),
     *(
         "--n-rewordings",
