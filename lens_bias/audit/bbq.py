@@ -98,6 +98,7 @@ class BBQMeasure(RowMeasure):
 
     name: ClassVar[str] = "bbq"
     desc: ClassVar[str] = "BBQ"
+    convention: str  # the scoring convention of the statistics (set in __init__)
     HEADLINE: ClassVar[tuple[tuple[str, str], ...]] = (
         ("overall", "s_amb"),
         ("overall", "s_dis"),

@@ -75,6 +75,7 @@ class CrowsPairsMeasure(RowMeasure):
     name: ClassVar[str] = "crows_pairs"
     desc: ClassVar[str] = "CrowS-Pairs"
     raw_text: ClassVar[bool] = True  # sentences scored as raw text, no chat template
+    convention: str  # the scoring convention of the statistics (set in __init__)
 
     def __init__(
         self,
