@@ -152,7 +152,11 @@ class CrowsPairsMeasure(RowMeasure):
 
     def headline(self) -> tuple[tuple[str, str], ...]:
         others = [c for c in self.conventions if c != self.convention]
-        return (("overall", "metric_score"), *(("overall", f"metric_score_{c}") for c in others))
+        return (
+            ("overall", "metric_score"),
+            *(("overall", f"metric_score_{c}") for c in others),
+            *(("overall", f"differ_{c}") for c in others),
+        )
 
     def statistics(self) -> Sequence[Statistic]:
         label = "% pairs preferring sent_more"

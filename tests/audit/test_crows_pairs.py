@@ -62,7 +62,8 @@ def test_metric_scores_hand_computed_with_ties_failures_and_groups(measure):
     assert values(summary, "antistereo") == expect(50.0, 0.0)
     assert summary["groups"]["religion"]["stats"]["metric_score"]["undefined"] == "no rows in this group"
     assert set(summary["groups"]) == {"overall", *BIAS_TYPES, *DIRECTIONS}
-    assert summary["headline"] == [["overall", "metric_score"], ["overall", "metric_score_lens_bias"]]
+    headline = [["overall", "metric_score"], ["overall", "metric_score_lens_bias"], ["overall", "differ_lens_bias"]]
+    assert summary["headline"] == headline
     assert summary["statistics"]["metric_score"]["ideal"] == 50.0
     assert "[authors]" in summary["statistics"]["metric_score"]["label"]
     # the same numbers as crows_pairs_score (one implementation)
@@ -76,7 +77,7 @@ def test_lens_bias_convention_heads_the_table():
     summary = measure.summarize(hand_rows(), seed=0)
     assert summary["convention"] == "lens_bias" and not measure.harness  # no second conditioning
     assert summary["groups"]["stereo"]["stats"]["metric_score"]["value"] == pytest.approx(100.0)
-    assert summary["headline"] == [["overall", "metric_score"], ["overall", "metric_score_authors"]]
+    assert [stat for _, stat in summary["headline"]] == ["metric_score", "metric_score_authors", "differ_authors"]
     with pytest.raises(InputError, match="known: authors, harness, lens_bias"):
         CrowsPairsMeasure(convention="nangia")
 
