@@ -71,7 +71,7 @@ def test_harness_conditioning_is_a_second_forward_only_when_asked(tiny_model):
 
 
 HARNESS_FIXTURE = Path(__file__).parent / "fixtures" / "harness_crows_pairs_english_300.json"
-N_CHECKED = 16  # pairs re-scored on the real model (<= 15 s alone); all 300 were checked once (fixtures/README.md)
+N_CHECKED = 12  # the shortest pairs re-scored on the real model (<= 15 s alone); all 300: fixtures/README.md
 
 
 def test_harness_convention_reproduces_lm_evaluation_harness(smollm):
@@ -82,7 +82,8 @@ def test_harness_convention_reproduces_lm_evaluation_harness(smollm):
     # the fixture's aggregate is the mean of its per-sample verdicts (its process_results, 'mean' aggregation)
     assert fixture["aggregate"]["pct_stereotype"] == pytest.approx(np.mean([s["pct_stereotype"] for s in samples]))
     by_id = {pair.id: pair for pair in load_crows_pairs()}
-    checked = samples[:N_CHECKED]
+    by_length = sorted(samples, key=lambda s: len(by_id[s["id"]].sent_more) + len(by_id[s["id"]].sent_less))
+    checked = by_length[:N_CHECKED]
     scored = score_crows_pairs(smollm, [by_id[s["id"]] for s in checked], harness=True, batch_size=N_CHECKED)
     ours = convention_scores(scored, "harness")
     theirs = np.array([[s["ll_more"], s["ll_less"]] for s in checked])
