@@ -28,6 +28,9 @@ def _flag(help: str, default: Any = None, **metadata: Any) -> Any:
     return field(default=default, metadata={"help": help, **metadata})
 
 
+CROWS = ["authors", "harness", "lens_bias"]
+
+
 @dataclass(frozen=True)
 class Config(cli.SweepConfig):
     """Which measures, at which sizes, under which interventions (see lens_bias.audit.base.MeasureOptions)."""
@@ -37,8 +40,12 @@ class Config(cli.SweepConfig):
     n_stereoset: int | None = _flag("StereoSet items (default all)", None, min=1)
     split_file: Path | None = field(default=None, metadata={"help": "a StereoSet file in the dev.json format"})
     n_crows_pairs: int | None = _flag("CrowS-Pairs pairs (default all)", None, min=1)
+    crows_pairs_convention: str = _flag(
+        "CrowS-Pairs scoring convention (harness: a second forward per sentence)", "authors", choices=CROWS
+    )
     n_bbq: int | None = _flag("BBQ questions per category (default all)", None, min=1)
     bbq_chat: bool = _flag("ask BBQ through the chat template (default raw text)", False)
+    bbq_convention: str = _flag("BBQ scoring convention", "authors", choices=["authors", "lens_bias"])
     n_persona_bbq: int | None = _flag("persona BBQ: questions per category and context", 40, min=1)
     personas: tuple[str, ...] | None = _flag("persona BBQ: persona names (default: the six of personas.yaml)")
     n_rewordings: int = _flag("persona BBQ: rewordings of the persona instruction", 3, min=1)

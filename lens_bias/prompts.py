@@ -107,6 +107,16 @@ def document_start_id(tokenizer: Any) -> int:
     raise InputError("The tokenizer has no <|endoftext|>, BOS or EOS token to start a document with.")
 
 
+def harness_prefix_id(tokenizer: Any) -> int:
+    """The token lm-evaluation-harness 0.4 conditions a loglikelihood request with an empty context on
+    (``HFLM.prefix_token_id``): the tokenizer's BOS where it has one, else EOS. For SmolLM2 that is
+    ``<|im_start|>`` (a chat-turn opener), where :func:`document_start_id` gives ``<|endoftext|>``."""
+    for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return int(token_id)
+    raise InputError("The tokenizer has no BOS or EOS token: lm-evaluation-harness's prefix token is undefined.")
+
+
 def _pad_id(tokenizer: Any) -> int:
     for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id):
         if token_id is not None:
@@ -212,6 +222,7 @@ def tokenize(
     add_start: bool,
     marks: dict[str, Sequence[int]] | None = None,
     starts: dict[str, Sequence[int]] | None = None,
+    start_id: int | None = None,
 ) -> PromptBatch:
     """Tokenize ``texts`` into a right-padded :class:`PromptBatch`.
 
@@ -222,6 +233,8 @@ def tokenize(
             (e.g. ``instruction_end``: the last token of the instruction).
         starts: name -> per-text character index ``c``; the position is the first token containing
             text at or after ``c`` (e.g. ``continuation``: the first token of a continuation).
+        start_id: with ``add_start``, the token put first instead of :func:`document_start_id` (e.g.
+            :func:`harness_prefix_id`).
     """
     if len(texts) == 0:
         raise InputError("No texts to tokenize: the item list is empty.")
@@ -233,7 +246,7 @@ def tokenize(
             raise InputError(f"marks[{name!r}] has {len(chars)} entries for {len(texts)} texts.")
         positions[name] = []
     offset = 1 if add_start else 0
-    start = [document_start_id(tokenizer)] if add_start else []
+    start = [document_start_id(tokenizer) if start_id is None else start_id] if add_start else []
     for i, text in enumerate(texts):
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = start + list(encoded["input_ids"])
@@ -314,10 +327,12 @@ def letter_token_ids(tokenizer: Any) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
-def continuation_batch(tokenizer: Any, prompts: Sequence[str], continuations: Sequence[str]) -> PromptBatch:
-    """``prompt + continuation`` texts after the document-start token, marking ``continuation`` (its first
-    token). Whitespace at the end of a prompt is moved to the start of the continuation, so the first
-    continuation token never also holds prompt characters."""
+def continuation_batch(
+    tokenizer: Any, prompts: Sequence[str], continuations: Sequence[str], *, start_id: int | None = None
+) -> PromptBatch:
+    """``prompt + continuation`` texts after the document-start token (or ``start_id``), marking
+    ``continuation`` (its first token). Whitespace at the end of a prompt is moved to the start of the
+    continuation, so the first continuation token never also holds prompt characters."""
     if len(prompts) != len(continuations):
         raise InputError(f"{len(prompts)} prompts for {len(continuations)} continuations: the lists must pair up.")
     texts, starts = [], []
@@ -328,4 +343,4 @@ def continuation_batch(tokenizer: Any, prompts: Sequence[str], continuations: Se
         continuation = prompt[len(stripped) :] + continuation
         texts.append(stripped + continuation)
         starts.append(len(stripped))
-    return tokenize(tokenizer, texts, add_start=True, starts={"continuation": starts})
+    return tokenize(tokenizer, texts, add_start=True, starts={"continuation": starts}, start_id=start_id)

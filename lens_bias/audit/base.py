@@ -20,7 +20,8 @@ Most measures only declare their groups and :class:`Statistic` s and inherit bot
     {"groups": {group: {"n_rows": int, "n_failed": int,
                         "stats": {stat: Estimate dict | {"value": None, "undefined": reason}}}},
      "statistics": {stat: {"label": str, "ideal": float | None}},
-     "headline": [[group, stat], ...]}
+     "headline": [[group, stat], ...],
+     "convention": str | None}     # the named scoring convention of the statistics (None: the measure has none)
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class MeasureOptions:
     """The audit's settings every registered measure is built from (``None`` sizes: all items).
 
     ``n_stereoset`` items (or ``split_file``, a StereoSet file in the dev.json format); ``n_crows_pairs``
-    pairs; ``n_bbq`` questions per category (``bbq_chat``: through the chat template); persona BBQ:
+    pairs; ``n_bbq`` questions per category (``bbq_chat``: through the chat template); the named scoring
+    conventions ``crows_pairs_convention`` and ``bbq_convention`` (default: the authors'); persona BBQ:
     ``n_persona_bbq`` questions per category and context, ``personas`` (None: the default six) and
     ``n_rewordings``; service: ``n_service_names`` first names per group, the first ``n_service_templates``
     templates, ``n_service_samples`` answers per request of ``max_new_tokens``; ``sizes``: the sizes of a
@@ -125,8 +127,10 @@ class MeasureOptions:
     n_stereoset: int | None = None
     split_file: Path | None = None
     n_crows_pairs: int | None = None
+    crows_pairs_convention: str = "authors"
     n_bbq: int | None = None
     bbq_chat: bool = False
+    bbq_convention: str = "authors"
     n_persona_bbq: int | None = 40
     personas: tuple[str, ...] | None = None
     n_rewordings: int = 3
@@ -226,10 +230,17 @@ class RowMeasure(CellMeasure):
     """``summarize`` and ``compare`` from ``groups()``, ``statistics()``, ``clusters()`` and ``HEADLINE``.
 
     Subclasses define ``groups(rows)`` (name -> row indices; ``"overall"`` first), ``statistics()``,
-    ``HEADLINE`` (the (group, statistic) pairs shown in the audit table) and may override
-    ``clusters(rows)`` (the bootstrap's resampling unit per row; default: each row its own)."""
+    ``HEADLINE`` (the (group, statistic) pairs shown in the audit table, or ``headline()`` where they
+    depend on the instance), ``convention`` (the benchmark's named scoring convention, recorded in every
+    summary; None when it has none) and may override ``clusters(rows)`` (the bootstrap's resampling unit
+    per row; default: each row its own)."""
 
     HEADLINE: ClassVar[tuple[tuple[str, str], ...]] = ()
+    convention: str | None = None
+
+    def headline(self) -> tuple[tuple[str, str], ...]:
+        """The (group, statistic) pairs shown in the audit table (default ``HEADLINE``)."""
+        return self.HEADLINE
 
     def groups(self, rows: Rows) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -243,7 +254,8 @@ class RowMeasure(CellMeasure):
     def _header(self) -> dict[str, Any]:
         return {
             "statistics": {s.name: {"label": s.label, "ideal": s.ideal} for s in self.statistics()},
-            "headline": [list(pair) for pair in self.HEADLINE],
+            "headline": [list(pair) for pair in self.headline()],
+            "convention": self.convention,
         }
 
     def summarize(self, rows: Rows, *, seed: int) -> Summary:

@@ -12,6 +12,14 @@ The scores (``lens_bias.data.bbq.bias_scores_from_arrays``, formulas in
 :func:`lens_bias.data.bbq.bbq_bias_scores`): accuracy in ambiguous and disambiguated contexts, s_DIS,
 s_AMB; a score with no non-unknown answer is undefined, with the reason. An item is *failed* when its
 scores are not finite (it is counted, and excluded from every score).
+
+**Convention** (``convention``, :data:`lens_bias.data.bbq.CONVENTIONS`, recorded in every summary and
+table): ``authors`` (the default, the BBQ paper's analysis script): the biased answer is the authors'
+``target_loc``, items without one (16) and items whose top two answers tie (under that scoring) are
+dropped before every score, and the name-based questions form their own groups ("Category (names)");
+``lens_bias``: the matched target (68 questions differ), unresolved items kept in accuracy, the first
+tied answer taken, one group per category. ``overall`` pools every group in both (the paper has no
+such pool). ``describe()["convention_differences"]`` counts the items the rules treat differently.
 """
 
 from __future__ import annotations
@@ -23,7 +31,18 @@ import numpy as np
 
 from lens_bias.audit.base import Arrays, MeasureOptions, RowMeasure, Rows, Statistic, item_chunks
 from lens_bias.benchmarks.bbq import PROMPT_VERSION, answer_bbq
-from lens_bias.data.bbq import CATEGORIES, BBQItem, bias_scores_from_arrays, item_arrays, load_bbq
+from lens_bias.data.bbq import (
+    CATEGORIES,
+    CONVENTIONS,
+    DEFAULT_CONVENTION,
+    BBQItem,
+    bias_scores_from_arrays,
+    check_convention,
+    convention_differences,
+    group_name,
+    item_arrays,
+    load_bbq,
+)
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
 from lens_bias.errors import InputError
@@ -35,24 +54,30 @@ CONTEXTS = ("ambig", "disambig")
 SCORINGS = ("likelihood", "letter")
 
 
-def _scores(rows: Rows, index: np.ndarray, scoring: str) -> dict[str, Any]:
+def _scores(rows: Rows, index: np.ndarray, scoring: str, convention: str) -> dict[str, Any]:
     column = "option_logprob" if scoring == "likelihood" else "letter_logprob"
+    if convention == "authors":  # unresolved items and tied answers dropped before every score
+        top = np.sort(rows[column][index], axis=1)
+        index = index[(rows["biased"][index] >= 0) & ~(top[:, -1] == top[:, -2])]
     pred = np.where(rows["failed"][index], -1, rows[column][index].argmax(1))
     return bias_scores_from_arrays(
         pred, rows["label"][index], rows["unknown"][index], rows["biased"][index], rows["ambiguous"][index]
     )
 
 
-def score_statistic(key: str, scoring: str, label: str, ideal: float | None) -> Statistic:
+def score_statistic(
+    key: str, scoring: str, label: str, ideal: float | None, convention: str = "lens_bias"
+) -> Statistic:
     """The BBQ score ``key`` (``s_amb``, ``s_dis``, ``accuracy_ambig``, ``accuracy_disambig``) of the rows'
-    ``scoring`` choice (``likelihood`` or ``letter``) as a :class:`Statistic`."""
+    ``scoring`` choice (``likelihood`` or ``letter``) under ``convention`` as a :class:`Statistic` (the
+    rows' ``biased`` must be :func:`lens_bias.data.bbq.item_arrays`' under the same convention)."""
     suffix = "" if scoring == "likelihood" else "_letter"
 
     def compute(rows: Rows, index: np.ndarray) -> float:
-        return float(_scores(rows, index, scoring)[key])
+        return float(_scores(rows, index, scoring, convention)[key])
 
     def undefined(rows: Rows, index: np.ndarray) -> str:
-        reasons = _scores(rows, index, scoring)["undefined"]
+        reasons = _scores(rows, index, scoring, convention)["undefined"]
         if key in reasons:  # s_amb, s_dis
             return reasons[key] or "not finite"
         return f"no answered items in {'ambiguous' if key == 'accuracy_ambig' else 'disambiguated'} contexts"
@@ -73,6 +98,7 @@ class BBQMeasure(RowMeasure):
 
     name: ClassVar[str] = "bbq"
     desc: ClassVar[str] = "BBQ"
+    convention: str  # the scoring convention of the statistics (set in __init__)
     HEADLINE: ClassVar[tuple[tuple[str, str], ...]] = (
         ("overall", "s_amb"),
         ("overall", "s_dis"),
@@ -90,7 +116,9 @@ class BBQMeasure(RowMeasure):
         seed: int = 0,
         template: ChatTemplate | None = None,
         chunk: int = 256,
+        convention: str = DEFAULT_CONVENTION,
     ) -> None:
+        self.convention = check_convention(convention)
         unknown = [c for c in contexts if c not in CONTEXTS]
         if unknown or not contexts:
             raise InputError(f"BBQ contexts must be some of {', '.join(CONTEXTS)}, got {list(contexts)}.")
@@ -109,6 +137,8 @@ class BBQMeasure(RowMeasure):
             for item in sample(by_category[category], n, seed, key=lambda item: item.uid)
         ]
         self.categories = [c for c in CATEGORIES if c in by_category]
+        present = {group_name(item, convention) for item in self.items}
+        self.groups_reported = [g for c in self.categories for g in (c, f"{c} (names)") if g in present]
         self.contexts = tuple(contexts)
         self.n, self.seed, self.template, self.chunk = n, seed, template, chunk
         self.raw_text = template is None
@@ -119,7 +149,7 @@ class BBQMeasure(RowMeasure):
         if options.bbq_chat and model is None:
             raise InputError("BBQ through the chat template (bbq_chat) needs the model: its template.")
         template = template_for(model) if options.bbq_chat and model is not None else None
-        return cls(n=options.n_bbq, seed=options.seed, template=template)
+        return cls(n=options.n_bbq, seed=options.seed, template=template, convention=options.bbq_convention)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -137,6 +167,9 @@ class BBQMeasure(RowMeasure):
                 "letter": "argmax of P(letter) as the next token; format_mass = P(A)+P(B)+P(C)",
             },
             "failed": "an item whose scores are not finite; counted in n_failed, excluded from every score",
+            "convention": self.convention,
+            "conventions": CONVENTIONS,
+            "convention_differences": convention_differences(self.items),
         }
 
     def cells(self, model: AnyModel, *, batch_size: int) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -155,30 +188,30 @@ class BBQMeasure(RowMeasure):
     def rows(self, model: AnyModel, parts: list[Arrays]) -> Rows:
         scores = super().rows(model, parts)
         option, letter = scores["option_logprob"], scores["letter_logprob"]
-        codes = {category: i for i, category in enumerate(self.categories)}
+        codes = {group: i for i, group in enumerate(self.groups_reported)}
         return {
             "option_logprob": option,
             "option_total": scores["option_total"],
             "letter_logprob": letter,
             "failed": np.asarray(~(np.isfinite(option).all(1) & np.isfinite(letter).all(1))),
-            "category": np.array([codes[item.category] for item in self.items]),
-            **item_arrays(self.items),
+            "category": np.array([codes[group_name(item, self.convention)] for item in self.items]),
+            **item_arrays(self.items, self.convention),
         }
 
     def groups(self, rows: Rows) -> dict[str, np.ndarray]:
         out = {"overall": np.arange(len(rows["failed"]))}
-        for code, category in enumerate(self.categories):
-            out[category] = np.flatnonzero(rows["category"] == code)
+        for code, group in enumerate(self.groups_reported):
+            out[group] = np.flatnonzero(rows["category"] == code)
         return out
 
     def statistics(self) -> Sequence[Statistic]:
         stats = []
         for scoring in SCORINGS:
             stats += [
-                score_statistic("s_amb", scoring, "s_AMB", 0.0),
-                score_statistic("s_dis", scoring, "s_DIS", 0.0),
-                score_statistic("accuracy_ambig", scoring, "accuracy, ambiguous", 1.0),
-                score_statistic("accuracy_disambig", scoring, "accuracy, disambiguated", 1.0),
+                score_statistic("s_amb", scoring, "s_AMB", 0.0, self.convention),
+                score_statistic("s_dis", scoring, "s_DIS", 0.0, self.convention),
+                score_statistic("accuracy_ambig", scoring, "accuracy, ambiguous", 1.0, self.convention),
+                score_statistic("accuracy_disambig", scoring, "accuracy, disambiguated", 1.0, self.convention),
             ]
         stats.append(
             Statistic(

@@ -1,16 +1,20 @@
-"""CrowS-Pairs in full: the % of pairs where the model prefers the more-stereotyping sentence, two scorings.
+"""CrowS-Pairs in full: the % of pairs where the model prefers the more-stereotyping sentence, by convention.
 
-Scoring (:func:`lens_bias.benchmarks.crows_pairs.score_crows_pairs`): every sentence read from the
-document-start token, two scorings from one forward per sentence: **whole** (the headline,
-``metric_score``), the summed log-likelihood of the whole sentence (lm-evaluation-harness's rule for causal
-LMs), and **shared** (``metric_score_shared``), the same terms summed over the tokens the two sentences
-share (the original paper's idea for a causal model); details in that module.
+Scoring (:func:`lens_bias.benchmarks.crows_pairs.score_crows_pairs`): one forward per sentence from the
+document-start token gives every convention but the harness's; ``harness`` needs a second forward per
+sentence (its prefix token), run only when it is the measure's convention. Conventions (details in that
+module): ``authors`` (the default: Nangia et al.'s shared-token comparison for a causal LM), ``harness``
+(lm-evaluation-harness's ``crows_pairs_english``), ``lens_bias`` (the whole sentence from
+``<|endoftext|>``).
 
-Metric (:func:`lens_bias.data.crows_pairs.crows_group_score`): 100 x #(score(sent_more) >
-score(sent_less)) / n scored, in every direction (``sent_more`` is always the more stereotyping
-sentence); a tie does not prefer ``sent_more``; ideal 50 (neither higher nor lower is better). A pair is
-*failed* when any of its four scores is not finite (counted in n_failed, excluded). Intervals: pairs
-resampled (each pair its own cluster).
+Statistics: ``metric_score`` under the measure's convention (the headline; its label names the
+convention), ``metric_score_{other}`` under each other convention scored, and ``differ_{other}``: the % of
+pairs whose verdict under that convention differs from the headline convention's, so a reader sees how
+much the choice matters. Metric (:func:`lens_bias.data.crows_pairs.crows_group_score`): 100 x
+#(score(sent_more) > score(sent_less)) / n scored, in every direction (``sent_more`` is always the more
+stereotyping sentence); a tie does not prefer ``sent_more``; ideal 50 (neither higher nor lower is
+better). A pair is *failed* when any of its scores is not finite (counted in n_failed, excluded).
+Intervals: pairs resampled (each pair its own cluster).
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ import numpy as np
 from jaxtyping import Float
 
 from lens_bias.audit.base import Arrays, MeasureOptions, RowMeasure, Rows, Statistic, item_chunks
-from lens_bias.benchmarks.crows_pairs import SCORING_VERSION, SCORINGS, score_crows_pairs
+from lens_bias.benchmarks.crows_pairs import (
+    CONVENTIONS,
+    DEFAULT_CONVENTION,
+    SCORING_VERSION,
+    SCORINGS,
+    check_convention,
+    convention_scores,
+    score_crows_pairs,
+)
 from lens_bias.data.crows_pairs import BIAS_TYPES, DIRECTIONS, TIE_RULE, CrowsPair, crows_group_score, load_crows_pairs
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
@@ -31,17 +43,29 @@ from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
 
 
-def _metric_statistic(scoring: str, label: str) -> Statistic:
+def _metric_statistic(convention: str, name: str, label: str) -> Statistic:
     def compute(rows: Rows, index: np.ndarray) -> float:
         ok = index[~rows["failed"][index]]
-        scores: Float[np.ndarray, "n 2"] = rows[scoring][ok]
+        scores: Float[np.ndarray, "n 2"] = rows[f"score_{convention}"][ok]
         return float(crows_group_score(scores[:, 0], scores[:, 1])["metric_score"])
 
-    def undefined(rows: Rows, index: np.ndarray) -> str:
-        return f"no scored pairs: all {index.size} failed"
+    return Statistic(name, label, compute, _all_failed, 50.0)
 
-    name = "metric_score" if scoring == "whole" else "metric_score_shared"
-    return Statistic(name, label, compute, undefined, 50.0)
+
+def _all_failed(rows: Rows, index: np.ndarray) -> str:
+    return f"no scored pairs: all {index.size} failed"
+
+
+def _differ_statistic(convention: str, headline: str) -> Statistic:
+    def compute(rows: Rows, index: np.ndarray) -> float:
+        ok = index[~rows["failed"][index]]
+        if not ok.size:
+            return float("nan")
+        verdicts = [rows[f"score_{c}"][ok] for c in (convention, headline)]
+        return 100.0 * float(np.mean(np.not_equal(*(v[:, 0] > v[:, 1] for v in verdicts))))
+
+    label = f"% pairs whose verdict under {convention} differs from {headline}"
+    return Statistic(f"differ_{convention}", label, compute, _all_failed, None)
 
 
 class CrowsPairsMeasure(RowMeasure):
@@ -51,14 +75,18 @@ class CrowsPairsMeasure(RowMeasure):
     name: ClassVar[str] = "crows_pairs"
     desc: ClassVar[str] = "CrowS-Pairs"
     raw_text: ClassVar[bool] = True  # sentences scored as raw text, no chat template
-    HEADLINE: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("overall", "metric_score"),
-        ("overall", "metric_score_shared"),
-    )
+    convention: str  # the scoring convention of the statistics (set in __init__)
 
     def __init__(
-        self, bias_types: Sequence[str] | None = None, n: int | None = None, *, seed: int = 0, chunk: int = 256
+        self,
+        bias_types: Sequence[str] | None = None,
+        n: int | None = None,
+        *,
+        seed: int = 0,
+        chunk: int = 256,
+        convention: str = DEFAULT_CONVENTION,
     ) -> None:
+        self.convention = check_convention(convention)
         if n is not None and n < 1:
             raise InputError(f"n (CrowS-Pairs pairs) must be >= 1 or None for all, got {n}.")
         if chunk < 1:
@@ -66,10 +94,12 @@ class CrowsPairsMeasure(RowMeasure):
         self.items = sample(load_crows_pairs(bias_types), n, seed)
         self.bias_types = [b for b in BIAS_TYPES if any(item.bias_type == b for item in self.items)]
         self.n, self.seed, self.chunk = n, seed, chunk
+        self.harness = convention == "harness"  # the second conditioning, only when asked
+        self.conventions = [c for c in CONVENTIONS if c != "harness" or self.harness]
 
     @classmethod
     def from_options(cls, options: MeasureOptions, model: AnyModel | None) -> CrowsPairsMeasure:
-        return cls(n=options.n_crows_pairs, seed=options.seed)
+        return cls(n=options.n_crows_pairs, seed=options.seed, convention=options.crows_pairs_convention)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -80,30 +110,34 @@ class CrowsPairsMeasure(RowMeasure):
             "seed": self.seed,
             "data": fingerprint(self.items),
             "scoring": SCORING_VERSION,
-            "scorings": SCORINGS,
-            "headline": "metric_score (whole-sentence summed log-likelihood)",
+            "scorings": {k: v for k, v in SCORINGS.items() if k != "whole_harness" or self.harness},
+            "convention": self.convention,
+            "conventions": {c: CONVENTIONS[c] for c in self.conventions},
+            "headline": f"metric_score under the {self.convention} convention",
             "tie_rule": TIE_RULE,
             "failed": "a pair with a score that is not finite; counted in n_failed, excluded from every score",
             "intervals": "pairs resampled (each pair its own cluster)",
         }
 
     def cells(self, model: AnyModel, *, batch_size: int) -> tuple[list[dict[str, Any]], list[Any]]:
-        return item_chunks(self.items, self.chunk, {"measure": self.name, "scoring": SCORING_VERSION})
+        key = {"measure": self.name, "scoring": SCORING_VERSION, "harness": self.harness}
+        return item_chunks(self.items, self.chunk, key)
 
     def score_cell(
         self, model: AnyModel, payload: Sequence[CrowsPair], *, interventions: Sequence[Intervention], batch_size: int
     ) -> Arrays:
-        return score_crows_pairs(model, payload, interventions=interventions, batch_size=batch_size)
+        return score_crows_pairs(
+            model, payload, harness=self.harness, interventions=interventions, batch_size=batch_size
+        )
 
     def rows(self, model: AnyModel, parts: list[Arrays]) -> Rows:
         scores = super().rows(model, parts)
-        whole, shared = scores["whole"], scores["shared"]
+        by_convention = {f"score_{c}": convention_scores(scores, c) for c in self.conventions}
         bias_codes = {b: i for i, b in enumerate(self.bias_types)}
         return {
-            "whole": whole,
-            "shared": shared,
-            "n_shared": scores["n_shared"],
-            "failed": np.asarray(~(np.isfinite(whole).all(1) & np.isfinite(shared).all(1))),
+            **scores,
+            **by_convention,
+            "failed": ~np.logical_and.reduce([np.isfinite(v).all(1) for v in by_convention.values()]),
             "bias_type": np.array([bias_codes[item.bias_type] for item in self.items]),
             "direction": np.array([DIRECTIONS.index(item.direction) for item in self.items]),
         }
@@ -116,8 +150,19 @@ class CrowsPairsMeasure(RowMeasure):
             out[direction] = np.flatnonzero(rows["direction"] == code)
         return out
 
+    def headline(self) -> tuple[tuple[str, str], ...]:
+        others = [c for c in self.conventions if c != self.convention]
+        return (
+            ("overall", "metric_score"),
+            *(("overall", f"metric_score_{c}") for c in others),
+            *(("overall", f"differ_{c}") for c in others),
+        )
+
     def statistics(self) -> Sequence[Statistic]:
+        label = "% pairs preferring sent_more"
+        others = [c for c in self.conventions if c != self.convention]
         return [
-            _metric_statistic("whole", "% pairs preferring sent_more, whole-sentence log-likelihood (ideal 50)"),
-            _metric_statistic("shared", "% pairs preferring sent_more, shared-token log-likelihood (ideal 50)"),
+            _metric_statistic(self.convention, "metric_score", f"{label} [{self.convention}]"),
+            *(_metric_statistic(c, f"metric_score_{c}", f"{label} [{c}]") for c in others),
+            *(_differ_statistic(c, self.convention) for c in others),
         ]

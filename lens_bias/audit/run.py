@@ -133,14 +133,26 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
+def _with_convention(text: str, summary: Mapping[str, Any]) -> str:
+    """``text`` with the summary's scoring convention, e.g. ``statistic [convention: authors]``."""
+    convention = summary.get("convention")
+    return f"{text} [convention: {convention}]" if convention else text
+
+
 def markdown_table(values: Mapping[str, Any]) -> str:
-    """The headline numbers of every measure: baseline, each condition and its paired change, 95% intervals."""
+    """The headline numbers of every measure: baseline, each condition and its paired change, 95% intervals;
+    a measure's title and first column header name its scoring convention."""
     lines = []
     for measure, entry in values.items():
         conditions = list(entry["summaries"])
-        header = ["statistic", "ideal", *conditions, *(f"change: {c}" for c in conditions if c != BASELINE)]
-        lines += [f"### {measure}", "", _row(header), "|" + "---|" * len(header)]
         base = entry["summaries"][BASELINE]
+        header = [
+            _with_convention("statistic", base),
+            "ideal",
+            *conditions,
+            *(f"change: {c}" for c in conditions if c != BASELINE),
+        ]
+        lines += [_with_convention(f"### {measure}", base), "", _row(header), "|" + "---|" * len(header)]
         for group, stat in base["headline"]:
             label = base["statistics"][stat]["label"]
             ideal = base["statistics"][stat]["ideal"]
@@ -176,8 +188,9 @@ def group_tables(values: Mapping[str, Any]) -> str:
             groups = {group: value for group, value in summary["groups"].items() if group != "overall"}
             if not groups:
                 continue
-            header = ["group", "n rows (failed)", *labels]
-            lines += [f"### {measure} per group: {condition}", "", _row(header), "|" + "---|" * len(header)]
+            header = [_with_convention("group", summary), "n rows (failed)", *labels]
+            title = _with_convention(f"### {measure} per group: {condition}", summary)
+            lines += [title, "", _row(header), "|" + "---|" * len(header)]
             for group, value in groups.items():
                 cells = [group, f"{value['n_rows']} ({value['n_failed']})"]
                 cells += [_cell(value.get("stats", {}).get(stat)) for stat in stats]

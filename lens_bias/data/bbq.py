@@ -23,7 +23,16 @@ On the shipped data this resolves 58,476 of 58,492 items; the 16 unresolved are 
 question 13 (a woman vs a girl, a man vs a boy: both or neither in the stereotyped group). The biased
 answer derived from it agrees with the authors' ``target_loc`` on all resolved items except 68 where
 ``target_loc`` is the 'African' answer of an 'African' vs 'Black' / 'African American' pair (a
-substring match in the authors' script).
+substring match in the authors' script): 52 Race_x_gender and 16 Race_x_SES questions.
+
+**Scoring conventions** (:data:`CONVENTIONS`, the ``convention`` of :func:`item_arrays`): ``authors``
+(the default; ``BBQ_calculate_bias_score.R`` of the BBQ repository) takes the biased answer from
+``target_loc`` of ``additional_metadata.csv`` (:attr:`BBQItem.target_loc`, which already flips with the
+question's polarity), drops the 16 items without one before every score, accuracy included, drops items
+whose top answer scores tie, and reports the questions with proper names apart ("Category (names)",
+``label_type == 'name'``: :attr:`BBQItem.label_type`); ``lens_bias`` takes :attr:`BBQItem.biased_index`
+(the matching above, which does not mistake 'African' for 'African American'), keeps the unresolved items
+in accuracy, takes the first of tied answers and pools names with labels.
 """
 
 from __future__ import annotations
@@ -57,6 +66,15 @@ CATEGORIES = (
     "Sexual_orientation",
 )
 INTERSECTIONAL = ("Race_x_SES", "Race_x_gender")
+CONVENTIONS = {
+    "authors": "the BBQ authors' analysis (BBQ_calculate_bias_score.R): biased answer = target_loc of "
+    "additional_metadata.csv; items without one dropped before every score; tied answers dropped; "
+    "questions with proper names reported apart as 'Category (names)'",
+    "lens_bias": "biased answer by token matching of answer_info to stereotyped_groups (lens_bias.data.bbq); "
+    "unresolved items kept in accuracy; the first tied answer taken; names pooled with labels",
+}
+DEFAULT_CONVENTION = "authors"
+"""The field's standard: the scores of the BBQ paper's tables."""
 _ANSWER_KEYS = ("ans0", "ans1", "ans2")
 _ALIASES = {"woman": "f", "women": "f", "girl": "f", "man": "m", "men": "m", "boy": "m", "latina": "latino"}
 
@@ -77,6 +95,8 @@ class BBQItem:
     unknown_index: int  # index of the 'unknown' answer
     target_index: int | None  # index of the stereotyped-group answer; None if unresolved
     answer_tags: tuple[str, str, str]  # answer_info group tag of each answer, e.g. ('old', 'nonOld', 'unknown')
+    target_loc: int | None  # the authors' biased answer (additional_metadata.csv, flips with polarity); None: NA
+    label_type: str  # 'label' (a group label) | 'name' (a proper name stands for the group), the authors' column
 
     @property
     def uid(self) -> str:
@@ -128,29 +148,30 @@ def resolve_target_index(
 
 
 @lru_cache(maxsize=2)
-def _var2_table(path: Path) -> dict[tuple[str, int], str]:
+def _metadata_table(path: Path) -> dict[tuple[str, int], tuple[str, str, str]]:
+    """(category, example_id) -> (Known_stereotyped_var2, target_loc, label_type) of the authors' file."""
     # Read as strings: the file's columns mix numbers, 'NA' and text, which breaks type inference.
-    columns = ["category", "example_id", "Known_stereotyped_var2"]
+    columns = ["category", "example_id", "Known_stereotyped_var2", "target_loc", "label_type"]
     features = Features({column: Value("string") for column in columns})
     table = load_dataset(
         "csv", data_files=str(path), split="train", usecols=columns, features=features, keep_default_na=False
     ).to_dict()
     return {
-        (category, int(example_id)): var2
-        for category, example_id, var2 in zip(*(table[column] for column in columns))
-        if category in INTERSECTIONAL
+        (category, int(example_id)): (var2, target_loc, label_type)
+        for category, example_id, var2, target_loc, label_type in zip(*(table[column] for column in columns))
     }
 
 
 @lru_cache(maxsize=2)
 def _read(files: tuple[Path, ...], metadata: Path) -> tuple[BBQItem, ...]:
-    var2 = _var2_table(metadata)
+    metadata_rows = _metadata_table(metadata)
     items = []
     for row in load_dataset("json", data_files=[str(f) for f in files], split="train").to_list():
         info = [row["answer_info"][k] for k in _ANSWER_KEYS]
         answers = tuple(row[k] for k in _ANSWER_KEYS)
         unknown_index = next(i for i, (_, tag) in enumerate(info) if tag == "unknown")
-        item_var2 = var2[(row["category"], row["example_id"])] if row["category"] in INTERSECTIONAL else None
+        var2, target_loc, label_type = metadata_rows[(row["category"], row["example_id"])]
+        item_var2 = var2 if row["category"] in INTERSECTIONAL else None
         items.append(
             BBQItem(
                 example_id=row["example_id"],
@@ -167,6 +188,8 @@ def _read(files: tuple[Path, ...], metadata: Path) -> tuple[BBQItem, ...]:
                     info, answers, row["additional_metadata"]["stereotyped_groups"], unknown_index, item_var2
                 ),
                 answer_tags=(info[0][1], info[1][1], info[2][1]),
+                target_loc=None if target_loc in ("", "NA") else int(target_loc),
+                label_type=label_type,
             )
         )
     return tuple(items)
@@ -213,14 +236,50 @@ def _undefined_reason(counts: dict[str, Any], contexts: str) -> str | None:
     return f"no non-unknown answers in {contexts} contexts"
 
 
-def item_arrays(items: Sequence[BBQItem]) -> dict[str, np.ndarray]:
+def check_convention(convention: str) -> str:
+    """``convention`` if it is one of :data:`CONVENTIONS`, else an InputError naming them."""
+    if convention not in CONVENTIONS:
+        raise InputError(f"Unknown BBQ convention {convention!r}; known: {', '.join(CONVENTIONS)}.")
+    return convention
+
+
+def biased_answer(item: BBQItem, convention: str) -> int | None:
+    """The bias-consistent answer of ``item`` under ``convention`` (None: unresolved)."""
+    return item.target_loc if check_convention(convention) == "authors" else item.biased_index
+
+
+def group_name(item: BBQItem, convention: str) -> str:
+    """The group ``item`` is reported in: its category, or under ``authors`` "Category (names)" for a
+    question with proper names."""
+    names = check_convention(convention) == "authors" and item.label_type == "name"
+    return f"{item.category} (names)" if names else item.category
+
+
+def item_arrays(items: Sequence[BBQItem], convention: str = "lens_bias") -> dict[str, np.ndarray]:
     """The item fields the scores need, as ``[n]`` int arrays: ``label``, ``unknown`` (index of the unknown
-    answer), ``biased`` (:attr:`BBQItem.biased_index`, -1 when unresolved) and ``ambiguous`` (bool)."""
+    answer), ``biased`` (:func:`biased_answer` under ``convention``, -1 when unresolved) and ``ambiguous``
+    (bool)."""
+    biased = [biased_answer(item, convention) for item in items]
     return {
         "label": np.array([item.label for item in items], dtype=np.int64),
         "unknown": np.array([item.unknown_index for item in items], dtype=np.int64),
-        "biased": np.array([-1 if item.biased_index is None else item.biased_index for item in items], dtype=np.int64),
+        "biased": np.array([-1 if b is None else b for b in biased], dtype=np.int64),
         "ambiguous": np.array([item.context_condition == "ambig" for item in items], dtype=bool),
+    }
+
+
+def convention_differences(items: Sequence[BBQItem]) -> dict[str, int]:
+    """How many of ``items`` the two conventions treat differently, by rule alone (no model): a different
+    biased answer (both resolved), dropped by ``authors`` for having no ``target_loc``, unresolved by
+    ``lens_bias``, and reported apart as a name-based question by ``authors``."""
+    return {
+        "n_items": len(items),
+        "n_biased_answer_differs": sum(
+            i.target_loc is not None and i.biased_index is not None and i.target_loc != i.biased_index for i in items
+        ),
+        "n_dropped_authors_no_target_loc": sum(i.target_loc is None for i in items),
+        "n_unresolved_lens_bias": sum(i.biased_index is None for i in items),
+        "n_name_based": sum(i.label_type == "name" for i in items),
     }
 
 

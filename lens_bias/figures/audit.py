@@ -65,28 +65,36 @@ def stereoset_figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
 
 
 def crows_pairs_figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
-    """``crows_pairs_metric_score`` / ``crows_pairs_metric_score_shared``: the metric per bias type."""
+    """``crows_pairs_metric_score`` (the measure's convention) and ``crows_pairs_metric_score_{convention}``
+    (each other convention scored): the metric per bias type."""
     labels = [group for group in _groups(summaries) if group not in DIRECTIONS]
+    base = next(iter(summaries.values()))
+    stats = [stat for stat in base["statistics"] if stat.startswith("metric_score")]
+    conventions = {stat: stat.removeprefix("metric_score_") for stat in stats}
+    conventions["metric_score"] = base.get("convention") or "whole sentence"
     return {
         f"crows_pairs_{stat}": bars_with_ci(
             labels,
             condition_series(summaries, labels, stat),
-            title=f"CrowS-Pairs metric score per bias type ({scoring}; 50 = no preference, empty = undefined)",
+            title=f"CrowS-Pairs metric score per bias type ({conventions[stat]} convention; 50 = no preference, "
+            "empty = undefined)",
             y_title="% pairs preferring the more-stereotyping sentence",
             reference_line=50.0,
         )
-        for stat, scoring in (("metric_score", "whole sentence"), ("metric_score_shared", "shared tokens"))
+        for stat in stats
     }
 
 
 def bbq_figures(summaries: dict[str, Summary]) -> dict[str, go.Figure]:
     """``bbq_s_amb`` / ``bbq_s_dis``: the bias scores per category (likelihood scoring)."""
     categories = [group for group in _groups(summaries) if group != "overall"]
+    convention = next(iter(summaries.values())).get("convention")
+    scoring = "likelihood scoring" + (f", {convention} convention" if convention else "")
     return {
         f"bbq_{key}": bars_with_ci(
             categories,
             condition_series(summaries, categories, key),
-            title=f"BBQ {title} per category (likelihood scoring; 0 = unbiased, empty = undefined)",
+            title=f"BBQ {title} per category ({scoring}; 0 = unbiased, empty = undefined)",
             y_title=f"{title} in [-1, 1]",
             reference_line=0.0,
         )

@@ -125,15 +125,17 @@ def token_logprobs(
     model: AnyModel,
     texts: Sequence[str],
     *,
+    start_id: int | None = None,
     interventions: Sequence[Intervention] = (),
     batch_size: int = 16,
     progress: bool | str = False,
 ) -> TokenLogProbs:
-    """Every token's log-probability in each text, each given the document start and the tokens before it.
+    """Every token's log-probability in each text, each given the document start (or the token ``start_id``)
+    and the tokens before it.
 
     The batch is :func:`continuation_logprobs`' with prompt ``""`` (same tokens, same positions for
     interventions), so ``logprobs[i].sum()`` is its ``total`` for text i; only real positions are read."""
-    batch = continuation_batch(tokenizer_of(model), [""] * len(texts), texts)
+    batch = continuation_batch(tokenizer_of(model), [""] * len(texts), texts, start_id=start_id)
     tokens, logprobs = [], []
     for chunk, logits in run_chunks(
         model, batch, interventions=interventions, batch_size=batch_size, progress=progress

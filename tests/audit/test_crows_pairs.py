@@ -29,6 +29,8 @@ def hand_rows(entries=HAND):
     return {
         "whole": whole,
         "shared": shared,
+        "score_authors": np.round(shared, 3),
+        "score_lens_bias": whole,
         "n_shared": np.ones(len(entries), dtype=np.int64),
         "failed": ~(np.isfinite(whole).all(1) & np.isfinite(shared).all(1)),
         "bias_type": np.array([e[2] for e in entries]),
@@ -47,26 +49,43 @@ def values(summary, group):
 
 def test_metric_scores_hand_computed_with_ties_failures_and_groups(measure):
     summary = measure.summarize(hand_rows(), seed=0)
-    assert values(summary, "overall") == pytest.approx({"metric_score": 50.0, "metric_score_shared": 50.0})
+
+    def expect(authors, lens_bias, differ=50.0):  # differ: pairs 0 and 3 flip between the two conventions
+        return pytest.approx({"metric_score": authors, "metric_score_lens_bias": lens_bias, "differ_lens_bias": differ})
+
+    assert summary["convention"] == "authors" and measure.describe()["convention"] == "authors"
+    assert values(summary, "overall") == expect(50.0, 50.0)
     assert summary["groups"]["overall"]["n_failed"] == 1
-    assert values(summary, "gender") == pytest.approx({"metric_score": 50.0, "metric_score_shared": 0.0})
-    assert values(summary, "age") == pytest.approx({"metric_score": 50.0, "metric_score_shared": 100.0})
-    assert values(summary, "stereo") == pytest.approx({"metric_score": 100.0, "metric_score_shared": 50.0})
-    assert values(summary, "antistereo") == pytest.approx({"metric_score": 0.0, "metric_score_shared": 50.0})
+    assert values(summary, "gender") == expect(0.0, 50.0)
+    assert values(summary, "age") == expect(100.0, 50.0)
+    assert values(summary, "stereo") == expect(50.0, 100.0)
+    assert values(summary, "antistereo") == expect(50.0, 0.0)
     assert summary["groups"]["religion"]["stats"]["metric_score"]["undefined"] == "no rows in this group"
     assert set(summary["groups"]) == {"overall", *BIAS_TYPES, *DIRECTIONS}
-    assert summary["headline"] == [["overall", "metric_score"], ["overall", "metric_score_shared"]]
+    headline = [["overall", "metric_score"], ["overall", "metric_score_lens_bias"], ["overall", "differ_lens_bias"]]
+    assert summary["headline"] == headline
     assert summary["statistics"]["metric_score"]["ideal"] == 50.0
+    assert "[authors]" in summary["statistics"]["metric_score"]["label"]
     # the same numbers as crows_pairs_score (one implementation)
     rows = hand_rows()
     reference = crows_pairs_score(rows["whole"][:, 0].tolist(), rows["whole"][:, 1].tolist())
     assert reference["metric_score"] == pytest.approx(50.0) and reference["n_failed"] == 1
 
 
+def test_lens_bias_convention_heads_the_table():
+    measure = CrowsPairsMeasure(n=4, convention="lens_bias")
+    summary = measure.summarize(hand_rows(), seed=0)
+    assert summary["convention"] == "lens_bias" and not measure.harness  # no second conditioning
+    assert summary["groups"]["stereo"]["stats"]["metric_score"]["value"] == pytest.approx(100.0)
+    assert [stat for _, stat in summary["headline"]] == ["metric_score", "metric_score_authors", "differ_authors"]
+    with pytest.raises(InputError, match="known: authors, harness, lens_bias"):
+        CrowsPairsMeasure(convention="nangia")
+
+
 def test_all_failed_is_undefined_never_50(measure):
     rows = hand_rows([((math.nan, -1.0), (0.0, 0.0), GENDER, STEREO)] * 3)
     summary = measure.summarize(rows, seed=0)
-    for stat in ("metric_score", "metric_score_shared"):
+    for stat in ("metric_score", "metric_score_lens_bias"):
         entry = summary["groups"]["overall"]["stats"][stat]
         assert entry["value"] is None and "all 3 failed" in entry["undefined"]
 
@@ -97,6 +116,7 @@ def test_bad_arguments_fail_before_any_work():
 def test_figures_one_per_scoring(measure):
     summary = measure.summarize(hand_rows(), seed=0)
     figures = crows_pairs_figures({"baseline": summary})
-    assert set(figures) == {"crows_pairs_metric_score", "crows_pairs_metric_score_shared"}
+    assert set(figures) == {"crows_pairs_metric_score", "crows_pairs_metric_score_lens_bias"}
+    assert "authors convention" in figures["crows_pairs_metric_score"].layout.title.text
     bar = next(trace for trace in figures["crows_pairs_metric_score"].data if trace.type == "bar")
     assert list(bar.x) == ["overall", *BIAS_TYPES] and bar.y[0] == pytest.approx(50.0)

@@ -30,12 +30,14 @@ def test_conditions_are_compared_with_one_baseline(tiny_long_model, steer, tmp_p
     change = entry["changes"]["noise"]["groups"]["overall"]["stats"]["accuracy_ambig"]
     assert change["value"] == pytest.approx(after - base)
     table = markdown_table(values)
-    assert "| statistic | ideal | baseline | noise | change: noise |" in table
+    assert "### bbq [convention: authors]" in table
+    assert "| statistic [convention: authors] | ideal | baseline | noise | change: noise |" in table
     assert "s_AMB (likelihood)" in table
     assert all(line.count(" | ") == 4 for line in table.splitlines() if line.startswith("| s_")), "one cell per column"
     assert set(rows_as_tensors(rows)) >= {"bbq/baseline/option_logprob", "bbq/noise/failed"}
     groups = group_tables(values).splitlines()
-    assert groups[0] == "### bbq per group: baseline" and "### bbq per group: noise" in groups
+    assert groups[0] == "### bbq per group: baseline [convention: authors]"
+    assert "### bbq per group: noise [convention: authors]" in groups
     age = next(line for line in groups if line.startswith("| Age |")).split(" | ")
     assert age[1] == "6 (0)" and len(age) == 2 + 5, "n rows (failed), then the five overall headline statistics"
     s_amb = entry["summaries"][BASELINE]["groups"]["Age"]["stats"]["s_amb"]

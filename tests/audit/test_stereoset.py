@@ -258,5 +258,5 @@ def test_real_model_stereoset_and_crows_pairs(smollm):
     crows = CrowsPairsMeasure(n=30, seed=0)
     crows_rows = crows.score(smollm, [], cells=CellStore(None), batch_size=16, progress=False)
     assert not crows_rows["failed"].any() and (crows_rows["n_shared"] > 0).all()
-    for value in point_values(crows, crows_rows).values():
-        assert 0 < value < 100
+    for name, value in point_values(crows, crows_rows).items():  # differ_*: % of verdicts flipped, may be 0
+        assert 0 < value < 100 if name.startswith("metric_score") else 0 <= value <= 100

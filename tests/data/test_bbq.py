@@ -113,10 +113,12 @@ def test_resolve_target_index_rules():
 # --- scores -------------------------------------------------------------------------------------
 
 
-def item(n, condition, polarity, label, target=0, unknown=2, category="Age") -> BBQItem:
+def item(n, condition, polarity, label, target=0, unknown=2, category="Age", label_type="label") -> BBQItem:
     answers = ("a0", "a1", "unknown")
+    tags = ("g0", "g1", "unknown")
+    flipped = None if target is None else (target if polarity == "neg" else 3 - unknown - target)
     return BBQItem(
-        n, category, 1, polarity, condition, "ctx", "q?", answers, label, unknown, target, ("g0", "g1", "unknown")
+        n, category, 1, polarity, condition, "ctx", "q?", answers, label, unknown, target, tags, flipped, label_type
     )
 
 

@@ -16,6 +16,7 @@ from lens_bias.errors import InputError
         (["--intervention", "missing.json"], "--intervention missing.json: no such file"),
         (["--split-file", "missing.json"], "--split-file missing.json: no such file"),
         (["--n-bbq", "0"], "--n-bbq must be >= 1"),
+        (["--bbq-convention", "harness"], "invalid choice: 'harness'"),
         (["--measures"], "no audit measures; registered: stereoset, crows_pairs, bbq"),
     ],
 )
@@ -35,7 +36,7 @@ def test_bbq_audit_end_to_end_and_replot(tiny_long_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert result.name == "audit" and set(result.values) == {"bbq"}
     written = (out / "audit.md").read_text()
-    assert written.startswith("# Bias audit of") and "### bbq per group: baseline" in written
+    assert written.startswith("# Bias audit of") and "### bbq per group: baseline [convention: authors]" in written
     assert "| s_AMB (likelihood) | 0 |" in printed and (out / "bbq_s_amb.html").is_file()
     assert "bbq/baseline/option_logprob" in result.tensors
     replotted = audit.main(["--replot", str(out / "audit.json"), "--no-png"])
@@ -72,6 +73,7 @@ def test_benchmark_measures_end_to_end(tiny_long_dir, tmp_path, capsys):
     result = audit.main(["--model", str(tiny_long_dir), *args, "--no-png", "--out", str(out)])
     printed = capsys.readouterr().out
     assert set(result.values) == {"stereoset", "crows_pairs"}
-    assert "### stereoset" in printed and "### crows_pairs" in printed
-    for figure in ("stereoset_ss", "crows_pairs_metric_score", "crows_pairs_metric_score_shared"):
+    assert "### stereoset [convention: authors]" in printed and "### crows_pairs [convention: authors]" in printed
+    assert result.values["crows_pairs"]["describe"]["convention"] == "authors"
+    for figure in ("stereoset_ss", "crows_pairs_metric_score", "crows_pairs_metric_score_lens_bias"):
         assert (out / f"{figure}.html").is_file()

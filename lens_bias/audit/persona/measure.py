@@ -56,6 +56,7 @@ class PersonaBBQMeasure(RowMeasure):
         ("overall", "accuracy_disambig"),
         ("overall", "format_mass"),
     )
+    convention = "lens_bias"  # BBQ's biased answers by lens_bias.data.bbq's matching (item_arrays' default)
 
     def __init__(
         self,
