@@ -163,7 +163,8 @@ def _resolve_dtype(dtype: torch.dtype | str | None, device: str) -> torch.dtype:
         return torch.float16 if device.startswith("cuda") else torch.float32
     if not isinstance(dtype, (str, torch.dtype)):
         raise ModelLoadError(
-            f"dtype must be a torch.dtype or one of float32, float16, bfloat16, {MIXED}; got {type(dtype).__name__} {dtype!r}."
+            f"dtype must be a torch.dtype or one of float32, float16, bfloat16, {MIXED}; "
+            f"got {type(dtype).__name__} {dtype!r}."
         )
     if dtype == MIXED:
         return torch.float32  # the fp32 model that to_mixed_precision converts
@@ -202,7 +203,7 @@ def load_model(
         name: ``"smollm2-135m-instruct"``, ``"llama-2-7b-chat"``, ``"llama-2-7b"``, a local HF folder,
             a ``.gguf`` path, or a TransformerLens official model name (:func:`resolve_model`).
         device: ``"cpu"``, ``"cuda"``, ...; default CUDA when available.
-        dtype: default float16 on CUDA, float32 on CPU. Parity tests use float32. ``"bf16-mixed"``: bf16 matrix
+        dtype: default float16 on CUDA, float32 on CPU. Parity tests use float32. ``"bf16_mixed"``: bf16 matrix
             products with an fp32 residual stream and fp32 logits (:mod:`lens_bias.models.precision`; which dtype
             for what: README "Which dtype").
         processing: TransformerLens weight-processing flags (default :data:`NO_PROCESSING`).

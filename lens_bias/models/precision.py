@@ -1,4 +1,4 @@
-"""The ``bf16-mixed`` precision: bf16 matrix products, an fp32 residual stream, fp32 norms and logits.
+"""The ``bf16_mixed`` precision: bf16 matrix products, an fp32 residual stream, fp32 norms and logits.
 
 :func:`to_mixed_precision` turns an fp32 ``HookedTransformer`` into one whose blocks' weight matrices (the
 attention's ``W_Q``, ``W_K``, ``W_V``, ``W_O`` and the MLP's ``W_in``, ``W_gate``, ``W_out``) are stored in bf16 and
@@ -23,7 +23,7 @@ from transformer_lens.components import Unembed
 from lens_bias.errors import InputError
 
 #: The name of the mode (a ``--dtype`` choice, the model record's ``dtype``).
-MIXED = "bf16-mixed"
+MIXED = "bf16_mixed"
 
 #: The blocks' weight matrices stored in bf16 (last component of the parameter name).
 BF16_MATRICES = ("W_Q", "W_K", "W_V", "W_O", "_W_K", "_W_V", "W_in", "W_gate", "W_out")
@@ -50,7 +50,7 @@ class FloatUnembed(Unembed):
 
 
 def to_mixed_precision(model: HookedTransformer) -> HookedTransformer:
-    """``model`` (fp32, changed in place and returned) in the ``bf16-mixed`` precision (module docstring)."""
+    """``model`` (fp32, changed in place and returned) in the ``bf16_mixed`` precision (module docstring)."""
     if type(model) is not HookedTransformer or model.cfg.dtype != torch.float32:
         raise InputError(
             f"{MIXED} applies to an fp32 HookedTransformer; got a {type(model).__name__} in {model.cfg.dtype}."
