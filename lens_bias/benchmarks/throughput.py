@@ -74,8 +74,8 @@ def bench_throughput(
         hf_model, tokenizer = load_hf(resolve_model(model_name))
         hf_model.eval()
         tokens = int(continuation_batch(tokenizer, [""] * len(texts), texts).lengths.sum())
-        for name, dtype in (("transformers float32", torch.float32), ("transformers bfloat16", torch.bfloat16)):
-            hf_model.to(dtype)
+        for name, torch_dtype in (("transformers float32", torch.float32), ("transformers bfloat16", torch.bfloat16)):
+            hf_model.to(torch_dtype)
             plain_forward_sums(hf_model, tokenizer, texts[:2], batch_size=batch_size)
             seconds, sums = _timed(plain_forward_sums, hf_model, tokenizer, texts, batch_size=batch_size)
             diff = sums[:n] - sums[n:]

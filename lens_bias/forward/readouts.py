@@ -196,13 +196,14 @@ def next_token_logprobs(
     """Log-probabilities of the next token after each row's last real token, ``[n, d_vocab]``."""
     rows = []
     # a HookedTransformer unembeds the last positions only (a TransformerBridge runs its whole forward)
-    stop = model.cfg.n_layers if isinstance(model, HookedTransformer) else None
+    hooked = model if isinstance(model, HookedTransformer) else None
+    stop = model.cfg.n_layers if hooked is not None else None
     for chunk, output in run_chunks(
         model, batch, interventions=interventions, batch_size=batch_size, stop_at_layer=stop, progress=progress
     ):
         last = output[torch.arange(len(chunk)), chunk.positions["last"]]
-        if stop is not None:  # still inside run_chunks' hooks and inference mode
-            last = unembed_rows(model, last)
+        if hooked is not None:  # still inside run_chunks' hooks and inference mode
+            last = unembed_rows(hooked, last)
         rows.append(last.float().log_softmax(-1).cpu())
     return torch.cat(rows)
 
