@@ -3,14 +3,16 @@
 Prints, in one run on the same CrowS-Pairs sentences (the same token ids everywhere): a plain Hugging Face
 transformers forward in fp32 and bf16 (the floor: each token's log-probability, no hooks), the project's
 CrowS-Pairs scoring at each ``--dtypes`` (TransformerLens, hooks and all), and lm-evaluation-harness when it is
-installed; tokens/s, each path's time against the plain fp32 forward and against the project's fp32 scoring, and
+installed; wall and CPU time, tokens per CPU second, each path's CPU time against the plain fp32 forward (the
+floor) and against the project's scoring at the first ``--dtypes`` (the reference), and
 how often each path's decisions (which sentence of a pair is likelier, whole sentence and shared tokens) agree with
-the project's fp32, with the fp32 margins (nats) of the pairs that flipped.
+the reference's, with the reference's margins (nats) of the pairs that flipped.
 
     python -m experiments.bench_throughput [--n-pairs 300] [--dtypes float32 bfloat16 bf16_mixed] [--quick]
 
-It only prints (no saved result, so no ``--replot``). Runs on the CPU; the machine's other jobs change the times,
-not the ratios of one run much: compare paths within a run.
+It only prints (no saved result, so no ``--replot``). Runs on the CPU. The ratios are of CPU time, which other jobs
+on the machine change less than wall time (least with ``--threads 1``: no thread waits on a busy core); compare
+paths within a run.
 """
 
 from __future__ import annotations
@@ -72,15 +74,15 @@ def main(argv: list[str] | None = None) -> None:
         f"{torch.get_num_threads()} threads, model {config.model}"
     )
     print(
-        f"{'path':26s} {'time':>8s} {'tokens/s':>9s} {'vs floor':>9s} {'vs ref':>7s}  agreement with {reference.name}"
+        f"{'path':22s} {'wall':>8s} {'CPU':>8s} {'tok/CPU s':>9s} {'vs floor':>8s} {'vs ref':>7s}  agreement with ref"
     )
     for t in timings:
         agree = agreement(t, reference)
         shared = f", shared {100 * agree['shared']:.1f}%" if "shared" in agree else ""
         print(
-            f"{t.name:26s} {t.seconds:7.2f}s {t.tokens_per_s:9.0f} {t.seconds / floor.seconds:8.2f}x "
-            f"{t.seconds / reference.seconds:6.2f}x  whole {100 * agree['whole']:.1f}%{shared}"
-            f" (flipped at fp32 margins {agree['flipped_margins']})"
+            f"{t.name:22s} {t.seconds:7.2f}s {t.cpu_seconds:7.2f}s {t.tokens_per_cpu_s:9.0f} "
+            f"{t.cpu_seconds / floor.cpu_seconds:7.2f}x {t.cpu_seconds / reference.cpu_seconds:6.2f}x  "
+            f"whole {100 * agree['whole']:.1f}%{shared} (flipped at fp32 margins {agree['flipped_margins']})"
         )
     if importlib.util.find_spec("lm_eval") is None:
         print("lm-evaluation-harness: not installed (pip install lm_eval), skipped")

@@ -23,13 +23,15 @@ from lens_bias.prompts import continuation_batch
 
 @dataclass(frozen=True)
 class PathTiming:
-    """One path over the pairs: ``seconds`` of wall time (model load not included), ``tokens`` read (every real
-    token of both sentences, the document-start token included), ``more_likely``: ``[n]`` whether the
-    stereotyping sentence scores higher, by the whole-sentence sum (``whole``) and over the shared tokens
-    (``shared``; the plain forward reads the whole sentence only: None)."""
+    """One path over the pairs: ``seconds`` of wall time and ``cpu_seconds`` of the process's CPU time (every
+    thread; on a machine shared with other jobs the steadier of the two), model load not included; ``tokens``
+    read (every real token of both sentences, the document-start token included); ``whole``: ``[n]`` whether
+    the stereotyping sentence scores higher by the whole-sentence sum, ``margin`` the difference (nats);
+    ``shared``: the same over the shared tokens (the plain forward reads whole sentences only: None)."""
 
     name: str
     seconds: float
+    cpu_seconds: float
     tokens: int
     whole: Bool[np.ndarray, " n"]
     shared: Bool[np.ndarray, " n"] | None
@@ -38,6 +40,10 @@ class PathTiming:
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds
+
+    @property
+    def tokens_per_cpu_s(self) -> float:
+        return self.tokens / self.cpu_seconds
 
 
 def plain_forward_sums(hf_model: Any, tokenizer: Any, texts: Sequence[str], *, batch_size: int) -> np.ndarray:
@@ -54,11 +60,11 @@ def plain_forward_sums(hf_model: Any, tokenizer: Any, texts: Sequence[str], *, b
     return torch.cat(sums).numpy()
 
 
-def _timed(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
-    """``(wall seconds, result)`` of ``call(*args, **kwargs)``."""
-    start = time.perf_counter()
+def _timed(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, float, Any]:
+    """``(wall seconds, process CPU seconds, result)`` of ``call(*args, **kwargs)``."""
+    start, cpu = time.perf_counter(), time.process_time()
     out = call(*args, **kwargs)
-    return time.perf_counter() - start, out
+    return time.perf_counter() - start, time.process_time() - cpu, out
 
 
 def bench_throughput(
@@ -77,18 +83,18 @@ def bench_throughput(
         for name, torch_dtype in (("transformers float32", torch.float32), ("transformers bfloat16", torch.bfloat16)):
             hf_model.to(torch_dtype)
             plain_forward_sums(hf_model, tokenizer, texts[:2], batch_size=batch_size)
-            seconds, sums = _timed(plain_forward_sums, hf_model, tokenizer, texts, batch_size=batch_size)
+            seconds, cpu, sums = _timed(plain_forward_sums, hf_model, tokenizer, texts, batch_size=batch_size)
             diff = sums[:n] - sums[n:]
-            timings.append(PathTiming(name, seconds, tokens, diff > 0, None, diff))
+            timings.append(PathTiming(name, seconds, cpu, tokens, diff > 0, None, diff))
         del hf_model
     for dtype in dtypes:
         model = load_model(model_name, device="cpu", dtype=dtype)
         tokens = int(continuation_batch(tokenizer_of(model), [""] * len(texts), texts).lengths.sum())
         score_crows_pairs(model, pairs[:1], batch_size=batch_size)
-        seconds, scores = _timed(score_crows_pairs, model, pairs, batch_size=batch_size)
+        seconds, cpu, scores = _timed(score_crows_pairs, model, pairs, batch_size=batch_size)
         whole = scores["whole"][:, 0] - scores["whole"][:, 1]
         shared = scores["shared"][:, 0] > scores["shared"][:, 1]
-        timings.append(PathTiming(f"lens_bias {dtype}", seconds, tokens, whole > 0, shared, whole))
+        timings.append(PathTiming(f"lens_bias {dtype}", seconds, cpu, tokens, whole > 0, shared, whole))
         del model
     return timings
 
