@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 from lens_bias.embedded import EMBEDDED_MODEL
 from lens_bias.errors import InputError
 
-#: The ``--dtype`` choices (names of torch dtypes).
-DTYPES = ("float32", "bfloat16", "float16")
+#: The ``--dtype`` choices: names of torch dtypes and ``bf16_mixed`` (bf16 matrix products, fp32 residual stream
+#: and logits: lens_bias.models.precision). Which to use for what: README "Which dtype".
+DTYPES = ("float32", "bfloat16", "float16", "bf16_mixed")
 
 
 C = TypeVar("C", bound="RunConfig")
@@ -30,7 +31,8 @@ class RunConfig:
     dtype: str | None = field(
         default=None,
         metadata={
-            "help": "weights' dtype (default: load_model's: float32, float16 for Llama 2 on a GPU)",
+            "help": "weights' dtype (default: load_model's: float32, float16 for Llama 2 on a GPU); bf16_mixed: bf16 "
+            "matrix products, fp32 residual stream and logits",
             "choices": DTYPES,
         },
     )

@@ -21,6 +21,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from lens_bias.errors import InputError
 from lens_bias.forward.hooks import ForwardContext, Intervention, applied
+from lens_bias.forward.readouts import last_position_logits
 from lens_bias.models import AnyModel, device_of, tokenizer_of
 from lens_bias.prompts import ChatTemplate, PromptBatch, chat_batch
 
@@ -55,11 +56,11 @@ def _generate_batch(
     step_tokens, step_mask = tokens, mask
     with applied(model, interventions, context):
         for _ in range(max_new_tokens):
-            if cache is not None:
-                logits = model(step_tokens, past_kv_cache=cache, attention_mask=step_mask)
+            if cache is not None:  # the prompt's positions fill the cache; only the last one is unembedded
+                assert isinstance(model, HookedTransformer)  # use_cache needs one (checked by generate)
+                last = last_position_logits(model, step_tokens, cache, step_mask).float()
             else:
-                logits = model(step_tokens, attention_mask=step_mask)
-            last = logits[:, -1].float()
+                last = model(step_tokens, attention_mask=step_mask)[:, -1].float()
             if temperature == 0.0:
                 next_ids = last.argmax(-1)
             else:

@@ -197,10 +197,15 @@ def next_token_logprobs(
 ) -> Float[Tensor, "n d_vocab"]:
     """Log-probabilities of the next token after each row's last real token, ``[n, d_vocab]``."""
     rows = []
-    for chunk, logits in run_chunks(
-        model, batch, interventions=interventions, batch_size=batch_size, progress=progress
+    # a HookedTransformer unembeds the last positions only (a TransformerBridge runs its whole forward)
+    hooked = model if isinstance(model, HookedTransformer) else None
+    stop = model.cfg.n_layers if hooked is not None else None
+    for chunk, output in run_chunks(
+        model, batch, interventions=interventions, batch_size=batch_size, stop_at_layer=stop, progress=progress
     ):
-        last = logits[torch.arange(len(chunk)), chunk.positions["last"]]
+        last = output[torch.arange(len(chunk)), chunk.positions["last"]]
+        if hooked is not None:  # still inside run_chunks' hooks and inference mode
+            last = unembed_rows(hooked, last)
         rows.append(last.float().log_softmax(-1).cpu())
     return torch.cat(rows)
 
@@ -266,18 +271,25 @@ def _select_cache_rows(cache: Any, index: Int[Tensor, " rows"]) -> None:
     cache.previous_attention_mask = cache.previous_attention_mask[index]
 
 
-def _last_position_logits(
-    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], cache: Any, mask: Tensor
-) -> Float[Tensor, "batch d_vocab"]:
-    """The logits of the last position only: the blocks run on every position (filling ``cache``), the
-    final norm and the unembedding (a fifth of a small model's compute when applied everywhere) on the
-    last."""
+def unembed_rows(model: HookedTransformer, residual: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_vocab"]:
+    """The logits of final-layer residual rows: the final norm, the unembedding and the logit soft-cap, as the
+    model's forward applies them, on these rows only."""
     from transformer_lens.utilities import apply_softcap
 
-    residual = model(tokens, past_kv_cache=cache, attention_mask=mask, stop_at_layer=model.cfg.n_layers)[:, -1:]
+    residual = residual[:, None]
     if model.cfg.normalization_type is not None:
         residual = model.ln_final(residual)
-    return apply_softcap(model.unembed(residual), model.cfg.output_logits_soft_cap)[:, -1]
+    return apply_softcap(model.unembed(residual), model.cfg.output_logits_soft_cap)[:, 0]
+
+
+def last_position_logits(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], cache: Any, mask: Tensor
+) -> Float[Tensor, "batch d_vocab"]:
+    """The logits of the last position only: the blocks run on every position (filling ``cache``, a
+    TransformerLens KV cache, or None), the final norm and the unembedding (a fifth of a small model's compute
+    when applied everywhere) on the last."""
+    residual = model(tokens, past_kv_cache=cache, attention_mask=mask, stop_at_layer=model.cfg.n_layers)
+    return unembed_rows(model, residual[:, -1])
 
 
 def shared_prompt_logprobs(
@@ -373,7 +385,7 @@ def shared_prompt_logprobs(
         context = ForwardContext(shifted.to(device))
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, len(chunk))
         with applied(model, interventions, context), torch.inference_mode():
-            first_lp = _last_position_logits(model, tokens.to(device), cache, mask.to(device)).float().log_softmax(-1)
+            first_lp = last_position_logits(model, tokens.to(device), cache, mask.to(device)).float().log_softmax(-1)
             if longer:
                 inputs = [continuations[r][:-1] for r in longer]
                 input_tokens = torch.nn.utils.rnn.pad_sequence(inputs, batch_first=True, padding_value=pad)

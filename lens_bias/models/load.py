@@ -38,6 +38,7 @@ from lens_bias.models.gguf import hf_from_gguf, load_gguf
 from lens_bias.models.hf import check_hf_config, check_hf_sizes, hf_from_pretrained
 from lens_bias.models.hub import HUB_ID, hub_snapshot
 from lens_bias.models.identity import embedded_gguf_path, folder_sha256
+from lens_bias.models.precision import MIXED, to_mixed_precision
 from lens_bias.models.record import ModelLoadError, ModelRecord, attach_record
 
 LLAMA2_HUB_IDS = {
@@ -187,8 +188,11 @@ def _resolve_dtype(dtype: torch.dtype | str | None, device: str) -> torch.dtype:
         return torch.float16 if device.startswith("cuda") else torch.float32
     if not isinstance(dtype, (str, torch.dtype)):
         raise ModelLoadError(
-            f"dtype must be a torch.dtype or one of float32, float16, bfloat16; got {type(dtype).__name__} {dtype!r}."
+            f"dtype must be a torch.dtype or one of float32, float16, bfloat16, {MIXED}; "
+            f"got {type(dtype).__name__} {dtype!r}."
         )
+    if dtype == MIXED:
+        return torch.float32  # the fp32 model that to_mixed_precision converts
     if isinstance(dtype, str):
         try:
             return {
@@ -200,7 +204,7 @@ def _resolve_dtype(dtype: torch.dtype | str | None, device: str) -> torch.dtype:
                 "bf16": torch.bfloat16,
             }[dtype]
         except KeyError:
-            raise ModelLoadError(f"Unknown dtype {dtype!r}: use float32, float16 or bfloat16.") from None
+            raise ModelLoadError(f"Unknown dtype {dtype!r}: use float32, float16, bfloat16 or {MIXED}.") from None
     return dtype
 
 
@@ -225,7 +229,9 @@ def load_model(
         name: ``"smollm2-135m-instruct"``, ``"llama-2-7b-chat"``, ``"llama-2-7b"``, a local HF folder,
             a ``.gguf`` path, or a TransformerLens official model name (:func:`resolve_model`).
         device: ``"cpu"``, ``"cuda"``, ...; default CUDA when available.
-        dtype: default float16 on CUDA, float32 on CPU. Parity tests and CPU work use float32.
+        dtype: default float16 on CUDA, float32 on CPU. Parity tests use float32. ``"bf16_mixed"``: bf16 matrix
+            products with an fp32 residual stream and fp32 logits (:mod:`lens_bias.models.precision`; which dtype
+            for what: README "Which dtype").
         processing: TransformerLens weight-processing flags (default :data:`NO_PROCESSING`).
         revision: hub revision (commit hash) for hub models, recorded in the model record.
 
@@ -238,6 +244,7 @@ def load_model(
     if processing is not None and not isinstance(processing, dict):
         raise ModelLoadError(f"processing must be a dict of TransformerLens flags, got {type(processing).__name__}.")
     device = _resolve_device(device)
+    mixed = dtype == MIXED
     dtype = _resolve_dtype(dtype, device)
     processing = dict(NO_PROCESSING if processing is None else processing)
     source = resolve_model(name, revision=revision)
@@ -259,6 +266,8 @@ def load_model(
         hf_model, tokenizer = load_hf(source, dtype=dtype)
         model = hooked_from_hf(hf_model, tokenizer, name=source.name, dtype=dtype, device=device, processing=processing)
         del hf_model
+    if mixed:
+        model = to_mixed_precision(model)
 
     cfg = model.cfg
     attach_record(
@@ -267,7 +276,7 @@ def load_model(
             name=name,
             source=source.source,
             kind=source.kind,
-            dtype=str(dtype).removeprefix("torch."),
+            dtype=MIXED if mixed else str(dtype).removeprefix("torch."),
             device=device,
             processing=processing,
             n_layers=cfg.n_layers,

@@ -52,6 +52,8 @@ def test_quick_config_builds_every_measure_at_small_sizes():
     assert len(by_name["stereoset"].items) == 60 and len(by_name["crows_pairs"].items) == 60
     assert len(by_name["bbq"].items) == 6 * 11
     assert [p.name for p in by_name["persona_bbq"].personas] == ["elder", "Muslim"]
+    service = by_name["service"]  # 3 templates x 12 groups x 1 name, one answer of 16 tokens each
+    assert len(service.requests) == 3 * 12 and (service.n_samples, service.max_new_tokens) == (1, 16)
     assert [m.name for m in measures if not m.raw_text] == ["persona_bbq", "service"]
 
 

@@ -11,6 +11,7 @@ from lens_bias.forward.readouts import (
     ab_choice,
     answer_logprobs,
     continuation_logprobs,
+    next_token_logprobs,
     refusal_propensity,
     score_pairs,
 )
@@ -82,6 +83,14 @@ def test_score_pairs_preference(tiny_model):
     assert bool(scores.prefers_positive("total")[0]) == bool(expected.total[0] > expected.total[1])
     with pytest.raises(ValueError, match="mean' or 'total"):
         scores.preference("median")
+
+
+def test_next_token_logprobs_unembed_only_the_last_positions_as_the_full_forward(tiny_model):
+    batch = continuation_batch(tiny_model.tokenizer, ["", ""], ["The nurse said that", "A doctor"])
+    with torch.inference_mode():
+        logits = tiny_model(batch.tokens)
+    expected = logits[torch.arange(2), batch.positions["last"]].log_softmax(-1)
+    torch.testing.assert_close(next_token_logprobs(tiny_model, batch), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("fixture", ["tiny_model", "smollm"])
