@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -87,6 +88,10 @@ def main(
     run and a replot print and draw the same. Returns the loaded result."""
     parsed, replot = parse(config, argv, description=description, quick=quick)
     with output_lock(parsed.out) if replot is None else nullcontext():
+        if replot is None and isinstance(parsed, SweepConfig) and parsed.address is not None:
+            from lens_bias.addresses import check_ray_address
+
+            check_ray_address(parsed.address)  # before the model loads: nothing listening is one error line
         path = replot if replot is not None else run(parsed)
         if path.is_dir():
             path = saved_result(path, result_name)
@@ -134,7 +139,9 @@ def load_result(path: str | Path, name: str) -> Result:
 
 
 def run(main: Callable[[], Any]) -> None:
-    """Call ``main()`` under the error policy of the module docstring."""
+    """Call ``main()`` under the error policy of the module docstring; SIGTERM ends it like Ctrl-C does (the
+    run's lock is released, staging files are removed), with exit status 143."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
     except USER_ERRORS as error:
@@ -142,3 +149,7 @@ def run(main: Callable[[], Any]) -> None:
             raise
         print(f"error: {error}\n(set LENS_BIAS_DEBUG=1 for the traceback)", file=sys.stderr)
         sys.exit(2)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,3 +242,46 @@ def test_replot_without_a_value_takes_the_one_saved_result_under_out(tmp_path):
 def test_a_seed_numpy_and_torch_cannot_take_is_refused(seed):
     with pytest.raises(InputError, match=r"--seed must be in \[0, 2\*\*32\)"):
         cli.parse(Config, ["--seed", seed])
+
+
+def _free_port() -> int:
+    """A local port where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _ray_run(out: Path, timeout_s: float, **popen: Any) -> subprocess.Popen:
+    """An experiment with ``--executor ray --address`` a local port where no Ray head listens."""
+    argv = ["-m", "experiments.patching", "--executor", "ray", "--address", f"127.0.0.1:{_free_port()}"]
+    env = {**os.environ, "LENS_BIAS_RAY_TIMEOUT": str(timeout_s)}
+    return subprocess.Popen([sys.executable, *argv, "--out", str(out)], env=env, text=True, **popen)
+
+
+@pytest.mark.fault
+def test_a_ray_address_where_no_head_listens_times_out_in_one_error_line(tmp_path):
+    run = _ray_run(tmp_path, 1, stderr=subprocess.PIPE)
+    try:
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 2 and "Traceback" not in stderr, stderr
+    assert re.match(r"error: --address 127\.0\.0\.1:\d+: no Ray head answers there within 1 s", stderr)
+    assert lock.read_holder(tmp_path / lock.LOCK_NAME) is None
+
+
+@pytest.mark.fault
+def test_sigterm_while_waiting_for_a_ray_head_ends_the_run_and_releases_its_lock(tmp_path):
+    run = _ray_run(tmp_path, 120, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):  # the run holds its lock, then waits for the head
+            holder = lock.read_holder(tmp_path / lock.LOCK_NAME)
+            if holder is not None and holder["pid"] == run.pid:
+                break
+            time.sleep(0.05)
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == 128 + signal.SIGTERM
+    assert lock.read_holder(tmp_path / lock.LOCK_NAME) is None
