@@ -20,7 +20,9 @@ Output folders: a run holds ``{--out}/.lens_bias.lock`` while it works (:mod:`ex
 on the same folder is refused with an ``error:`` line naming the holder. ``--replot`` takes no lock.
 
 Error policy: bad input (:class:`lens_bias.errors.InputError` and its subclasses, or a file that does not
-exist) ends in one ``error: ...`` line on stderr and exit status 2; argparse's own usage errors exit 2 too.
+exist) ends in one ``error: ...`` line on stderr and exit status 2; argparse's own usage errors exit 2 too. A
+``--replot`` of a saved result whose report fails to read it (a part missing, an unknown name) is bad input too.
+SIGTERM ends a run as Ctrl-C does (its lock released), with exit status 143.
 Any other exception is a bug and keeps its traceback. ``LENS_BIAS_DEBUG=1`` shows the traceback of input
 errors as well.
 """
@@ -96,7 +98,19 @@ def main(
         if path.is_dir():
             path = saved_result(path, result_name)
         result = load_result(path, result_name)
-        report(result, path, parsed)
+        if replot is None:
+            report(result, path, parsed)
+            return result
+        try:
+            report(result, path, parsed)
+        except InputError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+            raise InputError(
+                f"--replot {path}: this saved {result_name!r} result lacks what its report reads "
+                f"({type(error).__name__}: {error}): damaged, edited or written by another version; run the "
+                "experiment again."
+            ) from error
     return result
 
 
