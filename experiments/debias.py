@@ -94,7 +94,7 @@ def run(config: Config) -> Path:
     import dataclasses
 
     from lens_bias.debias import scoreboard
-    from lens_bias.debias.methods import FitContext
+    from lens_bias.debias.methods import FitContext, fit_methods
     from lens_bias.models import check_layers, load_model, model_record
     from lens_bias.provenance import Result, collect_provenance, set_seed
     from lens_bias.side_effects import SideEffectConfig
@@ -104,7 +104,7 @@ def run(config: Config) -> Path:
     check_layers(model, config.layers)
     measures = scoreboard.bias_measures(config.n_stereoset, config.n_crows_pairs, config.n_bbq, config.seed)
     context = FitContext(config.out / "artefacts", config.seed, config.batch_size, True, config.model, config.device)
-    candidates = [method.fit(model, context) for method in config.method_configs()]
+    candidates = fit_methods(config.method_configs(), model, context)  # every method checked before any fit
     retention = SideEffectConfig(
         n_neutral=config.n_neutral, n_bbq=config.n_bbq_disambig, n_stereoset=config.n_lms,
         n_knowledge=config.n_knowledge, seed=config.seed, batch_size=config.batch_size,

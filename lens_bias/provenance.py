@@ -296,8 +296,8 @@ class Result:
                 f"another format: {type(error).__name__})."
             ) from None
         if not isinstance(document, dict) or document.get("format") != RESULT_FORMAT:
-            found = document.get("format") if isinstance(document, dict) else f"a JSON {type(document).__name__}"
-            raise InputError(f"{given} is not a {RESULT_FORMAT} file (format={found!r}).")
+            found = f"format={document.get('format')!r}" if isinstance(document, dict) else "a JSON array or value"
+            raise InputError(f"{given} is not a {RESULT_FORMAT} file ({found}).")
         parts = {"name": str, "values": dict, "config": dict, "provenance": dict, "tensors": dict}
         broken = [part for part, kind in parts.items() if not isinstance(document.get(part), kind)]
         if broken:

@@ -45,13 +45,24 @@ class HeadAblation(MethodConfig):
         known = [spec.name for spec in injection_specs()]
         if self.heads_file is None and self.attribute not in known:
             raise InputError(f"Unknown BiasInject attribute {self.attribute!r}; choose from {sorted(known)}.")
+        if self.heads_file is not None:
+            self._saved_heads()  # a file that is not a saved head selection is refused before any model loads
+
+    def _saved_heads(self) -> HeadScaling:
+        """The head selection of ``heads_file``; InputError when the file is not one."""
+        saved = load_intervention(self.heads_file)
+        if not isinstance(saved, HeadScaling):
+            raise InputError(f"{self.heads_file} holds a {saved.describe()['kind']}, not a head scaling.")
+        return saved
+
+    def check(self, model: HookedTransformer) -> None:
+        if self.heads_file is not None:
+            self._saved_heads().check(model)
 
     def fit(self, model: HookedTransformer, context: FitContext) -> Candidate:
         details: dict[str, Any]
         if self.heads_file is not None:
-            saved = load_intervention(self.heads_file)
-            if not isinstance(saved, HeadScaling):
-                raise InputError(f"{self.heads_file} holds a {saved.describe()['kind']}, not a head scaling.")
+            saved = self._saved_heads()
             heads, details, paths = saved.heads, {"source": str(self.heads_file)}, [str(self.heads_file)]
         else:
             heads, details, paths = self._fitted_heads(model, context)
