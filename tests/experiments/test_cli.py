@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -285,3 +286,44 @@ def test_sigterm_while_waiting_for_a_ray_head_ends_the_run_and_releases_its_lock
         run.kill()
     assert run.returncode == 128 + signal.SIGTERM
     assert lock.read_holder(tmp_path / lock.LOCK_NAME) is None
+
+
+@pytest.mark.fault
+def test_a_full_disk_or_a_read_only_file_system_is_one_error_line():
+    for number, name in ((errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system")):
+        done = _run_policy(f"raise OSError({number}, {name!r}, 'figures/x/result.json')")
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.splitlines()[0] == f"error: cannot write figures/x/result.json: {name}."
+
+
+@pytest.mark.fault
+def test_an_out_under_an_unwritable_folder_is_refused_before_the_run(tmp_path, monkeypatch):
+    locked = tmp_path / "shared"
+    real = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):  # root writes anywhere: refuse below `locked`, as for another user
+        if locked in self.parents:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(InputError, match=rf"Cannot create {locked / 'out'} .*\(Permission denied\)"):
+        _tiny_main(locked / "out", [])
+
+
+@pytest.mark.fault
+def test_a_lock_file_of_another_user_is_refused_naming_it(tmp_path, monkeypatch):
+    lock_file = tmp_path / lock.LOCK_NAME
+    lock_file.write_text("")
+    real = os.open
+
+    def open_(path, flags, *args, **kwargs):  # the lock file is another user's: this one may not write it
+        if os.fspath(path) == str(lock_file) and flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    runs: list[str] = []
+    with pytest.raises(InputError, match=rf"cannot take the run lock {lock_file} \(Permission denied\)"):
+        _tiny_main(tmp_path, runs)
+    assert runs == []
