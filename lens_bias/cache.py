@@ -12,7 +12,8 @@ never a silent reuse.
 Writes are atomic: ``compute`` writes into a staging path beside ``path`` (``.{name}.{host}.{pid}.tmp``), which
 replaces the old artefact only once complete; the record is written last, so an interrupted write leaves an
 artefact without a record, which the next call recomputes. A staging path left by a process that died (a SIGKILL
-mid-write) is removed by the next call for the same artefact on the same host.
+mid-write) is removed by the next call for the same artefact on the same host. Every file of an artefact gets the
+permissions ``open()`` gives (``0o666`` less the umask), whatever its writer did.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from lens_bias.files import file_sha256, remove, remove_stale_staging, staging_path, write_text_atomic
+from lens_bias.files import file_sha256, remove, remove_stale_staging, staging_path, umask, write_text_atomic
 from lens_bias.provenance import to_jsonable
 
 T = TypeVar("T")
@@ -120,6 +121,9 @@ def store(path: str | Path, key: Mapping[str, Any], write: Callable[[Path], None
         write(staging)
         if not staging.exists():
             raise RuntimeError(f"The writer of {path} wrote nothing at the staging path {staging}.")
+        mode = 0o666 & ~umask()  # writers that stage through private temporary files (safetensors, transformers)
+        for file in [staging] if staging.is_file() else [f for f in staging.rglob("*") if f.is_file()]:
+            file.chmod(mode)
         files = _inventory(staging)
         record.unlink(missing_ok=True)  # the artefact is invalid until its new record is written
         remove(path)

@@ -327,3 +327,24 @@ def test_a_lock_file_of_another_user_is_refused_naming_it(tmp_path, monkeypatch)
     with pytest.raises(InputError, match=rf"cannot take the run lock {lock_file} \(Permission denied\)"):
         _tiny_main(tmp_path, runs)
     assert runs == []
+
+
+@pytest.mark.fault
+def test_every_file_a_run_writes_has_the_permissions_of_the_umask(tmp_path):
+    import numpy as np
+
+    from lens_bias.cache import cached
+    from lens_bias.cells import CellStore
+
+    old = os.umask(0o027)  # not the usual 0o022: the modes must follow the umask, not be fixed
+    try:
+        _tiny_main(tmp_path / "out", [])  # the lock and a result
+        CellStore(tmp_path / "out" / "cells").put({"i": 0}, {"x": np.zeros(2)})
+        cached(tmp_path / "cache" / "artefact", {"k": 1}, lambda staging: staging.write_text("a"), Path.read_text)
+    finally:
+        os.umask(old)
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert {path.name.split(".")[-1] for path in files} >= {"lock", "json", "safetensors"}
+    assert {path.relative_to(tmp_path).as_posix(): oct(path.stat().st_mode & 0o777) for path in files} == {
+        path.relative_to(tmp_path).as_posix(): oct(0o640) for path in files
+    }
