@@ -23,6 +23,7 @@ def test_a_clean_exit_replaces_the_file_and_creates_the_folder(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("interrupt", [RuntimeError, KeyboardInterrupt])
 def test_an_interrupt_midway_leaves_the_old_file_and_no_temporary_file(tmp_path, interrupt):
     target = tmp_path / "out.txt"
@@ -38,6 +39,7 @@ def test_an_interrupt_midway_leaves_the_old_file_and_no_temporary_file(tmp_path,
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
+@pytest.mark.fault
 def test_the_file_gets_the_permissions_open_would_give(tmp_path):
     old = os.umask(0o027)
     try:

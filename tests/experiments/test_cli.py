@@ -115,6 +115,7 @@ def _run_policy(body: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.fault
 def test_input_errors_end_in_one_line_and_exit_2():
     done = _run_policy("raise InputError('pass a folder')")
     assert done.returncode == 2
@@ -165,6 +166,7 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
     assert runs == [str(tmp_path)]
 
 
+@pytest.mark.fault
 def test_a_live_run_in_another_process_blocks_the_folder(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom experiments import lock\n"
@@ -181,6 +183,7 @@ def test_a_live_run_in_another_process_blocks_the_folder(tmp_path):
     _tiny_main(tmp_path, [])
 
 
+@pytest.mark.fault
 def test_the_lock_of_a_killed_run_is_taken_over_with_a_warning(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom experiments import lock\n"
