@@ -85,7 +85,7 @@ class MethodConfig:
 
     def check(self, model: HookedTransformer) -> None:
         """Refuse (InputError) settings that only ``model`` can rule out (e.g. heads outside it); called for every
-        method before the first is fitted (:func:`fit_methods`). Default: nothing to check."""
+        method before the first is fitted (:func:`check_methods`). Default: nothing to check."""
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> list[MethodConfig]:
@@ -93,12 +93,11 @@ class MethodConfig:
         return [cls(**_settings(cls, options))]
 
 
-def fit_methods(methods: Sequence[MethodConfig], model: HookedTransformer, context: FitContext) -> list[Candidate]:
-    """Every method's :meth:`~MethodConfig.check` on ``model``, then each fitted in order: a setting the model
-    rules out is refused before any method's work."""
+def check_methods(methods: Sequence[MethodConfig], model: HookedTransformer) -> None:
+    """Every method's :meth:`~MethodConfig.check` on ``model``: call it before the first is fitted (and before
+    loading the data they are scored on), so a setting the model rules out is refused before any work."""
     for method in methods:
         method.check(model)
-    return [method.fit(model, context) for method in methods]
 
 
 def _settings(cls: type[MethodConfig], options: Mapping[str, Any]) -> dict[str, Any]:
