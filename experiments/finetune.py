@@ -61,9 +61,9 @@ def run(config: Config) -> Path:
     """Fine-tune (or reuse), rewrite the held-out texts with both models, save the result."""
     from lens_bias.data.records import fingerprint  # the library is imported here, not at the top: --help speed
     from lens_bias.data.sampling import sample
-    from lens_bias.models import load_model
     from lens_bias.debias.lora import LoraRecipe, check_rewrite_eval, debias_template, finetune_lora
     from lens_bias.debias.rewrites import load_rewrite_pairs, split_rewrites
+    from lens_bias.models import load_model
     from lens_bias.provenance import Result, collect_provenance, set_seed
 
     set_seed(config.seed)

@@ -40,9 +40,10 @@ def check_ray_address(address: str, timeout_s: float | None = None) -> None:
             return
         except OSError as error:
             if time.monotonic() + 0.5 > deadline:
+                reason = error.strerror or error
                 raise InputError(
-                    f"--address {address}: no Ray head answers there within {timeout_s:g} s ({error.strerror or error})."
-                    f" Start one on that host (ray start --head --port {port}), check the address, or leave out "
-                    f"--address for a local Ray instance; ${RAY_TIMEOUT_ENV} sets the wait."
+                    f"--address {address}: no Ray head answers there within {timeout_s:g} s ({reason}). Start one "
+                    f"on that host (ray start --head --port {port}), check the address, or leave out --address for "
+                    f"a local Ray instance; ${RAY_TIMEOUT_ENV} sets the wait."
                 ) from None
         time.sleep(0.5)

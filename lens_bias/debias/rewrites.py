@@ -168,9 +168,7 @@ def _read_pairs(reader: csv.DictReader, name: str) -> list[RewritePair]:
     columns = [column.strip() for column in reader.fieldnames or []]
     twice = sorted({column for column in columns if column and columns.count(column) > 1})
     if twice:
-        raise InputError(
-            f"data: {name} has the column {', '.join(twice)} twice; keep one column of each name."
-        )
+        raise InputError(f"data: {name} has the column {', '.join(twice)} twice; keep one column of each name.")
     missing = [column for column in REQUIRED_COLUMNS if column not in columns]
     if missing:
         raise InputError(

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+import torch
 from cli_checks import assert_refused
 
 from experiments import debias
-import torch
-
 from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
 from lens_bias.interventions import AddVector, HeadScaling, save_intervention

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from lens_bias.directions import SteeringVector, Subspace
+from lens_bias.errors import InputError
 from lens_bias.interventions import (
     INTERVENTION_KINDS,
     AddVector,
@@ -22,7 +23,6 @@ from lens_bias.interventions import (
     register,
     save_intervention,
 )
-from lens_bias.errors import InputError
 from lens_bias.provenance import Result
 
 
