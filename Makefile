@@ -5,6 +5,7 @@
 #   make lint        ruff check + ruff format --check + lint-imports (the layer contract in pyproject.toml)
 #   make typecheck   mypy on lens_bias and experiments
 #   make test-fast   the test suite without the slow tests (no real model, no end-to-end experiment)
+#   make test-fault  the fault suite alone (kill, damage, bad file, permission, unreachable address; under a minute)
 #   make check       lint + typecheck + test-fast
 # Which torch build: TORCH_INDEX is a PyTorch wheel index pip searches besides PyPI (an extra index: where it
 # cannot be reached, pip warns and installs from PyPI). Default: the CPU build (~200 MB) on a machine without
@@ -17,7 +18,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup browser lint typecheck test-fast check clean-cache
+.PHONY: demo test setup browser lint typecheck test-fast test-fault check clean-cache
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +62,10 @@ typecheck: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
+
+# the fault tier (pytest marker `fault`); `make test` runs it with the rest of the suite
+test-fault: $(STAMP)
+	$(PY) -m pytest -q -m fault tests
 
 check: lint typecheck test-fast
 

@@ -20,15 +20,22 @@ Output folders: a run holds ``{--out}/.lens_bias.lock`` while it works (:mod:`ex
 on the same folder is refused with an ``error:`` line naming the holder. ``--replot`` takes no lock.
 
 Error policy: bad input (:class:`lens_bias.errors.InputError` and its subclasses, or a file that does not
-exist) ends in one ``error: ...`` line on stderr and exit status 2; argparse's own usage errors exit 2 too.
+exist) ends in one ``error: ...`` line on stderr and exit status 2; argparse's own usage errors exit 2 too. A
+``--replot`` of a saved result whose report fails to read it (a part missing, an unknown name) is bad input too.
+A full disk, an exceeded quota or a read-only file system (``OSError`` ENOSPC, EDQUOT, EROFS) is one line and exit
+status 2 too; every file is written atomically (:mod:`lens_bias.files`), so such a failure leaves the previous
+result, or none, never a half-written one. SIGTERM ends a run as Ctrl-C does (its lock released), with exit
+status 143.
 Any other exception is a bug and keeps its traceback. ``LENS_BIAS_DEBUG=1`` shows the traceback of input
 errors as well.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -49,6 +56,9 @@ __all__ = ["RunConfig", "SweepConfig", "executor", "load", "load_result", "main"
 
 #: Errors that are the user's: printed as one line, exit status 2.
 USER_ERRORS = (InputError, FileNotFoundError)
+#: ``OSError`` numbers of storage that cannot take a write (full disk, quota, read-only file system): the machine's
+#: state, not a bug, so one line and exit status 2 as well.
+STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def load(config: RunConfig) -> AnyModel:
@@ -87,11 +97,27 @@ def main(
     run and a replot print and draw the same. Returns the loaded result."""
     parsed, replot = parse(config, argv, description=description, quick=quick)
     with output_lock(parsed.out) if replot is None else nullcontext():
+        if replot is None and isinstance(parsed, SweepConfig) and parsed.address is not None:
+            from lens_bias.addresses import check_ray_address
+
+            check_ray_address(parsed.address)  # before the model loads: nothing listening is one error line
         path = replot if replot is not None else run(parsed)
         if path.is_dir():
             path = saved_result(path, result_name)
         result = load_result(path, result_name)
-        report(result, path, parsed)
+        if replot is None:
+            report(result, path, parsed)
+            return result
+        try:
+            report(result, path, parsed)
+        except InputError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+            raise InputError(
+                f"--replot {path}: this saved {result_name!r} result lacks what its report reads "
+                f"({type(error).__name__}: {error}): damaged, edited or written by another version; run the "
+                "experiment again."
+            ) from error
     return result
 
 
@@ -134,11 +160,23 @@ def load_result(path: str | Path, name: str) -> Result:
 
 
 def run(main: Callable[[], Any]) -> None:
-    """Call ``main()`` under the error policy of the module docstring."""
+    """Call ``main()`` under the error policy of the module docstring; SIGTERM ends it like Ctrl-C does (the
+    run's lock is released, staging files are removed), with exit status 143."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
-    except USER_ERRORS as error:
+    except (*USER_ERRORS, OSError) as error:
         if os.environ.get("LENS_BIAS_DEBUG") == "1":
             raise
-        print(f"error: {error}\n(set LENS_BIAS_DEBUG=1 for the traceback)", file=sys.stderr)
+        if isinstance(error, USER_ERRORS):
+            message = str(error)
+        elif error.errno in STORAGE_ERRORS:
+            message = f"cannot write {error.filename}: {error.strerror}."
+        else:
+            raise
+        print(f"error: {message}\n(set LENS_BIAS_DEBUG=1 for the traceback)", file=sys.stderr)
         sys.exit(2)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -94,7 +94,7 @@ def run(config: Config) -> Path:
     import dataclasses
 
     from lens_bias.debias import scoreboard
-    from lens_bias.debias.methods import FitContext
+    from lens_bias.debias.methods import FitContext, check_methods
     from lens_bias.models import check_layers, load_model, model_record
     from lens_bias.provenance import Result, collect_provenance, set_seed
     from lens_bias.side_effects import SideEffectConfig
@@ -102,9 +102,11 @@ def run(config: Config) -> Path:
     set_seed(config.seed)
     model = load_model(config.model, device=config.device)
     check_layers(model, config.layers)
+    methods = config.method_configs()
+    check_methods(methods, model)  # every method's settings against the model, before the data and the fits
     measures = scoreboard.bias_measures(config.n_stereoset, config.n_crows_pairs, config.n_bbq, config.seed)
     context = FitContext(config.out / "artefacts", config.seed, config.batch_size, True, config.model, config.device)
-    candidates = [method.fit(model, context) for method in config.method_configs()]
+    candidates = [method.fit(model, context) for method in methods]
     retention = SideEffectConfig(
         n_neutral=config.n_neutral, n_bbq=config.n_bbq_disambig, n_stereoset=config.n_lms,
         n_knowledge=config.n_knowledge, seed=config.seed, batch_size=config.batch_size,

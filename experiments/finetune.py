@@ -61,8 +61,9 @@ def run(config: Config) -> Path:
     """Fine-tune (or reuse), rewrite the held-out texts with both models, save the result."""
     from lens_bias.data.records import fingerprint  # the library is imported here, not at the top: --help speed
     from lens_bias.data.sampling import sample
-    from lens_bias.debias.lora import LoraRecipe, finetune_lora
+    from lens_bias.debias.lora import LoraRecipe, check_rewrite_eval, debias_template, finetune_lora
     from lens_bias.debias.rewrites import load_rewrite_pairs, split_rewrites
+    from lens_bias.models import load_model
     from lens_bias.provenance import Result, collect_provenance, set_seed
 
     set_seed(config.seed)
@@ -70,6 +71,9 @@ def run(config: Config) -> Path:
     train, held = split_rewrites(pairs, config.held_out, config.seed)
     evaluated = sample(held, config.n_eval, config.seed, key=lambda pair: pair.id)
     recipe = LoraRecipe(seed=config.seed)
+    base = load_model(config.model, device=config.device)  # the held-out texts are checked before training
+    check_rewrite_eval(base, evaluated, template=debias_template(base, recipe), max_new_tokens=config.max_new_tokens)
+    del base
     tuned = finetune_lora(config.model, train, recipe, config.out / "model", max_steps=config.max_steps)
     print(f"fine-tune: {'reused' if tuned.reused else 'trained'} {tuned.folder} ({tuned.steps} steps)")
     before, before_s, base_record = _timed_eval(config.model, config, evaluated, tuned.template)

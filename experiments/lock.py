@@ -24,6 +24,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from lens_bias.errors import InputError
+from lens_bias.files import writable_folder
 
 #: The lock file a run holds in its output folder.
 LOCK_NAME = ".lens_bias.lock"
@@ -32,9 +33,9 @@ LOCK_NAME = ".lens_bias.lock"
 @contextmanager
 def output_lock(out: str | Path) -> Iterator[Path]:
     """Hold ``{out}/.lens_bias.lock`` for the block (creating ``out``); yields the lock file's path. Raises
-    :class:`InputError` when another run holds it; warns when taking over the lock of a run that died."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    :class:`InputError` when another run holds it, when ``out`` cannot be created or written, or when the lock file
+    cannot be written (another user's); warns when taking over the lock of a run that died."""
+    folder = writable_folder(out, "the run's output")
     path = folder / LOCK_NAME
     lock = FileLock(path, timeout=0)
     try:
@@ -44,6 +45,8 @@ def output_lock(out: str | Path) -> Iterator[Path]:
             f"--out {folder} is in use by another run ({_describe(read_holder(path))}): wait for it to finish, "
             "or pass another --out."
         ) from None
+    except OSError as error:
+        raise _unwritable(path, error) from None
     try:
         previous = read_holder(path)
         if previous is not None:
@@ -53,13 +56,23 @@ def output_lock(out: str | Path) -> Iterator[Path]:
                 stacklevel=3,
             )
         started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        path.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}))
+        try:
+            path.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}))
+        except OSError as error:
+            raise _unwritable(path, error) from None
         try:
             yield path
         finally:
             path.write_text("")
     finally:
         lock.release()
+
+
+def _unwritable(path: Path, error: OSError) -> InputError:
+    return InputError(
+        f"--out {path.parent}: cannot take the run lock {path} ({error.strerror or error}): it belongs to another "
+        "user or cannot be written; pass another --out."
+    )
 
 
 def read_holder(path: Path) -> dict[str, Any] | None:

@@ -12,7 +12,8 @@ never a silent reuse.
 Writes are atomic: ``compute`` writes into a staging path beside ``path`` (``.{name}.{host}.{pid}.tmp``), which
 replaces the old artefact only once complete; the record is written last, so an interrupted write leaves an
 artefact without a record, which the next call recomputes. A staging path left by a process that died (a SIGKILL
-mid-write) is removed by the next call for the same artefact on the same host.
+mid-write) is removed by the next call for the same artefact on the same host. Every file of an artefact gets the
+permissions ``open()`` gives (``0o666`` less the umask), whatever its writer did.
 """
 
 from __future__ import annotations
@@ -20,15 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import socket
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from lens_bias.files import file_sha256, write_text_atomic
+from lens_bias.files import file_sha256, remove, remove_stale_staging, staging_path, umask, write_text_atomic
 from lens_bias.provenance import to_jsonable
 
 T = TypeVar("T")
@@ -115,19 +114,22 @@ def store(path: str | Path, key: Mapping[str, Any], write: Callable[[Path], None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(path)
-    staging = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    staging = staging_path(path)
     record = record_path(path)
-    _remove(staging)
+    remove(staging)
     try:
         write(staging)
         if not staging.exists():
             raise RuntimeError(f"The writer of {path} wrote nothing at the staging path {staging}.")
+        mode = 0o666 & ~umask()  # writers that stage through private temporary files (safetensors, transformers)
+        for file in [staging] if staging.is_file() else [f for f in staging.rglob("*") if f.is_file()]:
+            file.chmod(mode)
         files = _inventory(staging)
         record.unlink(missing_ok=True)  # the artefact is invalid until its new record is written
-        _remove(path)
+        remove(path)
         os.replace(staging, path)
     finally:
-        _remove(staging)
+        remove(staging)
     entry = {"format": CACHE_FORMAT, "key": canonical(key), "files": files}
     write_text_atomic(record, json.dumps(entry, indent=1, ensure_ascii=False) + "\n")
     return path
@@ -181,38 +183,3 @@ def _inventory(path: Path) -> dict[str, list[Any]]:
         for file in sorted(path.rglob("*"))
         if file.is_file()
     }
-
-
-def _remove(path: Path) -> None:
-    """Remove a file or folder at ``path`` if there is one."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def remove_stale_staging(path: str | Path) -> list[Path]:
-    """Remove the staging paths of the artefact at ``path`` left by processes of this host that no longer run
-    (a write killed mid-way); returns what was removed. Staging paths of live processes are left alone."""
-    path = Path(path)
-    host = socket.gethostname()
-    removed = []
-    for staging in path.parent.glob(f".{path.name}.*.tmp"):
-        owner, _, pid = staging.name[len(path.name) + 2 : -len(".tmp")].rpartition(".")
-        if owner == host and pid.isdigit() and not _alive(int(pid)):
-            _remove(staging)
-            removed.append(staging)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (unknown, e.g. on Windows: assumed alive)."""
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: it exists, under another user
-        return True
-    return True

@@ -15,6 +15,9 @@ each cell finishes (the store saves it at once, so an interrupted sweep keeps ev
 ``compute`` must take the model as its argument and not close over one: it is pickled once per sweep
 and sent to every worker (a model inside it would be copied to each worker instead of using theirs).
 The workers check that they loaded the model the driver's cells are keyed by (same record, device aside).
+
+An ``address`` of the form ``host:port`` or ``ray://host:port`` is checked before ``ray.init`` (which would retry
+forever): :func:`lens_bias.addresses.check_ray_address`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lens_bias.addresses import check_ray_address
 from lens_bias.errors import InputError
 from lens_bias.models import AnyModel, load_model, model_record
 
@@ -171,6 +175,7 @@ class RayExecutor:
                 local = (workers or max(1, (os.cpu_count() or 1) // cpus_per_worker)) * cpus_per_worker
                 ray.init(num_cpus=local, include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:
+                check_ray_address(address)
                 try:
                     ray.init(address=address, log_to_driver=False, configure_logging=False)
                 except (ConnectionError, RuntimeError, ValueError) as error:

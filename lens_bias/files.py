@@ -1,17 +1,21 @@
 """Atomic file writes: a file is either absent or complete, never half written.
 
 Every file the toolkit saves (results, figures, interventions, sweep cells, the converted-weights cache)
-goes through :func:`atomic_path`: the content is written to a temporary file in the same folder and
-renamed over the destination only once it is complete (``os.replace`` is atomic on POSIX and Windows
-within one file system). An interrupt or crash while writing leaves the old file (or none) and no
-temporary file behind.
+goes through :func:`atomic_path` (or :func:`lens_bias.cache.store`, for files and folders alike): the content is
+written to a staging path in the same folder, ``.{name}.{host}.{pid}.tmp`` (:func:`staging_path`), and renamed
+over the destination only once it is complete (``os.replace`` is atomic on POSIX and Windows within one file
+system). An interrupt or exception while writing leaves the old file (or none) and no staging path behind; a
+staging path that a process killed mid-write (SIGKILL, a lost machine) left is removed by the next write of the
+same destination on the same host (:func:`remove_stale_staging`: its pid no longer runs). Files get the
+permissions ``open()`` gives (``0o666`` less the umask), not a temporary file's private ``0o600``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,21 +33,64 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    tmp.chmod(0o666 & ~_umask())  # mkstemp makes the file private; give it the permissions open() would
+    remove_stale_staging(path)
+    tmp = staging_path(path)
+    remove(tmp)
     try:
         yield tmp
+        if tmp.is_file():
+            tmp.chmod(0o666 & ~umask())  # some writers create private files; give the permissions open() would
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        remove(tmp)
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-mode creation mask."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def staging_path(path: str | Path) -> Path:
+    """Where this process writes ``path`` before renaming it into place: ``.{name}.{host}.{pid}.tmp`` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+
+
+def remove(path: Path) -> None:
+    """Remove a file or folder at ``path`` if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_stale_staging(path: str | Path) -> list[Path]:
+    """Remove the staging paths of ``path`` left by processes of this host that no longer run (a write killed
+    mid-way); returns what was removed. Staging paths of live processes and of other hosts are left alone."""
+    path = Path(path)
+    host = socket.gethostname()
+    removed = []
+    for staging in path.parent.glob(f".{path.name}.*.tmp"):
+        owner, _, pid = staging.name[len(path.name) + 2 : -len(".tmp")].rpartition(".")
+        if owner == host and pid.isdigit() and not _alive(int(pid)):
+            remove(staging)
+            removed.append(staging)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (unknown, e.g. on Windows: assumed alive)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

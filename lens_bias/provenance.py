@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from lens_bias.errors import InputError
@@ -194,6 +194,25 @@ def _to_jsonable(obj: Any, where: str) -> Any:
     raise TypeError(f"{where}: cannot convert {type(obj).__name__} to JSON")
 
 
+def _load_tensors(stem: Path, document: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors the saved JSON ``document`` lists, from ``{stem}.safetensors``, checked to belong to it."""
+    if not document["tensors"]:
+        return {}
+    tensors = load_file(f"{stem}.safetensors")
+    if "save_id" in document:
+        with safe_open(f"{stem}.safetensors", "pt") as handle:
+            save_id = (handle.metadata() or {}).get("save_id")
+        if save_id != document["save_id"]:
+            raise InputError(
+                f"{stem}.safetensors was not written with {stem}.json (another save's tensors): "
+                "run the experiment again to write both."
+            )
+    missing = set(document["tensors"]) - set(tensors)
+    if missing:
+        raise InputError(f"{stem}.safetensors lacks tensors listed in the JSON: {sorted(missing)}")
+    return tensors
+
+
 def _stem(path: str | Path) -> Path:
     """``x``, ``x.json`` or ``x.safetensors`` -> ``x`` (other dots are part of the stem)."""
     path = Path(path)
@@ -256,23 +275,40 @@ class Result:
     @classmethod
     def load(cls, path: str | Path) -> Result:
         """Read a Result saved by ``save``, given the JSON path or the stem. Tensors are loaded
-        (on CPU) from ``{stem}.safetensors`` when the JSON lists any."""
-        stem = _stem(path)
-        document = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
-        if document.get("format") != RESULT_FORMAT:
-            raise InputError(f"{stem}.json is not a {RESULT_FORMAT} file (format={document.get('format')!r})")
-        tensors = load_file(f"{stem}.safetensors") if document["tensors"] else {}
-        if tensors and "save_id" in document:
-            with safe_open(f"{stem}.safetensors", "pt") as handle:
-                save_id = (handle.metadata() or {}).get("save_id")
-            if save_id != document["save_id"]:
-                raise InputError(
-                    f"{stem}.safetensors was not written with {stem}.json (another save's tensors): "
-                    "run the experiment again to write both."
-                )
-        missing = set(document["tensors"]) - set(tensors)
-        if missing:
-            raise InputError(f"{stem}.safetensors lacks tensors listed in the JSON: {missing}")
+        (on CPU) from ``{stem}.safetensors`` when the JSON lists any.
+
+        Raises :class:`InputError` naming ``path`` for anything that is not an intact saved result: a missing or
+        unreadable file, another kind of file (a CSV, binary data, a JSON list), a truncated or damaged JSON or
+        tensor file, a JSON without its parts, tensors of another save or missing from the tensor file."""
+        given = Path(path)
+        stem = _stem(given)
+        if given.suffix not in (".json", ".safetensors") and given.is_file():
+            raise InputError(f"{given} is not a saved lens_bias result: give the .json file a run wrote.")
+        try:
+            document = json.loads(Path(f"{stem}.json").read_bytes().decode("utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"{given}: no saved result there ({stem}.json does not exist).") from None
+        except OSError as error:
+            raise InputError(f"{given} cannot be read ({error.strerror or error}).") from None
+        except ValueError as error:  # UnicodeDecodeError and json's errors
+            raise InputError(
+                f"{given} is not a saved lens_bias result: {stem}.json is not JSON text (truncated, binary or "
+                f"another format: {type(error).__name__})."
+            ) from None
+        if not isinstance(document, dict) or document.get("format") != RESULT_FORMAT:
+            found = f"format={document.get('format')!r}" if isinstance(document, dict) else "a JSON array or value"
+            raise InputError(f"{given} is not a {RESULT_FORMAT} file ({found}).")
+        parts = {"name": str, "values": dict, "config": dict, "provenance": dict, "tensors": dict}
+        broken = [part for part, kind in parts.items() if not isinstance(document.get(part), kind)]
+        if broken:
+            raise InputError(f"{given} is a damaged {RESULT_FORMAT} file: {', '.join(broken)} missing or malformed.")
+        try:
+            tensors = _load_tensors(stem, document)
+        except (OSError, SafetensorError) as error:
+            raise InputError(
+                f"{given}: its tensors {stem}.safetensors are missing or damaged ({' '.join(str(error).split())}); "
+                "run the experiment again to write both files."
+            ) from None
         return cls(
             name=document["name"],
             values=document["values"],

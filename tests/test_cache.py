@@ -76,6 +76,7 @@ def test_another_key_warns_names_the_difference_and_recomputes(tmp_path):
         (lambda p: record_path(p).unlink(), "no record: an interrupted write"),
     ],
 )
+@pytest.mark.fault
 def test_damage_is_a_warning_and_a_recompute(tmp_path, damage, reason):
     cached(tmp_path / "art", {"k": 1}, Counter(), read)
     damage(tmp_path / "art")
@@ -87,6 +88,7 @@ def test_damage_is_a_warning_and_a_recompute(tmp_path, damage, reason):
         assert cached(tmp_path / "art", {"k": 1}, compute, read).reused
 
 
+@pytest.mark.fault
 def test_a_file_that_does_not_load_is_recomputed(tmp_path):
     cached(tmp_path / "art", {"k": 1}, Counter("not a number"), read)
     compute = Counter("42")
@@ -103,6 +105,7 @@ def test_verify_false_checks_sizes_only(tmp_path):
         assert cached(tmp_path / "art", {"k": 1}, Counter(), read, verify=False).value == "valuE"
 
 
+@pytest.mark.fault
 def test_a_failing_compute_leaves_the_previous_artefact_and_no_staging(tmp_path):
     cached(tmp_path / "art", {"k": 1}, Counter("old", folder=True), read)
 
@@ -123,6 +126,7 @@ def test_a_compute_that_writes_nothing_is_a_bug(tmp_path):
         cached(tmp_path / "art", {"k": 1}, lambda staging: None, read)
 
 
+@pytest.mark.fault
 def test_staging_of_a_killed_process_is_removed_next_time(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     host = socket.gethostname()

@@ -44,6 +44,7 @@ def test_cells_are_computed_once_then_reused(tmp_path):
     assert not list(tmp_path.glob("*.tmp")), "no temporary file is left behind"
 
 
+@pytest.mark.fault
 def test_a_damaged_cell_is_recomputed(tmp_path):
     store = CellStore(tmp_path)
     store.put({"chunk": 0}, {"x": np.ones(4)})
@@ -57,6 +58,7 @@ def test_a_damaged_cell_is_recomputed(tmp_path):
     assert np.array_equal(cell["x"], np.zeros(4))
 
 
+@pytest.mark.fault
 def test_an_interrupted_compute_leaves_no_cell(tmp_path):
     store = CellStore(tmp_path)
 
@@ -150,6 +152,7 @@ def _flip_a_bit(path):
 DAMAGE = {"values zeroed": _zero_the_values, "one bit flipped": _flip_a_bit}
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_a_cell_with_damaged_bytes_is_recomputed_not_reused(tmp_path, damage):
     """A cell file that still reads as safetensors, but not with the bytes that were written, is never reused."""
@@ -166,6 +169,7 @@ def test_a_cell_with_damaged_bytes_is_recomputed_not_reused(tmp_path, damage):
         assert np.array_equal(CellStore(tmp_path, {"seed": 0}).get({"chunk": 0})["x"], np.arange(1.0, 5.0))
 
 
+@pytest.mark.fault
 def test_another_configurations_cell_under_this_key_is_recomputed_not_reused(tmp_path):
     """A cell file (with its record) of another run, renamed to this configuration's key, is not this cell."""
     other, mine = CellStore(tmp_path, {"seed": 1}), CellStore(tmp_path, {"seed": 0})
@@ -180,6 +184,7 @@ def test_another_configurations_cell_under_this_key_is_recomputed_not_reused(tmp
     assert np.array_equal(cell["x"], np.zeros(3)) and mine.computed == 1 and mine.reused == 0
 
 
+@pytest.mark.fault
 def test_a_cell_file_without_its_record_is_recomputed_not_reused(tmp_path):
     """A bare cell file under this key (copied in without its record, or written by an older lens_bias)."""
     other, mine = CellStore(tmp_path / "other", {"seed": 1}), CellStore(tmp_path / "mine", {"seed": 0})
@@ -193,6 +198,7 @@ def test_a_cell_file_without_its_record_is_recomputed_not_reused(tmp_path):
     assert np.array_equal(cell["x"], np.zeros(3)) and mine.computed == 1
 
 
+@pytest.mark.fault
 def test_a_cells_folder_that_cannot_be_written_is_refused_before_any_cell(tmp_path):
     (tmp_path / "cells").write_text("a file where the cells folder should be")
     with pytest.raises(InputError, match=r"cells .* is a file\. Pass another --out"):

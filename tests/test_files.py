@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -19,6 +23,7 @@ def test_a_clean_exit_replaces_the_file_and_creates_the_folder(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("interrupt", [RuntimeError, KeyboardInterrupt])
 def test_an_interrupt_midway_leaves_the_old_file_and_no_temporary_file(tmp_path, interrupt):
     target = tmp_path / "out.txt"
@@ -34,6 +39,7 @@ def test_an_interrupt_midway_leaves_the_old_file_and_no_temporary_file(tmp_path,
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
+@pytest.mark.fault
 def test_the_file_gets_the_permissions_open_would_give(tmp_path):
     old = os.umask(0o027)
     try:
@@ -43,3 +49,35 @@ def test_the_file_gets_the_permissions_open_would_give(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "a").stat().st_mode & 0o777 == (tmp_path / "b").stat().st_mode & 0o777 == 0o640
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+@pytest.mark.fault
+def test_a_temporary_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    host = socket.gethostname()
+    stale = tmp_path / f".out.json.{host}.{_dead_pid()}.tmp"  # what a SIGKILL mid-write leaves
+    stale.write_bytes(b"x" * 1000)
+    live = tmp_path / f".out.json.{host}.{os.getppid()}.tmp"  # a running process's: left alone
+    other_host = tmp_path / f".out.json.elsewhere.{_dead_pid()}.tmp"
+    live.write_text("")
+    other_host.write_text("")
+    with atomic_path(tmp_path / "out.json") as tmp:
+        assert tmp.name == f".out.json.{host}.{os.getpid()}.tmp"
+        tmp.write_text("{}")
+    assert not stale.exists() and other_host.exists() and live.exists()
+
+
+@pytest.mark.fault
+def test_a_full_disk_leaves_the_old_file_and_no_temporary_file(tmp_path):
+    target = tmp_path / "result.json"
+    target.write_text("old")
+    with pytest.raises(OSError) as raised, atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert raised.value.errno == errno.ENOSPC
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["result.json"]

@@ -252,3 +252,23 @@ def test_set_seed_reproducible() -> None:
     first = (random.random(), np.random.rand(), torch.rand(1).item())
     set_seed(123)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+
+
+@pytest.mark.fault
+def test_a_full_disk_while_saving_leaves_the_previous_result_whole(tmp_path, monkeypatch):
+    import errno
+
+    from lens_bias import provenance
+
+    old = Result("demo", {"n": 1}, {}, {}, {"t": torch.zeros(3)}).save(tmp_path / "demo")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def full_disk(tensors, path, metadata):
+        Path(path).write_bytes(b"\x00" * 10)  # a part written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(provenance, "save_file", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        Result("demo", {"n": 2}, {}, {}, {"t": torch.ones(3)}).save(tmp_path / "demo")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert Result.load(old).values == {"n": 1}

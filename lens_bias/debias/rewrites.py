@@ -18,8 +18,10 @@ column             required  meaning
 ``id``             no        a name for the pair; default ``row-{n}`` (n: the data row, from 1)
 =================  ========  ===================================================================================
 
-Other columns are ignored. A missing file, a file that is not UTF-8, a header without the required columns, a row
-with an empty ``biased_text`` or ``debiased_text`` and a file with no rows are each one :class:`InputError`.
+Other columns are ignored. A missing file, a file that is not UTF-8, a header without the required columns, a header
+that names a column twice, a data row that repeats the header (two CSVs pasted together), a row with an empty
+``biased_text`` or ``debiased_text``, a field over :mod:`csv`'s limit (128 KiB) or another malformed line, and a file
+with no rows are each one :class:`InputError`.
 
 The project's set (``lens_bias/data/resources/debias_pairs.csv``, :func:`load_rewrite_pairs` with no path): 347
 pairs over 7 dimensions (gender 42, race 55, religion 60, profession 68, age 44, disability 30, nationality 48),
@@ -130,7 +132,8 @@ def load_rewrite_pairs(path: str | Path | None = None) -> list[RewritePair]:
 
     Raises:
         InputError: the file does not exist or is not UTF-8, the header lacks a required column (the message lists
-            the columns the file has), a row has an empty ``biased_text`` / ``debiased_text``, or there is no row.
+            the columns the file has) or names one twice, a row repeats the header or has an empty ``biased_text`` /
+            ``debiased_text``, a line is not CSV (e.g. a field over 128 KiB), or there is no row.
     """
     if path is None:
         name, raw = (
@@ -154,7 +157,18 @@ def load_rewrite_pairs(path: str | Path | None = None) -> list[RewritePair]:
             f"data: {name} is not UTF-8 text ({error.reason} at byte {error.start}); save the CSV as UTF-8."
         ) from error
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _read_pairs(reader, name)
+    except csv.Error as error:
+        raise InputError(f"data: {name}, line {reader.line_num + 1}: not a readable CSV line ({error}).") from None
+
+
+def _read_pairs(reader: csv.DictReader, name: str) -> list[RewritePair]:
+    """The pairs of a rewrite CSV's ``reader`` (``name``: the file, for errors)."""
     columns = [column.strip() for column in reader.fieldnames or []]
+    twice = sorted({column for column in columns if column and columns.count(column) > 1})
+    if twice:
+        raise InputError(f"data: {name} has the column {', '.join(twice)} twice; keep one column of each name.")
     missing = [column for column in REQUIRED_COLUMNS if column not in columns]
     if missing:
         raise InputError(
@@ -166,6 +180,11 @@ def load_rewrite_pairs(path: str | Path | None = None) -> list[RewritePair]:
     pairs = []
     for number, row in enumerate(reader, start=1):
         cells = {key: (value or "").strip() for key, value in row.items() if isinstance(key, str)}
+        if all(cells[column] == column for column in REQUIRED_COLUMNS):
+            raise InputError(
+                f"data: {name}, data row {number} (line {reader.line_num}) repeats the header (two CSVs pasted "
+                "together?); delete the row."
+            )
         for column in REQUIRED_COLUMNS:
             if not cells[column]:
                 raise InputError(

@@ -82,6 +82,19 @@ def _generate_batch(
     return out
 
 
+def check_context(model: AnyModel, batch: PromptBatch, max_new_tokens: int) -> None:
+    """:class:`InputError` when a prompt of ``batch`` and ``max_new_tokens`` more tokens exceed the model's context
+    (``model.cfg.n_ctx``), naming the longest prompt: checked before any generation, not an error mid-way."""
+    longest = int(batch.lengths.argmax())
+    tokens = int(batch.lengths[longest])
+    if tokens + max_new_tokens > model.cfg.n_ctx:
+        raise InputError(
+            f"The prompt {batch.texts[longest][:60]!r}... has {tokens} tokens; with max_new_tokens={max_new_tokens} "
+            f"that exceeds the model's context of {model.cfg.n_ctx} tokens: shorten or drop it, or lower "
+            "max_new_tokens."
+        )
+
+
 def generate(
     model: AnyModel,
     template: ChatTemplate,
@@ -117,6 +130,7 @@ def generate(
     generator = torch.Generator().manual_seed(seed)
     tokenizer = tokenizer_of(model)
     batch = chat_batch(tokenizer, template, prompts)
+    check_context(model, batch, max_new_tokens)
     eos = tokenizer.eos_token_id
     out = []
     for chunk in tqdm(

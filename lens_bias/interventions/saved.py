@@ -75,7 +75,8 @@ def save_intervention(intervention: SavableIntervention, path_stem: str | Path, 
 
 
 def load_intervention(path: str | Path) -> SavableIntervention:
-    """Read an intervention written by :func:`save_intervention` (the JSON path or the stem)."""
+    """Read an intervention written by :func:`save_intervention` (the JSON path or the stem); :class:`InputError`
+    naming ``path`` for a file that is not one, is damaged, or lacks what its kind needs (e.g. its vector)."""
     result = Result.load(path)
     description = result.config.get("intervention")
     kind = description.get("kind") if isinstance(description, dict) else None
@@ -83,4 +84,11 @@ def load_intervention(path: str | Path) -> SavableIntervention:
         raise InputError(
             f"{path} does not hold a known saved intervention (kind {kind!r}; known: {sorted(INTERVENTION_KINDS)})."
         )
-    return INTERVENTION_KINDS[kind].from_state(description, result.config, result.tensors)
+    try:
+        return INTERVENTION_KINDS[kind].from_state(description, result.config, result.tensors)
+    except InputError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:  # a damaged description or tensor
+        raise InputError(
+            f"{path} is a damaged saved {kind} intervention ({type(error).__name__}: {error}); save it again."
+        ) from error

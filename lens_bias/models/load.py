@@ -92,10 +92,20 @@ def resolve_model(name: str | os.PathLike[str], *, revision: str | None = None) 
     architecture that TransformerLens names officially loads through TransformerLens.
 
     Raises :class:`ModelLoadError` for a missing ``.gguf`` file, a folder without a valid ``config.json`` or of an
-    unsupported architecture, a hub id neither cached nor downloadable, or an unknown name."""
+    unsupported architecture, a file that cannot be read (permissions), a hub id neither cached nor downloadable,
+    or an unknown name."""
     if not isinstance(name, (str, os.PathLike)):
         raise ModelLoadError(f"name must be a model name or a path (str), got {type(name).__name__} {name!r}.")
-    name = os.fspath(name)
+    try:
+        return _resolve(os.fspath(name))
+    except OSError as error:
+        raise ModelLoadError(
+            f"{os.fspath(name)} cannot be read ({error.strerror or error}: {error.filename}); check its permissions."
+        ) from None
+
+
+def _resolve(name: str) -> ModelSource:
+    """:func:`resolve_model` of a name or path, its read errors raised as they are."""
     path = Path(os.path.expanduser(name))
     if name == EMBEDDED_MODEL:
         gguf = embedded_gguf_path()

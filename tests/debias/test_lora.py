@@ -234,3 +234,42 @@ def test_a_few_steps_on_the_embedded_model(tmp_path):
     assert "quantization_config" not in json.loads((result.folder / "config.json").read_text())  # de-quantised
     model = load_model(result.folder, device="cpu")
     assert model.cfg.n_layers == 30 and model.tokenizer.chat_template
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("damage", ["truncated", "pickled"])
+def test_a_truncated_or_pickled_base_model_is_one_error_before_training(tiny_llama_dir, pairs, tmp_path, damage):
+    import pickle
+    import shutil
+
+    base = shutil.copytree(tiny_llama_dir, tmp_path / "base")
+    weights = base / "model.safetensors"
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    else:  # a pickle that runs code when loaded without weights_only: never loaded
+        weights.unlink()
+        (base / "pytorch_model.bin").write_bytes(pickle.dumps({"weights": os.system}))
+    with pytest.raises(ModelLoadError, match=f"{base} could not be loaded as a Hugging Face model folder") as raised:
+        finetune_lora(base, pairs, TINY, tmp_path / "tuned", progress=False, max_steps=1)
+    assert "\n" not in str(raised.value) and not (tmp_path / "tuned").exists()
+
+
+@pytest.mark.fault
+def test_a_merged_model_write_killed_midway_leaves_nothing_after_the_next_run(tiny_llama_dir, pairs, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".tuned.{socket.gethostname()}.{int(dead.stdout)}.tmp"  # what a SIGKILL mid-write leaves
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"\x00" * 4096)
+    finetune_lora(tiny_llama_dir, pairs, TINY, tmp_path / "tuned", progress=False, max_steps=1)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tuned", "tuned.cache.json"]
+    assert all(path.stat().st_mode & 0o777 == 0o666 & ~_umask() for path in (tmp_path / "tuned").rglob("*.*"))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -139,3 +139,19 @@ def test_keeps_stereotype_matches_whole_words_and_phrases():
     assert keeps_stereotype("Some say they do not like to work at all.", ["do not like to work"])
     assert not keeps_stereotype("They like to work.", ["do not like to work"])
     assert not keeps_stereotype("anything", [])
+
+
+@pytest.mark.fault
+def test_a_repeated_header_a_duplicated_column_and_an_oversized_field_are_refused(tmp_path):
+    repeated = tmp_path / "concatenated.csv"  # two CSVs pasted together: the second header is not a pair
+    repeated.write_text("biased_text,debiased_text\na b,c d\nbiased_text,debiased_text\ne f,g h\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"data row 2 \(line 3\) repeats the header"):
+        load_rewrite_pairs(repeated)
+    duplicated = tmp_path / "duplicated.csv"
+    duplicated.write_text("biased_text,debiased_text,debiased_text\na b,c d,e f\n", encoding="utf-8")
+    with pytest.raises(InputError, match="has the column debiased_text twice"):
+        load_rewrite_pairs(duplicated)
+    huge = tmp_path / "huge.csv"
+    huge.write_text(f'biased_text,debiased_text\na b,"{"x" * 200_000}"\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"huge\.csv, line 2: .*field larger than field limit"):
+        load_rewrite_pairs(huge)

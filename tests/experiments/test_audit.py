@@ -79,3 +79,30 @@ def test_benchmark_measures_end_to_end(tiny_long_dir, tmp_path, capsys):
     assert result.values["crows_pairs"]["describe"]["convention"] == "authors"
     for figure in ("stereoset_ss", "crows_pairs_metric_score", "crows_pairs_metric_score_lens_bias"):
         assert (out / f"{figure}.html").is_file()
+
+
+def _damaged_results(folder) -> dict[str, object]:
+    """Saved files a --replot may be given that are not intact audit results."""
+    import torch
+
+    from lens_bias.provenance import Result
+
+    provenance = {"model": {"name": "tiny"}}
+    json_list = folder / "list.json"
+    json_list.write_text("[1, 2]")
+    tensors = Result("audit", {}, {}, provenance, {"rows": torch.arange(1000.0)}).save(folder / "tensors")
+    (folder / "tensors.safetensors").write_bytes((folder / "tensors.safetensors").read_bytes()[:500])
+    return {
+        "json list": json_list,
+        "no summaries": Result("audit", {"bbq": {"describe": {}}}, {}, provenance).save(folder / "bare"),
+        "unknown measure": Result("audit", {"astrology": {"summaries": {}}}, {}, provenance).save(folder / "odd"),
+        "truncated tensors": tensors,
+    }
+
+
+@pytest.mark.fault
+def test_a_replot_of_a_damaged_or_foreign_result_is_one_input_error(tmp_path):
+    for what, path in _damaged_results(tmp_path).items():
+        with pytest.raises(InputError, match=str(path)) as raised:
+            audit.main(["--replot", str(path), "--no-png"])
+        assert "\n" not in str(raised.value), what

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,6 +115,7 @@ def _run_policy(body: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.fault
 def test_input_errors_end_in_one_line_and_exit_2():
     done = _run_policy("raise InputError('pass a folder')")
     assert done.returncode == 2
@@ -159,6 +166,7 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
     assert runs == [str(tmp_path)]
 
 
+@pytest.mark.fault
 def test_a_live_run_in_another_process_blocks_the_folder(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom experiments import lock\n"
@@ -175,6 +183,7 @@ def test_a_live_run_in_another_process_blocks_the_folder(tmp_path):
     _tiny_main(tmp_path, [])
 
 
+@pytest.mark.fault
 def test_the_lock_of_a_killed_run_is_taken_over_with_a_warning(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom experiments import lock\n"
@@ -237,3 +246,108 @@ def test_replot_without_a_value_takes_the_one_saved_result_under_out(tmp_path):
 def test_a_seed_numpy_and_torch_cannot_take_is_refused(seed):
     with pytest.raises(InputError, match=r"--seed must be in \[0, 2\*\*32\)"):
         cli.parse(Config, ["--seed", seed])
+
+
+def _free_port() -> int:
+    """A local port where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _ray_run(out: Path, timeout_s: float, **popen: Any) -> subprocess.Popen:
+    """An experiment with ``--executor ray --address`` a local port where no Ray head listens."""
+    argv = ["-m", "experiments.patching", "--executor", "ray", "--address", f"127.0.0.1:{_free_port()}"]
+    env = {**os.environ, "LENS_BIAS_RAY_TIMEOUT": str(timeout_s)}
+    return subprocess.Popen([sys.executable, *argv, "--out", str(out)], env=env, text=True, **popen)
+
+
+@pytest.mark.fault
+def test_a_ray_address_where_no_head_listens_times_out_in_one_error_line(tmp_path):
+    run = _ray_run(tmp_path, 1, stderr=subprocess.PIPE)
+    try:
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 2 and "Traceback" not in stderr, stderr
+    assert re.match(r"error: --address 127\.0\.0\.1:\d+: no Ray head answers there within 1 s", stderr)
+    assert lock.read_holder(tmp_path / lock.LOCK_NAME) is None
+
+
+@pytest.mark.fault
+def test_sigterm_while_waiting_for_a_ray_head_ends_the_run_and_releases_its_lock(tmp_path):
+    run = _ray_run(tmp_path, 120, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):  # the run holds its lock, then waits for the head
+            holder = lock.read_holder(tmp_path / lock.LOCK_NAME)
+            if holder is not None and holder["pid"] == run.pid:
+                break
+            time.sleep(0.05)
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == 128 + signal.SIGTERM
+    assert lock.read_holder(tmp_path / lock.LOCK_NAME) is None
+
+
+@pytest.mark.fault
+def test_a_full_disk_or_a_read_only_file_system_is_one_error_line():
+    for number, name in ((errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system")):
+        done = _run_policy(f"raise OSError({number}, {name!r}, 'figures/x/result.json')")
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.splitlines()[0] == f"error: cannot write figures/x/result.json: {name}."
+
+
+@pytest.mark.fault
+def test_an_out_under_an_unwritable_folder_is_refused_before_the_run(tmp_path, monkeypatch):
+    locked = tmp_path / "shared"
+    real = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):  # root writes anywhere: refuse below `locked`, as for another user
+        if locked in self.parents:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(InputError, match=rf"Cannot create {locked / 'out'} .*\(Permission denied\)"):
+        _tiny_main(locked / "out", [])
+
+
+@pytest.mark.fault
+def test_a_lock_file_of_another_user_is_refused_naming_it(tmp_path, monkeypatch):
+    lock_file = tmp_path / lock.LOCK_NAME
+    lock_file.write_text("")
+    real = os.open
+
+    def open_(path, flags, *args, **kwargs):  # the lock file is another user's: this one may not write it
+        if os.fspath(path) == str(lock_file) and flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    runs: list[str] = []
+    with pytest.raises(InputError, match=rf"cannot take the run lock {lock_file} \(Permission denied\)"):
+        _tiny_main(tmp_path, runs)
+    assert runs == []
+
+
+@pytest.mark.fault
+def test_every_file_a_run_writes_has_the_permissions_of_the_umask(tmp_path):
+    import numpy as np
+
+    from lens_bias.cache import cached
+    from lens_bias.cells import CellStore
+
+    old = os.umask(0o027)  # not the usual 0o022: the modes must follow the umask, not be fixed
+    try:
+        _tiny_main(tmp_path / "out", [])  # the lock and a result
+        CellStore(tmp_path / "out" / "cells").put({"i": 0}, {"x": np.zeros(2)})
+        cached(tmp_path / "cache" / "artefact", {"k": 1}, lambda staging: staging.write_text("a"), Path.read_text)
+    finally:
+        os.umask(old)
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert {path.name.split(".")[-1] for path in files} >= {"lock", "json", "safetensors"}
+    assert {path.relative_to(tmp_path).as_posix(): oct(path.stat().st_mode & 0o777) for path in files} == {
+        path.relative_to(tmp_path).as_posix(): oct(0o640) for path in files
+    }

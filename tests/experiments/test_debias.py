@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+import torch
 from cli_checks import assert_refused
 
 from experiments import debias
-from lens_bias.interventions import HeadScaling, save_intervention
+from lens_bias.directions import SteeringVector
+from lens_bias.errors import InputError
+from lens_bias.interventions import AddVector, HeadScaling, save_intervention
 
 
 @pytest.mark.parametrize(
@@ -73,3 +76,40 @@ def test_a_registered_method_plugs_into_the_scoreboard_by_name(tiny_long_dir, tm
     finally:
         del REGISTRY["toy_heads"]
     assert list(result.values["methods"]) == ["toy heads x0.5"] and "| toy heads x0.5 |" in capsys.readouterr().out
+
+
+def _vector() -> SteeringVector:
+    return SteeringVector("v", (1,), torch.ones(1, 8), torch.ones(1), "resid_pre", {})
+
+
+@pytest.mark.fault
+def test_bad_lora_data_or_heads_files_are_refused_before_the_model_loads(no_model, tmp_path, capsys):
+    repeated = tmp_path / "pairs.csv"
+    repeated.write_text("biased_text,debiased_text\na b,c d\nbiased_text,debiased_text\n", encoding="utf-8")
+    one_claim = tmp_path / "one_claim.csv"
+    one_claim.write_text("biased_text,debiased_text,target\na b,c d,t\ne f,g h,t\n", encoding="utf-8")
+    not_heads = save_intervention(AddVector(_vector(), 1.0, [1]), tmp_path / "vector", {})
+    listed = tmp_path / "list.json"
+    listed.write_text("[[1, 0]]")
+    refusals = [
+        (["--lora-data", str(repeated)], "repeats the header"),
+        (["--lora-data", str(one_claim)], "all 2 pairs share the target 't'"),
+        (["--heads", str(not_heads)], "holds a add_vector, not a head scaling"),
+        (["--heads", str(listed)], f"{listed} is not a lens_bias.Result/1 file (a JSON array or value)"),
+    ]
+    for argv, message in refusals:
+        assert_refused(debias.main, ["--methods", "steering", "lora", "heads", *argv], message, capsys)
+
+
+@pytest.mark.fault
+def test_heads_outside_the_model_are_refused_before_the_first_method_is_fitted(tiny_llama_dir, tmp_path, monkeypatch):
+    from lens_bias.debias.methods.steering import Steering
+
+    def never(*args, **kwargs):
+        raise AssertionError("a method was fitted before every method was checked")
+
+    monkeypatch.setattr(Steering, "fit", never)
+    heads = save_intervention(HeadScaling(((99, 0),), 0.0), tmp_path / "selected_heads", {})
+    argv = ["--model", str(tiny_llama_dir), "--methods", "steering", "heads", "--heads", str(heads)]
+    with pytest.raises(InputError, match=r"Heads \[\(99, 0\)\] are outside the model"):
+        debias.main([*argv, "--layers", "1", "--out", str(tmp_path / "out")])

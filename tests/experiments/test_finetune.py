@@ -8,6 +8,7 @@ import torch
 
 from experiments import finetune as finetune_experiment
 from lens_bias.debias.lora import train as lora_train
+from lens_bias.debias.rewrites import RewritePair, load_rewrite_pairs, split_rewrites, write_rewrite_pairs
 from lens_bias.errors import InputError
 
 UNUSED_MODEL = "no-such-model"  # loading it would fail differently: these errors come first
@@ -57,3 +58,39 @@ def test_the_experiment_trains_evaluates_and_reuses(tiny_long_dir, tmp_path, mon
         assert replot.values == again.values
     finally:
         torch.set_num_threads(threads)
+
+
+def _never_trained(*args, **kwargs):
+    raise AssertionError("the model was trained before the data was checked")
+
+
+def _write_pairs(path, texts, long_held_out: str | None = None):
+    """A rewrite CSV of 8 pairs of ``texts`` (numbered); with ``long_held_out``, that biased text on the pairs
+    :func:`split_rewrites` holds out (``--held-out 0.5``, seed 0)."""
+    rows = [(f"{texts[0]} {n}", f"{texts[1]} {n}") for n in range(8)]
+    write_rewrite_pairs([RewritePair(f"row-{n + 1}", *row) for n, row in enumerate(rows)], path)
+    if long_held_out is not None:
+        _, held = split_rewrites(load_rewrite_pairs(path), 0.5, 0)
+        held_ids = {pair.id for pair in held}
+        assert held_ids and len(held_ids) < 8
+        rows = [(long_held_out if f"row-{n + 1}" in held_ids else row[0], row[1]) for n, row in enumerate(rows)]
+        write_rewrite_pairs([RewritePair(f"row-{n + 1}", *row) for n, row in enumerate(rows)], path)
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize(
+    "texts, long_held_out, message",
+    [
+        (("Женщины плохо водят машину", "Женщины водят машину по-разному"), None, "has a content word to keep"),
+        (("Drivers are bad", "Drivers differ"), " ".join(["drivers"] * 3000), r"\d+ tokens.* context of 1024 tokens"),
+    ],
+    ids=["non-latin", "too-long"],
+)
+def test_held_out_texts_that_cannot_be_scored_are_refused_before_training(
+    tiny_long_dir, tmp_path, monkeypatch, texts, long_held_out, message
+):
+    _write_pairs(tmp_path / "pairs.csv", texts, long_held_out)
+    monkeypatch.setattr(lora_train, "train_lora", _never_trained)
+    argv = ["--model", str(tiny_long_dir), "--device", "cpu", "--data", str(tmp_path / "pairs.csv")]
+    with pytest.raises(InputError, match=message):
+        finetune_experiment.main([*argv, "--held-out", "0.5", "--max-new-tokens", "3", "--out", str(tmp_path / "o")])

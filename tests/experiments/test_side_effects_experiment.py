@@ -45,7 +45,7 @@ def test_all_neutral_sentences_and_questions_is_none():
 
 
 def test_intervention_files_are_checked_before_the_model_loads(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InputError, match=r"missing\.json: no saved result there"):
         side_effects_experiment.main(["--model", UNUSED_MODEL, "--intervention", str(tmp_path / "missing.json")])
     vector = SteeringVector(name="demo", layers=(0,), directions=torch.ones(1, 4), residual_norms=torch.ones(1))
     path = save_intervention(

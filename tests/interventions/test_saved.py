@@ -4,6 +4,7 @@ unregistered classes are clear errors."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from lens_bias.directions import SteeringVector, Subspace
+from lens_bias.errors import InputError
 from lens_bias.interventions import (
     INTERVENTION_KINDS,
     AddVector,
@@ -102,3 +104,38 @@ def test_an_interrupted_save_leaves_the_previously_saved_intervention(tmp_path, 
     loaded = load_intervention(path)
     assert loaded.describe() == first.describe() and torch.equal(loaded.vector.directions, first.vector.directions)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["add.json", "add.safetensors"]
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _drop_vector(path: Path) -> None:
+    document = json.loads(path.read_text())
+    document["tensors"] = {}
+    del document["save_id"]
+    path.write_text(json.dumps(document))
+    path.with_suffix(".safetensors").unlink()
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize(
+    "damage, given",
+    [
+        (_truncate, "add.json"),
+        (lambda path: path.write_text(""), "add.json"),
+        (lambda path: path.write_bytes(bytes(range(256)) * 4), "add.json"),
+        (lambda path: path.write_text("[1, 2]"), "add.json"),
+        (_drop_vector, "add.json"),
+        (lambda path: _truncate(path.with_suffix(".safetensors")), "add.json"),
+        (lambda path: path.with_suffix(".safetensors").write_bytes(b"\x00" * 64), "add"),
+        (lambda path: (path.parent / "vectors.csv").write_text("layer,value\n1,2\n"), "vectors.csv"),
+    ],
+    ids=["truncated", "empty", "binary", "json-list", "no-vector", "truncated-tensors", "zeroed-tensors", "csv"],
+)
+def test_a_damaged_or_foreign_intervention_file_is_one_input_error_naming_it(tmp_path, damage, given):
+    path = save_intervention(AddVector(_vector(), 2.0, [3], start=None), tmp_path / "add", provenance={})
+    damage(path)
+    with pytest.raises(InputError, match=re.escape(str(tmp_path / given))) as raised:
+        load_intervention(tmp_path / given)
+    assert "\n" not in str(raised.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,3 +146,24 @@ def test_a_broken_model_folder_is_one_clear_error(tiny_llama_dir, tmp_path, brok
     with pytest.raises(ModelLoadError, match=message) as error:
         load_model(str(folder), device="cpu")
     assert str(folder) in str(error.value)
+
+
+@pytest.mark.fault
+def test_an_unreadable_model_folder_is_one_clear_error(tiny_llama_dir, tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    from lens_bias.models import identity
+
+    folder = shutil.copytree(tiny_llama_dir, tmp_path / "model")  # a new folder: its hash is not cached yet
+    (folder / "model.safetensors").chmod(0)
+    real = identity.file_sha256
+
+    def as_another_user(path):  # root reads any file: refuse one without read permission, as for other users
+        if not Path(path).stat().st_mode & 0o444:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(identity, "file_sha256", as_another_user)
+    with pytest.raises(ModelLoadError, match=rf"{folder} cannot be read \(Permission denied: .*model\.safetensors\)"):
+        load_model(str(folder), device="cpu")

@@ -6,7 +6,7 @@
 * :mod:`~lens_bias.debias.lora.evaluate`: :func:`rewrite_eval` (rewrites of held-out biased texts, scored).
 """
 
-from lens_bias.debias.lora.evaluate import RewriteEval, rewrite_eval
+from lens_bias.debias.lora.evaluate import RewriteEval, check_rewrite_eval, rewrite_eval
 from lens_bias.debias.lora.recipe import (
     DEBIAS_INSTRUCTION,
     DEBIAS_SYSTEM_PROMPT,
@@ -43,6 +43,7 @@ __all__ = [
     "RewriteEval",
     "answer_loss",
     "base_record",
+    "check_rewrite_eval",
     "collate",
     "debias_request",
     "debias_template",

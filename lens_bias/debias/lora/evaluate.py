@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lens_bias.debias.lora.recipe import DEBIAS_INSTRUCTION, debias_request
-from lens_bias.debias.rewrites import RewritePair, content_retention, keeps_stereotype
+from lens_bias.debias.rewrites import RewritePair, content_retention, content_words, keeps_stereotype
 from lens_bias.errors import InputError
-from lens_bias.forward.generation import generate
-from lens_bias.models import AnyModel
-from lens_bias.prompts import ChatTemplate
+from lens_bias.forward.generation import check_context, generate
+from lens_bias.models import AnyModel, tokenizer_of
+from lens_bias.prompts import ChatTemplate, chat_batch
 from lens_bias.provenance import to_jsonable
 from lens_bias.stats import Estimate, bootstrap_mean, share
 
@@ -46,10 +46,32 @@ class RewriteEval:
 def _scores(pairs: Sequence[RewritePair], texts: Sequence[str], seed: int) -> tuple[Estimate, Estimate | None]:
     retention = [content_retention(p.biased_text, t, p.biased_words) for p, t in zip(pairs, texts)]
     kept = [keeps_stereotype(t, p.biased_words) for p, t in zip(pairs, texts) if p.biased_words]
-    values = [value for value in retention if value is not None]
-    if not values:
-        raise InputError("rewrite_eval: no biased text has a content word to keep; check the pairs.")
+    values = [value for value in retention if value is not None]  # not empty: check_rewrite_eval
     return bootstrap_mean(values, seed=seed), share(kept, seed=seed) if kept else None
+
+
+def check_rewrite_eval(
+    model: AnyModel,
+    pairs: Sequence[RewritePair],
+    *,
+    template: ChatTemplate,
+    max_new_tokens: int,
+    instruction: str = DEBIAS_INSTRUCTION,
+) -> None:
+    """What :func:`rewrite_eval` of ``pairs`` would refuse, checked without generating (call it before the expensive
+    work, e.g. training): :class:`InputError` when there is no pair, when no biased text has a content word
+    (:func:`lens_bias.debias.rewrites.content_words`: Latin letters; e.g. a CSV in another script), or when a
+    request and ``max_new_tokens`` exceed the model's context."""
+    if not pairs:
+        raise InputError("rewrite_eval: no pairs to rewrite.")
+    if not any(content_words(pair.biased_text, pair.biased_words) for pair in pairs):
+        raise InputError(
+            f"rewrite_eval: none of the {len(pairs)} biased texts has a content word to keep (content words are "
+            "words of two or more Latin letters a-z, not stop words), so content retention cannot be scored; "
+            "use English (Latin-script) pairs."
+        )
+    requests = [debias_request(pair.biased_text, instruction) for pair in pairs]
+    check_context(model, chat_batch(tokenizer_of(model), template, requests), max_new_tokens)
 
 
 def rewrite_eval(
@@ -65,9 +87,8 @@ def rewrite_eval(
 ) -> RewriteEval:
     """Rewrite every pair's biased text with ``model`` (greedy, the request ``"{instruction} {text}"`` rendered with
     ``template``, e.g. :attr:`FinetuneResult.template` for both the base and the fine-tuned model) and score the
-    rewrites (:class:`RewriteEval`)."""
-    if not pairs:
-        raise InputError("rewrite_eval: no pairs to rewrite.")
+    rewrites (:class:`RewriteEval`). Refuses what :func:`check_rewrite_eval` refuses, before generating."""
+    check_rewrite_eval(model, pairs, template=template, max_new_tokens=max_new_tokens, instruction=instruction)
     generations = generate(
         model,
         template,

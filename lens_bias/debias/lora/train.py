@@ -268,11 +268,6 @@ def _train_and_save(folder: Path, key: dict[str, Any], pairs: Sequence[RewritePa
     }
     record = json.loads(json.dumps(to_jsonable(record)))
     (folder / MANIFEST).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    # transformers writes the weights through a private temporary file: give every file the permissions open() would
-    mask = os.umask(0)
-    os.umask(mask)
-    for file in folder.iterdir():
-        file.chmod(0o666 & ~mask)
 
 
 def finetune_lora(

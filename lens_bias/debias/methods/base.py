@@ -83,10 +83,21 @@ class MethodConfig:
         """Fit (or reuse from ``context.folder``) this method on ``model``."""
         raise NotImplementedError(f"{type(self).__name__} does not define fit(model, context).")
 
+    def check(self, model: HookedTransformer) -> None:
+        """Refuse (InputError) settings that only ``model`` can rule out (e.g. heads outside it); called for every
+        method before the first is fitted (:func:`check_methods`). Default: nothing to check."""
+
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> list[MethodConfig]:
         """The configs ``options`` asks for: by default one, each field with an ``option`` taken from it."""
         return [cls(**_settings(cls, options))]
+
+
+def check_methods(methods: Sequence[MethodConfig], model: HookedTransformer) -> None:
+    """Every method's :meth:`~MethodConfig.check` on ``model``: call it before the first is fitted (and before
+    loading the data they are scored on), so a setting the model rules out is refused before any work."""
+    for method in methods:
+        method.check(model)
 
 
 def _settings(cls: type[MethodConfig], options: Mapping[str, Any]) -> dict[str, Any]:

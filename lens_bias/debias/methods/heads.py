@@ -16,6 +16,14 @@ from lens_bias.interventions.saved import SavableIntervention
 from lens_bias.localize.runs import injection_runs, selected_heads
 
 
+def _saved_heads(path: Path) -> HeadScaling:
+    """The head selection saved at ``path``; InputError when the file is not one."""
+    saved = load_intervention(path)
+    if not isinstance(saved, HeadScaling):
+        raise InputError(f"{path} holds a {saved.describe()['kind']}, not a head scaling.")
+    return saved
+
+
 @register("heads")
 @dataclass(frozen=True)
 class HeadAblation(MethodConfig):
@@ -45,13 +53,17 @@ class HeadAblation(MethodConfig):
         known = [spec.name for spec in injection_specs()]
         if self.heads_file is None and self.attribute not in known:
             raise InputError(f"Unknown BiasInject attribute {self.attribute!r}; choose from {sorted(known)}.")
+        if self.heads_file is not None:
+            _saved_heads(self.heads_file)  # a file that is not a saved head selection is refused before any model loads
+
+    def check(self, model: HookedTransformer) -> None:
+        if self.heads_file is not None:
+            _saved_heads(self.heads_file).check(model)
 
     def fit(self, model: HookedTransformer, context: FitContext) -> Candidate:
         details: dict[str, Any]
         if self.heads_file is not None:
-            saved = load_intervention(self.heads_file)
-            if not isinstance(saved, HeadScaling):
-                raise InputError(f"{self.heads_file} holds a {saved.describe()['kind']}, not a head scaling.")
+            saved = _saved_heads(self.heads_file)
             heads, details, paths = saved.heads, {"source": str(self.heads_file)}, [str(self.heads_file)]
         else:
             heads, details, paths = self._fitted_heads(model, context)

@@ -35,6 +35,8 @@ class LoraFinetune(MethodConfig):
             raise InputError(
                 f"data (--lora-data) {self.data}: no such file; give a CSV with biased_text,debiased_text."
             )
+        if self.data is not None:  # its pairs and their split are checked before any model loads
+            split_rewrites(load_rewrite_pairs(self.data), held_out=self.held_out)
 
     def fit(self, model: HookedTransformer, context: FitContext) -> Candidate:
         if context.source is None:
