@@ -97,14 +97,14 @@ def resolve_model(name: str | os.PathLike[str], *, revision: str | None = None) 
     if not isinstance(name, (str, os.PathLike)):
         raise ModelLoadError(f"name must be a model name or a path (str), got {type(name).__name__} {name!r}.")
     try:
-        return _resolve(os.fspath(name))
+        return _resolve(os.fspath(name), revision)
     except OSError as error:
         raise ModelLoadError(
             f"{os.fspath(name)} cannot be read ({error.strerror or error}: {error.filename}); check its permissions."
         ) from None
 
 
-def _resolve(name: str) -> ModelSource:
+def _resolve(name: str, revision: str | None) -> ModelSource:
     """:func:`resolve_model` of a name or path, its read errors raised as they are."""
     path = Path(os.path.expanduser(name))
     if name == EMBEDDED_MODEL:
