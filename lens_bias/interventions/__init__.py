@@ -7,6 +7,7 @@ The canonical import path of every intervention class and of :func:`save_interve
 
 from lens_bias.forward.hooks import (
     ForwardContext,
+    Hookable,
     HookFn,
     Intervention,
     ResidHook,
@@ -45,6 +46,7 @@ __all__ = [
     "ForwardContext",
     "Head",
     "HeadScaling",
+    "Hookable",
     "HookFn",
     "Intervention",
     "ProjectOut",
