@@ -243,11 +243,13 @@ class SideEffect:
 
 @dataclass
 class SideEffectReport:
-    """Side effects of one set of interventions (``interventions``: their descriptions)."""
+    """Side effects of one set of interventions (``interventions``: their descriptions); ``items``: the per-item
+    rows of both runs (:func:`item_rows`; not in ``to_dict``)."""
 
     interventions: list[dict[str, Any]]
     effects: list[SideEffect]
     details: dict[str, Any] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
 
     def harmed(self) -> list[str]:
         """Names of the readouts the interventions significantly worsen."""
@@ -260,6 +262,33 @@ class SideEffectReport:
             "harmed": self.harmed(),
             "details": self.details,
         }
+
+
+def item_rows(items: Items, scores: CapabilityScores, condition: str) -> list[dict[str, Any]]:
+    """One row per scored item under ``condition``: ``readout`` (neutral, bbq, stereoset, knowledge), ``group``
+    (BBQ category, StereoSet bias type, knowledge domain) and ``score`` (neutral: mean log-prob per token,
+    nats; bbq, knowledge: 1 correct / 0 not; stereoset: share of the related options above the unrelated)."""
+    readouts = [
+        ("neutral", [(f"neutral-{i}", text, "") for i, text in enumerate(items.neutral)], scores.neutral),
+        ("bbq", [(i.uid, f"{i.context} {i.question}", i.category) for i in items.bbq], scores.bbq_correct),
+        ("stereoset", [(i.id, i.context, i.bias_type) for i in items.stereoset], scores.related),
+        ("knowledge", [(i.id, i.prompt, i.domain) for i in items.knowledge], scores.knowledge_correct),
+    ]
+    return [
+        {"item_id": item_id, "text": text, "group": group, "condition": condition, "readout": name, "score": value}
+        for name, named, values in readouts
+        for (item_id, text, group), value in zip(named, np.asarray(values, dtype=float).tolist())
+    ]
+
+
+def report_items(reports: Mapping[str, SideEffectReport]) -> list[dict[str, Any]]:
+    """The per-item rows of :func:`side_effects_of`' reports: the shared baseline once, then each named set of
+    interventions as its own ``condition``."""
+    first = next(iter(reports.values()))
+    rows = [row for row in first.items if row["condition"] == "baseline"]
+    for name, report in reports.items():
+        rows += [row | {"condition": name} for row in report.items if row["condition"] != "baseline"]
+    return rows
 
 
 def _paired(name: str, unit: str, base: np.ndarray, after: np.ndarray, seed: int) -> SideEffect:
@@ -345,7 +374,9 @@ def side_effects(
     if baseline is None:
         baseline = capability_scores(model, (), config, items=items, progress=progress)
     intervened = capability_scores(model, loaded, config, items=items, progress=progress)
-    return compare(baseline, intervened, seed=config.seed)
+    report = compare(baseline, intervened, seed=config.seed)
+    report.items = item_rows(items, baseline, "baseline") + item_rows(items, intervened, "intervened")
+    return report
 
 
 def side_effects_of(

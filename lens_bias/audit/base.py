@@ -115,7 +115,9 @@ class MeasureOptions:
     """The audit's settings every registered measure is built from (``None`` sizes: all items).
 
     ``n_stereoset`` items (or ``split_file``, a StereoSet file in the dev.json format); ``n_crows_pairs``
-    pairs; ``n_bbq`` questions per category (``bbq_chat``: through the chat template); persona BBQ:
+    pairs (or your own contrast pairs, ``pairs_file`` read through the ``columns`` mapping, as sentence pairs:
+    :func:`lens_bias.data.tables.pairs_as_sentences`); ``n_bbq`` questions per category (or your own,
+    ``bbq_file``: :func:`lens_bias.data.tables.load_bbq_items`; ``bbq_chat``: through the chat template); persona BBQ:
     ``n_persona_bbq`` questions per category and context, ``personas`` (None: the default six) and
     ``n_rewordings``; service: ``n_service_names`` first names per group, the first ``n_service_templates``
     templates, ``n_service_samples`` answers per request of ``max_new_tokens``; ``sizes``: the sizes of a
@@ -125,7 +127,10 @@ class MeasureOptions:
     n_stereoset: int | None = None
     split_file: Path | None = None
     n_crows_pairs: int | None = None
+    pairs_file: Path | None = None
+    columns: tuple[str, ...] = ()
     n_bbq: int | None = None
+    bbq_file: Path | None = None
     bbq_chat: bool = False
     n_persona_bbq: int | None = 40
     personas: tuple[str, ...] | None = None
@@ -166,6 +171,11 @@ class Measure(Protocol):
 
     def summarize(self, rows: Rows, *, seed: int) -> Summary: ...
 
+    def item_info(self) -> list[dict[str, str]] | None:
+        """Per row: ``item_id``, ``text`` and ``group`` (the rows of the per-item table); None when the rows are
+        not one per item (e.g. item x persona): then a row is named by its number."""
+        ...
+
     def compare(self, base: Rows, other: Rows, *, seed: int) -> Summary: ...
 
     @classmethod
@@ -192,6 +202,10 @@ class CellMeasure:
         self, model: AnyModel, payload: Any, *, interventions: Sequence[Intervention], batch_size: int
     ) -> Arrays:
         raise NotImplementedError
+
+    def item_info(self) -> list[dict[str, str]] | None:
+        """See :meth:`Measure.item_info` (this default: rows named by their number)."""
+        return None
 
     def rows(self, model: AnyModel, parts: list[Arrays]) -> Rows:
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}

@@ -26,6 +26,7 @@ from lens_bias.benchmarks.bbq import PROMPT_VERSION, answer_bbq
 from lens_bias.data.bbq import CATEGORIES, BBQItem, bias_scores_from_arrays, item_arrays, load_bbq
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
+from lens_bias.data.tables import load_bbq_items
 from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel, tokenizer_of
@@ -90,6 +91,7 @@ class BBQMeasure(RowMeasure):
         seed: int = 0,
         template: ChatTemplate | None = None,
         chunk: int = 256,
+        items: Sequence[BBQItem] | None = None,
     ) -> None:
         unknown = [c for c in contexts if c not in CONTEXTS]
         if unknown or not contexts:
@@ -98,17 +100,18 @@ class BBQMeasure(RowMeasure):
             raise InputError(f"n (BBQ questions per category) must be >= 1 or None for all, got {n}.")
         if chunk < 1:
             raise InputError(f"chunk must be >= 1, got {chunk}.")
-        items = [item for item in load_bbq(categories) if item.context_condition in contexts]
+        loaded = load_bbq(categories) if items is None else list(items)
         by_category: dict[str, list[BBQItem]] = {}
-        for item in items:
-            by_category.setdefault(item.category, []).append(item)
+        for item in loaded:
+            if item.context_condition in contexts:
+                by_category.setdefault(item.category, []).append(item)
+        self.categories = [c for c in CATEGORIES if c in by_category] if items is None else list(by_category)
         self.items = [
-            item
-            for category in CATEGORIES
-            if category in by_category
-            for item in sample(by_category[category], n, seed, key=lambda item: item.uid)
+            item for category in self.categories for item in sample(by_category[category], n, seed, key=lambda i: i.uid)
         ]
-        self.categories = [c for c in CATEGORIES if c in by_category]
+        if not self.items:
+            raise InputError(f"No BBQ questions in the contexts {', '.join(contexts)}.")
+        self.own = items is not None
         self.contexts = tuple(contexts)
         self.n, self.seed, self.template, self.chunk = n, seed, template, chunk
         self.raw_text = template is None
@@ -119,12 +122,17 @@ class BBQMeasure(RowMeasure):
         if options.bbq_chat and model is None:
             raise InputError("BBQ through the chat template (bbq_chat) needs the model: its template.")
         template = template_for(model) if options.bbq_chat and model is not None else None
-        return cls(n=options.n_bbq, seed=options.seed, template=template)
+        own = None if options.bbq_file is None else load_bbq_items(options.bbq_file, options.columns)
+        return cls(n=options.n_bbq, seed=options.seed, template=template, items=own)
+
+    def item_info(self) -> list[dict[str, str]]:
+        return [{"item_id": i.uid, "text": f"{i.context} {i.question}", "group": i.category} for i in self.items]
 
     def describe(self) -> dict[str, Any]:
         return {
             "measure": self.name,
             "n_items": len(self.items),
+            "own_items": self.own,
             "categories": self.categories,
             "contexts": list(self.contexts),
             "n_per_category": self.n,
