@@ -91,7 +91,7 @@ class Config(cli.PairsConfig, cli.SweepConfig):
         if not self.targets:
             raise InputError("--targets: give at least one target.")
         if (self.pairs == "crows_pairs" or self.pairs_file) and any(t not in HEAD_TARGETS for t in self.targets):
-            raise InputError("crows_pairs sentences do not share positions across pairs: use --targets z, k or v.")
+            raise InputError("crows_pairs and --pairs-file sentences do not share positions: use --targets z, k or v.")
         if self.crows_types is not None and not self.crows_types:
             raise InputError("--crows-types: give at least one bias type, or omit the flag for all of them.")
         if not self.stem or Path(self.stem).name != self.stem:

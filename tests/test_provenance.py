@@ -199,7 +199,7 @@ def test_result_items_as_parquet_csv_and_a_frame(tmp_path: Path) -> None:
     import pandas as pd
 
     items = [
-        {"score": 0.5, "item_id": "a", "text": "x, \"y\"", "group": "g", "condition": "baseline"},
+        {"score": 0.5, "item_id": "a", "text": 'x, "y"', "group": "g", "condition": "baseline"},
         {"score": float("nan"), "item_id": "b", "text": "z", "group": "g", "condition": "steer"},
     ]
     Result("r", {}, {}, {}, items=items).save(tmp_path / "r")

@@ -59,7 +59,11 @@ def test_a_column_mapping_and_the_defaults(tmp_path):
         ({"pos": ["a"], "negative": ["b"], "target": ["t"]}, None, r"missing column 'positive'.*present are 'pos'"),
         ({"s": ["a"], "negative": ["b"], "target": ["t"]}, {"positive": "x"}, r"'x' \(for positive\)"),
         ({"positive": [1.5], "negative": ["b"], "target": ["t"]}, None, "row 0: positive must be text, got float"),
-        ({"positive": ["a"], "negative": [""], "target": ["t"]}, None, r"row 0: column 'negative' \(negative\) is empty"),
+        (
+            {"positive": ["a"], "negative": [""], "target": ["t"]},
+            None,
+            r"row 0: column 'negative' \(negative\) is empty",
+        ),
         ({"positive": ["a", "c"], "negative": ["b", "d"], "target": ["t", "u"], "id": [1, 1]}, None, "repeated: 1"),
         ({"positive": ["a"], "negative": ["a"], "target": ["t"]}, None, "row 0: .*identical"),
         ({"positive": ["a"], "negative": ["b"], "target": ["t"]}, {"answer": "a"}, "unknown field"),
