@@ -40,7 +40,7 @@ from lens_bias.data.records import fingerprint
 from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
-from lens_bias.stats import Estimate, bootstrap_rows
+from lens_bias.stats import SMALL_N, Estimate, bootstrap_rows, small_groups, wilson
 
 Rows = dict[str, np.ndarray]
 """Row-aligned arrays of one measure under one condition (each ``[n_rows, ...]``; ``failed``: bool)."""
@@ -59,13 +59,16 @@ class Statistic:
 
     ``compute(rows, index)`` returns the statistic on the rows ``index`` (integer positions, repeats
     allowed); NaN when undefined, with ``undefined(rows, index)`` saying why. ``label`` names it with its
-    unit; ``ideal`` is the value of an unbiased model (None when there is none)."""
+    unit; ``ideal`` is the value of an unbiased model (None when there is none). ``proportion(rows, index)``,
+    for a statistic that is a share of rows: ``(successes, n)``, and the interval is Wilson's
+    (:func:`lens_bias.stats.wilson`) instead of the bootstrap's, which collapses at 0 or n successes."""
 
     name: str
     label: str
     compute: Callable[[Rows, np.ndarray], float]
     undefined: Callable[[Rows, np.ndarray], str]
     ideal: float | None = None
+    proportion: Callable[[Rows, np.ndarray], tuple[int, int]] | None = None
 
 
 def _undefined(reason: str) -> dict[str, Any]:
@@ -79,6 +82,8 @@ def estimate(statistic: Statistic, rows: Rows, index: np.ndarray, clusters: np.n
     value = statistic.compute(rows, index)
     if not math.isfinite(value):
         return _undefined(statistic.undefined(rows, index))
+    if statistic.proportion is not None:
+        return wilson(*statistic.proportion(rows, index)).to_dict()
     return _bootstrap(lambda sub: statistic.compute(rows, index[sub]), clusters[index], seed)
 
 
@@ -263,7 +268,15 @@ class RowMeasure(CellMeasure):
     def summarize(self, rows: Rows, *, seed: int) -> Summary:
         clusters = self.clusters(rows)
         groups = {}
-        for group, index in self.groups(rows).items():
+        by_group = self.groups(rows)
+        small = small_groups({group: int(index.size) for group, index in by_group.items()})
+        if small:
+            warnings.warn(
+                f"{self.name}: fewer than {SMALL_N} rows in {', '.join(small)}: their intervals rest on too few "
+                "items to say much; give more items.",
+                stacklevel=2,
+            )
+        for group, index in by_group.items():
             groups[group] = {
                 "n_rows": int(index.size),
                 "n_failed": int(rows["failed"][index].sum()),

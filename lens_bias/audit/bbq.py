@@ -52,13 +52,19 @@ def score_statistic(key: str, scoring: str, label: str, ideal: float | None) -> 
     def compute(rows: Rows, index: np.ndarray) -> float:
         return float(_scores(rows, index, scoring)[key])
 
+    def counts(rows: Rows, index: np.ndarray) -> tuple[int, int]:
+        scores = _scores(rows, index, scoring)
+        n = scores["n_ambig" if key == "accuracy_ambig" else "n_disambig"]
+        return round(scores[key] * n), n
+
     def undefined(rows: Rows, index: np.ndarray) -> str:
         reasons = _scores(rows, index, scoring)["undefined"]
         if key in reasons:  # s_amb, s_dis
             return reasons[key] or "not finite"
         return f"no answered items in {'ambiguous' if key == 'accuracy_ambig' else 'disambiguated'} contexts"
 
-    return Statistic(f"{key}{suffix}", f"{label} ({scoring})", compute, undefined, ideal)
+    accuracy = key.startswith("accuracy")  # a share of the answered questions: Wilson's interval
+    return Statistic(f"{key}{suffix}", f"{label} ({scoring})", compute, undefined, ideal, counts if accuracy else None)
 
 
 def format_mass(rows: Rows, index: np.ndarray) -> float:

@@ -39,12 +39,13 @@ def run_audit(
     only: Mapping[str, Sequence[str]] | None = None,
     seed: int = 0,
     batch_size: int = 16,
-    progress: bool = False,
+    progress: bool = True,
     executor: Executor | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Rows]]]:
     """Score ``measures`` at baseline and under every condition of ``conditions`` (name -> interventions).
 
-    ``cells``: folder of the resumable cell store (None keeps nothing). ``only``: condition name -> the
+    ``cells``: folder of the resumable cell store (None, the default, writes nothing). ``progress``: a bar per
+    measure and condition (``tqdm.auto``: a widget in a notebook; ``False`` for none). ``only``: condition name -> the
     measures it runs on (default: every measure; e.g. a refusal vector applied from the end of a chat
     instruction runs on the chat measures only). Returns ``(values, rows)``:
     ``values[measure] = {"describe", "summaries": {condition: Summary}, "changes": {condition: Summary}}``
@@ -107,7 +108,7 @@ def score_rows(
     cells: str | Path | None = None,
     seed: int = 0,
     batch_size: int = 16,
-    progress: bool = False,
+    progress: bool = True,
     executor: Executor | None = None,
 ) -> Rows:
     """``measure``'s rows for ``model`` under ``interventions``, through the cell store in folder ``cells``

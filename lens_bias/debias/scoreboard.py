@@ -127,7 +127,7 @@ def evaluate(
     cells: str | Path | None = None,
     seed: int = 0,
     batch_size: int = 16,
-    progress: bool = False,
+    progress: bool = True,
     executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Score the base ``model`` and every candidate on ``measures`` and the ``retention`` items.
