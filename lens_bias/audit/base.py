@@ -198,6 +198,7 @@ class CellMeasure:
     payload, interventions=..., batch_size=...)`` (one cell's arrays) and may override ``rows(model, parts)``
     (default: every array concatenated along its first axis)."""
 
+    name: ClassVar[str]
     desc: ClassVar[str]
 
     def cells(self, model: AnyModel, *, batch_size: int) -> tuple[list[dict[str, Any]], list[Any]]:
