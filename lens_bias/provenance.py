@@ -224,10 +224,15 @@ class Result:
     items: list[dict[str, Any]] = field(default_factory=list)
 
     def to_frame(self) -> Any:
-        """The per-item rows as a pandas DataFrame (:data:`ITEM_COLUMNS` first; empty when there are none)."""
+        """The per-item rows as a pandas DataFrame (:data:`ITEM_COLUMNS` first; empty when there are none). A
+        column whose rows mix text with other values (measures of an audit that share a column name) holds text."""
         import pandas as pd
 
         frame = pd.DataFrame(self.items)
+        for column in frame.select_dtypes(include="object").columns:
+            values = frame[column]
+            if values.map(lambda v: isinstance(v, str)).any():
+                frame[column] = values.map(lambda v: v if v is None or isinstance(v, (str, float)) else str(v))
         return frame[[*(c for c in ITEM_COLUMNS if c in frame), *(c for c in frame if c not in ITEM_COLUMNS)]]
 
     def save(self, path_stem: str | Path) -> Path:

@@ -240,6 +240,7 @@ def audit_items(measures: Sequence[Measure], rows: Mapping[str, Mapping[str, Row
             n_rows = len(arrays["failed"])
             columns: dict[str, list[Any]] = {}
             for name, array in arrays.items():
+                name = f"{name}_code" if name in ("item_id", "text", "group", "condition", "measure") else name
                 if array.ndim == 1 and len(array) == n_rows:
                     columns[name] = array.tolist()
                 elif array.ndim == 2 and len(array) == n_rows and array.dtype.kind in "biuf":
