@@ -229,7 +229,7 @@ class Result:
         import pandas as pd
 
         frame = pd.DataFrame(self.items)
-        for column in frame.select_dtypes(include="object").columns:
+        for column in [c for c in frame.columns if frame[c].dtype == np.dtype("O")]:
             values = frame[column]
             if values.map(lambda v: isinstance(v, str)).any():
                 frame[column] = values.map(lambda v: v if v is None or isinstance(v, (str, float)) else str(v))
