@@ -2,13 +2,15 @@
 
 Runs the measures of :mod:`lens_bias.audit` by registered name (:mod:`lens_bias.audit.registry`) without
 interventions and under each ``--intervention`` file, against the one baseline; writes ``{out}/audit.json``
-(every summary with bootstrap 95% intervals, paired changes, config, provenance; rows in
-``audit.safetensors``), ``{out}/audit.md`` (headline table, tables per group) and the figures
+(every summary with 95% intervals, paired changes, config, provenance; rows in ``audit.safetensors``), the
+per-item rows (``audit.items.parquet`` / ``.csv``: item id, text, group, condition, scores), ``{out}/audit.md``
+(headline table, tables per group), every statistic as ``audit_summary.csv`` and the figures
 (:mod:`lens_bias.figures.audit`). Every chunk of work is a cell in ``{out}/cells/``: rerun an interrupted
 audit with the same command and only the unfinished cells are computed.
 
     python -m experiments.audit --quick                # small sizes, minutes (no flag: full data, hours)
     python -m experiments.audit --measures bbq --n-bbq 50 --intervention figures/steering/interventions/gender.json
+    python -m experiments.audit --measures crows_pairs --pairs-file examples/pairs.csv   # your own pairs
     python -m experiments.audit --replot figures/audit/audit.json
 """
 
@@ -32,7 +34,7 @@ CROWS = ["authors", "harness", "lens_bias"]
 
 
 @dataclass(frozen=True)
-class Config(cli.SweepConfig):
+class Config(cli.PairsConfig, cli.SweepConfig):
     """Which measures, at which sizes, under which interventions (see lens_bias.audit.base.MeasureOptions)."""
 
     measures: tuple[str, ...] | None = _flag("registered measure names (default all: stereoset crows_pairs bbq ...)")
@@ -44,6 +46,9 @@ class Config(cli.SweepConfig):
         "CrowS-Pairs scoring convention (harness: a second forward per sentence)", "authors", choices=CROWS
     )
     n_bbq: int | None = _flag("BBQ questions per category (default all)", None, min=1)
+    bbq_file: Path | None = field(
+        default=None, metadata={"help": "your own BBQ-style questions (lens_bias.data.tables)"}
+    )
     bbq_chat: bool = _flag("ask BBQ through the chat template (default raw text)", False)
     bbq_convention: str = _flag("BBQ scoring convention", "authors", choices=["authors", "lens_bias"])
     n_persona_bbq: int | None = _flag("persona BBQ: questions per category and context", 40, min=1)
@@ -75,8 +80,9 @@ class Config(cli.SweepConfig):
         for path in self.intervention:
             if not Path(path).is_file():
                 raise InputError(f"--intervention {path}: no such file; give saved intervention .json files.")
-        if self.split_file is not None and not Path(self.split_file).is_file():
-            raise InputError(f"--split-file {self.split_file}: no such file.")
+        for name in ("split_file", "bbq_file"):
+            if getattr(self, name) is not None and not Path(getattr(self, name)).is_file():
+                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: no such file.")
         super().__post_init__()
 
 
@@ -122,14 +128,15 @@ def run(config: Config) -> Path:
             progress=True,
             executor=executor,
         )
-    result = audit_result(model, values, rows, {**config.to_dict(), "refusal_vector_fit": fit}, seed=config.seed)
+    config_values = {**config.to_dict(), "refusal_vector_fit": fit}
+    result = audit_result(model, values, rows, config_values, seed=config.seed, measures=measures)
     return result.save(config.out / "audit")
 
 
 def report(result: Result, path: Path, config: Config) -> None:
     """Print the headline table; write it and the tables per group to ``audit.md``; draw the figures from
     the saved result."""
-    from lens_bias.audit.run import group_tables, markdown_table
+    from lens_bias.audit.run import group_tables, markdown_table, summary_frame
     from lens_bias.figures.audit import audit_figures
     from lens_bias.figures.primitives import save_figures
     from lens_bias.files import write_text_atomic
@@ -138,9 +145,10 @@ def report(result: Result, path: Path, config: Config) -> None:
     model = result.provenance["model"]["name"]
     groups = group_tables(result.values)
     write_text_atomic(path.with_name("audit.md"), f"# Bias audit of {model}\n\n{table}\n## Per group\n\n{groups}")
+    write_text_atomic(path.with_name("audit_summary.csv"), summary_frame(result.values).to_csv(index=False))
     print(table)
     figures = save_figures(audit_figures(result.values), path.parent, png=config.png)
-    print("wrote", path, path.with_name("audit.md"), *figures)
+    print("wrote", path, path.with_name("audit.md"), path.with_name("audit_summary.csv"), *figures)
 
 
 def main(argv: list[str] | None = None) -> Result:

@@ -65,7 +65,7 @@ def run(config: Config) -> Path:
     model = load_model(config.model, device=config.device)
     template = template_for(model)
     seed, batch_size = config.seed, config.batch_size
-    per_type, fingerprints = bias_profile(
+    per_type, fingerprints, items = bias_profile(
         model, template, config.bias_types, config.n_stereoset, config.test_fraction, batch_size=batch_size, seed=seed
     )
     recorded = {
@@ -80,6 +80,7 @@ def run(config: Config) -> Path:
         values={"per_bias_type": per_type},
         config=recorded,
         provenance=collect_provenance(model_record=model_record(model).to_dict(), data=fingerprints, seed=config.seed),
+        items=items,
     )
     return result.save(config.out / "bias_profile")
 

@@ -42,7 +42,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from experiments.config import C, RunConfig, SweepConfig
+from experiments.config import C, PairsConfig, RunConfig, SweepConfig
 from experiments.flags import parse
 from experiments.lock import output_lock
 from lens_bias.errors import InputError
@@ -52,7 +52,18 @@ if TYPE_CHECKING:  # the library is imported where it is used: --help must not l
     from lens_bias.models import AnyModel
     from lens_bias.provenance import Result
 
-__all__ = ["RunConfig", "SweepConfig", "executor", "load", "load_result", "main", "parse", "run", "saved_result"]
+__all__ = [
+    "PairsConfig",
+    "RunConfig",
+    "SweepConfig",
+    "executor",
+    "load",
+    "load_result",
+    "main",
+    "parse",
+    "run",
+    "saved_result",
+]
 
 #: Errors that are the user's: printed as one line, exit status 2.
 USER_ERRORS = (InputError, FileNotFoundError)

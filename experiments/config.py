@@ -90,6 +90,35 @@ class SweepConfig(RunConfig):
         super().__post_init__()
 
 
+@dataclass(frozen=True)
+class PairsConfig(RunConfig):
+    """The flags of an experiment that takes contrast pairs: your own, from a table, instead of the built-in ones.
+    Mix it in first (``class Config(PairsConfig, SweepConfig)``)."""
+
+    pairs_file: Path | None = field(
+        default=None,
+        metadata={
+            "help": "your own contrast pairs instead of the built-in ones: a CSV, JSONL, JSON or Parquet file with "
+            "columns positive, negative, target (the split key), optional prompt, id, bias_type "
+            "(lens_bias.data.tables; examples/pairs.csv)"
+        },
+    )
+    columns: tuple[str, ...] = field(
+        default=(), metadata={"help": "the table's column names, FIELD=COLUMN (e.g. positive=stereo target=group)"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.pairs_file is not None and not Path(self.pairs_file).is_file():
+            raise InputError(f"--pairs-file {self.pairs_file}: no such file.")
+        if self.columns and self.pairs_file is None and getattr(self, "bbq_file", None) is None:
+            raise InputError("--columns maps the columns of --pairs-file: give the file too.")
+        super().__post_init__()
+        if self.pairs_file is not None:  # the table's columns and types, before any model loads
+            from lens_bias.data.tables import load_pairs
+
+            load_pairs(self.pairs_file, self.columns)
+
+
 def metadata(config: type[RunConfig], name: str) -> dict[str, Any]:
     """The metadata of field ``name``, merged along the class hierarchy (a subclass's keys win)."""
     merged: dict[str, Any] = {}

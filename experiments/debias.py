@@ -122,7 +122,8 @@ def run(config: Config) -> Path:
         seed=config.seed,
     )
     config_record = {**config.to_dict(), "retention": dataclasses.asdict(retention)}
-    return Result(name="debias", values=values, config=config_record, provenance=provenance).save(config.out / "debias")
+    items = values.pop("items")  # the per-item table, beside the values
+    return Result("debias", values, config_record, provenance, items=items).save(config.out / "debias")
 
 
 def report(result: Result, path: Path, config: Config) -> None:

@@ -20,7 +20,8 @@ positions do not line up across pairs: only whole-layer head targets (``z``, ``k
 For each target, exact activation patching (``--direction``, default denoising: clean activations into
 the corrupted run; score 1 = clean behaviour restored, 0 = corrupted) and attribution patching, their
 agreement (Pearson, top-10 overlap), and heatmaps of the pair-mean scores (layer x position with token
-labels, or layer x head). Writes ``{out}/patching.json`` + ``.safetensors`` (per-pair scores) and
+labels, or layer x head). ``--pairs-file``: your own contrast pairs instead, the crows_pairs way. Writes
+``{out}/patching.json`` + ``.safetensors`` (per-pair scores), ``patching.items.parquet`` / ``.csv`` and
 ``{out}/patching_{target}_{exact|attribution}.{html,png}`` (``patching_quick*`` with ``--quick``).
 
     python -m experiments.patching [--model NAME] [--targets resid_pre attn_out mlp_out z] [--n-pairs 24]
@@ -53,7 +54,7 @@ QUICK = {"n_pairs": 2, "targets": ["resid_pre", "z"], "stem": "patching_quick"}
 
 
 @dataclass(frozen=True)
-class Config(cli.SweepConfig):
+class Config(cli.PairsConfig, cli.SweepConfig):
     """Activation and attribution patching of term-swap pairs (see the module docstring)."""
 
     targets: tuple[str, ...] = field(
@@ -89,8 +90,8 @@ class Config(cli.SweepConfig):
 
         if not self.targets:
             raise InputError("--targets: give at least one target.")
-        if self.pairs == "crows_pairs" and any(t not in HEAD_TARGETS for t in self.targets):
-            raise InputError("crows_pairs sentences do not share positions across pairs: use --targets z, k or v.")
+        if (self.pairs == "crows_pairs" or self.pairs_file) and any(t not in HEAD_TARGETS for t in self.targets):
+            raise InputError("crows_pairs and --pairs-file sentences do not share positions: use --targets z, k or v.")
         if self.crows_types is not None and not self.crows_types:
             raise InputError("--crows-types: give at least one bias type, or omit the flag for all of them.")
         if not self.stem or Path(self.stem).name != self.stem:
@@ -101,31 +102,32 @@ class Config(cli.SweepConfig):
 def run(config: Config) -> Path:
     """Select the pairs, patch every target exactly and by attribution; save the result, return its path."""
     from lens_bias.cells import CellStore, model_key
-    from lens_bias.data.records import fingerprint
+    from lens_bias.data import fingerprint, load_pairs
     from lens_bias.models import load_model, model_record
-    from lens_bias.patching import METRIC_NAMES, patch_targets, select_pairs
+    from lens_bias.patching import METRIC_NAMES, patch_targets, patching_items, select_pairs
     from lens_bias.provenance import Result, collect_provenance, set_seed
 
     set_seed(config.seed)
+    own = None if config.pairs_file is None else load_pairs(config.pairs_file, config.columns)
     model = load_model(config.model, device=config.device)
     names = ("group", "crows_types", "n_pairs", "min_gap", "seed", "batch_size")  # flags of the same name
-    inputs, counts = select_pairs(model, config.pairs, **{name: getattr(config, name) for name in names})
+    inputs, counts = select_pairs(model, config.pairs, **{n: getattr(config, n) for n in names}, pairs=own)
+    pair_set = config.pairs if own is None else "crows_pairs"  # own pairs are scored the crows_pairs way
     with cli.executor(config) as executor:
         values, tensors, record = patch_targets(
             model,
             inputs,
             config.targets,
             direction=cast("Direction", config.direction),
-            metric_name=METRIC_NAMES[config.pairs],
+            metric_name=METRIC_NAMES[pair_set],
             batch_size=config.batch_size,
             cells=CellStore(config.out / "cells", {"model": model_key(model)}, executor=executor),
         )
     provenance = collect_provenance(
-        model_record=model_record(model).to_dict(), data={config.pairs: fingerprint(inputs.pairs)}, seed=config.seed
+        model_record=model_record(model).to_dict(), data={pair_set: fingerprint(inputs.pairs)}, seed=config.seed
     )
-    result = Result(
-        "patching", {"pairs": counts, **values}, {**config.to_dict(), **record}, provenance, tensors=tensors
-    )
+    items = patching_items(inputs, values, tensors)
+    result = Result("patching", {"pairs": counts, **values}, {**config.to_dict(), **record}, provenance, tensors, items)
     return result.save(config.out / config.stem)
 
 

@@ -5,7 +5,8 @@ by ``experiments.biasscope`` (``selected_heads.json``) or a steering vector at a
 written by ``experiments.steering`` (``interventions/{name}.json``). Each is evaluated on its own against
 one shared baseline: neutral-text log-probability, BBQ disambiguated accuracy, the StereoSet LMS and the
 accuracy on the project's factual cloze questions (knowledge retention), each with a 95% bootstrap interval
-and the paired change (see :mod:`lens_bias.side_effects`).
+and the paired change (see :mod:`lens_bias.side_effects`); every item's score per condition in
+``side_effects.items.parquet`` / ``.csv``. (Its readouts are fixed retention sets: it takes no contrast pairs.)
 
     python -m experiments.side_effects --intervention figures/steering/interventions/gender.json \\
         figures/biasscope/selected_heads.json
@@ -67,7 +68,7 @@ def run(config: Config) -> Path:
     from lens_bias.interventions import load_intervention
     from lens_bias.models import load_model, model_record
     from lens_bias.provenance import Result, collect_provenance, set_seed
-    from lens_bias.side_effects import check_applicable, side_effects_of
+    from lens_bias.side_effects import check_applicable, report_items, side_effects_of
 
     if not config.intervention:
         raise InputError(NO_INTERVENTION)
@@ -94,6 +95,7 @@ def run(config: Config) -> Path:
         provenance=collect_provenance(
             model_record=model_record(model).to_dict(), seed=config.seed, data=details["fingerprints"]
         ),
+        items=report_items(effects),
     )
     path = result.save(config.out / "side_effects")
     print("wrote", path)

@@ -12,6 +12,7 @@ Layers: ``--layers``, or every ``--layer-step``-th layer from 0 (default every l
 
     python -m experiments.similarity [--model NAME] [--bias-types gender race] [--layers 0 6 12] [--quick]
     python -m experiments.similarity --base llama-2-7b --chat llama-2-7b-chat
+    python -m experiments.similarity --pairs-file examples/pairs.csv   # your own pairs, a vector per bias_type
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ QUICK = {"n_pairs": 24, "layer_step": 3}
 
 
 @dataclass(frozen=True)
-class Config(cli.RunConfig):
+class Config(cli.PairsConfig, cli.RunConfig):
     """The bias types, layers and vector recipe of one similarity study, and the checkpoints it compares."""
 
     base: str | None = field(default=None, metadata={"help": "first checkpoint (e.g. llama-2-7b) for a comparison"})
@@ -100,6 +101,8 @@ def run(config: Config) -> Path:
         dtype=config.dtype,
         batch_size=config.batch_size,
         seed=config.seed,
+        pairs_file=config.pairs_file,
+        columns=config.columns,
     )
     last = built[config.checkpoints[-1]]
     values = {"within": within_model(last.vectors, last.activations, seed=config.seed)}
@@ -112,7 +115,8 @@ def run(config: Config) -> Path:
     data = {name: described["train_fingerprint"] for name, described in last.data.items()}
     provenance = collect_provenance(model_record=last.model_record, seed=config.seed, data=data)
     provenance |= {"models": {name: b.model_record for name, b in built.items()}, "contrasts": last.data}
-    path = Result("similarity", values, config.to_dict(), provenance).save(config.out / "similarity")
+    items = [row for name, b in built.items() for row in b.items(name)]
+    path = Result("similarity", values, config.to_dict(), provenance, items=items).save(config.out / "similarity")
     for name, vector in last.vectors.items():
         vector.save(config.out / "vectors" / name)
     return path

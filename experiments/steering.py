@@ -7,11 +7,12 @@ under steering on held-out pairs for every layer x multiplier (per-token mean lo
 share preferring the stereotype; the A/B choice at the default layer); refusal propensity of held-out harmful
 and benign requests under the refusal vector, bias vs refusal and their correlation; the fluency cost on
 neutral text; open-ended generations scored offline (refusal phrases, gendered words in occupation stories).
-The study is :func:`lens_bias.steering_study.run_study`. Writes ``{out}/steering.json``, the vectors, each
+The study is :func:`lens_bias.steering_study.run_study`. Writes ``{out}/steering.json``, each held-out pair's
+score per layer x multiplier (``steering.items.parquet`` / ``.csv``), the vectors, each
 vector at its chosen layer and largest multiplier as a saved intervention (``{out}/interventions/{name}.json``,
 for ``experiments.side_effects``) and figures to ``{out}/``.
 
-    python -m experiments.steering [--model NAME] [--quick]
+    python -m experiments.steering [--model NAME] [--quick] [--pairs-file examples/pairs.csv]   # your own pairs
     python -m experiments.steering --replot figures/steering/steering.json
 """
 
@@ -33,7 +34,7 @@ READOUTS = ("mean_from_difference", "last")
 
 
 @dataclass(frozen=True)
-class Config(cli.SweepConfig):
+class Config(cli.PairsConfig, cli.SweepConfig):
     """The steering study's settings (see the module docstring for what each step measures)."""
 
     bias_types: tuple[str, ...] = field(

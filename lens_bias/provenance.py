@@ -7,6 +7,9 @@
   the names/shapes/dtypes of the tensors) plus ``{stem}.safetensors`` when there are tensors. Both are
   written atomically, the tensors first and the JSON last, and carry one save id: an interrupted save
   leaves the previous result (or none), and a JSON never loads with another save's tensors.
+* A Result's ``items`` are its per-item rows (one dict per row: :data:`ITEM_COLUMNS` first, then each
+  score), written beside the JSON as ``{stem}.items.parquet`` and ``{stem}.items.csv`` and read back as a
+  pandas DataFrame by :meth:`Result.to_frame` (or ``pandas.read_parquet`` / ``read_csv`` directly).
 * ``to_jsonable`` is the single conversion to strict JSON used for everything saved.
 
 JSON convention: output is strict JSON (``allow_nan=False``), so non-finite floats (NaN, +inf,
@@ -41,6 +44,9 @@ from lens_bias.files import atomic_path
 
 RESULT_FORMAT = "lens_bias.Result/1"
 """Tag written into every saved Result JSON (bump when the layout changes)."""
+
+#: The leading columns of every per-item table: which item (its id and text), its group, under which condition.
+ITEM_COLUMNS = ("item_id", "text", "group", "condition")
 
 _PACKAGES = ("torch", "transformer_lens", "transformers", "datasets", "numpy")
 _GIT_TIMEOUT_S = 5.0
@@ -225,7 +231,8 @@ class Result:
 
     ``values`` and ``config`` hold anything ``to_jsonable`` accepts (e.g. ``Estimate`` objects,
     NumPy arrays); after ``load`` they are plain JSON data (an ``Estimate`` is a dict, NaN is
-    ``None``). ``tensors`` are stored losslessly (dtype and shape kept) in safetensors.
+    ``None``). ``tensors`` are stored losslessly (dtype and shape kept) in safetensors. ``items``: the
+    per-item rows (see the module docstring; :meth:`to_frame`).
     """
 
     name: str
@@ -233,6 +240,19 @@ class Result:
     config: dict[str, Any]
     provenance: dict[str, Any]
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_frame(self) -> Any:
+        """The per-item rows as a pandas DataFrame (:data:`ITEM_COLUMNS` first; empty when there are none). A
+        column whose rows mix text with other values (measures of an audit that share a column name) holds text."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self.items)
+        for column in [c for c in frame.columns if frame[c].dtype == np.dtype("O")]:
+            values = frame[column]
+            if values.map(lambda v: isinstance(v, str)).any():
+                frame[column] = values.map(lambda v: v if v is None or isinstance(v, (str, float)) else str(v))
+        return frame[[*(c for c in ITEM_COLUMNS if c in frame), *(c for c in frame if c not in ITEM_COLUMNS)]]
 
     def save(self, path_stem: str | Path) -> Path:
         """Write ``{stem}.json`` and, if there are tensors, ``{stem}.safetensors``; creates parent
@@ -262,6 +282,13 @@ class Result:
         json_path, tensors_path = Path(f"{stem}.json"), Path(f"{stem}.safetensors")
         if prepared:
             document["save_id"] = uuid.uuid4().hex
+        if self.items:
+            frame = self.to_frame()
+            document["items"] = {"n_rows": len(frame), "columns": [str(c) for c in frame.columns]}
+            with atomic_path(f"{stem}.items.parquet") as parquet_tmp:
+                frame.to_parquet(parquet_tmp, index=False)
+            with atomic_path(f"{stem}.items.csv") as csv_tmp:
+                frame.to_csv(csv_tmp, index=False)
         text = json.dumps(document, indent=2, allow_nan=False) + "\n"
         # both files are written to temporary files first; the tensors replace theirs, then the JSON
         # (on leaving the outer block): an interrupt leaves the previous pair, a JSON implies its tensors
@@ -309,10 +336,24 @@ class Result:
                 f"{given}: its tensors {stem}.safetensors are missing or damaged ({' '.join(str(error).split())}); "
                 "run the experiment again to write both files."
             ) from None
+        items: list[dict[str, Any]] = []
+        if "items" in document:
+            import pandas as pd
+
+            try:
+                items = pd.read_parquet(f"{stem}.items.parquet").to_dict("records")
+            except (OSError, ValueError) as error:  # missing, unreadable, or not Parquet (pyarrow's ArrowInvalid)
+                raise InputError(
+                    f"{given}: its per-item rows {stem}.items.parquet are missing or damaged ({type(error).__name__}); "
+                    "run the experiment again."
+                ) from None
+            if len(items) != document["items"]["n_rows"]:
+                raise InputError(f"{stem}.items.parquet was not written with {stem}.json: run the experiment again.")
         return cls(
             name=document["name"],
             values=document["values"],
             config=document["config"],
             provenance=document["provenance"],
             tensors={k: tensors[k] for k in document["tensors"]},
+            items=items,
         )

@@ -26,7 +26,9 @@ four readouts with the unintervened model on the same items:
   options are one token, and on the embedded model both rules score 0.84 over all 208). An item is
   correct when the right answer scores *strictly* highest (a tie counts as wrong). Chance is 1/4.
 
-Every value comes with a bootstrap 95% interval over items (LMS: items resampled, the statistic
+Every value comes with a 95% interval over items: the shares correct (BBQ, knowledge) Wilson's, with the
+Bonett-Price interval of their paired change (:mod:`lens_bias.stats`: neither collapses when no item
+changed); the others a bootstrap interval (LMS: items resampled, the statistic
 recomputed per target), and the change (intervened - baseline) with a *paired* bootstrap interval over
 the same items. All four readouts are higher-is-better: :attr:`SideEffect.harmed` is True when the
 change's interval lies entirely below 0. Item subsamples are drawn once per seed, so the baseline of one
@@ -63,7 +65,7 @@ from lens_bias.errors import InputError
 from lens_bias.forward.readouts import continuation_logprobs, shared_prompt_logprobs
 from lens_bias.interventions import Intervention, check_interventions, describe_all
 from lens_bias.interventions import saved as saved_interventions
-from lens_bias.stats import Estimate, bootstrap_mean, bootstrap_statistic
+from lens_bias.stats import Estimate, bootstrap_mean, bootstrap_statistic, paired_proportion_change, share
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def capability_scores(
     config: SideEffectConfig = SideEffectConfig(),
     *,
     items: Items | None = None,
-    progress: bool = False,
+    progress: bool = True,
 ) -> CapabilityScores:
     """Score the neutral, BBQ, StereoSet and knowledge items of ``config`` under ``interventions``."""
     items = items or Items.draw(config)
@@ -243,11 +245,13 @@ class SideEffect:
 
 @dataclass
 class SideEffectReport:
-    """Side effects of one set of interventions (``interventions``: their descriptions)."""
+    """Side effects of one set of interventions (``interventions``: their descriptions); ``items``: the per-item
+    rows of both runs (:func:`item_rows`; not in ``to_dict``)."""
 
     interventions: list[dict[str, Any]]
     effects: list[SideEffect]
     details: dict[str, Any] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
 
     def harmed(self) -> list[str]:
         """Names of the readouts the interventions significantly worsen."""
@@ -262,7 +266,36 @@ class SideEffectReport:
         }
 
 
+def item_rows(items: Items, scores: CapabilityScores, condition: str) -> list[dict[str, Any]]:
+    """One row per scored item under ``condition``: ``readout`` (neutral, bbq, stereoset, knowledge), ``group``
+    (BBQ category, StereoSet bias type, knowledge domain) and ``score`` (neutral: mean log-prob per token,
+    nats; bbq, knowledge: 1 correct / 0 not; stereoset: share of the related options above the unrelated)."""
+    readouts = [
+        ("neutral", [(f"neutral-{i}", text, "") for i, text in enumerate(items.neutral)], scores.neutral),
+        ("bbq", [(i.uid, f"{i.context} {i.question}", i.category) for i in items.bbq], scores.bbq_correct),
+        ("stereoset", [(i.id, i.context, i.bias_type) for i in items.stereoset], scores.related),
+        ("knowledge", [(i.id, i.prompt, i.domain) for i in items.knowledge], scores.knowledge_correct),
+    ]
+    return [
+        {"item_id": item_id, "text": text, "group": group, "condition": condition, "readout": name, "score": value}
+        for name, named, values in readouts
+        for (item_id, text, group), value in zip(named, np.asarray(values, dtype=float).tolist())
+    ]
+
+
+def report_items(reports: Mapping[str, SideEffectReport]) -> list[dict[str, Any]]:
+    """The per-item rows of :func:`side_effects_of`' reports: the shared baseline once, then each named set of
+    interventions as its own ``condition``."""
+    first = next(iter(reports.values()))
+    rows = [row for row in first.items if row["condition"] == "baseline"]
+    for name, report in reports.items():
+        rows += [row | {"condition": name} for row in report.items if row["condition"] != "baseline"]
+    return rows
+
+
 def _paired(name: str, unit: str, base: np.ndarray, after: np.ndarray, seed: int) -> SideEffect:
+    if np.isin(base, (0, 1)).all() and np.isin(after, (0, 1)).all():  # shares correct: Wilson, Bonett-Price
+        return SideEffect(name, unit, share(base), share(after), paired_proportion_change(base, after))
     delta = bootstrap_statistic(
         (base, after), lambda b, a, axis=-1: np.mean(a - b, axis=axis), vectorized=True, seed=seed
     )
@@ -331,7 +364,7 @@ def side_effects(
     config: SideEffectConfig = SideEffectConfig(),
     *,
     baseline: CapabilityScores | None = None,
-    progress: bool = False,
+    progress: bool = True,
 ) -> SideEffectReport:
     """Capability readouts under ``interventions`` (objects or saved files) next to the unintervened
     model's on the same items. Pass ``baseline`` (from :func:`capability_scores` with the same config) to
@@ -345,7 +378,9 @@ def side_effects(
     if baseline is None:
         baseline = capability_scores(model, (), config, items=items, progress=progress)
     intervened = capability_scores(model, loaded, config, items=items, progress=progress)
-    return compare(baseline, intervened, seed=config.seed)
+    report = compare(baseline, intervened, seed=config.seed)
+    report.items = item_rows(items, baseline, "baseline") + item_rows(items, intervened, "intervened")
+    return report
 
 
 def side_effects_of(
@@ -353,7 +388,7 @@ def side_effects_of(
     named: Mapping[str, Sequence[Intervention]],
     config: SideEffectConfig = SideEffectConfig(),
     *,
-    progress: bool = False,
+    progress: bool = True,
 ) -> dict[str, SideEffectReport]:
     """:func:`side_effects` of each named set of interventions, against one baseline scored once (every set is
     checked against the model first)."""

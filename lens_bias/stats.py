@@ -19,6 +19,12 @@ Conventions shared by every function here:
   constant, give an interval that collapses to the point estimate (``low == value == high``).
   Such an interval is *not* a statement of certainty; report ``n`` alongside it.
 * Every resampling is seeded (``seed``, default 0): the same call returns the same interval.
+* Proportions (a share of items) are not bootstrapped: :func:`share` gives the Wilson score interval
+  (:func:`wilson`), which stays inside [0, 1] and keeps a width at 0 or n successes (6 of 6 correct:
+  [0.61, 1.00], where the bootstrap says [1, 1]); the paired change of a proportion (the same items
+  before and after) has the Bonett-Price adjusted Wald interval (:func:`paired_proportion_change`).
+  Groups smaller than :data:`SMALL_N` items get a warning from the callers that report them
+  (:func:`small_groups`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from scipy import stats as sps
 from lens_bias.errors import InputError
 
 BootstrapMethod = Literal["auto", "BCa", "percentile", "basic"]
+
+SMALL_N = 10
+"""Fewer items than this in a group: its interval rests on too few items to say much (callers warn)."""
 
 BCA_MAX_N = 2000
 """Largest sample size for which ``method="auto"`` uses BCa (percentile above)."""
@@ -289,22 +298,51 @@ def bootstrap_rows(
     return Estimate(value, low, high, n_clusters, level)
 
 
-def share(
-    mask: Any,
-    level: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
-    method: BootstrapMethod = "auto",
-) -> Estimate:
-    """Proportion of True entries in a boolean (or 0/1) per-item mask, with a bootstrap interval.
+def _z(level: float) -> float:
+    _check_level(level)
+    return float(sps.norm.ppf(0.5 + level / 2))
 
-    ``n`` is the denominator: the number of items in ``mask``. An all-True or all-False mask gives
-    a zero-width interval at 1 or 0 (the bootstrap cannot see beyond the sample).
-    """
+
+def wilson(successes: int, n: int, level: float = 0.95) -> Estimate:
+    """``successes / n`` with the Wilson score interval (Wilson 1927; Brown, Cai & DasGupta 2001): the
+    interval of the proportions a score test at ``level`` does not reject; inside [0, 1], and of non-zero
+    width at 0 and n successes. ``n`` = 0 raises InputError."""
+    if n < 1 or not 0 <= successes <= n:
+        raise InputError(f"wilson: need 0 <= successes <= n and n >= 1, got {successes} of {n}.")
+    z, p = _z(level), successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Estimate(p, max(0.0, float(centre - half)), min(1.0, float(centre + half)), n, level)
+
+
+def share(mask: Any, level: float = 0.95, seed: int = 0) -> Estimate:
+    """Proportion of True entries in a boolean (or 0/1) per-item mask, with the Wilson score interval
+    (:func:`wilson`; ``seed`` is accepted for a uniform call and unused: nothing is resampled). ``n`` is the
+    denominator: the number of items in ``mask``."""
     arr = _as_1d(mask, "mask")
     if not np.isin(arr, (0.0, 1.0)).all():
         raise InputError("mask: expected booleans or 0/1 values")
-    return bootstrap_mean(arr, level=level, n_resamples=n_resamples, seed=seed, method=method)
+    return wilson(int(arr.sum()), arr.size, level)
+
+
+def paired_proportion_change(before: Any, after: Any, level: float = 0.95) -> Estimate:
+    """``mean(after) - mean(before)`` of 0/1 outcomes on the same items, with the Bonett-Price adjusted Wald
+    interval (Bonett & Price 2012): the discordant counts get one pseudo-item each, so the interval keeps a
+    width when no item changed (the bootstrap's collapses to [0, 0]); clipped to [-1, 1]."""
+    b, a = _as_1d(before, "before"), _as_1d(after, "after")
+    if b.shape != a.shape or not (np.isin(b, (0.0, 1.0)).all() and np.isin(a, (0.0, 1.0)).all()):
+        raise InputError("paired_proportion_change: expected two 0/1 arrays of the same length")
+    n, gained, lost = b.size, int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
+    p_gain, p_loss = (gained + 1) / (n + 2), (lost + 1) / (n + 2)
+    half = _z(level) * np.sqrt((p_gain + p_loss - (p_gain - p_loss) ** 2) / (n + 2))
+    centre = p_gain - p_loss
+    value = (gained - lost) / n
+    return Estimate(value, max(-1.0, float(centre - half)), min(1.0, float(centre + half)), n, level)
+
+
+def small_groups(sizes: dict[str, int], minimum: int = SMALL_N) -> list[str]:
+    """The groups of ``sizes`` (name -> items) with fewer than ``minimum`` items, as ``"name (n=k)"``."""
+    return [f"{name} (n={n})" for name, n in sizes.items() if 0 < n < minimum]
 
 
 def _pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray | float:

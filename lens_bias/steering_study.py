@@ -21,7 +21,7 @@ from typing import Any
 from transformer_lens import HookedTransformer
 
 from lens_bias.cells import CellStore
-from lens_bias.data import contrast_split
+from lens_bias.data import contrast_split, own_splits
 from lens_bias.data.gender_prompts import occupation_gender, winobias_occupations
 from lens_bias.data.neutral import neutral_texts
 from lens_bias.data.records import ContrastPair, fingerprint, to_ab_items
@@ -46,7 +46,9 @@ class StudySettings:
     """The study's settings: contrasts, sweep layers, raw multipliers (bias and refusal vectors; each includes
     0), the bias vectors' registered direction method and where their sentence contrasts are read, whether
     bias vectors get equal norms, and the sizes (training pairs, held-out pairs / requests, neutral texts,
-    generation prompts and tokens), batch size and seed."""
+    generation prompts and tokens), batch size and seed. ``pairs_file``: your own contrast pairs instead of
+    ``bias_types`` (one contrast per bias type of the table, :func:`lens_bias.data.own_splits`; ``columns``: the
+    table's column mapping)."""
 
     bias_types: tuple[str, ...]
     layers: tuple[int, ...]
@@ -62,19 +64,23 @@ class StudySettings:
     max_new_tokens: int
     batch_size: int
     seed: int
+    pairs_file: Path | None = None
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class SteeringStudy:
     """What :func:`run_study` measured: JSON-ready ``values`` (``bias``, ``refusal``, ``generations``), the
-    oriented ``vectors`` and their chosen ``layers`` (by name), ``notes`` to record beside the config, and the
-    held-out ``data`` fingerprints (for provenance)."""
+    oriented ``vectors`` and their chosen ``layers`` (by name), ``notes`` to record beside the config, the
+    held-out ``data`` fingerprints (for provenance) and the per-item rows (each held-out pair's log-prob
+    difference at every layer x multiplier, condition ``{contrast} layer {l} x{m}``)."""
 
     values: dict[str, Any]
     vectors: dict[str, SteeringVector]
     layers: dict[str, int]
     notes: dict[str, Any]
     data: dict[str, str]
+    items: list[dict[str, Any]]
 
 
 def bias_study(
@@ -97,6 +103,7 @@ def bias_study(
         return {
             "mean_logprob_diff": pref.mean_logprob_diff.to_dict(),
             "share_stereotyped": pref.share_positive.to_dict(),
+            "per_pair": list(pref.diffs),
         }
 
     def ab_readout(model: AnyModel, steer: list[AddVector]) -> dict[str, Any]:
@@ -111,7 +118,7 @@ def bias_study(
         multipliers,
         likelihood,
         cells=cells,
-        readout={"name": "likelihood_preference", **on_test},
+        readout={"name": "likelihood_preference", "per_pair": True, **on_test},
         start=None,
         progress=f"{name}: sweep",
     )
@@ -119,6 +126,8 @@ def bias_study(
     ab = sweep(
         model, vector, [layer], multipliers, ab_readout, cells=cells, readout=ab_readout_key, progress=f"{name}: A/B"
     )
+    for row in grid:
+        row["per_pair"] = dict(zip((pair.id for pair in test), row["per_pair"]))  # taken out by run_study
     coords, is_positive = pca_2d(fitted.test, layer)
     return vector, {
         **fitted.summary(),
@@ -240,10 +249,15 @@ def run_study(model: HookedTransformer, settings: StudySettings, cells: CellStor
     fluency = FluencyReadout.on(
         model, neutral_texts()[: settings.n_neutral], batch_size=settings.batch_size, seed=settings.seed
     )
+    sizes = {"n_train": settings.n_pairs, "n_test": settings.n_test, "seed": settings.seed}
+    if settings.pairs_file is not None:
+        splits = own_splits(settings.pairs_file, settings.columns, **sizes)
+    else:
+        splits = {name: contrast_split(name, **sizes) for name in settings.bias_types}
     built = {
         name: fit_vector(
             model,
-            contrast_split(name, n_train=settings.n_pairs, n_test=settings.n_test, seed=settings.seed),
+            split,
             list(settings.layers),
             readout=settings.readout,
             method=settings.method,
@@ -251,14 +265,25 @@ def run_study(model: HookedTransformer, settings: StudySettings, cells: CellStor
             seed=settings.seed,
             progress=True,
         )
-        for name in settings.bias_types
+        for name, split in splits.items()
     }
     if settings.normalize and len(built) > 1:  # contrastive activation addition: equal norm per layer
         norms = mean_norm_across([fitted.vector for fitted in built.values()])
         built = {name: fitted.normalized(norms) for name, fitted in built.items()}
     vectors, bias = {}, {}
+    items = []
     for name, fitted in built.items():
         vectors[name], bias[name] = bias_study(model, template, fitted, settings, fluency, cells)
+        by_id = {pair.id: pair for pair in fitted.split.test}
+        for row in bias[name]["likelihood_grid"]:
+            condition = f"{name} layer {row['layer']} x{row['multiplier']:g}"
+            for pair_id, diff in row.pop("per_pair").items():
+                pair = by_id[pair_id]
+                text = f"{pair.prompt}{pair.positive} | {pair.prompt}{pair.negative}"
+                items.append(
+                    {"item_id": pair_id, "text": text, "group": pair.target, "condition": condition}
+                    | {"contrast": name, "layer": row["layer"], "multiplier": row["multiplier"], "logprob_diff": diff}
+                )
     gender_test = contrast_split("gender", n_test=settings.n_test, seed=settings.seed).test
     vectors["refusal"], refusal = refusal_study(model, template, settings, fluency, gender_test, cells)
     layers = {name: study["best_layer"] for name, study in bias.items()} | {"refusal": refusal["best_layer"]}
@@ -272,7 +297,7 @@ def run_study(model: HookedTransformer, settings: StudySettings, cells: CellStor
     }
     data = {name: study["data"]["test_fingerprint"] for name, study in {**bias, "refusal": refusal}.items()}
     values = {"bias": bias, "refusal": refusal, "generations": generations}
-    return SteeringStudy(values, vectors, layers, notes, data)
+    return SteeringStudy(values, vectors, layers, notes, data, items)
 
 
 def save_study(
@@ -283,7 +308,7 @@ def save_study(
     (side-effect readouts score raw text) as ``{out}/interventions/{name}``
     (for ``python -m experiments.side_effects --intervention FILE``); returns the result file."""
     provenance = collect_provenance(model_record=model_record(model).to_dict(), data=study.data, seed=settings.seed)
-    result = Result(name="steering", values=study.values, config={**config, **study.notes}, provenance=provenance)
+    result = Result("steering", study.values, {**config, **study.notes}, provenance, items=study.items)
     path = result.save(out / "steering")
     for name, vector in study.vectors.items():
         vector.save(out / "vectors" / name)

@@ -195,6 +195,24 @@ def test_result_without_tensors(tmp_path: Path) -> None:
         Result.load(tmp_path / "other")
 
 
+def test_result_items_as_parquet_csv_and_a_frame(tmp_path: Path) -> None:
+    import pandas as pd
+
+    items = [
+        {"score": 0.5, "item_id": "a", "text": 'x, "y"', "group": "g", "condition": "baseline"},
+        {"score": float("nan"), "item_id": "b", "text": "z", "group": "g", "condition": "steer"},
+    ]
+    Result("r", {}, {}, {}, items=items).save(tmp_path / "r")
+    loaded = Result.load(tmp_path / "r")
+    frame = loaded.to_frame()
+    assert list(frame.columns) == ["item_id", "text", "group", "condition", "score"]  # the id columns first
+    assert frame["item_id"].tolist() == ["a", "b"] and frame["score"].isna().tolist() == [False, True]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "r.items.parquet"), frame)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "r.items.csv"), frame)
+    assert json.loads((tmp_path / "r.json").read_text())["items"]["n_rows"] == 2
+    assert Result("r", {}, {}, {}).to_frame().empty and not (tmp_path / "none.items.csv").exists()
+
+
 def _interrupt_midway(real_write):
     """A writer that writes part of its file and then is interrupted (as by Ctrl-C)."""
 

@@ -121,6 +121,11 @@ def test_a_no_op_intervention_changes_nothing_and_the_lms_is_stereosets(tiny_mod
     lms = next(e for e in report.effects if e.name == "stereoset_lms")
     assert lms.baseline.value == pytest.approx(stereoset_scores(tiny_baseline.stereoset)["overall"]["lms"])
     assert report.details["stereoset"]["baseline"]["n_scored"] == 8
+    knowledge = next(e for e in report.effects if e.name == "knowledge_accuracy")  # a share: Wilson, Bonett-Price
+    assert knowledge.delta.low < 0.0 < knowledge.delta.high and knowledge.baseline.low < knowledge.baseline.high
+    rows = [row for row in report.items if row["readout"] == "knowledge"]
+    assert [row["condition"] for row in rows] == ["baseline"] * 8 + ["intervened"] * 8
+    assert sum(row["score"] for row in rows[:8]) / 8 == pytest.approx(knowledge.baseline.value)
 
 
 def test_saved_interventions_are_loaded_by_kind(tiny_model, tiny_baseline, tmp_path):

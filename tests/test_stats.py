@@ -17,7 +17,10 @@ from lens_bias.stats import (
     bootstrap_mean,
     bootstrap_statistic,
     curve_correlation,
+    paired_proportion_change,
     share,
+    small_groups,
+    wilson,
 )
 
 
@@ -92,9 +95,40 @@ def test_share() -> None:
     assert est.value == pytest.approx(0.3)
     assert est.n == 100
     assert 0.2 < est.low < 0.3 < est.high < 0.4
-    assert share(np.ones(5, dtype=bool)) == Estimate(1.0, 1.0, 1.0, 5)
+    all_true = share(np.ones(6, dtype=bool))  # Wilson: not collapsed at 6 of 6
+    assert (all_true.value, all_true.high, all_true.n) == (1.0, 1.0, 6) and all_true.low == pytest.approx(
+        0.6097, abs=1e-4
+    )
     with pytest.raises(ValueError, match="0/1"):
         share([0.0, 0.5])
+
+
+@pytest.mark.parametrize("successes, n", [(0, 6), (6, 6), (3, 6), (0, 1), (37, 150), (999, 1000)])
+def test_wilson_is_scipys_wilson_interval(successes, n):
+    expected = sps.binomtest(successes, n).proportion_ci(0.95, method="wilson")
+    est = wilson(successes, n)
+    assert (est.value, est.n) == (successes / n, n)
+    assert (est.low, est.high) == pytest.approx((expected.low, expected.high), abs=1e-9)
+    with pytest.raises(ValueError, match="successes <= n"):
+        wilson(3, 2)
+
+
+def test_paired_proportion_change_keeps_a_width_when_nothing_changed():
+    same = paired_proportion_change([1, 0, 1, 1, 0, 1], [1, 0, 1, 1, 0, 1])
+    assert same.value == 0.0 and same.low < -0.2 and same.high > 0.2 and same.n == 6
+    before, after = np.array([0] * 40 + [1] * 60), np.array([1] * 30 + [0] * 10 + [1] * 60)  # 30 gained, 0 lost
+    gained = paired_proportion_change(before, after)
+    assert gained.value == pytest.approx(0.3) and 0.15 < gained.low < 0.3 < gained.high < 0.42
+    # Bonett-Price by hand: discordant counts + 1 over n + 2
+    p12, p21 = 31 / 102, 1 / 102
+    half = 1.959963984540054 * math.sqrt((p12 + p21 - (p12 - p21) ** 2) / 102)
+    assert (gained.low, gained.high) == pytest.approx((p12 - p21 - half, p12 - p21 + half))
+    with pytest.raises(ValueError, match="two 0/1 arrays"):
+        paired_proportion_change([1, 0], [1])
+
+
+def test_small_groups_are_named():
+    assert small_groups({"overall": 40, "Age": 6, "none": 0}) == ["Age (n=6)"]
 
 
 def test_bootstrap_statistic_paired_difference() -> None:

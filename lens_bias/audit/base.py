@@ -41,7 +41,7 @@ from lens_bias.data.records import fingerprint
 from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
-from lens_bias.stats import Estimate, bootstrap_rows
+from lens_bias.stats import SMALL_N, Estimate, bootstrap_rows, small_groups, wilson
 
 Rows = dict[str, np.ndarray]
 """Row-aligned arrays of one measure under one condition (each ``[n_rows, ...]``; ``failed``: bool)."""
@@ -60,13 +60,16 @@ class Statistic:
 
     ``compute(rows, index)`` returns the statistic on the rows ``index`` (integer positions, repeats
     allowed); NaN when undefined, with ``undefined(rows, index)`` saying why. ``label`` names it with its
-    unit; ``ideal`` is the value of an unbiased model (None when there is none)."""
+    unit; ``ideal`` is the value of an unbiased model (None when there is none). ``proportion(rows, index)``,
+    for a statistic that is a share of rows: ``(successes, n)``, and the interval is Wilson's
+    (:func:`lens_bias.stats.wilson`) instead of the bootstrap's, which collapses at 0 or n successes."""
 
     name: str
     label: str
     compute: Callable[[Rows, np.ndarray], float]
     undefined: Callable[[Rows, np.ndarray], str]
     ideal: float | None = None
+    proportion: Callable[[Rows, np.ndarray], tuple[int, int]] | None = None
 
 
 def _undefined(reason: str) -> dict[str, Any]:
@@ -80,6 +83,8 @@ def estimate(statistic: Statistic, rows: Rows, index: np.ndarray, clusters: np.n
     value = statistic.compute(rows, index)
     if not math.isfinite(value):
         return _undefined(statistic.undefined(rows, index))
+    if statistic.proportion is not None:
+        return wilson(*statistic.proportion(rows, index)).to_dict()
     return _bootstrap(lambda sub: statistic.compute(rows, index[sub]), clusters[index], seed)
 
 
@@ -116,8 +121,10 @@ class MeasureOptions:
     """The audit's settings every registered measure is built from (``None`` sizes: all items).
 
     ``n_stereoset`` items (or ``split_file``, a StereoSet file in the dev.json format); ``n_crows_pairs``
-    pairs; ``n_bbq`` questions per category (``bbq_chat``: through the chat template); the named scoring
-    conventions ``crows_pairs_convention`` and ``bbq_convention`` (default: the authors'); persona BBQ:
+    pairs (or your own contrast pairs, ``pairs_file`` read through the ``columns`` mapping, as sentence pairs:
+    :func:`lens_bias.data.tables.pairs_as_sentences`); ``n_bbq`` questions per category (or your own,
+    ``bbq_file``: :func:`lens_bias.data.tables.load_bbq_items`; ``bbq_chat``: through the chat template); the named
+    scoring conventions ``crows_pairs_convention`` and ``bbq_convention`` (default: the authors'); persona BBQ:
     ``n_persona_bbq`` questions per category and context, ``personas`` (None: the default six) and
     ``n_rewordings``; service: ``n_service_names`` first names per group, the first ``n_service_templates``
     templates, ``n_service_samples`` answers per request of ``max_new_tokens``; ``sizes``: the sizes of a
@@ -128,7 +135,10 @@ class MeasureOptions:
     split_file: Path | None = None
     n_crows_pairs: int | None = None
     crows_pairs_convention: str = "authors"
+    pairs_file: Path | None = None
+    columns: tuple[str, ...] = ()
     n_bbq: int | None = None
+    bbq_file: Path | None = None
     bbq_chat: bool = False
     bbq_convention: str = "authors"
     n_persona_bbq: int | None = 40
@@ -170,6 +180,11 @@ class Measure(Protocol):
 
     def summarize(self, rows: Rows, *, seed: int) -> Summary: ...
 
+    def item_info(self) -> list[dict[str, str]] | None:
+        """Per row: ``item_id``, ``text`` and ``group`` (the rows of the per-item table); None when the rows are
+        not one per item (e.g. item x persona): then a row is named by its number."""
+        ...
+
     def compare(self, base: Rows, other: Rows, *, seed: int) -> Summary: ...
 
     @classmethod
@@ -187,6 +202,7 @@ class CellMeasure:
     payload, interventions=..., batch_size=...)`` (one cell's arrays) and may override ``rows(model, parts)``
     (default: every array concatenated along its first axis)."""
 
+    name: ClassVar[str]
     desc: ClassVar[str]
 
     def cells(self, model: AnyModel, *, batch_size: int) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -196,6 +212,10 @@ class CellMeasure:
         self, model: AnyModel, payload: Any, *, interventions: Sequence[Intervention], batch_size: int
     ) -> Arrays:
         raise NotImplementedError
+
+    def item_info(self) -> list[dict[str, str]] | None:
+        """See :meth:`Measure.item_info` (this default: rows named by their number)."""
+        return None
 
     def rows(self, model: AnyModel, parts: list[Arrays]) -> Rows:
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
@@ -261,7 +281,15 @@ class RowMeasure(CellMeasure):
     def summarize(self, rows: Rows, *, seed: int) -> Summary:
         clusters = self.clusters(rows)
         groups = {}
-        for group, index in self.groups(rows).items():
+        by_group = self.groups(rows)
+        small = small_groups({group: int(index.size) for group, index in by_group.items()})
+        if small:
+            warnings.warn(
+                f"{self.name}: fewer than {SMALL_N} rows in {', '.join(small)}: their intervals rest on too few "
+                "items to say much; give more items.",
+                stacklevel=2,
+            )
+        for group, index in by_group.items():
             groups[group] = {
                 "n_rows": int(index.size),
                 "n_failed": int(rows["failed"][index].sum()),

@@ -45,6 +45,7 @@ from lens_bias.data.bbq import (
 )
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
+from lens_bias.data.tables import load_bbq_items
 from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel, tokenizer_of
@@ -76,13 +77,19 @@ def score_statistic(
     def compute(rows: Rows, index: np.ndarray) -> float:
         return float(_scores(rows, index, scoring, convention)[key])
 
+    def counts(rows: Rows, index: np.ndarray) -> tuple[int, int]:
+        scores = _scores(rows, index, scoring)
+        n = scores["n_ambig" if key == "accuracy_ambig" else "n_disambig"]
+        return round(scores[key] * n), n
+
     def undefined(rows: Rows, index: np.ndarray) -> str:
         reasons = _scores(rows, index, scoring, convention)["undefined"]
         if key in reasons:  # s_amb, s_dis
             return reasons[key] or "not finite"
         return f"no answered items in {'ambiguous' if key == 'accuracy_ambig' else 'disambiguated'} contexts"
 
-    return Statistic(f"{key}{suffix}", f"{label} ({scoring})", compute, undefined, ideal)
+    accuracy = key.startswith("accuracy")  # a share of the answered questions: Wilson's interval
+    return Statistic(f"{key}{suffix}", f"{label} ({scoring})", compute, undefined, ideal, counts if accuracy else None)
 
 
 def format_mass(rows: Rows, index: np.ndarray) -> float:
@@ -117,6 +124,7 @@ class BBQMeasure(RowMeasure):
         template: ChatTemplate | None = None,
         chunk: int = 256,
         convention: str = DEFAULT_CONVENTION,
+        items: Sequence[BBQItem] | None = None,
     ) -> None:
         self.convention = check_convention(convention)
         unknown = [c for c in contexts if c not in CONTEXTS]
@@ -126,17 +134,18 @@ class BBQMeasure(RowMeasure):
             raise InputError(f"n (BBQ questions per category) must be >= 1 or None for all, got {n}.")
         if chunk < 1:
             raise InputError(f"chunk must be >= 1, got {chunk}.")
-        items = [item for item in load_bbq(categories) if item.context_condition in contexts]
+        loaded = load_bbq(categories) if items is None else list(items)
         by_category: dict[str, list[BBQItem]] = {}
-        for item in items:
-            by_category.setdefault(item.category, []).append(item)
+        for item in loaded:
+            if item.context_condition in contexts:
+                by_category.setdefault(item.category, []).append(item)
+        self.categories = [c for c in CATEGORIES if c in by_category] if items is None else list(by_category)
         self.items = [
-            item
-            for category in CATEGORIES
-            if category in by_category
-            for item in sample(by_category[category], n, seed, key=lambda item: item.uid)
+            item for category in self.categories for item in sample(by_category[category], n, seed, key=lambda i: i.uid)
         ]
-        self.categories = [c for c in CATEGORIES if c in by_category]
+        if not self.items:
+            raise InputError(f"No BBQ questions in the contexts {', '.join(contexts)}.")
+        self.own = items is not None
         present = {group_name(item, convention) for item in self.items}
         self.groups_reported = [g for c in self.categories for g in (c, f"{c} (names)") if g in present]
         self.contexts = tuple(contexts)
@@ -149,12 +158,17 @@ class BBQMeasure(RowMeasure):
         if options.bbq_chat and model is None:
             raise InputError("BBQ through the chat template (bbq_chat) needs the model: its template.")
         template = template_for(model) if options.bbq_chat and model is not None else None
-        return cls(n=options.n_bbq, seed=options.seed, template=template, convention=options.bbq_convention)
+        own = None if options.bbq_file is None else load_bbq_items(options.bbq_file, options.columns)
+        return cls(n=options.n_bbq, seed=options.seed, template=template, convention=options.bbq_convention, items=own)
+
+    def item_info(self) -> list[dict[str, str]]:
+        return [{"item_id": i.uid, "text": f"{i.context} {i.question}", "group": i.category} for i in self.items]
 
     def describe(self) -> dict[str, Any]:
         return {
             "measure": self.name,
             "n_items": len(self.items),
+            "own_items": self.own,
             "categories": self.categories,
             "contexts": list(self.contexts),
             "n_per_category": self.n,

@@ -38,6 +38,7 @@ from lens_bias.benchmarks.crows_pairs import (
 from lens_bias.data.crows_pairs import BIAS_TYPES, DIRECTIONS, TIE_RULE, CrowsPair, crows_group_score, load_crows_pairs
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
+from lens_bias.data.tables import load_pairs, pairs_as_sentences
 from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
@@ -69,8 +70,9 @@ def _differ_statistic(convention: str, headline: str) -> Statistic:
 
 
 class CrowsPairsMeasure(RowMeasure):
-    """CrowS-Pairs pairs of ``bias_types`` (default all 9, 1,508 pairs); ``n`` of them drawn with ``seed``
-    (None = all). Scored in chunks of ``chunk`` pairs, each a resumable cell."""
+    """CrowS-Pairs pairs of ``bias_types`` (default all 9, 1,508 pairs), or your own sentence pairs ``items``
+    (their bias types in order of appearance); ``n`` of them drawn with ``seed`` (None = all). Scored in chunks
+    of ``chunk`` pairs, each a resumable cell."""
 
     name: ClassVar[str] = "crows_pairs"
     desc: ClassVar[str] = "CrowS-Pairs"
@@ -85,26 +87,36 @@ class CrowsPairsMeasure(RowMeasure):
         seed: int = 0,
         chunk: int = 256,
         convention: str = DEFAULT_CONVENTION,
+        items: Sequence[CrowsPair] | None = None,
     ) -> None:
         self.convention = check_convention(convention)
         if n is not None and n < 1:
             raise InputError(f"n (CrowS-Pairs pairs) must be >= 1 or None for all, got {n}.")
         if chunk < 1:
             raise InputError(f"chunk must be >= 1, got {chunk}.")
-        self.items = sample(load_crows_pairs(bias_types), n, seed)
-        self.bias_types = [b for b in BIAS_TYPES if any(item.bias_type == b for item in self.items)]
+        self.items = sample(load_crows_pairs(bias_types) if items is None else list(items), n, seed)
+        found = dict.fromkeys(item.bias_type for item in self.items)
+        self.bias_types = [b for b in BIAS_TYPES if b in found] if items is None else list(found)
+        self.own = items is not None
         self.n, self.seed, self.chunk = n, seed, chunk
         self.harness = convention == "harness"  # the second conditioning, only when asked
         self.conventions = [c for c in CONVENTIONS if c != "harness" or self.harness]
 
     @classmethod
     def from_options(cls, options: MeasureOptions, model: AnyModel | None) -> CrowsPairsMeasure:
-        return cls(n=options.n_crows_pairs, seed=options.seed, convention=options.crows_pairs_convention)
+        own = (
+            None if options.pairs_file is None else pairs_as_sentences(load_pairs(options.pairs_file, options.columns))
+        )
+        return cls(n=options.n_crows_pairs, seed=options.seed, convention=options.crows_pairs_convention, items=own)
+
+    def item_info(self) -> list[dict[str, str]]:
+        return [{"item_id": p.id, "text": f"{p.sent_more} | {p.sent_less}", "group": p.bias_type} for p in self.items]
 
     def describe(self) -> dict[str, Any]:
         return {
             "measure": self.name,
             "n_items": len(self.items),
+            "own_items": self.own,
             "bias_types": self.bias_types,
             "n": self.n,
             "seed": self.seed,

@@ -39,12 +39,13 @@ def run_audit(
     only: Mapping[str, Sequence[str]] | None = None,
     seed: int = 0,
     batch_size: int = 16,
-    progress: bool = False,
+    progress: bool = True,
     executor: Executor | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Rows]]]:
     """Score ``measures`` at baseline and under every condition of ``conditions`` (name -> interventions).
 
-    ``cells``: folder of the resumable cell store (None keeps nothing). ``only``: condition name -> the
+    ``cells``: folder of the resumable cell store (None, the default, writes nothing). ``progress``: a bar per
+    measure and condition (``tqdm.auto``: a widget in a notebook; ``False`` for none). ``only``: condition name -> the
     measures it runs on (default: every measure; e.g. a refusal vector applied from the end of a chat
     instruction runs on the chat measures only). Returns ``(values, rows)``:
     ``values[measure] = {"describe", "summaries": {condition: Summary}, "changes": {condition: Summary}}``
@@ -107,7 +108,7 @@ def score_rows(
     cells: str | Path | None = None,
     seed: int = 0,
     batch_size: int = 16,
-    progress: bool = False,
+    progress: bool = True,
     executor: Executor | None = None,
 ) -> Rows:
     """``measure``'s rows for ``model`` under ``interventions``, through the cell store in folder ``cells``
@@ -199,6 +200,36 @@ def group_tables(values: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summary_frame(values: Mapping[str, Any]) -> Any:
+    """Every statistic of every measure, group and condition (``change`` rows: the paired change from the
+    baseline) as a pandas DataFrame: the scoring convention, value, 95% interval, n rows and failed, or why it is
+    undefined."""
+    import pandas as pd
+
+    table = []
+    for measure, entry in values.items():
+        for kind in ("summaries", "changes"):
+            for condition, summary in entry[kind].items():
+                for group, found in summary["groups"].items():
+                    for stat, value in found.get("stats", {}).items():
+                        table.append(
+                            {
+                                "measure": measure,
+                                "convention": summary.get("convention") or "",
+                                "condition": condition if kind == "summaries" else f"change: {condition}",
+                                "group": group,
+                                "statistic": stat,
+                                "value": value.get("value"),
+                                "low": value.get("low"),
+                                "high": value.get("high"),
+                                "n_rows": found["n_rows"],
+                                "n_failed": found["n_failed"],
+                                "undefined": value.get("undefined", ""),
+                            }
+                        )
+    return pd.DataFrame(table)
+
+
 def rows_as_tensors(rows: Mapping[str, Mapping[str, Rows]]) -> dict[str, Any]:
     """Every numeric row array as a tensor named ``{measure}/{condition}/{array}`` (what the result saves;
     text arrays, such as generated answers, are left out: the summaries keep examples)."""
@@ -211,6 +242,29 @@ def rows_as_tensors(rows: Mapping[str, Mapping[str, Rows]]) -> dict[str, Any]:
         for name, array in arrays.items()
         if array.dtype.kind in "biuf"
     }
+
+
+def audit_items(measures: Sequence[Measure], rows: Mapping[str, Mapping[str, Rows]]) -> list[dict[str, Any]]:
+    """The per-item table of an audit: one row per measure x condition x row, with the measure's ``item_id``,
+    ``text`` and ``group`` (:meth:`Measure.item_info`; else the row number) and every row array of one value per
+    row (a ``[n_rows, k]`` array as ``{name}_0`` .. ``{name}_{k-1}``)."""
+    table: list[dict[str, Any]] = []
+    for measure in measures:
+        info = measure.item_info()
+        for condition, arrays in rows[measure.name].items():
+            n_rows = len(arrays["failed"])
+            columns: dict[str, list[Any]] = {}
+            for name, array in arrays.items():
+                name = f"{name}_code" if name in ("item_id", "text", "group", "condition", "measure") else name
+                if array.ndim == 1 and len(array) == n_rows:
+                    columns[name] = array.tolist()
+                elif array.ndim == 2 and len(array) == n_rows and array.dtype.kind in "biuf":
+                    columns |= {f"{name}_{k}": array[:, k].tolist() for k in range(array.shape[1])}
+            for i in range(n_rows):
+                named = info[i] if info is not None else {"item_id": str(i), "text": "", "group": ""}
+                entry = {**named, "condition": condition, "measure": measure.name}
+                table.append(entry | {name: values[i] for name, values in columns.items()})
+    return table
 
 
 def refusal_conditions(
@@ -249,10 +303,17 @@ def load_conditions(paths: Sequence[str | Path]) -> dict[str, list[Intervention]
 
 
 def audit_result(
-    model: AnyModel, values: dict[str, Any], rows: dict[str, dict[str, Rows]], config: dict[str, Any], *, seed: int
+    model: AnyModel,
+    values: dict[str, Any],
+    rows: dict[str, dict[str, Rows]],
+    config: dict[str, Any],
+    *,
+    seed: int,
+    measures: Sequence[Measure] = (),
 ) -> Result:
     """The audit's :class:`lens_bias.provenance.Result`: ``values`` of :func:`run_audit`, ``config`` (with the
-    interval method added), the provenance (model, each measure's data fingerprint) and the rows as tensors."""
+    interval method added), the provenance (model, each measure's data fingerprint), the rows as tensors and,
+    given the ``measures``, the per-item table (:func:`audit_items`)."""
     data = {name: entry["describe"].get("data") for name, entry in values.items()}
     return Result(
         name="audit",
@@ -260,4 +321,5 @@ def audit_result(
         config={**config, "ci": "cluster bootstrap 95% percentile intervals (lens_bias.audit.base)"},
         provenance=collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=seed),
         tensors=rows_as_tensors(rows),
+        items=audit_items(measures, rows) if measures else [],
     )

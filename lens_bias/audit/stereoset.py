@@ -126,6 +126,12 @@ class StereoSetMeasure(RowMeasure):
     def from_options(cls, options: MeasureOptions, model: AnyModel | None) -> StereoSetMeasure:
         return cls(split_file=options.split_file, n=options.n_stereoset, seed=options.seed)
 
+    def item_info(self) -> list[dict[str, str]]:
+        return [
+            {"item_id": item.id, "text": f"{item.context} | {item.stereotype}", "group": item.bias_type}
+            for item in self.items
+        ]
+
     def describe(self) -> dict[str, Any]:
         return {
             "measure": self.name,

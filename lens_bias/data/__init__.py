@@ -7,7 +7,7 @@ The project's own prompt sets are in their modules (:mod:`~lens_bias.data.gender
 
 from lens_bias.data.bbq import CATEGORIES as BBQ_CATEGORIES
 from lens_bias.data.bbq import BBQItem, bbq_bias_scores, load_bbq
-from lens_bias.data.contrast_splits import CONTRASTS, ContrastSplit, contrast_split
+from lens_bias.data.contrast_splits import CONTRASTS, ContrastSplit, contrast_split, own_splits
 from lens_bias.data.crows_pairs import BIAS_TYPES as CROWS_BIAS_TYPES
 from lens_bias.data.crows_pairs import CrowsPair, crows_pairs_contrast, crows_pairs_score, load_crows_pairs
 from lens_bias.data.records import ABItem, ContrastPair, fingerprint, split_by_target, to_ab_items
@@ -21,6 +21,7 @@ from lens_bias.data.stereoset import (
     stereoset_pairs,
     stereoset_scores,
 )
+from lens_bias.data.tables import load_bbq_items, load_pairs, load_sentence_pairs
 
 __all__ = [
     "BBQ_CATEGORIES",
@@ -44,8 +45,12 @@ __all__ = [
     "data_root",
     "fingerprint",
     "load_bbq",
+    "load_bbq_items",
     "load_crows_pairs",
+    "load_pairs",
+    "load_sentence_pairs",
     "load_stereoset",
+    "own_splits",
     "sample",
     "split_by_target",
     "stereoset_pairs",

@@ -29,7 +29,7 @@ from transformer_lens import HookedTransformer
 from lens_bias.audit.base import Measure, RowMeasure, Rows, Statistic, paired_change, value_of
 from lens_bias.audit.bbq import BBQMeasure
 from lens_bias.audit.crows_pairs import CrowsPairsMeasure
-from lens_bias.audit.run import score_rows
+from lens_bias.audit.run import audit_items, score_rows
 from lens_bias.audit.stereoset import StereoSetMeasure
 from lens_bias.data.contrast_splits import contrast_split
 from lens_bias.data.stereoset import BIAS_TYPES
@@ -44,6 +44,7 @@ from lens_bias.side_effects import (
     capability_scores,
     check_applicable,
     compare,
+    item_rows,
 )
 
 BASELINE = "no intervention"
@@ -127,7 +128,7 @@ def evaluate(
     cells: str | Path | None = None,
     seed: int = 0,
     batch_size: int = 16,
-    progress: bool = False,
+    progress: bool = True,
     executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Score the base ``model`` and every candidate on ``measures`` and the ``retention`` items.
@@ -137,7 +138,8 @@ def evaluate(
 
     Returns ``{"methods": {name: {"describe", "bias": {measure.stat: {"value", "removed"}},
     "retention": {readout: SideEffect dict}, "summaries": {measure: Summary}}}, "baseline": {...},
-    "bias_statistics", "retention_readouts"}`` (the baseline entry has values only)."""
+    "bias_statistics", "retention_readouts", "items"}`` (the baseline entry has values only; ``items``: the
+    per-item rows of every measure and retention readout, condition = the method, for the result's table)."""
     if not candidates:
         raise InputError("No methods to compare: give at least one candidate.")
     names = [c.name for c in candidates]
@@ -174,6 +176,8 @@ def evaluate(
 
     base_rows, base_caps = score(model, (), BASELINE)
     base_summaries = {name: by_name[name].summarize(r, seed=seed) for name, r in base_rows.items()}
+    all_rows = {name: {BASELINE: r} for name, r in base_rows.items()}
+    retention_items = item_rows(items, base_caps, BASELINE)
     out: dict[str, Any] = {
         "baseline": {
             "bias": {f"{m}.{s}": base_summaries[m]["groups"]["overall"]["stats"][s] for m, s in bias_statistics},
@@ -187,6 +191,9 @@ def evaluate(
         rows, caps = score(candidate.model or model, candidate.interventions, candidate.name)
         summaries = {name: by_name[name].summarize(r, seed=seed) for name, r in rows.items()}
         report = compare(base_caps, caps, seed=seed)
+        for name, r in rows.items():
+            all_rows[name][candidate.name] = r
+        retention_items += item_rows(items, caps, candidate.name)
         out["retention_readouts"] = [e.name for e in report.effects]
         out["methods"][candidate.name] = {
             "describe": candidate.describe(),
@@ -201,6 +208,7 @@ def evaluate(
             "retention": {e.name: e.to_dict() for e in report.effects},
             "summaries": summaries,
         }
+    out["items"] = audit_items(measures, all_rows) + [row | {"measure": "retention"} for row in retention_items]
     return out
 
 

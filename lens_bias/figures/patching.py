@@ -55,9 +55,10 @@ def summary(result: Result) -> list[str]:
     """The printed summary: pairs selected (and dropped, and why), per target the forwards and the
     attribution-vs-exact agreement, the clean and corrupted metric."""
     counts, config, lines = result.values["pairs"], result.config, []
-    if config["pairs"] in ("crows_pairs", "crows-pairs"):
+    if config["pairs"] in ("crows_pairs", "crows-pairs") or config.get("pairs_file"):
+        name = config.get("pairs_file") or "crows-pairs"
         first = (
-            f"crows-pairs: {counts['candidates']} candidate pairs, {counts['usable']} minimal pairs (dropped: "
+            f"{name}: {counts['candidates']} candidate pairs, {counts['usable']} minimal pairs (dropped: "
             f"{counts['dropped_length_mismatch']} of different token lengths, {counts['dropped_not_one_span']} "
             f"not one swapped span, {counts['dropped_no_shared_continuation']} swapped at the end)"
         )

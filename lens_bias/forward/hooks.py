@@ -113,6 +113,44 @@ def applied(
         yield context
 
 
+class Hookable:
+    """TransformerLens idioms for an intervention (the built-in ones inherit them)::
+
+        with AddVector(vector, 4, [8], start=None).applied(model):
+            logits = model(tokens)                     # steered; the hooks are gone after the block
+        model.run_with_hooks(tokens, fwd_hooks=AddVector(vector, 4, [8], start=None).fwd_hooks(model))
+
+    Both act at every position of whatever the model runs; an intervention that starts at a named position
+    (``start="instruction_end"``) needs the :class:`lens_bias.prompts.PromptBatch` of that forward (``batch``),
+    else its hook raises an error that says so."""
+
+    def hooks(self, model: AnyModel, context: ForwardContext) -> list[tuple[str, HookFn]]:
+        raise NotImplementedError
+
+    def check(self, model: AnyModel) -> None:
+        raise NotImplementedError
+
+    def fwd_hooks(self, model: AnyModel, batch: PromptBatch | None = None) -> list[tuple[str, HookFn]]:
+        """``(hook name, function)`` pairs for ``model.run_with_hooks(tokens, fwd_hooks=...)`` or
+        ``model.hooks(fwd_hooks=...)``, checked against ``model`` first."""
+        self.check(model)
+        return self.hooks(model, ForwardContext(batch if batch is not None else _no_batch()))
+
+    @contextmanager
+    def applied(self, model: AnyModel, batch: PromptBatch | None = None) -> Iterator[None]:
+        """Every forward of ``model`` inside the block runs under this intervention; on exit exactly its hooks
+        are removed (hooks attached before stay, also after an exception)."""
+        with hooks_added(model, self.fwd_hooks(model, batch)):
+            yield
+
+
+def _no_batch() -> PromptBatch:
+    """A batch with no rows and no named positions (what :meth:`Hookable.fwd_hooks` runs without one)."""
+    import torch
+
+    return PromptBatch(torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, dtype=torch.long), {}, [])
+
+
 def describe_all(interventions: Sequence[Intervention]) -> list[dict[str, Any]]:
     """Provenance of a list of interventions."""
     return [intervention.describe() for intervention in interventions]

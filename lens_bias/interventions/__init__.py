@@ -7,6 +7,7 @@ The canonical import path of every intervention class and of :func:`save_interve
 
 from lens_bias.forward.hooks import (
     ForwardContext,
+    Hookable,
     HookFn,
     Intervention,
     ResidHook,
@@ -46,6 +47,7 @@ __all__ = [
     "Head",
     "HeadScaling",
     "HookFn",
+    "Hookable",
     "Intervention",
     "ProjectOut",
     "ResidHook",

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from lens_bias.errors import InputError
-from lens_bias.forward.hooks import ForwardContext, HookFn
+from lens_bias.forward.hooks import ForwardContext, Hookable, HookFn
 from lens_bias.interventions.saved import register
 from lens_bias.models import AnyModel
 
@@ -25,7 +25,7 @@ HEAD_SCALING_RESULT = "head_scaling"
 
 @register(HEAD_SCALING_RESULT)
 @dataclass(frozen=True)
-class HeadScaling:
+class HeadScaling(Hookable):
     """Multiply the outputs of query heads ``heads`` (``(layer, head)`` pairs) by ``scale`` at every
     position, through ``blocks.{layer}.attn.hook_z`` (0 = ablation). An
     :class:`lens_bias.interventions.Intervention`."""

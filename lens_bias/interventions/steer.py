@@ -23,7 +23,7 @@ from torch import Tensor
 from lens_bias.directions import SteeringVector, Subspace
 from lens_bias.errors import InputError
 from lens_bias.forward.activations import extract
-from lens_bias.forward.hooks import ForwardContext, HookFn, residual_hook_name
+from lens_bias.forward.hooks import ForwardContext, Hookable, HookFn, residual_hook_name
 from lens_bias.interventions.saved import register
 from lens_bias.models import AnyModel, check_layers
 from lens_bias.prompts import PromptBatch
@@ -71,7 +71,7 @@ def _check_vector(model: AnyModel, vector: SteeringVector, layers: Sequence[int]
 
 @register(ADD_VECTOR_RESULT)
 @dataclass
-class AddVector:
+class AddVector(Hookable):
     """Add ``multiplier x vector`` to the residual stream at ``layers`` (default: every layer of the
     vector), at every position from ``start`` on (``"instruction_end"``: the last token of the
     instruction and everything after it, generated tokens included; ``None``: every position)."""
@@ -127,7 +127,7 @@ class AddVector:
 
 @register(PROJECT_OUT_RESULT)
 @dataclass
-class ProjectOut:
+class ProjectOut(Hookable):
     """Remove the vector's direction from the residual stream at ``layers``: ``x - (x . u) u`` with
     ``u`` the unit direction, at every position."""
 
@@ -191,7 +191,7 @@ def _right_padded(batch: PromptBatch) -> PromptBatch:
 
 @register(SUBSPACE_EDIT_RESULT)
 @dataclass
-class SubspaceEdit:
+class SubspaceEdit(Hookable):
     """The self-alignment (AlignEZ) edit with a :class:`lens_bias.steering.Subspace`, at every position.
 
     ``boost``: ``x + strength * sum_v tanh(v.x) v``; ``remove``: ``x - sum_v relu(v.x) v`` (v the layer's

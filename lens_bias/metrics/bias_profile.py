@@ -37,10 +37,11 @@ def bias_profile(
     *,
     batch_size: int = 16,
     seed: int = 0,
-) -> tuple[dict[str, Any], dict[str, str]]:
+) -> tuple[dict[str, Any], dict[str, str], list[dict[str, Any]]]:
     """Per bias type, ``{"likelihood": LikelihoodPreference dict, "ab": ABPreference dict}`` on ``n_pairs``
-    held-out pairs (None: all; A/B items rendered with ``template``); and the pairs' fingerprints by data name."""
-    per_type, fingerprints = {}, {}
+    held-out pairs (None: all; A/B items rendered with ``template``); the pairs' fingerprints by data name; and
+    the per-item rows (:meth:`LikelihoodPreference.items`, condition ``baseline``)."""
+    per_type, fingerprints, items = {}, {}, []
     for bias_type in bias_types:
         pairs = held_out_pairs(bias_type, n_pairs, test_fraction, seed)
         fingerprints[f"stereoset-{bias_type}-test"] = fingerprint(pairs)
@@ -56,7 +57,8 @@ def bias_profile(
             progress=f"{bias_type}: A/B",
         )
         per_type[bias_type] = {"likelihood": likelihood.to_dict(), "ab": ab.to_dict()}
-    return per_type, fingerprints
+        items += likelihood.items("baseline")
+    return per_type, fingerprints, items
 
 
 def summarize(values: dict[str, Any]) -> str:

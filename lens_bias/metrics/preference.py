@@ -7,10 +7,11 @@ interventions, so "bias under steering" is the same call with ``interventions=[.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lens_bias.data.records import ABItem, ContrastPair
+from lens_bias.data.tables import load_pairs
 from lens_bias.forward.readouts import ab_choice, score_pairs
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
@@ -22,15 +23,39 @@ from lens_bias.stats import Estimate, bootstrap_mean, share
 class LikelihoodPreference:
     """``mean_logprob_diff``: mean over pairs of log P(positive) - log P(negative) (nats; per-token mean
     log-probs by default, see ``by``); ``share_positive``: share of pairs whose positive side scores
-    strictly higher (ties count as not preferring); 0.5 / 0 = no preference."""
+    strictly higher (ties count as not preferring); 0.5 / 0 = no preference. ``pairs`` and ``diffs`` (each
+    pair's log P(positive) - log P(negative)) are the per-item rows (:meth:`to_frame`; not in ``to_dict``)."""
 
     mean_logprob_diff: Estimate
     share_positive: Estimate
     by: str
     n: int
+    pairs: tuple[ContrastPair, ...] = field(default=(), repr=False)
+    diffs: tuple[float, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k not in ("pairs", "diffs")}
+
+    def items(self, condition: str = "") -> list[dict[str, Any]]:
+        """One row per pair: ``item_id``, ``text`` (prompt + positive | prompt + negative), ``group`` (target),
+        ``condition``, ``bias_type``, ``logprob_diff`` (nats)."""
+        return [
+            {
+                "item_id": pair.id,
+                "text": f"{pair.prompt}{pair.positive} | {pair.prompt}{pair.negative}",
+                "group": pair.target,
+                "condition": condition,
+                "bias_type": pair.bias_type,
+                "logprob_diff": diff,
+            }
+            for pair, diff in zip(self.pairs, self.diffs)
+        ]
+
+    def to_frame(self, condition: str = "") -> Any:
+        """:meth:`items` as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.items(condition))
 
 
 @dataclass(frozen=True)
@@ -50,7 +75,7 @@ class ABPreference:
 
 def likelihood_preference(
     model: AnyModel,
-    pairs: Sequence[ContrastPair],
+    pairs: Sequence[ContrastPair] | Any,
     *,
     by: str = "mean",
     interventions: Sequence[Intervention] = (),
@@ -58,7 +83,9 @@ def likelihood_preference(
     seed: int = 0,
     progress: bool | str = False,
 ) -> LikelihoodPreference:
-    """Score both sides of every pair and summarise the preference for the positive side."""
+    """Score both sides of every pair and summarise the preference for the positive side. ``pairs``: contrast
+    pairs, or a table of them (dicts, a DataFrame, a ``datasets.Dataset``, a file: :func:`load_pairs`)."""
+    pairs = load_pairs(pairs)
     scores = score_pairs(model, pairs, interventions=interventions, batch_size=batch_size, progress=progress)
     diff = scores.preference(by).numpy()
     return LikelihoodPreference(
@@ -66,6 +93,8 @@ def likelihood_preference(
         share_positive=share(diff > 0, seed=seed),
         by=by,
         n=len(pairs),
+        pairs=tuple(pairs),
+        diffs=tuple(diff.tolist()),
     )
 
 

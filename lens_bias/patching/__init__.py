@@ -47,7 +47,7 @@ from lens_bias.patching.screening import (
     select_gender_swap_pairs,
     select_pairs,
 )
-from lens_bias.patching.study import METRIC_NAMES, patch_targets, x_labels
+from lens_bias.patching.study import METRIC_NAMES, patch_targets, patching_items, x_labels
 
 __all__ = [
     "DIRECTIONS",
@@ -73,6 +73,7 @@ __all__ = [
     "patch",
     "patch_targets",
     "patching_inputs",
+    "patching_items",
     "screen_pairs",
     "select_crows_pairs",
     "select_gender_swap_pairs",

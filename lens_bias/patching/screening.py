@@ -124,12 +124,13 @@ def select_crows_pairs(
     min_gap: float,
     seed: int = 0,
     batch_size: int = 64,
+    pairs: Sequence[ContrastPair] | None = None,
 ) -> tuple[MinimalPairInputs, dict[str, int | float]]:
-    """CrowS-Pairs minimal pairs of ``bias_types`` (None = all): clean = the more stereotyping sentence,
-    kept where the two differ in one span of tokens of the same length and share the rest of the sentence
-    after it (:func:`minimal_pair_inputs`), screened by :func:`screen_pairs`. Returns the inputs and the
-    counts of every step."""
-    candidates = crows_pairs_contrast(load_crows_pairs(bias_types))
+    """CrowS-Pairs minimal pairs of ``bias_types`` (None = all), or your own contrast ``pairs``: clean = the
+    more stereotyping sentence (``prompt + positive``), kept where the two differ in one span of tokens of the
+    same length and share the rest of the sentence after it (:func:`minimal_pair_inputs`), screened by
+    :func:`screen_pairs`. Returns the inputs and the counts of every step."""
+    candidates = crows_pairs_contrast(load_crows_pairs(bias_types)) if pairs is None else list(pairs)
     usable = minimal_pair_inputs(model.tokenizer, candidates)
     counts = {
         "candidates": len(candidates),
@@ -176,10 +177,16 @@ def select_pairs(
     min_gap: float,
     seed: int = 0,
     batch_size: int = 64,
+    pairs: Sequence[ContrastPair] | None = None,
 ) -> tuple[PatchingInputs | MinimalPairInputs, dict[str, int | float]]:
     """The pairs of one of :data:`PAIR_SETS`: ``gender_swap`` (the template ``group``,
     :func:`select_gender_swap_pairs`) or ``crows_pairs`` (the bias types ``crows_types``, None = all,
-    :func:`select_crows_pairs`), screened for ``n_pairs`` with a gap of ``min_gap`` nats."""
+    :func:`select_crows_pairs`), screened for ``n_pairs`` with a gap of ``min_gap`` nats; your own contrast
+    ``pairs`` (any ``pair_set``) go the ``crows_pairs`` way, as minimal sentence pairs."""
+    if pairs is not None:
+        return select_crows_pairs(
+            model, None, n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size, pairs=pairs
+        )
     if pair_set == "gender_swap":
         return select_gender_swap_pairs(
             model, group, n_pairs=n_pairs, min_gap=min_gap, seed=seed, batch_size=batch_size

@@ -10,6 +10,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from lens_bias.cells import CellStore
+from lens_bias.data.gender_swap import PatchingPair
+from lens_bias.data.records import ContrastPair
 from lens_bias.patching.attribution import agreement, attribution_patch
 from lens_bias.patching.exact import patch
 from lens_bias.patching.inputs import MinimalPairInputs, PatchingInputs
@@ -34,6 +36,37 @@ def x_labels(result: PatchResult) -> tuple[list[str], str]:
         [f"{position} {head}" for position in result.position_labels() for head in result.head_labels()],
         "position (token), head",
     )
+
+
+def patching_items(
+    inputs: PatchingInputs | MinimalPairInputs, values: dict[str, Any], tensors: dict[str, Tensor]
+) -> list[dict[str, Any]]:
+    """The per-item rows of :func:`patch_targets`' output: one per pair x target (the ``condition``) x layer x
+    heatmap column (``column``: a position's token label, a head, or both), with the pair's ``exact`` and
+    ``attribution`` scores there and its ``clean_metric`` / ``corrupted_metric`` (nats); ``group``: the
+    pair's target term (contrast pairs) or template group (term-swap pairs)."""
+    rows = []
+    pairs: Sequence[PatchingPair | ContrastPair] = inputs.pairs
+    clean, corrupted = tensors["clean_metric"].tolist(), tensors["corrupted_metric"].tolist()
+    for target, entry in values["targets"].items():
+        exact = tensors[f"{target}.exact"].flatten(2).tolist()
+        approx = tensors[f"{target}.attribution"].flatten(2).tolist()
+        for p, pair in enumerate(pairs):
+            named = {
+                "item_id": pair.id,
+                "text": f"{inputs.clean.texts[p]} | {inputs.corrupted.texts[p]}",
+                "group": pair.target if isinstance(pair, ContrastPair) else pair.group,
+                "condition": target,
+                "clean_metric": clean[p],
+                "corrupted_metric": corrupted[p],
+            }
+            for i, layer in enumerate(entry["layers"]):
+                for j, column in enumerate(entry["x_labels"]):
+                    rows.append(
+                        named
+                        | {"layer": layer, "column": column, "exact": exact[p][i][j], "attribution": approx[p][i][j]}
+                    )
+    return rows
 
 
 def patch_targets(

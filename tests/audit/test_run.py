@@ -92,3 +92,30 @@ def test_group_tables_escape_pipes_and_say_why_a_value_is_undefined():
         "|---|---|---|",
     ]
     assert lines[4:6] == ["| kid | 8 (1) | 0.250 [0.100, 0.400] |", "| none | 8 (0) | undefined (no \\|rows\\|) |"]
+
+
+def test_your_own_sentence_pairs_from_a_dataset_with_per_item_rows(tiny_long_model, steer):
+    from pathlib import Path
+
+    import datasets
+    import pandas as pd
+
+    from lens_bias.audit.crows_pairs import CrowsPairsMeasure
+    from lens_bias.audit.run import audit_items, summary_frame
+    from lens_bias.data import load_pairs
+    from lens_bias.data.tables import pairs_as_sentences
+
+    example = pd.read_csv(Path(__file__).resolve().parents[2] / "examples" / "pairs.csv", dtype=str)
+    measure = CrowsPairsMeasure(items=pairs_as_sentences(load_pairs(datasets.Dataset.from_pandas(example))))
+    values, rows = run_audit(tiny_long_model, [measure], {"noise": [steer]})
+    frame = pd.DataFrame(audit_items([measure], rows))
+    assert frame.groupby("condition")["item_id"].apply(list).to_dict() == {
+        BASELINE: example["id"].tolist(),
+        "noise": example["id"].tolist(),
+    }
+    assert set(frame["group"]) == {"gender", "age"} and {"whole_0", "whole_1", "failed"} <= set(frame.columns)
+    more = frame["whole_0"] > frame["whole_1"]
+    overall = values["crows_pairs"]["summaries"][BASELINE]["groups"]["overall"]["stats"]["metric_score"]["value"]
+    assert overall == pytest.approx(100 * more[frame["condition"] == BASELINE].mean())
+    summary = summary_frame(values)
+    assert set(summary["condition"]) == {BASELINE, "noise", "change: noise"}

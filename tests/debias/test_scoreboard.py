@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -97,6 +98,12 @@ def test_evaluate_scores_every_method_against_one_baseline(scored):
         assert all(effect["delta"]["value"] == 0.0 for effect in methods[name]["retention"].values())
     assert methods["noise"]["retention"]["neutral_logprob"]["delta"]["value"] != 0.0
     assert set(scored["retention_readouts"]) >= {"neutral_logprob", "knowledge_accuracy"}
+    items = pd.DataFrame(scored["items"])  # per item: every measure's row and retention readout, per method
+    assert set(items["condition"]) == {"no intervention", "identity", "noise", "heads", "same checkpoint"}
+    crows = items[(items["measure"] == "crows_pairs") & (items["condition"] == "identity")]
+    assert len(crows) == 12 and crows["item_id"].is_unique
+    retention = items[(items["measure"] == "retention") & (items["condition"] == "heads")]
+    assert retention.groupby("readout").size().to_dict() == {"bbq": 4, "knowledge": 4, "neutral": 4, "stereoset": 4}
     base = value_of(scored["baseline"]["bias"]["crows_pairs.metric_score"])
     after = value_of(methods["noise"]["bias"]["crows_pairs.metric_score"]["value"])
     removed = methods["noise"]["bias"]["crows_pairs.metric_score"]["removed"]["value"]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cli_checks import assert_refused
 
 from experiments import audit
 from lens_bias.audit.registry import MEASURES
 from lens_bias.errors import InputError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pairs.csv"
 
 
 @pytest.mark.parametrize(
@@ -106,3 +110,45 @@ def test_a_replot_of_a_damaged_or_foreign_result_is_one_input_error(tmp_path):
         with pytest.raises(InputError, match=str(path)) as raised:
             audit.main(["--replot", str(path), "--no-png"])
         assert "\n" not in str(raised.value), what
+
+
+def test_your_own_pairs_and_bbq_questions_with_per_item_rows(tiny_long_dir, tmp_path, capsys):
+    """``--pairs-file`` (the example pairs, as JSONL) feeds the CrowS-Pairs measure and ``--bbq-file`` (Parquet,
+    with a column mapping) the BBQ one; every row of the per-item table names its item; the summary CSV."""
+    import pandas as pd
+
+    pairs = pd.read_csv(EXAMPLE, dtype=str, keep_default_na=False)
+    pairs.to_json(tmp_path / "pairs.jsonl", orient="records", lines=True)
+    question = {"context": "A and B met.", "question": "Who was late?", "ans0": "A", "ans1": "B", "ans2": "Unknown"}
+    bbq = pd.DataFrame(
+        [question | {"gold": 2, "unknown_index": 2, "context_condition": "ambig", "target_index": 0, "id": 7}]
+        + [question | {"gold": 0, "unknown_index": 2, "context_condition": "disambig", "target_index": 0, "id": 8}]
+    )
+    bbq.to_parquet(tmp_path / "bbq.parquet")
+    files = ["--pairs-file", str(tmp_path / "pairs.jsonl"), "--bbq-file", str(tmp_path / "bbq.parquet")]
+    args = [
+        "--model",
+        str(tiny_long_dir),
+        "--measures",
+        "crows_pairs",
+        "bbq",
+        *files,
+        "--no-png",
+        "--out",
+        str(tmp_path),
+    ]
+    with pytest.raises(InputError, match="unknown field"):  # the mapping is checked against the pairs too
+        audit.main([*args, "--columns", "label=gold"])
+    bbq.rename(columns={"gold": "label"}).to_parquet(tmp_path / "bbq.parquet")
+    result = audit.main(args)
+    assert result.values["crows_pairs"]["describe"]["own_items"] and result.values["bbq"]["describe"]["own_items"]
+    assert result.values["crows_pairs"]["describe"]["bias_types"] == ["gender", "age"]
+    frame = pd.read_parquet(tmp_path / "audit.items.parquet")
+    crows = frame[frame["measure"] == "crows_pairs"]
+    assert crows["item_id"].tolist() == pairs["id"].tolist() and set(crows["condition"]) == {"baseline"}
+    assert crows["text"].iloc[0] == "The nurse said that she would be late. | The nurse said that he would be late."
+    assert frame[frame["measure"] == "bbq"]["item_id"].tolist() == ["custom-7", "custom-8"]
+    summary = pd.read_csv(tmp_path / "audit_summary.csv")
+    assert {"measure", "convention", "condition", "group", "statistic", "value", "low", "high"} <= set(summary.columns)
+    assert set(summary[summary["measure"] == "bbq"]["convention"]) == {"authors"}
+    assert set(summary["group"]) >= {"overall", "gender", "age", "custom"}

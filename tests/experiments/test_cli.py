@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import re
 import signal
@@ -351,3 +352,29 @@ def test_every_file_a_run_writes_has_the_permissions_of_the_umask(tmp_path):
     assert {path.relative_to(tmp_path).as_posix(): oct(path.stat().st_mode & 0o777) for path in files} == {
         path.relative_to(tmp_path).as_posix(): oct(0o640) for path in files
     }
+
+
+MISSING = (
+    "mine: missing column 'positive', 'negative', 'target'; the columns present are 'stereo', 'anti', 'group'. It "
+    "needs positive, negative, target (map other column names with columns={FIELD: COLUMN}, on the command line "
+    "--columns FIELD=COLUMN)."
+)
+
+
+def test_a_bad_pairs_file_ends_in_one_error_line_naming_the_column(tmp_path):
+    """Checked when the flags are parsed: no model loads (the model name does not exist)."""
+    (tmp_path / "mine.csv").write_text("stereo,anti,group\n she, he,nurse\n")
+    argv = ["--model", "no-such-model", "--pairs-file", str(tmp_path / "mine.csv"), "--out", str(tmp_path / "out")]
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.steering", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[0] == f"error: {MISSING}"
+    for experiment in ("similarity", "patching", "audit"):  # the one check of every experiment that takes pairs
+        config = importlib.import_module(f"experiments.{experiment}").Config
+        with pytest.raises(InputError, match=re.escape(MISSING)):
+            cli.parse(config, [*argv, "--targets", "z"] if experiment == "patching" else argv)

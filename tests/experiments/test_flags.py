@@ -48,6 +48,9 @@ SYNONYMS = {
 }
 #: Experiments whose BBQ size is BBQ's disambiguated accuracy as a retention measure: ``--n-bbq-disambig``.
 BBQ_AS_RETENTION = {"side_effects", "biasscope"}
+#: Experiments that take contrast pairs: each takes your own through one pair of flags, ``--pairs-file`` and
+#: ``--columns`` (:class:`experiments.config.PairsConfig`).
+TAKE_PAIRS = {"steering", "similarity", "patching", "audit"}
 #: Flags whose choices are a dataset's own labels, kept as the data spells them (gender-swap groups such as
 #: ``occupation-t0``, CrowS-Pairs bias types such as ``race-color``).
 DATA_LABELS = {"--group", "--crows-types"}
@@ -142,3 +145,11 @@ def test_every_smallest_value_is_checked_when_the_flags_are_parsed(module):
         with pytest.raises(InputError, match=f"{flag} must be >= {minimum}, got {element(minimum - 1)}"):
             ray = f.name == "workers" and issubclass(config, cli.SweepConfig)  # --workers needs --executor ray
             cli.parse(config, [flag, str(element(minimum - 1)), *(["--executor", "ray"] if ray else [])])
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_own_pairs_are_one_pair_of_flags_everywhere(module):
+    config = _config(module)
+    assert issubclass(config, cli.PairsConfig) == (module in TAKE_PAIRS)
+    own = {flags.flag_name(config, f) for f in dataclasses.fields(config)} & {"--pairs-file", "--columns"}
+    assert own == ({"--pairs-file", "--columns"} if module in TAKE_PAIRS else set())

@@ -3,6 +3,8 @@ saves, draws, redraws from the saved result)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from experiments import cli, patching
@@ -13,11 +15,13 @@ from lens_bias.errors import InputError
 from lens_bias.figures.patching import draw
 from lens_bias.patching import DIRECTIONS, TARGETS
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pairs.csv"
+
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--pairs", "crows_pairs", "--targets", "z", "resid_pre"], "do not share positions across pairs"),
+        (["--pairs", "crows_pairs", "--targets", "z", "resid_pre"], "do not share positions"),
         (["--stem", "sub/patching"], "without folders"),
     ],
 )
@@ -86,3 +90,18 @@ def test_patching_experiment_on_crows_pairs(tiny_llama_dir, tmp_path):
     assert "CrowS-Pairs" in draw(result, "z", "exact").layout.title.text
     with pytest.raises(InputError, match="do not share positions"):  # positions do not line up across sentences
         cli.parse(patching.Config, ["--pairs", "crows_pairs", "--targets", "resid_pre"])
+
+
+@pytest.mark.slow
+def test_patching_your_own_pairs_from_a_csv(tiny_llama_dir, tmp_path):
+    """``--pairs-file``: the example CSV's pairs patched the crows_pairs way; the per-item table reads back."""
+    import pandas as pd
+
+    argv = ["--model", str(tiny_llama_dir), "--pairs-file", str(EXAMPLE), "--targets", "z", "--n-pairs", "2"]
+    result = patching.main([*argv, "--min-gap", "0", "--no-png", "--out", str(tmp_path)])
+    assert result.values["pairs"]["candidates"] == 18 and result.values["pairs"]["used"] == 2
+    frame = pd.read_parquet(tmp_path / "patching.items.parquet")
+    pd.testing.assert_frame_equal(frame, result.to_frame())
+    assert set(frame["item_id"]) == set(result.config["pair_ids"]) and set(frame["condition"]) == {"z"}
+    assert len(frame) == 2 * 4 * 4  # pairs x layers x heads of the tiny model
+    assert len(pd.read_csv(tmp_path / "patching.items.csv")) == len(frame)

@@ -105,3 +105,24 @@ def test_bad_input_on_the_command_line_is_one_clear_line(tiny_llama_dir):
     )
     assert run.returncode == 2
     assert "error: Layer 40 is outside the model" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.slow
+def test_steering_your_own_pairs_from_jsonl(tiny_llama_dir, tmp_path):
+    """``--pairs-file``: one vector per bias type of the table (the example pairs as JSONL), held-out pairs by
+    target; every held-out pair's score per layer x multiplier in the per-item table."""
+    import pandas as pd
+
+    example = pd.read_csv(Path(__file__).resolve().parents[2] / "examples" / "pairs.csv", dtype=str)
+    example.to_json(tmp_path / "pairs.jsonl", orient="records", lines=True)
+    sizes = ["--n-pairs", "4", "--n-test", "2", "--n-neutral", "2", "--n-generations", "1", "--max-new-tokens", "2"]
+    argv = ["--model", str(tiny_llama_dir), "--quick", "--layers", "1", *sizes, "--no-png", "--out", str(tmp_path)]
+    result = steering.main([*argv, "--pairs-file", str(tmp_path / "pairs.jsonl")])
+    assert set(result.values["bias"]) == {"gender", "age"}
+    frame = pd.read_csv(tmp_path / "steering.items.csv")
+    assert set(frame["condition"]) == {f"{c} layer 1 x{m}" for c in ("gender", "age") for m in (-4, 0, 4)}
+    for contrast, study in result.values["bias"].items():
+        rows = frame[(frame["contrast"] == contrast) & (frame["multiplier"] == 0)]
+        unsteered = next(row for row in study["likelihood_grid"] if row["multiplier"] == 0)
+        assert rows["logprob_diff"].mean() == pytest.approx(unsteered["mean_logprob_diff"]["value"])
+        assert set(rows["group"]) <= set(example[example["bias_type"] == contrast]["target"])

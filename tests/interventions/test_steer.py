@@ -112,3 +112,27 @@ def test_an_intervention_that_does_not_fit_the_model_is_refused_before_any_forwa
     ):
         continuation_logprobs(tiny_model, ["a"], [" b"], interventions=[intervention], batch_size=1)
     assert calls == []  # no forward pass ran
+
+
+def test_applied_and_fwd_hooks_are_transformer_lens_idioms(tiny_model):
+    """``with intervention.applied(model):`` and ``model.run_with_hooks(fwd_hooks=intervention.fwd_hooks(model))``
+    give the readouts' steered logits; afterwards the model runs unsteered, and hooks attached before stay."""
+    torch.manual_seed(0)
+    vector = SteeringVector("v", (1,), torch.randn(1, tiny_model.cfg.d_model) * 3, torch.ones(1))
+    steer = AddVector(vector, 2.0, start=None)
+    tokens = tiny_model.to_tokens(["The nurse said that"])
+    with torch.inference_mode():
+        plain = tiny_model(tokens)
+        with steer.applied(tiny_model):
+            inside = tiny_model(tokens)
+        hooked = tiny_model.run_with_hooks(tokens, fwd_hooks=steer.fwd_hooks(tiny_model))
+        after = tiny_model(tokens)
+        seen = []
+        with hooks_added(tiny_model, [("blocks.0.hook_resid_pre", lambda x, hook: seen.append(1))]):
+            with steer.applied(tiny_model):
+                tiny_model(tokens)
+            tiny_model(tokens)
+    assert not torch.allclose(plain, inside) and torch.equal(inside, hooked)
+    assert torch.equal(plain, after) and seen == [1, 1]  # the user's own hook survived the block
+    with pytest.raises(InputError, match="instruction_end"), torch.inference_mode():
+        tiny_model.run_with_hooks(tokens, fwd_hooks=AddVector(vector, 2.0).fwd_hooks(tiny_model))

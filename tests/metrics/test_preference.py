@@ -36,6 +36,23 @@ def test_likelihood_preference_summarises_the_per_pair_scores(tiny_model):
     assert pref.mean_logprob_diff.low <= pref.mean_logprob_diff.value <= pref.mean_logprob_diff.high
 
 
+def test_likelihood_preference_takes_dicts_and_datasets_and_gives_per_pair_rows(tiny_model):
+    import dataclasses
+
+    import datasets
+
+    pairs = _pairs()
+    rows = [{k: v for k, v in dataclasses.asdict(p).items() if k not in ("source", "unrelated")} for p in pairs]
+    expected = likelihood_preference(tiny_model, pairs)
+    for table in (rows, datasets.Dataset.from_list(rows)):
+        pref = likelihood_preference(tiny_model, table)
+        assert pref.to_dict() == expected.to_dict() and "diffs" not in pref.to_dict()
+    frame = pref.to_frame("baseline")
+    assert list(frame["item_id"]) == ["p0", "p1", "p2", "p3"] and set(frame["condition"]) == {"baseline"}
+    assert list(frame["group"]) == ["nurse", "engineer", "teacher", "mechanic"]
+    assert frame["logprob_diff"].mean() == pytest.approx(expected.mean_logprob_diff.value, abs=1e-6)
+
+
 def test_ab_preference_summarises_the_per_item_choices(tiny_model):
     items = to_ab_items(_pairs(), seed=0)
     assert {item.positive_letter for item in items} == {"A", "B"}  # balanced order

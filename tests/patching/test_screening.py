@@ -79,3 +79,26 @@ def test_screening_minimal_pairs(tiny_model):
     )
     screening = screen_pairs(tiny_model, pairs, build, n_pairs=None, min_gap=-float("inf"), batch_size=1)
     assert [p.id for p in screening.pairs] == ["p0", "p1"] and screening.n_with_gap == screening.n_screened == 2
+
+
+def test_your_own_pairs_from_a_dataset_are_patched_with_per_item_rows(tiny_model):
+    from pathlib import Path
+
+    import datasets
+    import pandas as pd
+
+    from lens_bias.data import load_pairs
+    from lens_bias.patching import METRIC_NAMES, patch_targets, patching_items, select_pairs
+
+    example = pd.read_csv(Path(__file__).resolve().parents[2] / "examples" / "pairs.csv", dtype=str)
+    own = load_pairs(datasets.Dataset.from_pandas(example))
+    inputs, counts = select_pairs(tiny_model, "gender_swap", n_pairs=2, min_gap=0.0, pairs=own)
+    assert counts["candidates"] == len(example) and counts["used"] == 2
+    values, tensors, _ = patch_targets(
+        tiny_model, inputs, ["z"], direction="denoising", metric_name=METRIC_NAMES["crows_pairs"]
+    )
+    frame = pd.DataFrame(patching_items(inputs, values, tensors))
+    assert frame.groupby("item_id").size().tolist() == [4 * 4, 4 * 4]  # layers x heads per pair
+    assert set(frame["group"]) <= set(example["target"])
+    first = frame[(frame["item_id"] == inputs.pairs[0].id) & (frame["layer"] == 0)]["exact"].tolist()
+    assert first == pytest.approx(tensors["z.exact"][0, 0].tolist())

@@ -75,3 +75,28 @@ def test_chat_contrasts_need_a_template_and_training_only_fits_skip_the_held_out
     assert train_only.test is None and train_only.separability is None and train_only.layer is None
     with pytest.raises(ValueError, match="held_out=True"):
         train_only.oriented(lambda steer: 0.0, 1.0)
+
+
+def test_a_vector_from_your_own_pairs_in_a_dataset(tiny_model):
+    """The example pairs as a ``datasets.Dataset``: split by target, a vector fitted, applied with
+    ``vector``'s ``AddVector(...).applied(model)``, per-pair rows of the held-out pairs as a DataFrame."""
+    from pathlib import Path
+
+    import datasets
+    import pandas as pd
+
+    from lens_bias.data import own_splits
+    from lens_bias.interventions import AddVector
+    from lens_bias.metrics import likelihood_preference
+
+    example = pd.read_csv(Path(__file__).resolve().parents[2] / "examples" / "pairs.csv", dtype=str)
+    split = own_splits(datasets.Dataset.from_pandas(example), seed=0)["gender"]
+    fitted = fit_vector(tiny_model, split, [1, 2], readout="mean_from_difference", seed=0)
+    assert fitted.layer in (1, 2) and not {p.target for p in split.train} & {p.target for p in split.test}
+    steer = AddVector(fitted.vector, 4.0, [fitted.layer], start=None)
+    by_argument = likelihood_preference(tiny_model, split.test, interventions=[steer])
+    with steer.applied(tiny_model):
+        in_block = likelihood_preference(tiny_model, split.test)
+    assert in_block.diffs == pytest.approx(by_argument.diffs, abs=1e-5)
+    frame = by_argument.to_frame("gender+4")
+    assert frame["item_id"].tolist() == [p.id for p in split.test] and set(frame["condition"]) == {"gender+4"}
