@@ -78,7 +78,7 @@ def score_statistic(
         return float(_scores(rows, index, scoring, convention)[key])
 
     def counts(rows: Rows, index: np.ndarray) -> tuple[int, int]:
-        scores = _scores(rows, index, scoring)
+        scores = _scores(rows, index, scoring, convention)
         n = scores["n_ambig" if key == "accuracy_ambig" else "n_disambig"]
         return round(scores[key] * n), n
 
