@@ -106,7 +106,8 @@ def test_your_own_sentence_pairs_from_a_dataset_with_per_item_rows(tiny_long_mod
     from lens_bias.data.tables import pairs_as_sentences
 
     example = pd.read_csv(Path(__file__).resolve().parents[2] / "examples" / "pairs.csv", dtype=str)
-    measure = CrowsPairsMeasure(items=pairs_as_sentences(load_pairs(datasets.Dataset.from_pandas(example))))
+    own = pairs_as_sentences(load_pairs(datasets.Dataset.from_pandas(example)))
+    measure = CrowsPairsMeasure(items=own, convention="lens_bias")  # the headline of the whole-sentence sums
     values, rows = run_audit(tiny_long_model, [measure], {"noise": [steer]})
     frame = pd.DataFrame(audit_items([measure], rows))
     assert frame.groupby("condition")["item_id"].apply(list).to_dict() == {

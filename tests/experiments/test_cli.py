@@ -218,7 +218,7 @@ def test_help_shows_each_default_and_quick_value():
     assert "('all': no limit) (default: all; --quick: 3)" in flat
     assert "--raw-norms (--quick: on)" in flat
     assert "--readout {last,mean_from_difference} (default: last)" in flat
-    assert "--dtype {float32,bfloat16,float16} weights' dtype (default: load_model's" in flat
+    assert "--dtype {float32,bfloat16,float16,bf16_mixed} weights' dtype (default: load_model's" in flat
 
 
 def test_dtype_is_a_shared_flag():
