@@ -33,7 +33,7 @@ def test_an_unknown_model_name_is_an_input_error():
         ({"name": None}, "name must be a model name or a path"),
         ({"device": "bogus"}, "device 'bogus' is not a torch device"),
         ({"device": 0}, "device must be a string such as 'cpu' or 'cuda', got int 0"),
-        ({"dtype": 32}, "dtype must be a torch.dtype or one of float32, float16, bfloat16; got int 32"),
+        ({"dtype": 32}, "dtype must be a torch.dtype or one of float32, float16, bfloat16, bf16_mixed; got int 32"),
         ({"dtype": "float8"}, "Unknown dtype 'float8'"),
         ({"processing": ["fold_ln"]}, "processing must be a dict"),
     ],
