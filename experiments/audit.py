@@ -46,9 +46,7 @@ class Config(cli.PairsConfig, cli.SweepConfig):
         "CrowS-Pairs scoring convention (harness: a second forward per sentence)", "authors", choices=CROWS
     )
     n_bbq: int | None = _flag("BBQ questions per category (default all)", None, min=1)
-    bbq_file: Path | None = field(
-        default=None, metadata={"help": "your own BBQ-style questions (lens_bias.data.tables)"}
-    )
+    bbq_file: Path | None = field(default=None, metadata={"help": "your own BBQ questions (lens_bias.data.tables)"})
     bbq_chat: bool = _flag("ask BBQ through the chat template (default raw text)", False)
     bbq_convention: str = _flag("BBQ scoring convention", "authors", choices=["authors", "lens_bias"])
     n_persona_bbq: int | None = _flag("persona BBQ: questions per category and context", 40, min=1)
@@ -77,12 +75,12 @@ class Config(cli.PairsConfig, cli.SweepConfig):
             raise InputError("--refusal-vector applies to the chat measures: add service or persona_bbq to --measures.")
         if 0 in self.refusal_vector:
             raise InputError("--refusal-vector takes non-zero multipliers (the baseline is always run).")
-        for path in self.intervention:
-            if not Path(path).is_file():
-                raise InputError(f"--intervention {path}: no such file; give saved intervention .json files.")
-        for name in ("split_file", "bbq_file"):
-            if getattr(self, name) is not None and not Path(getattr(self, name)).is_file():
-                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: no such file.")
+        files = [("intervention", p) for p in self.intervention] + [
+            (n, getattr(self, n)) for n in ("split_file", "bbq_file")
+        ]
+        for name, path in files:
+            if path is not None and not Path(path).is_file():
+                raise InputError(f"--{name.replace('_', '-')} {path}: no such file.")
         super().__post_init__()
 
 
@@ -118,16 +116,9 @@ def run(config: Config) -> Path:
     )
     with cli.executor(config) as executor:
         values, rows = run_audit(
-            model,
-            measures,
-            {**conditions, **refusal},
-            only=only,
-            cells=config.out / "cells",
-            seed=config.seed,
-            batch_size=config.batch_size,
-            progress=True,
-            executor=executor,
-        )
+            model, measures, {**conditions, **refusal}, only=only, cells=config.out / "cells", seed=config.seed,
+            batch_size=config.batch_size, progress=True, executor=executor,
+        )  # fmt: skip
     config_values = {**config.to_dict(), "refusal_vector_fit": fit}
     result = audit_result(model, values, rows, config_values, seed=config.seed, measures=measures)
     return result.save(config.out / "audit")

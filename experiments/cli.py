@@ -19,24 +19,12 @@ imports the library inside its functions takes well under a second.
 Output folders: a run holds ``{--out}/.lens_bias.lock`` while it works (:mod:`experiments.lock`); a second run
 on the same folder is refused with an ``error:`` line naming the holder. ``--replot`` takes no lock.
 
-Error policy: bad input (:class:`lens_bias.errors.InputError` and its subclasses, or a file that does not
-exist) ends in one ``error: ...`` line on stderr and exit status 2; argparse's own usage errors exit 2 too. A
-``--replot`` of a saved result whose report fails to read it (a part missing, an unknown name) is bad input too.
-A full disk, an exceeded quota or a read-only file system (``OSError`` ENOSPC, EDQUOT, EROFS) is one line and exit
-status 2 too; every file is written atomically (:mod:`lens_bias.files`), so such a failure leaves the previous
-result, or none, never a half-written one. SIGTERM ends a run as Ctrl-C does (its lock released), with exit
-status 143.
-Any other exception is a bug and keeps its traceback. ``LENS_BIAS_DEBUG=1`` shows the traceback of input
-errors as well.
+Error policy (one ``error:`` line and exit status 2 for bad input): :mod:`experiments.policy`; saved results
+found and loaded for ``--replot``: :mod:`experiments.results`.
 """
 
 from __future__ import annotations
 
-import errno
-import json
-import os
-import signal
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -45,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from experiments.config import C, PairsConfig, RunConfig, SweepConfig
 from experiments.flags import parse
 from experiments.lock import output_lock
+from experiments.policy import run
+from experiments.results import load_result, saved_result
 from lens_bias.errors import InputError
 
 if TYPE_CHECKING:  # the library is imported where it is used: --help must not load torch
@@ -64,12 +54,6 @@ __all__ = [
     "run",
     "saved_result",
 ]
-
-#: Errors that are the user's: printed as one line, exit status 2.
-USER_ERRORS = (InputError, FileNotFoundError)
-#: ``OSError`` numbers of storage that cannot take a write (full disk, quota, read-only file system): the machine's
-#: state, not a bug, so one line and exit status 2 as well.
-STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def load(config: RunConfig) -> AnyModel:
@@ -130,64 +114,3 @@ def main(
                 "experiment again."
             ) from error
     return result
-
-
-def saved_result(folder: Path, name: str) -> Path:
-    """The one saved result of experiment ``name`` directly in ``folder``; :class:`InputError` if none or several."""
-    from lens_bias.provenance import RESULT_FORMAT
-
-    found = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            continue
-        if isinstance(document, dict) and document.get("format") == RESULT_FORMAT and document.get("name") == name:
-            found.append(path)
-    if len(found) != 1:
-        what = f"{len(found)} saved {name!r} results ({', '.join(map(str, found))})" if found else f"no {name!r} result"
-        raise InputError(f"--replot: {folder} holds {what}: pass the one to redraw, --replot RESULT.json.")
-    return found[0]
-
-
-def load_result(path: str | Path, name: str) -> Result:
-    """A saved result of experiment ``name``; a clear error for a missing file, another format or another
-    experiment's result."""
-    from lens_bias.provenance import Result
-
-    path = Path(path)
-    if not path.is_file() and not path.with_suffix(".json").is_file():
-        raise InputError(f"No saved result at {path}: give the .json file an earlier run wrote.")
-    try:
-        result = Result.load(path)
-    except (ValueError, KeyError) as error:
-        raise InputError(f"{path} is not a saved lens_bias result ({error}).") from error
-    if result.name != name:
-        raise InputError(
-            f"{path} holds a {result.name!r} result, not {name!r}: replot it with "
-            f"`python -m experiments.{result.name} --replot {path}`."
-        )
-    return result
-
-
-def run(main: Callable[[], Any]) -> None:
-    """Call ``main()`` under the error policy of the module docstring; SIGTERM ends it like Ctrl-C does (the
-    run's lock is released, staging files are removed), with exit status 143."""
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        main()
-    except (*USER_ERRORS, OSError) as error:
-        if os.environ.get("LENS_BIAS_DEBUG") == "1":
-            raise
-        if isinstance(error, USER_ERRORS):
-            message = str(error)
-        elif error.errno in STORAGE_ERRORS:
-            message = f"cannot write {error.filename}: {error.strerror}."
-        else:
-            raise
-        print(f"error: {message}\n(set LENS_BIAS_DEBUG=1 for the traceback)", file=sys.stderr)
-        sys.exit(2)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)

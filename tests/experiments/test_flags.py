@@ -19,7 +19,7 @@ from experiments.config import metadata
 from lens_bias.errors import InputError
 
 #: Every experiment module (all of ``experiments/`` but the shared command line: its config, flags, commands, lock).
-SHARED = {"cli", "config", "flags", "commands", "lock"}
+SHARED = {"cli", "config", "flags", "commands", "lock", "policy", "results"}
 MODULES = sorted(info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name not in SHARED)
 
 #: Every size flag (``--n-<thing>``): bias measures, retention / side-effect measures, contrast pairs, and the

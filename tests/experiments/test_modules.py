@@ -14,8 +14,9 @@ import pytest
 
 import experiments
 
-#: Every experiment module (all of ``experiments/`` but the shared command line: its config, flags, commands, lock).
-SHARED = {"cli", "config", "flags", "commands", "lock"}
+#: Every experiment module (all of ``experiments/`` but the shared command line: config, flags, commands, lock,
+#: error policy, saved results).
+SHARED = {"cli", "config", "flags", "commands", "lock", "policy", "results"}
 MODULES = sorted(info.name for info in pkgutil.iter_modules(experiments.__path__) if info.name not in SHARED)
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,3 +80,9 @@ def test_help_loads_neither_torch_nor_transformer_lens(module):
     assert done.returncode == 0, done.stderr
     code, heavy = json.loads(done.stdout.splitlines()[-1])
     assert code == 0 and heavy == [], (module, code, heavy)
+
+
+def test_every_module_of_experiments_is_at_most_150_lines():
+    """Experiments are config, run, report; loops, statistics and plots belong in the library."""
+    lengths = {path.name: len(path.read_text().splitlines()) for path in (ROOT / "experiments").glob("*.py")}
+    assert {name: n for name, n in lengths.items() if n > 150} == {}
