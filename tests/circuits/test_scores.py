@@ -33,3 +33,24 @@ def test_bad_settings(tiny_model):
         edge_scores(tiny_model, clean, corrupted, METRIC, method="acdc")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="steps"):
         edge_scores(tiny_model, clean, corrupted, METRIC, method="eap_ig", steps=0)
+
+
+def test_a_metric_that_fails_mid_run_leaves_the_model_as_it_was(tiny_gqa_model):
+    """A failing run leaves exactly the hooks that were there, and the graph mode's flags off (TransformerLens
+    #156 / #1636: hooks left behind, or the user's own removed)."""
+    clean, corrupted = make_pairs([6, 8], [2, 3])
+    tiny_gqa_model.blocks[0].hook_resid_pre.add_hook(lambda x, hook: x)  # the user's own hook: it must stay
+
+    def broken(logits, batch):
+        raise RuntimeError("metric failed")
+
+    hooks_before = {name: len(point.fwd_hooks) for name, point in tiny_gqa_model.hook_dict.items()}
+    assert hooks_before["blocks.0.hook_resid_pre"] == 1
+    try:
+        for method in ("eap", "eap_ig"):
+            with pytest.raises(RuntimeError, match="metric failed"):
+                edge_scores(tiny_gqa_model, clean, corrupted, broken, method=method)
+            assert {name: len(p.fwd_hooks) for name, p in tiny_gqa_model.hook_dict.items()} == hooks_before
+            assert not tiny_gqa_model.cfg.use_split_qkv_input and not tiny_gqa_model.cfg.use_hook_mlp_in
+    finally:
+        tiny_gqa_model.blocks[0].hook_resid_pre.remove_hooks()
