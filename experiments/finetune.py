@@ -43,14 +43,13 @@ class Config(cli.RunConfig):
     out: Path = Path("figures/finetune")
 
 
-def _timed_eval(name: str | Path, config: Config, pairs: list[Any], template: Any) -> tuple[RewriteEval, float, dict]:
-    """The rewrite scores of one model, the seconds they took, and the model's record."""
+def _timed_eval(model: Any, config: Config, pairs: list[Any], template: Any) -> tuple[RewriteEval, float, dict]:
+    """The rewrite scores of one loaded model, the seconds they took, and the model's record."""
     import time  # the library is imported here, not at the top: --help stays fast
 
     from lens_bias.debias.lora import rewrite_eval
-    from lens_bias.models import load_model, model_record
+    from lens_bias.models import model_record
 
-    model = load_model(name, device=config.device)
     started = time.perf_counter()
     sizes: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size}
     scores = rewrite_eval(model, pairs, template=template, seed=config.seed, progress=True, **sizes)
@@ -71,13 +70,14 @@ def run(config: Config) -> Path:
     train, held = split_rewrites(pairs, config.held_out, config.seed)
     evaluated = sample(held, config.n_eval, config.seed, key=lambda pair: pair.id)
     recipe = LoraRecipe(seed=config.seed)
-    base = load_model(config.model, device=config.device)  # the held-out texts are checked before training
-    check_rewrite_eval(base, evaluated, template=debias_template(base, recipe), max_new_tokens=config.max_new_tokens)
+    base = load_model(config.model, device=config.device)  # loaded once: checked and scored before training
+    template = debias_template(base, recipe)
+    check_rewrite_eval(base, evaluated, template=template, max_new_tokens=config.max_new_tokens)
+    before, before_s, base_record = _timed_eval(base, config, evaluated, template)
     del base
     tuned = finetune_lora(config.model, train, recipe, config.out / "model", max_steps=config.max_steps)
     print(f"fine-tune: {'reused' if tuned.reused else 'trained'} {tuned.folder} ({tuned.steps} steps)")
-    before, before_s, base_record = _timed_eval(config.model, config, evaluated, tuned.template)
-    after, after_s, _ = _timed_eval(tuned.folder, config, evaluated, tuned.template)
+    after, after_s, _ = _timed_eval(load_model(tuned.folder, device=config.device), config, evaluated, tuned.template)
     examples = [
         {"biased": pair.biased_text, "reference": pair.debiased_text, "before": b, "after": a}
         for pair, b, a in zip(evaluated[:N_EXAMPLES], before.rewrites, after.rewrites)

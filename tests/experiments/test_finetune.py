@@ -38,7 +38,13 @@ def test_the_experiment_trains_evaluates_and_reuses(tiny_long_dir, tmp_path, mon
     try:
         argv = ["--model", str(tiny_long_dir), "--device", "cpu", "--quick", "--max-steps", "2", "--n-eval", "4"]
         argv += ["--max-new-tokens", "3", "--out", str(tmp_path)]
+        from lens_bias import models
+
+        loaded: list[str] = []
+        real_load = models.load_model
+        monkeypatch.setattr(models, "load_model", lambda name, **kw: loaded.append(str(name)) or real_load(name, **kw))
         result = finetune_experiment.main(argv)
+        assert loaded == [str(tiny_long_dir), str(tmp_path / "model")]  # the base model loads once, the tuned once
         values = result.values
         assert values["finetune"]["steps"] == 2 and not values["finetune"]["reused"]
         assert values["n_pairs"]["evaluated"] == 4 and values["n_pairs"]["train"] + values["n_pairs"]["held_out"] == 347
