@@ -6,6 +6,10 @@ jaxtyping array type (``Float[Tensor, "batch pos"]``, also inside ``X | None``, 
 ``dict[str, ...]``) must match it, with dimension names bound consistently across one call. Other
 annotations are not checked: bad input must still reach the library's own ``ValueError`` (the tests of
 those messages stay meaningful), and ``int`` where ``float`` is annotated stays valid (PEP 484).
+
+:func:`skip_functions_without_arrays` (installed by ``conftest.py``) leaves the functions with no array annotation
+undecorated: jaxtyping's wrapper binds the arguments of every call, checked or not, and the hot small functions
+(a bootstrap statistic runs 1,000 times per interval) spent most of the fast tests' time in it.
 """
 
 from __future__ import annotations
@@ -48,6 +52,37 @@ def _conforms(value: Any, hint: Any) -> bool:
     if origin in _SEQUENCES and isinstance(value, (list, tuple)):
         return all(_conforms(item, args[0]) for item in value)
     return True
+
+
+def _needs_checks(fn: Any) -> bool:
+    """Whether a function's resolved annotations mention an array type; True (check it) when they cannot be
+    resolved when it is defined (a forward reference, a name imported only for type checkers)."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # NameError, or anything else typing raises on an unresolvable annotation
+        return True
+    return any(_mentions_array(hint) for hint in hints.values())
+
+
+def skip_functions_without_arrays() -> None:
+    """Make ``jaxtyping.jaxtyped``, as the import hook of jaxtyping's pytest plugin calls it, return a function
+    whose annotations mention no array type unchanged; classes and the functions with arrays are decorated as
+    before. Install before lens_bias is imported (the hook looks ``jaxtyping.jaxtyped`` up as each module runs)."""
+    import jaxtyping
+
+    decorate = jaxtyping.jaxtyped
+    if getattr(decorate, "skips_functions_without_arrays", False):
+        return
+
+    def jaxtyped(fn: Any = None, **options: Any) -> Any:
+        if fn is None:  # jaxtyped(typechecker=...), as the hook writes it, then applied to the function
+            return lambda target: jaxtyped(target, **options)
+        if inspect.isfunction(fn) and not _needs_checks(fn):
+            return fn
+        return decorate(fn, **options)
+
+    jaxtyped.skips_functions_without_arrays = True  # type: ignore[attr-defined]
+    jaxtyping.jaxtyped = jaxtyped  # type: ignore[assignment]
 
 
 def check_shapes(fn: Callable[..., Any]) -> Callable[..., Any]:
