@@ -32,7 +32,8 @@ question's polarity), drops the 16 items without one before every score, accurac
 whose top answer scores tie, and reports the questions with proper names apart ("Category (names)",
 ``label_type == 'name'``: :attr:`BBQItem.label_type`); ``lens_bias`` takes :attr:`BBQItem.biased_index`
 (the matching above, which does not mistake 'African' for 'African American'), keeps the unresolved items
-in accuracy, takes the first of tied answers and pools names with labels.
+in accuracy, takes the first of tied answers and pools names with labels; ``harness`` is
+lm-evaluation-harness's ``bbq`` task, with its own prompt, 12 choices and rules (:mod:`lens_bias.data.bbq_harness`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ CONVENTIONS = {
     "authors": "the BBQ authors' analysis (BBQ_calculate_bias_score.R): biased answer = target_loc of "
     "additional_metadata.csv; items without one dropped before every score; tied answers dropped; "
     "questions with proper names reported apart as 'Category (names)'",
+    "harness": "lm-evaluation-harness 0.4.13's bbq task (lens_bias.data.bbq_harness): its own prompt "
+    "'{context}\\n\\nQ: {question}\\nA:', 12 choices (10 unknown wordings), the summed log-likelihood's "
+    "argmax, its biased answers and aggregations (acc, accuracy_amb/_disamb, amb/disamb_bias_score)",
     "lens_bias": "biased answer by token matching of answer_info to stereotyped_groups (lens_bias.data.bbq); "
     "unresolved items kept in accuracy; the first tied answer taken; names pooled with labels",
 }
@@ -244,8 +248,11 @@ def check_convention(convention: str) -> str:
 
 
 def biased_answer(item: BBQItem, convention: str) -> int | None:
-    """The bias-consistent answer of ``item`` under ``convention`` (None: unresolved)."""
-    return item.target_loc if check_convention(convention) == "authors" else item.biased_index
+    """The bias-consistent answer of ``item`` under ``convention`` (None: unresolved); ``harness`` has 12
+    choices and its own rule (:func:`lens_bias.data.bbq_harness.harness_choice_roles`)."""
+    if check_convention(convention) == "harness":
+        raise InputError("The harness convention scores 12 choices: see lens_bias.data.bbq_harness.")
+    return item.target_loc if convention == "authors" else item.biased_index
 
 
 def group_name(item: BBQItem, convention: str) -> str:
