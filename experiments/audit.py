@@ -66,11 +66,11 @@ class Config(cli.PairsConfig, cli.SweepConfig):
 
     def __post_init__(self) -> None:
         # the library is imported here and in run/report, not at the top: --help stays fast
-        from lens_bias.audit.registry import MEASURES, check_measures
+        from lens_bias.audit.registry import MEASURES, check_options
         from lens_bias.errors import InputError
 
         names = list(MEASURES) if self.measures is None else list(self.measures)
-        check_measures(names)
+        check_options(names, self.to_dict())
         if self.refusal_vector and not {"service", "persona_bbq"} & set(names):
             raise InputError("--refusal-vector applies to the chat measures: add service or persona_bbq to --measures.")
         if 0 in self.refusal_vector:

@@ -58,10 +58,6 @@ from lens_bias.prompts import ChatTemplate, template_for
 
 CONTEXTS = ("ambig", "disambig")
 SCORINGS = ("likelihood", "letter")
-HARNESS_ONLY = (
-    "The harness BBQ convention is lm-evaluation-harness's raw-text prompt on the BBQ release: "
-    "no chat template (bbq_chat) and no own questions (bbq_file)."
-)
 
 
 def _scores(rows: Rows, index: np.ndarray, scoring: str, convention: str) -> dict[str, Any]:
@@ -164,7 +160,8 @@ class BBQMeasure(RowMeasure):
         self.convention = check_convention(convention)
         self.harness = convention == "harness"
         if self.harness and (template is not None or items is not None):
-            raise InputError(HARNESS_ONLY)
+            raise InputError("The harness BBQ convention is lm-evaluation-harness's raw-text prompt on the BBQ "
+                             "release: no chat template and no own questions.")  # fmt: skip
         unknown = [c for c in contexts if c not in CONTEXTS]
         if unknown or not contexts:
             raise InputError(f"BBQ contexts must be some of {', '.join(CONTEXTS)}, got {list(contexts)}.")
@@ -194,8 +191,6 @@ class BBQMeasure(RowMeasure):
     @classmethod
     def from_options(cls, options: MeasureOptions, model: AnyModel | None) -> BBQMeasure:
         """Raw text, or with ``options.bbq_chat`` through the chat template of ``model``."""
-        if options.bbq_convention == "harness" and (options.bbq_chat or options.bbq_file is not None):
-            raise InputError(HARNESS_ONLY)
         if options.bbq_chat and model is None:
             raise InputError("BBQ through the chat template (bbq_chat) needs the model: its template.")
         template = template_for(model) if options.bbq_chat and model is not None else None
