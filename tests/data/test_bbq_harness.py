@@ -33,7 +33,9 @@ def test_choices_targets_and_prompt(age):
     assert list(choices[:2]) == [a for i, a in enumerate(item.answers) if i != item.unknown_index]
     assert harness_targets(item) == tuple(range(2, 12))  # any unknown wording is correct
     disambiguated = next(i for i in age.values() if i.context_condition == "disambig" and i.label != i.unknown_index)
-    assert harness_targets(disambiguated) == (harness_choices(disambiguated).index(disambiguated.answers[disambiguated.label]),)
+    assert harness_targets(disambiguated) == (
+        harness_choices(disambiguated).index(disambiguated.answers[disambiguated.label]),
+    )
     assert harness_prompt(item) == f"{item.context}\n\nQ: {item.question}\nA:"
 
 
