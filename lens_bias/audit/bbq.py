@@ -249,7 +249,7 @@ class BBQMeasure(RowMeasure):
             choices = scores["choice_total"]
             return {
                 "choice_total": choices,
-                "failed": ~np.isfinite(choices).all(1),
+                "failed": np.asarray(~np.isfinite(choices).all(1)),
                 "category": category,
                 **self.roles,
                 "ambiguous": np.array([item.context_condition == "ambig" for item in self.items]),

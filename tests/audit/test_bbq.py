@@ -148,6 +148,9 @@ def test_authors_rule_on_the_84_items_where_the_conventions_differ():
         stats = {key: score_statistic(key, "likelihood", key, None, convention) for key in expected}
         results[convention] = {key: s.compute(rows, np.arange(len(items))) for key, s in stats.items()}
     assert results["authors"] == pytest.approx(expected)
+    by_function = bbq_bias_scores(items, [int(p) for p in pred], "authors")  # the same rule on predictions
+    assert {key: by_function[key] for key in expected} == pytest.approx(expected)
+    assert by_function["n_ambig"] + by_function["n_disambig"] == 68  # the 16 without target_loc dropped
     for key in expected:  # every score moves: the rule matters on these items
         assert results["lens_bias"][key] != pytest.approx(expected[key])
     # a tie between the top two answers: the authors' rule drops the item, lens_bias takes the first
