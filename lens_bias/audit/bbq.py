@@ -58,6 +58,11 @@ from lens_bias.prompts import ChatTemplate, template_for
 
 CONTEXTS = ("ambig", "disambig")
 SCORINGS = ("likelihood", "letter")
+MC_SCORINGS = {
+    "likelihood": "argmax of the mean per-token log-prob of each option text after the prompt",
+    "letter": "argmax of P(letter) as the next token; format_mass = P(A)+P(B)+P(C)",
+}
+HARNESS_SCORINGS = {"harness": "argmax of the summed log-prob of each of the harness's 12 choices after its prompt"}
 
 
 def _scores(rows: Rows, index: np.ndarray, scoring: str, convention: str) -> dict[str, Any]:
@@ -160,8 +165,10 @@ class BBQMeasure(RowMeasure):
         self.convention = check_convention(convention)
         self.harness = convention == "harness"
         if self.harness and (template is not None or items is not None):
-            raise InputError("The harness BBQ convention is lm-evaluation-harness's raw-text prompt on the BBQ "
-                             "release: no chat template and no own questions.")  # fmt: skip
+            raise InputError(
+                "The harness BBQ convention is lm-evaluation-harness's raw-text prompt on the BBQ release: "
+                "no chat template and no own questions."
+            )
         unknown = [c for c in contexts if c not in CONTEXTS]
         if unknown or not contexts:
             raise InputError(f"BBQ contexts must be some of {', '.join(CONTEXTS)}, got {list(contexts)}.")
@@ -212,14 +219,7 @@ class BBQMeasure(RowMeasure):
             "data": fingerprint(self.items),
             "prompt": HARNESS_PROMPT_VERSION if self.harness else PROMPT_VERSION,
             "template": None if self.template is None else {"name": self.template.name, "system": self.template.system},
-            "scorings": {
-                "harness": "argmax of the summed log-prob of each of the harness's 12 choices after its prompt"
-            }
-            if self.harness
-            else {
-                "likelihood": "argmax of the mean per-token log-prob of each option text after the prompt",
-                "letter": "argmax of P(letter) as the next token; format_mass = P(A)+P(B)+P(C)",
-            },
+            "scorings": HARNESS_SCORINGS if self.harness else MC_SCORINGS,
             "failed": "an item whose scores are not finite; counted in n_failed, excluded from every score",
             "convention": self.convention,
             "conventions": CONVENTIONS,
