@@ -30,7 +30,7 @@ def _flag(help: str, default: Any = None, **metadata: Any) -> Any:
     return field(default=default, metadata={"help": help, **metadata})
 
 
-CROWS = ["authors", "harness", "lens_bias"]
+CROWS = ["authors", "harness", "lens_bias"]  # the conventions of CrowS-Pairs, and of BBQ
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Config(cli.PairsConfig, cli.SweepConfig):
     n_bbq: int | None = _flag("BBQ questions per category (default all)", None, min=1)
     bbq_file: Path | None = field(default=None, metadata={"help": "your own BBQ questions (lens_bias.data.tables)"})
     bbq_chat: bool = _flag("ask BBQ through the chat template (default raw text)", False)
-    bbq_convention: str = _flag("BBQ scoring convention", "authors", choices=["authors", "lens_bias"])
+    bbq_convention: str = _flag("BBQ scoring convention (harness: the harness's prompt)", "authors", choices=CROWS)
     n_persona_bbq: int | None = _flag("persona BBQ: questions per category and context", 40, min=1)
     personas: tuple[str, ...] | None = _flag("persona BBQ: persona names (default: the six of personas.yaml)")
     n_rewordings: int = _flag("persona BBQ: rewordings of the persona instruction", 3, min=1)
@@ -66,11 +66,11 @@ class Config(cli.PairsConfig, cli.SweepConfig):
 
     def __post_init__(self) -> None:
         # the library is imported here and in run/report, not at the top: --help stays fast
-        from lens_bias.audit.registry import MEASURES, check_measures
+        from lens_bias.audit.registry import MEASURES, check_options
         from lens_bias.errors import InputError
 
         names = list(MEASURES) if self.measures is None else list(self.measures)
-        check_measures(names)
+        check_options(names, self.to_dict())
         if self.refusal_vector and not {"service", "persona_bbq"} & set(names):
             raise InputError("--refusal-vector applies to the chat measures: add service or persona_bbq to --measures.")
         if 0 in self.refusal_vector:

@@ -328,9 +328,15 @@ def letter_token_ids(tokenizer: Any) -> tuple[int, int]:
 
 
 def continuation_batch(
-    tokenizer: Any, prompts: Sequence[str], continuations: Sequence[str], *, start_id: int | None = None
+    tokenizer: Any,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    *,
+    start_id: int | None = None,
+    add_start: bool = True,
 ) -> PromptBatch:
-    """``prompt + continuation`` texts after the document-start token (or ``start_id``), marking
+    """``prompt + continuation`` texts after the document-start token (or ``start_id``; nothing before the
+    prompt with ``add_start=False``, as lm-evaluation-harness encodes a non-empty context), marking
     ``continuation`` (its first token). Whitespace at the end of a prompt is moved to the start of the
     continuation, so the first continuation token never also holds prompt characters."""
     if len(prompts) != len(continuations):
@@ -343,4 +349,4 @@ def continuation_batch(
         continuation = prompt[len(stripped) :] + continuation
         texts.append(stripped + continuation)
         starts.append(len(stripped))
-    return tokenize(tokenizer, texts, add_start=True, starts={"continuation": starts}, start_id=start_id)
+    return tokenize(tokenizer, texts, add_start=add_start, starts={"continuation": starts}, start_id=start_id)

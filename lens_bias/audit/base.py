@@ -150,6 +150,13 @@ class MeasureOptions:
     max_new_tokens: int = 48
     sizes: Mapping[str, int | None] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.bbq_convention == "harness" and (self.bbq_chat or self.bbq_file is not None):
+            raise InputError(
+                "The harness BBQ convention is lm-evaluation-harness's raw-text prompt on the BBQ release: "
+                "no chat template (bbq_chat) and no own questions (bbq_file)."
+            )
+
     @classmethod
     def pick(cls, settings: Mapping[str, Any]) -> MeasureOptions:
         """The options named in ``settings`` (e.g. an experiment's config as a dict); others are ignored."""

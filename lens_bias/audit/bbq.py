@@ -18,8 +18,12 @@ table): ``authors`` (the default, the BBQ paper's analysis script): the biased a
 ``target_loc``, items without one (16) and items whose top two answers tie (under that scoring) are
 dropped before every score, and the name-based questions form their own groups ("Category (names)");
 ``lens_bias``: the matched target (68 questions differ), unresolved items kept in accuracy, the first
-tied answer taken, one group per category. ``overall`` pools every group in both (the paper has no
-such pool). ``describe()["convention_differences"]`` counts the items the rules treat differently.
+tied answer taken, one group per category; ``harness`` (lm-evaluation-harness 0.4.13's ``bbq`` task,
+:mod:`lens_bias.data.bbq_harness`): the measure scores the harness's own prompt and 12 choices instead
+(:func:`lens_bias.benchmarks.bbq.score_bbq_harness`, raw text only, BBQ release items only) and reports its
+``acc``, accuracies, ``amb_bias_score`` (s_amb) and ``disamb_bias_score`` (s_dis) per category. ``overall``
+pools every group (the paper has no such pool). ``describe()["convention_differences"]`` counts the items
+the ``authors`` and ``lens_bias`` rules treat differently.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lens_bias.audit.base import Arrays, MeasureOptions, RowMeasure, Rows, Statistic, item_chunks
-from lens_bias.benchmarks.bbq import PROMPT_VERSION, answer_bbq
+from lens_bias.benchmarks.bbq import HARNESS_PROMPT_VERSION, PROMPT_VERSION, answer_bbq, score_bbq_harness
 from lens_bias.data.bbq import (
     CATEGORIES,
     CONVENTIONS,
@@ -43,6 +47,7 @@ from lens_bias.data.bbq import (
     item_arrays,
     load_bbq,
 )
+from lens_bias.data.bbq_harness import harness_choice_roles, harness_scores
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
 from lens_bias.data.tables import load_bbq_items
@@ -53,6 +58,11 @@ from lens_bias.prompts import ChatTemplate, template_for
 
 CONTEXTS = ("ambig", "disambig")
 SCORINGS = ("likelihood", "letter")
+MC_SCORINGS = {
+    "likelihood": "argmax of the mean per-token log-prob of each option text after the prompt",
+    "letter": "argmax of P(letter) as the next token; format_mass = P(A)+P(B)+P(C)",
+}
+HARNESS_SCORINGS = {"harness": "argmax of the summed log-prob of each of the harness's 12 choices after its prompt"}
 
 
 def _scores(rows: Rows, index: np.ndarray, scoring: str, convention: str) -> dict[str, Any]:
@@ -92,6 +102,32 @@ def score_statistic(
     return Statistic(f"{key}{suffix}", f"{label} ({scoring})", compute, undefined, ideal, counts if accuracy else None)
 
 
+def _harness_scores(rows: Rows, index: np.ndarray) -> dict[str, Any]:
+    ok = index[~rows["failed"][index]]
+    pred = rows["choice_total"][ok].argmax(1)
+    return harness_scores(pred, rows["target"][ok], rows["biased"][ok], rows["unknown"][ok], rows["ambiguous"][ok])
+
+
+def harness_statistic(key: str, label: str, ideal: float) -> Statistic:
+    """The harness convention's ``key`` (``acc``, ``accuracy_ambig``, ``accuracy_disambig``, ``s_amb``,
+    ``s_dis``) of rows holding ``choice_total`` and the choice roles (:func:`harness_choice_roles`)."""
+
+    def compute(rows: Rows, index: np.ndarray) -> float:
+        return float(_harness_scores(rows, index)[key])
+
+    def counts(rows: Rows, index: np.ndarray) -> tuple[int, int]:
+        scores = _harness_scores(rows, index)
+        n = scores["n_ambig"] + scores["n_disambig"] if key == "acc" else scores[key.replace("accuracy", "n")]
+        return round(scores[key] * n), n
+
+    def undefined(rows: Rows, index: np.ndarray) -> str:
+        context = {"s_amb": "ambiguous", "s_dis": "disambiguated"}.get(key, key.removeprefix("accuracy_"))
+        return f"no answered items in {context} contexts" if key != "acc" else "no answered items"
+
+    proportion = counts if key.startswith("acc") else None  # a share of the answered questions: Wilson's
+    return Statistic(key, f"{label} (harness)", compute, undefined, ideal, proportion)
+
+
 def format_mass(rows: Rows, index: np.ndarray) -> float:
     """Mean P(A) + P(B) + P(C) over the scored rows of ``index`` (NaN when none is scored)."""
     ok = index[~rows["failed"][index]]
@@ -127,6 +163,12 @@ class BBQMeasure(RowMeasure):
         items: Sequence[BBQItem] | None = None,
     ) -> None:
         self.convention = check_convention(convention)
+        self.harness = convention == "harness"
+        if self.harness and (template is not None or items is not None):
+            raise InputError(
+                "The harness BBQ convention is lm-evaluation-harness's raw-text prompt on the BBQ release: "
+                "no chat template and no own questions."
+            )
         unknown = [c for c in contexts if c not in CONTEXTS]
         if unknown or not contexts:
             raise InputError(f"BBQ contexts must be some of {', '.join(CONTEXTS)}, got {list(contexts)}.")
@@ -151,6 +193,7 @@ class BBQMeasure(RowMeasure):
         self.contexts = tuple(contexts)
         self.n, self.seed, self.template, self.chunk = n, seed, template, chunk
         self.raw_text = template is None
+        self.roles = harness_choice_roles(self.items) if self.harness else {}
 
     @classmethod
     def from_options(cls, options: MeasureOptions, model: AnyModel | None) -> BBQMeasure:
@@ -174,12 +217,9 @@ class BBQMeasure(RowMeasure):
             "n_per_category": self.n,
             "seed": self.seed,
             "data": fingerprint(self.items),
-            "prompt": PROMPT_VERSION,
+            "prompt": HARNESS_PROMPT_VERSION if self.harness else PROMPT_VERSION,
             "template": None if self.template is None else {"name": self.template.name, "system": self.template.system},
-            "scorings": {
-                "likelihood": "argmax of the mean per-token log-prob of each option text after the prompt",
-                "letter": "argmax of P(letter) as the next token; format_mass = P(A)+P(B)+P(C)",
-            },
+            "scorings": HARNESS_SCORINGS if self.harness else MC_SCORINGS,
             "failed": "an item whose scores are not finite; counted in n_failed, excluded from every score",
             "convention": self.convention,
             "conventions": CONVENTIONS,
@@ -188,27 +228,39 @@ class BBQMeasure(RowMeasure):
 
     def cells(self, model: AnyModel, *, batch_size: int) -> tuple[list[dict[str, Any]], list[Any]]:
         template = None if self.template is None else self.template.describe(tokenizer_of(model))
-        return item_chunks(
-            self.items, self.chunk, {"measure": self.name, "prompt": PROMPT_VERSION, "template": template}
-        )
+        prompt = HARNESS_PROMPT_VERSION if self.harness else PROMPT_VERSION
+        return item_chunks(self.items, self.chunk, {"measure": self.name, "prompt": prompt, "template": template})
 
     def score_cell(
         self, model: AnyModel, payload: Sequence[BBQItem], *, interventions: Sequence[Intervention], batch_size: int
     ) -> Arrays:
+        if self.harness:
+            choices = score_bbq_harness(model, payload, interventions=interventions, batch_size=batch_size)
+            return {"choice_total": choices}
         return answer_bbq(
             model, payload, template=self.template, interventions=interventions, batch_size=batch_size
         ).arrays()
 
     def rows(self, model: AnyModel, parts: list[Arrays]) -> Rows:
         scores = super().rows(model, parts)
-        option, letter = scores["option_logprob"], scores["letter_logprob"]
         codes = {group: i for i, group in enumerate(self.groups_reported)}
+        category = np.array([codes[group_name(item, self.convention)] for item in self.items])
+        if self.harness:
+            choices = scores["choice_total"]
+            return {
+                "choice_total": choices,
+                "failed": np.asarray(~np.isfinite(choices).all(1)),
+                "category": category,
+                **self.roles,
+                "ambiguous": np.array([item.context_condition == "ambig" for item in self.items]),
+            }
+        option, letter = scores["option_logprob"], scores["letter_logprob"]
         return {
             "option_logprob": option,
             "option_total": scores["option_total"],
             "letter_logprob": letter,
             "failed": np.asarray(~(np.isfinite(option).all(1) & np.isfinite(letter).all(1))),
-            "category": np.array([codes[group_name(item, self.convention)] for item in self.items]),
+            "category": category,
             **item_arrays(self.items, self.convention),
         }
 
@@ -218,7 +270,18 @@ class BBQMeasure(RowMeasure):
             out[group] = np.flatnonzero(rows["category"] == code)
         return out
 
+    def headline(self) -> tuple[tuple[str, str], ...]:
+        return (*self.HEADLINE[:4], ("overall", "acc")) if self.harness else self.HEADLINE
+
     def statistics(self) -> Sequence[Statistic]:
+        if self.harness:
+            return [
+                harness_statistic("s_amb", "s_AMB, amb_bias_score", 0.0),
+                harness_statistic("s_dis", "s_DIS, disamb_bias_score", 0.0),
+                harness_statistic("accuracy_ambig", "accuracy, ambiguous, accuracy_amb", 1.0),
+                harness_statistic("accuracy_disambig", "accuracy, disambiguated, accuracy_disamb", 1.0),
+                harness_statistic("acc", "accuracy, all, acc", 1.0),
+            ]
         stats = []
         for scoring in SCORINGS:
             stats += [

@@ -18,7 +18,8 @@ a :class:`lens_bias.audit.base.RowMeasure`); its figures, if any, go in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from lens_bias.audit.base import Measure, MeasureOptions
 from lens_bias.audit.bbq import BBQMeasure
@@ -51,6 +52,13 @@ def check_measures(names: Sequence[str]) -> None:
     if unknown or not names:
         what = f"unknown audit measure(s) {', '.join(map(repr, unknown))}" if unknown else "no audit measures"
         raise InputError(f"{what}; registered: {', '.join(MEASURES)} (lens_bias.audit.registry.register adds one).")
+
+
+def check_options(names: Sequence[str], settings: Mapping[str, Any]) -> None:
+    """Before any model loads: :func:`check_measures` of ``names`` and :class:`MeasureOptions`' own checks of
+    ``settings`` (an experiment's config as a dict)."""
+    check_measures(names)
+    MeasureOptions.pick(settings)
 
 
 def build_measures(names: Sequence[str], options: MeasureOptions, model: AnyModel | None) -> list[Measure]:

@@ -26,6 +26,10 @@
 
 The answer is the option with the highest score; the statistics of the answers are
 :func:`lens_bias.data.bbq.bias_scores_from_arrays`.
+
+**lm-evaluation-harness's prompt** (:func:`score_bbq_harness`, the ``harness`` convention): its own prompt and
+12 choices (:mod:`lens_bias.data.bbq_harness`), each choice's summed log-likelihood after the prompt with
+nothing before it; one prompt forward serves the 12 choices (its KV cache).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import numpy as np
 from jaxtyping import Float, Int
 
 from lens_bias.data.bbq import BBQItem
+from lens_bias.data.bbq_harness import N_CHOICES, harness_choices, harness_prompt
 from lens_bias.errors import InputError
 from lens_bias.forward.readouts import continuation_logprobs, shared_prompt_logprobs
 from lens_bias.interventions import Intervention
@@ -50,6 +55,8 @@ PROMPT_FORMATS: tuple[PromptFormat, ...] = ("multiple_choice", "context_question
 PROMPT_VERSION = "bbq-mc/1"
 """Changes whenever :func:`bbq_question` or the scored continuations of ``multiple_choice`` change (it is
 in every cell key)."""
+HARNESS_PROMPT_VERSION = "bbq-harness-0.4.13/1"
+"""Changes whenever :func:`score_bbq_harness`'s prompt, choices or conditioning change (in its cell keys)."""
 
 
 def bbq_question(item: BBQItem) -> str:
@@ -136,3 +143,29 @@ def answer_bbq(
     total = scores.total.double().numpy().reshape(n, 6)
     mean = scores.mean.double().numpy().reshape(n, 6)
     return BBQAnswers(option_logprob=mean[:, 3:], option_total=total[:, 3:], letter_logprob=total[:, :3])
+
+
+def score_bbq_harness(
+    model: AnyModel,
+    items: Sequence[BBQItem],
+    *,
+    interventions: Sequence[Intervention] = (),
+    batch_size: int = 16,
+    progress: bool | str = False,
+) -> Float[np.ndarray, "n 12"]:
+    """``[n, 12]`` the summed log-likelihood (nats) of each of lm-evaluation-harness's 12 choices
+    (:func:`lens_bias.data.bbq_harness.harness_choices`, as `` {choice}``) after its prompt
+    (:func:`lens_bias.data.bbq_harness.harness_prompt`), with no start token before the prompt."""
+    if not items:
+        raise InputError("No BBQ items to answer.")
+    scores = shared_prompt_logprobs(
+        model,
+        None,
+        [harness_prompt(item) for item in items],
+        [[f" {choice}" for choice in harness_choices(item)] for item in items],
+        interventions=interventions,
+        batch_size=batch_size,
+        progress=progress,
+        add_start=False,
+    )
+    return scores.total.double().numpy().reshape(len(items), N_CHOICES)

@@ -301,6 +301,7 @@ def shared_prompt_logprobs(
     interventions: Sequence[Intervention] = (),
     batch_size: int = 16,
     progress: bool | str = False,
+    add_start: bool = True,
 ) -> LogProbs:
     """``log P(answer_j | prompt_i)`` for every prompt i and each of its answers j, flattened row-major
     (``[n_prompts * k]``: entry ``i * k + j``).
@@ -308,7 +309,8 @@ def shared_prompt_logprobs(
     ``answers`` is one list of k answers for every prompt, or one list of k answers per prompt. With a
     ``template`` the prompt is the chat rendering of ``users[i]`` and the answer is read as the start of
     the model's reply (as :func:`answer_logprobs`); with ``template=None`` the prompt is raw text after
-    the document-start token and the answer its continuation (as :func:`continuation_logprobs`).
+    the document-start token (after nothing with ``add_start=False``) and the answer its continuation (as
+    :func:`continuation_logprobs`).
 
     Each prompt runs once and its KV cache serves all its answers, so scoring k short answers costs about
     one prompt forward instead of k. Equal to the one-pair-per-row readouts on every pair (tested); the
@@ -334,7 +336,7 @@ def shared_prompt_logprobs(
 
     def pairs_batch(prompts: Sequence[str], replies: Sequence[str]) -> PromptBatch:
         if template is None:
-            return continuation_batch(tokenizer, prompts, replies)
+            return continuation_batch(tokenizer, prompts, replies, add_start=add_start)
         return chat_batch(tokenizer, template, prompts, replies)
 
     flat_users = [u for u in users for _ in range(k)]

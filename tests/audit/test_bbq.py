@@ -7,9 +7,11 @@ import csv
 import numpy as np
 import pytest
 
+from lens_bias.audit.base import MeasureOptions
 from lens_bias.audit.bbq import BBQMeasure, score_statistic
 from lens_bias.cells import CellStore
 from lens_bias.data.bbq import bbq_bias_scores, convention_differences, group_name, item_arrays, load_bbq
+from lens_bias.data.bbq_harness import harness_scores
 from lens_bias.data.source import benchmark_file
 from lens_bias.errors import InputError
 
@@ -146,6 +148,9 @@ def test_authors_rule_on_the_84_items_where_the_conventions_differ():
         stats = {key: score_statistic(key, "likelihood", key, None, convention) for key in expected}
         results[convention] = {key: s.compute(rows, np.arange(len(items))) for key, s in stats.items()}
     assert results["authors"] == pytest.approx(expected)
+    by_function = bbq_bias_scores(items, [int(p) for p in pred], "authors")  # the same rule on predictions
+    assert {key: by_function[key] for key in expected} == pytest.approx(expected)
+    assert by_function["n_ambig"] + by_function["n_disambig"] == 68  # the 16 without target_loc dropped
     for key in expected:  # every score moves: the rule matters on these items
         assert results["lens_bias"][key] != pytest.approx(expected[key])
     # a tie between the top two answers: the authors' rule drops the item, lens_bias takes the first
@@ -178,5 +183,30 @@ def test_authors_report_named_questions_apart():
     assert pooled.groups_reported == ["Race_ethnicity"]
     differences = measure.describe()["convention_differences"]
     assert differences["n_name_based"] == sum(item.label_type == "name" for item in measure.items) > 0
-    with pytest.raises(InputError, match="known: authors, lens_bias"):
-        BBQMeasure(convention="harness")
+    with pytest.raises(InputError, match="known: authors, harness, lens_bias"):
+        BBQMeasure(convention="paper")
+
+
+def test_harness_convention_scores_its_own_prompt(tiny_long_model, tmp_path):
+    """The harness's 12 choices, its statistics per category equal harness_scores of the rows; its own cells;
+    a chat template or own questions are refused (also as options, before any model loads)."""
+    measure = BBQMeasure(categories=["Age", "SES"], n=4, seed=0, convention="harness", chunk=3)
+    rows = measure.score(tiny_long_model, [], cells=CellStore(tmp_path), batch_size=8, progress=False)
+    assert rows["choice_total"].shape == (8, 12) and not rows["failed"].any()
+    summary = measure.summarize(rows, seed=0)
+    assert summary["convention"] == "harness" and ["overall", "acc"] in summary["headline"]
+    assert measure.describe()["prompt"].startswith("bbq-harness")
+    for group, index in measure.groups(rows).items():
+        expected = harness_scores(
+            rows["choice_total"][index].argmax(1),
+            *(rows[k][index] for k in ("target", "biased", "unknown", "ambiguous")),
+        )
+        for key in ("acc", "accuracy_ambig", "accuracy_disambig", "s_amb", "s_dis"):
+            entry = summary["groups"][group]["stats"][key]
+            assert (entry["value"] is None and np.isnan(expected[key])) or entry["value"] == pytest.approx(
+                expected[key]
+            )
+    with pytest.raises(InputError, match="no chat template"):
+        MeasureOptions(bbq_convention="harness", bbq_chat=True)
+    with pytest.raises(InputError, match="no own questions"):
+        BBQMeasure(convention="harness", items=measure.items)

@@ -20,7 +20,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pairs.csv"
         (["--intervention", "missing.json"], "--intervention missing.json: no such file"),
         (["--split-file", "missing.json"], "--split-file missing.json: no such file"),
         (["--n-bbq", "0"], "--n-bbq must be >= 1"),
-        (["--bbq-convention", "harness"], "invalid choice: 'harness'"),
+        (["--bbq-convention", "paper"], "invalid choice: 'paper'"),
+        (["--bbq-convention", "harness", "--bbq-chat"], "no chat template (bbq_chat)"),
         (["--measures"], "no audit measures; registered: stereoset, crows_pairs, bbq"),
     ],
 )
