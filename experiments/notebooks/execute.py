@@ -75,6 +75,7 @@ def execute(path: Path, client_class: type[NotebookClient] = NotebookClient) -> 
     os.environ[SIZE_VARIABLE] = SMALL
     os.environ[RENDERER_VARIABLE] = RENDERER
     os.environ["OMP_NUM_THREADS"] = "1"  # torch's intra-op threads in the kernel
+    os.environ["PYTHONWARNINGS"] = "ignore:IProgress not found"  # tqdm's text bars without ipywidgets: no warning
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     with tempfile.TemporaryDirectory() as folder:
         client = client_class(
