@@ -8,7 +8,8 @@ written into the repository but the notebook), at ``LENS_BIAS_NOTEBOOK_N=8`` (:d
 of every notebook reads it), with one torch thread (numbers do not depend on the machine's core count) and
 figures drawn as small static PNGs (``LENS_BIAS_PLOTLY_RENDERER=png``: GitHub shows images, not plotly's
 JavaScript). A notebook whose cell fails is left as it was (exit status 1). The executed notebook is written
-normalised (:func:`normalised`): no cell metadata (execution timestamps), notebook metadata the kernelspec plus
+normalised (:func:`normalised`): no cell metadata (execution timestamps), progress bars in their final state,
+repository paths relative, notebook metadata the kernelspec plus
 ``lens_bias``: the size it ran at and the SHA-256 of its cells' sources, which
 ``tests/experiments/test_notebooks.py`` compares with the committed sources (an edited cell means: rerun this).
 """
@@ -58,12 +59,37 @@ def source_sha256(notebook: nbformat.NotebookNode) -> str:
     return hashlib.sha256(json.dumps(cells).encode("utf-8")).hexdigest()
 
 
+def _terminal(text: str) -> str:
+    """``text`` as a terminal shows it: each line the part after its last carriage return (a progress bar's final
+    state), and paths inside this repository relative to it."""
+    lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    return "\n".join(lines).replace(f"{ROOT}{os.sep}", "")
+
+
+def _streams(outputs: list[nbformat.NotebookNode]) -> list[nbformat.NotebookNode]:
+    """``outputs`` with each run of same-name stream outputs merged into one, shown as a terminal shows it."""
+    merged: list[nbformat.NotebookNode] = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if output.output_type == "stream" and last is not None and last.get("name") == output.name:
+            last.text += output.text
+        else:
+            merged.append(output)
+    for output in merged:
+        if output.output_type == "stream":
+            output.text = _terminal(output.text)
+    return [output for output in merged if output.output_type != "stream" or output.text.strip()]
+
+
 def normalised(notebook: nbformat.NotebookNode, size: str) -> nbformat.NotebookNode:
-    """A copy of an executed ``notebook`` without cell metadata, whose notebook metadata is the kernelspec and
-    ``lens_bias`` (``size``: the ``LENS_BIAS_NOTEBOOK_N`` it ran at, ``source_sha256``)."""
+    """A copy of an executed ``notebook`` without cell metadata, its stream outputs merged (:func:`_streams`),
+    whose notebook metadata is the kernelspec and ``lens_bias`` (``size``: the ``LENS_BIAS_NOTEBOOK_N`` it ran
+    at, ``source_sha256``)."""
     out = copy.deepcopy(notebook)
     for cell in out.cells:
         cell.metadata = nbformat.from_dict({})
+        if cell.cell_type == "code":
+            cell.outputs = _streams(cell.outputs)
     record = {"size": size, "source_sha256": source_sha256(out)}
     out.metadata = nbformat.from_dict({"kernelspec": KERNELSPEC, "lens_bias": record})
     return out
