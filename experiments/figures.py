@@ -34,8 +34,10 @@ from experiments import cli
 from experiments.commands import experiment
 from lens_bias.errors import InputError
 
-STEPS = ("bias_profile", "steering", "similarity", "finetune", "similarity_lora", "patching", "patching_crows")
-STEPS += ("circuits", "biasscope", "side_effects", "audit", "debias")
+STEPS = (
+    "bias_profile", "steering", "similarity", "finetune", "similarity_lora", "patching", "patching_crows",
+    "circuits", "biasscope", "side_effects", "audit", "debias",
+)  # fmt: skip
 #: The sizes of the steps run smaller than their experiment's defaults (without --quick; see the docstring).
 SIZES = {
     "audit": "--n-stereoset 300 --n-crows-pairs 300 --n-bbq 10 --n-persona-bbq 4 --n-rewordings 1 "
