@@ -7,6 +7,7 @@
 #   make test-fast   the test suite without the slow tests (no real model, no end-to-end experiment)
 #   make test-fault  the fault suite alone (kill, damage, bad file, permission, unreachable address; under a minute)
 #   make check       lint + typecheck + test-fast
+#   make notebooks   execute every notebook in place at the small size (commit the outputs: GitHub shows them)
 # Which torch build: TORCH_INDEX is a PyTorch wheel index pip searches besides PyPI (an extra index: where it
 # cannot be reached, pip warns and installs from PyPI). Default: the CPU build (~200 MB) on a machine without
 # an NVIDIA driver (no nvidia-smi); with one, empty: PyPI's own build (CUDA, ~6 GB with its nvidia packages).
@@ -18,7 +19,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup browser lint typecheck test-fast test-fault check clean-cache
+.PHONY: demo test setup browser lint typecheck test-fast test-fault check notebooks clean-cache
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +69,11 @@ test-fault: $(STAMP)
 	$(PY) -m pytest -q -m fault tests
 
 check: lint typecheck test-fast
+
+# The notebooks are committed with the outputs of a small run (N=8, one torch thread, static PNG figures) of their
+# current source; tests/experiments/test_notebooks.py checks they are (rerun this after editing a notebook).
+notebooks: $(STAMP)
+	$(PY) experiments/notebooks/execute.py
 
 clean-cache:
 	rm -rf $${LENS_BIAS_CACHE:-$$HOME/.cache/lens_bias}

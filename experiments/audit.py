@@ -11,7 +11,6 @@ audit with the same command and only the unfinished cells are computed.
     python -m experiments.audit --quick                # small sizes, minutes (no flag: full data, hours)
     python -m experiments.audit --measures bbq --n-bbq 50 --intervention figures/steering/interventions/gender.json
     python -m experiments.audit --measures crows_pairs --pairs-file examples/pairs.csv   # your own pairs
-    python -m experiments.audit --replot figures/audit/audit.json
 """
 
 from __future__ import annotations
@@ -65,8 +64,7 @@ class Config(cli.PairsConfig, cli.SweepConfig):
     out: Path = field(default=Path("figures/audit"), metadata={"help": "output folder (results, figures, cells)"})
 
     def __post_init__(self) -> None:
-        # the library is imported here and in run/report, not at the top: --help stays fast
-        from lens_bias.audit.registry import MEASURES, check_options
+        from lens_bias.audit.registry import MEASURES, check_options  # here, not at the top: --help stays fast
         from lens_bias.errors import InputError
 
         names = list(MEASURES) if self.measures is None else list(self.measures)
@@ -75,9 +73,8 @@ class Config(cli.PairsConfig, cli.SweepConfig):
             raise InputError("--refusal-vector applies to the chat measures: add service or persona_bbq to --measures.")
         if 0 in self.refusal_vector:
             raise InputError("--refusal-vector takes non-zero multipliers (the baseline is always run).")
-        files = [("intervention", p) for p in self.intervention] + [
-            (n, getattr(self, n)) for n in ("split_file", "bbq_file")
-        ]
+        files = [*(("intervention", p) for p in self.intervention), ("split_file", self.split_file)]
+        files.append(("bbq_file", self.bbq_file))
         for name, path in files:
             if path is not None and not Path(path).is_file():
                 raise InputError(f"--{name.replace('_', '-')} {path}: no such file.")
@@ -95,8 +92,7 @@ def build_measures(config: Config, model: Any) -> list[Any]:
     from lens_bias.audit.base import MeasureOptions
     from lens_bias.audit.registry import MEASURES, build_measures
 
-    names = list(MEASURES) if config.measures is None else list(config.measures)
-    return build_measures(names, MeasureOptions.pick(config.to_dict()), model)
+    return build_measures(list(config.measures or MEASURES), MeasureOptions.pick(config.to_dict()), model)
 
 
 def run(config: Config) -> Path:
@@ -119,23 +115,27 @@ def run(config: Config) -> Path:
             model, measures, {**conditions, **refusal}, only=only, cells=config.out / "cells", seed=config.seed,
             batch_size=config.batch_size, progress=True, executor=executor,
         )  # fmt: skip
-    config_values = {**config.to_dict(), "refusal_vector_fit": fit}
-    result = audit_result(model, values, rows, config_values, seed=config.seed, measures=measures)
-    return result.save(config.out / "audit")
+    record = {**config.to_dict(), "refusal_vector_fit": fit}
+    return audit_result(model, values, rows, record, seed=config.seed, measures=measures).save(config.out / "audit")
+
+
+def summarize(result: Result) -> str:
+    """The headline table (Markdown) of a saved result: what a run prints."""
+    from lens_bias.audit.run import markdown_table  # the library is imported in functions: --help stays fast
+
+    return markdown_table(result.values)
 
 
 def report(result: Result, path: Path, config: Config) -> None:
-    """Print the headline table; write it and the tables per group to ``audit.md``; draw the figures from
-    the saved result."""
-    from lens_bias.audit.run import group_tables, markdown_table, summary_frame
+    """Print the headline table; write it and the tables per group to ``audit.md``; draw the figures."""
+    from lens_bias.audit.run import group_tables, summary_frame
     from lens_bias.figures.audit import audit_figures
     from lens_bias.figures.primitives import save_figures
     from lens_bias.files import write_text_atomic
 
-    table = markdown_table(result.values)
-    model = result.provenance["model"]["name"]
-    groups = group_tables(result.values)
-    write_text_atomic(path.with_name("audit.md"), f"# Bias audit of {model}\n\n{table}\n## Per group\n\n{groups}")
+    table = summarize(result)
+    title = f"# Bias audit of {result.provenance['model']['name']}\n\n"
+    write_text_atomic(path.with_name("audit.md"), f"{title}{table}\n## Per group\n\n{group_tables(result.values)}")
     write_text_atomic(path.with_name("audit_summary.csv"), summary_frame(result.values).to_csv(index=False))
     print(table)
     figures = save_figures(audit_figures(result.values), path.parent, png=config.png)

@@ -16,7 +16,8 @@
 4. **Side effects** (:mod:`lens_bias.side_effects`) of the selected heads, of one random draw, and of a
    deliberately destructive ablation (every head of ``--destructive-layer``).
 
-Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed scores), ``{out}/entity_seed{s}`` (trained
+Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed scores), the per-item rows (``biasscope.items.parquet``
+/ ``.csv``: each set's bias scores per condition, then the side-effect readouts), ``{out}/entity_seed{s}`` (trained
 embeddings), ``{out}/selected_heads.json`` (``lens_bias.interventions.load_intervention`` loads it) and the
 figures ``head_scores_patching``, ``head_scores_dla``, ``topk_overlap``, ``bias_reduction``, ``side_effects``.
 
@@ -105,7 +106,7 @@ def run(config: Config) -> Path:
     from lens_bias.localize import biasscope
     from lens_bias.models import load_model, model_record
     from lens_bias.provenance import Result, collect_provenance, set_seed
-    from lens_bias.side_effects import SideEffectConfig, side_effects_of
+    from lens_bias.side_effects import SideEffectConfig, report_items, side_effects_of
 
     seed = config.seeds[0]
     set_seed(seed)
@@ -128,10 +129,8 @@ def run(config: Config) -> Path:
     save_intervention(study.interventions["selected heads"], config.out / "selected_heads", provenance)
     values = {**study.values(), "side_effects": reports}
     recorded = {**config.to_dict(), **study.record(), "side_effect_config": vars(se_config)}
-    result = Result("biasscope", values, recorded, provenance, tensors=study.tensors())
-    path = result.save(config.out / "biasscope")
-    print("wrote", path)
-    return path
+    items = [*study.items, *report_items(effects)]  # the four sets' bias scores per condition, then side effects
+    return Result("biasscope", values, recorded, provenance, study.tensors(), items).save(config.out / "biasscope")
 
 
 def report(result: Result, path: Path, config: Config) -> None:
@@ -139,7 +138,7 @@ def report(result: Result, path: Path, config: Config) -> None:
     from lens_bias.figures.biasscope import draw
     from lens_bias.figures.primitives import save_figures
 
-    save_figures(draw(result), Path(path).parent, png=config.png)
+    print("wrote", path, *save_figures(draw(result), Path(path).parent, png=config.png))
 
 
 def main(argv: list[str] | None = None) -> Result:

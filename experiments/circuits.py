@@ -105,11 +105,18 @@ def run(config: Config) -> Path:
     return result.save(config.out / config.stem)
 
 
+def summarize(result: Result) -> str:
+    """The headline numbers of a saved result (what a run prints): edge scores against exact patching, the circuits."""
+    from lens_bias.figures.circuits import summary
+
+    return "\n".join(summary(result))
+
+
 def report(result: Result, path: Path, config: Config) -> None:
     """Print the summary of a saved result and draw its figures next to it."""
-    from lens_bias.figures.circuits import save_figures, summary
+    from lens_bias.figures.circuits import save_figures
 
-    print(*summary(result), sep="\n")
+    print(summarize(result))
     print("wrote", path)
     print("wrote", *save_figures(result, Path(path).with_suffix(""), png=config.png))
 

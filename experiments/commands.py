@@ -16,6 +16,9 @@ from experiments.config import RunConfig
 from experiments.flags import flag_name, flag_type
 from lens_bias.errors import InputError
 
+if typing.TYPE_CHECKING:  # imported where used: --help must not load torch
+    from lens_bias.figures.index import Experiment
+
 
 def experiment_config(name: str) -> type[RunConfig] | None:
     """The ``Config`` of experiment module ``experiments.<name>``, or None when there is no such experiment."""
@@ -23,6 +26,18 @@ def experiment_config(name: str) -> type[RunConfig] | None:
         return None
     config = getattr(importlib.import_module(f"experiments.{name}"), "Config", None)
     return config if isinstance(config, type) and issubclass(config, RunConfig) else None
+
+
+def experiment(name: str) -> Experiment | None:
+    """What the figures index shows of ``experiments.<name>``'s results (its command line from a saved config, its
+    ``summarize``), or None when there is no such experiment (the result is an artefact)."""
+    from lens_bias.figures.index import Experiment
+
+    config = experiment_config(name)
+    if config is None:
+        return None
+    summarize = getattr(importlib.import_module(f"experiments.{name}"), "summarize", None)
+    return Experiment(lambda saved: command_line(name, config, saved), summarize if callable(summarize) else None)
 
 
 def command_line(name: str, config: type[RunConfig], saved: Mapping[str, Any]) -> str:

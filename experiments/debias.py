@@ -75,18 +75,10 @@ class Config(cli.SweepConfig):
 
 
 QUICK = {
-    "methods": ("steering", "redteam"),
-    "steer_bias_types": ("gender",),
-    "layers": (8, 16),
-    "n_pairs": 24,
-    "n_stereoset": 40,
-    "n_crows_pairs": 40,
-    "n_bbq": 2,
-    "n_neutral": 16,
-    "n_bbq_disambig": 16,
-    "n_lms": 16,
-    "n_knowledge": 24,
-}
+    "methods": ("steering", "redteam"), "steer_bias_types": ("gender",), "layers": (8, 16), "n_pairs": 24,
+    "n_stereoset": 40, "n_crows_pairs": 40, "n_bbq": 2,
+    "n_neutral": 16, "n_bbq_disambig": 16, "n_lms": 16, "n_knowledge": 24,
+}  # fmt: skip
 
 
 def run(config: Config) -> Path:
@@ -116,24 +108,27 @@ def run(config: Config) -> Path:
             model, candidates, measures, retention, cells=config.out / "cells", seed=config.seed,
             batch_size=config.batch_size, progress=True, executor=executor,
         )  # fmt: skip
-    provenance = collect_provenance(
-        model_record=model_record(model).to_dict(),
-        data={m.name: m.describe()["data"] for m in measures},
-        seed=config.seed,
-    )
+    data = {m.name: m.describe()["data"] for m in measures}
+    provenance = collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=config.seed)
     config_record = {**config.to_dict(), "retention": dataclasses.asdict(retention)}
     items = values.pop("items")  # the per-item table, beside the values
     return Result("debias", values, config_record, provenance, items=items).save(config.out / "debias")
 
 
+def summarize(result: Result) -> str:
+    """The scoreboard's tables (Markdown) of a saved result: what a run prints."""
+    from lens_bias.debias.scoreboard import markdown_table  # the library is imported in functions: --help speed
+
+    return markdown_table(result.values)
+
+
 def report(result: Result, path: Path, config: Config) -> None:
     """Print and write the scoreboard's tables; draw the Pareto figures from the saved result."""
-    from lens_bias.debias.scoreboard import markdown_table
     from lens_bias.figures.debias import pareto_figures
     from lens_bias.figures.primitives import save_figures
     from lens_bias.files import write_text_atomic
 
-    table = markdown_table(result.values)
+    table = summarize(result)
     title = f"# Debiasing scoreboard of {result.provenance['model']['name']}\n\n"
     write_text_atomic(path.with_name("debias.md"), title + table)
     print(table)

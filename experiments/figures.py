@@ -1,16 +1,20 @@
 """Every figure of the study from one command: run each experiment (or redraw each from its saved result).
 
-Runs, in order, each into its own folder under ``--out`` (default ``figures/``): ``bias_profile``,
-``steering``, ``similarity``, ``patching`` (gender term swaps), ``patching_crows`` (CrowS-Pairs minimal
-pairs, head targets), ``biasscope``, and ``side_effects`` of the interventions the steering study and
-BiasScope saved. Every experiment saves its result with config and provenance and prints its summary;
-``--replot`` redraws all figures from those saved results without loading a model. ``--device``,
-``--seed`` and ``--batch-size`` are passed on to every step when given. The benchmarks
-(``experiments.bench_*``) are not figures and are run on their own.
+Runs :data:`STEPS` in order (each after the steps whose output it uses), each into its folder under ``--out``
+(default ``figures/``); ``similarity_lora`` compares the model with ``finetune``'s fine-tune, ``side_effects``
+takes the interventions steering and BiasScope saved, ``debias`` reuses BiasScope's heads. ``--device``,
+``--seed`` and ``--batch-size`` are passed on to every step when given; ``--quick`` gives every step its
+experiment's ``--quick``; ``--replot`` redraws every figure from the saved results (no model). Benchmarks
+(``experiments.bench_*``) are not figures: run them on their own.
+
+Sizes (:data:`SIZES`): the experiments that default to an hour-long study run smaller here (estimates from the
+runs in ``figures/README.md``, 2 CPU cores): ``audit`` 300 StereoSet items and CrowS-Pairs pairs, 10 BBQ
+questions per category, small persona and service sets, the refusal vector at +0.5 (about 5 min; the full audit
+is ``figures/audit_full``); ``debias`` four methods on 150 items each (about 10 min, not 64); ``finetune`` 20
+steps, 24 rewrites (about 3 min); ``circuits`` 8 pairs, 16 edges patched exactly (about 5 min).
 
 ``--replot`` takes no value here: as ``--replot`` without a value in every experiment, it redraws from the
 saved results under ``--out`` (each step's result in its folder; all must exist, checked before any step).
-
 After a run or a replot, the index at the top of ``{--out}/README.md`` is rewritten from every result saved
 under ``--out`` (:mod:`lens_bias.figures.index`: command, provenance, figures with captions, headline numbers);
 ``--index`` only rewrites it, from what is saved, without running anything.
@@ -25,22 +29,30 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from experiments import cli
-from experiments.commands import command_line, experiment_config
+from experiments.commands import experiment
 from lens_bias.errors import InputError
 
-if TYPE_CHECKING:  # imported where used: --help must not load torch
-    from lens_bias.figures.index import Experiment
-
-STEPS = ("bias_profile", "steering", "similarity", "patching", "patching_crows", "biasscope", "side_effects")
+STEPS = (
+    "bias_profile", "steering", "similarity", "finetune", "similarity_lora", "patching", "patching_crows",
+    "circuits", "biasscope", "side_effects", "audit", "debias",
+)  # fmt: skip
+#: The sizes of the steps run smaller than their experiment's defaults (without --quick; see the docstring).
+SIZES = {
+    "audit": "--n-stereoset 300 --n-crows-pairs 300 --n-bbq 10 --n-persona-bbq 4 --n-rewordings 1 "
+    "--n-service-templates 6 --n-service-names 1 --n-service-samples 1 --max-new-tokens 32 --refusal-vector 0.5",
+    "debias": "--methods steering alignez_ccs heads lora --steer-bias-types gender --lora-max-steps 20 --n-pairs 50 "
+    "--alignez-tokens 32 --n-stereoset 150 --n-crows-pairs 150 --n-bbq 6 --n-neutral 40 --n-bbq-disambig 40 "
+    "--n-lms 40 --n-knowledge 60",
+    "finetune": "--max-steps 20 --n-eval 24",
+    "circuits": "--n-pairs 8 --n-edges 16 --n-random 2",
+}
 
 
 @dataclass(frozen=True)
 class Config(cli.RunConfig):
-    """Which steps to run (or redraw), and the flags every step gets. ``--device``, ``--seed`` and
-    ``--batch-size`` are passed on to every step when given; omitted, each experiment keeps its own default."""
+    """Which steps to run (or redraw), and the flags every step gets (omitted: each experiment's own default)."""
 
     only: tuple[str, ...] = field(default=STEPS, metadata={"help": "run these steps only", "choices": STEPS})
     quick: bool = field(default=False, metadata={"help": "every experiment's --quick (a smoke run)"})
@@ -86,20 +98,23 @@ def plan(step: str, config: Config) -> tuple[str, list[str], Path]:
     ]
     common = ["--out", str(out), *([] if config.png else ["--no-png"]), *shared]
     model = ["--model", config.model]
-    quick = ["--quick"] if config.quick else []
-    patching_stem = "patching_quick" if config.quick else "patching"
-    if step == "patching_crows":
-        crows = ["--pairs", "crows_pairs", "--targets", "z"]
-        return "patching", [*model, *quick, *common, *crows], out / f"{patching_stem}.json"
-    if step == "patching":
-        return "patching", [*model, *quick, *common], out / f"{patching_stem}.json"
+    quick = ["--quick"] if config.quick else SIZES.get(step, "").split()
+    if step in ("patching", "patching_crows"):  # CrowS-Pairs minimal pairs, head targets; else gender term swaps
+        crows = ["--pairs", "crows_pairs", "--targets", "z"] if step == "patching_crows" else []
+        return "patching", [*model, *quick, *common, *crows], out / f"patching{'_quick' if config.quick else ''}.json"
     if step == "side_effects":
         steering = config.out / "steering" / "interventions"
         interventions = [str(steering / f"{name}.json") for name in ("gender", "refusal")]
         interventions.append(str(config.out / "biasscope" / "selected_heads.json"))
         sizes = ["--n-bbq-disambig", "40", "--n-lms", "40", "--n-neutral", "30"] if config.quick else []
         return "side_effects", [*model, *common, *sizes, "--intervention", *interventions], out / "side_effects.json"
-    return step, [*model, *quick, *common], out / f"{step}.json"
+    if step == "similarity_lora":  # the model against its fine-tune (the finetune step's merged model)
+        checkpoints = ["--base", config.model, "--chat", str(config.out / "finetune" / "model")]
+        return "similarity", [*checkpoints, *quick, *common], out / "similarity.json"
+    if step == "debias" and not config.quick:  # BiasScope's selected heads, not a refit
+        quick += ["--heads", str(config.out / "biasscope" / "selected_heads.json")]
+    stem = f"{step}_quick" if step == "circuits" and config.quick else step
+    return step, [*model, *quick, *common], out / f"{stem}.json"
 
 
 def commands(config: Config) -> list[tuple[str, str, list[str]]]:
@@ -119,18 +134,6 @@ def commands(config: Config) -> list[tuple[str, str, list[str]]]:
         (step, module, ["--replot", str(result), *([] if config.png else ["--no-png"])])
         for step, (module, _, result) in planned.items()
     ]
-
-
-def experiment(name: str) -> Experiment | None:
-    """What the index shows of ``experiments.<name>``'s results (its command line from a saved config, its
-    ``summarize``), or None when there is no such experiment (the result is an artefact)."""
-    from lens_bias.figures.index import Experiment
-
-    config = experiment_config(name)
-    if config is None:
-        return None
-    summarize = getattr(importlib.import_module(f"experiments.{name}"), "summarize", None)
-    return Experiment(lambda saved: command_line(name, config, saved), summarize if callable(summarize) else None)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,8 @@ the train side (:func:`lens_bias.debias.lora.finetune_lora`: SR_LLM's settings, 
 and saved as a merged model folder ``{--out}/model`` that ``load_model`` reads (and that a later run with the same
 settings reuses). Both the base and the fine-tuned model then rewrite the held-out biased texts (greedy, the
 training chat template), scored for content retention, stereotype words kept and verbatim copies, each with a 95%
-bootstrap interval, next to the same scores of the data's own rewrites.
+bootstrap interval, next to the same scores of the data's own rewrites; per rewrite in ``finetune.items.parquet`` /
+``.csv`` (:func:`lens_bias.debias.lora.rewrite_items`).
 
     python -m experiments.finetune [--model NAME] [--data pairs.csv] [--max-steps 20] [--quick]
     python -m experiments.finetune --replot figures/finetune/finetune.json
@@ -60,7 +61,7 @@ def run(config: Config) -> Path:
     """Fine-tune (or reuse), rewrite the held-out texts with both models, save the result."""
     from lens_bias.data.records import fingerprint  # the library is imported here, not at the top: --help speed
     from lens_bias.data.sampling import sample
-    from lens_bias.debias.lora import LoraRecipe, check_rewrite_eval, debias_template, finetune_lora
+    from lens_bias.debias.lora import LoraRecipe, check_rewrite_eval, debias_template, finetune_lora, rewrite_items
     from lens_bias.debias.rewrites import load_rewrite_pairs, split_rewrites
     from lens_bias.models import load_model
     from lens_bias.provenance import Result, collect_provenance, set_seed
@@ -98,6 +99,7 @@ def run(config: Config) -> Path:
             data={"rewrite_pairs": fingerprint(pairs), "train": tuned.data, "evaluated": fingerprint(evaluated)},
             seed=config.seed,
         ),
+        items=rewrite_items(evaluated, {"before": before, "after": after}),
     )
     return result.save(config.out / "finetune")
 

@@ -122,12 +122,19 @@ def run(config: Config) -> Path:
     return path
 
 
+def summarize(result: Result) -> str:
+    """The headline numbers of a saved result (what a run prints): off-diagonal cosines, nulls, reliabilities."""
+    from lens_bias.figures.similarity import summary
+
+    return summary(result)
+
+
 def report(result: Result, path: Path, config: Config) -> None:
     """Print the headline numbers and draw every figure next to the saved result."""
     from lens_bias.figures.primitives import save_figures
-    from lens_bias.figures.similarity import draw, summary
+    from lens_bias.figures.similarity import draw
 
-    print(summary(result))
+    print(summarize(result))
     print("wrote", path)
     save_figures(draw(result), path.parent, png=config.png)
 

@@ -4,19 +4,20 @@ Each function returns a ``score(interventions) -> [n_items]`` callable, the inpu
 :func:`lens_bias.localize.compare_to_random`: :func:`elicitation_score` (attribute-vs-neutral log-odds
 of entities after held-out prompts, pooled over one or several models, e.g. every seed's injected model)
 and :func:`preference_score` (per-pair stereotype preference of benchmark pairs); :func:`evaluation_sets`:
-the four sets the BiasScope study scores.
+the four sets the BiasScope study scores, with every item's label (:data:`ItemLabel`, for the per-item rows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from lens_bias.data import crows_pairs_contrast, fingerprint, load_crows_pairs, load_stereoset, sample, stereoset_pairs
-from lens_bias.data.injection_specs import InjectionSpec
+from lens_bias.data.injection_specs import ENTITY_SLOT, InjectionSpec
 from lens_bias.data.records import ContrastPair
 from lens_bias.errors import InputError
 from lens_bias.forward.readouts import score_pairs
@@ -60,6 +61,28 @@ def preference_score(model: HookedTransformer, pairs: Sequence[ContrastPair], *,
     return score
 
 
+#: An item's ``item_id``, ``text`` and ``group`` (the pair's target or the entity), the first columns of its rows.
+ItemLabel = dict[str, Any]
+
+
+def elicitation_labels(n_models: int, spec: InjectionSpec, entities: Sequence[str]) -> list[ItemLabel]:
+    """The labels of :func:`elicitation_score`'s items, in its order (model, entity, prompt): ``item_id``
+    ``model{m}/{entity}/prompt{p}``, the filled prompt, the entity."""
+    return [
+        {"item_id": f"model{m}/{entity}/prompt{p}", "text": template.replace(ENTITY_SLOT, entity), "group": entity}
+        for m in range(n_models)
+        for entity in entities
+        for p, template in enumerate(spec.eval_prompts)
+    ]
+
+
+def pair_labels(pairs: Sequence[ContrastPair]) -> list[ItemLabel]:
+    """The labels of :func:`preference_score`'s items: the pair's id, both sentences, its target."""
+    return [
+        {"item_id": p.id, "text": f"{p.prompt}{p.positive} | {p.prompt}{p.negative}", "group": p.target} for p in pairs
+    ]
+
+
 def evaluation_sets(
     model: HookedTransformer,
     injected_models: Sequence[HookedTransformer],
@@ -70,11 +93,13 @@ def evaluation_sets(
     n_stereoset: int | None,
     seed: int = 0,
     batch_size: int = 32,
-) -> tuple[dict[str, ScoreFn], dict[str, str]]:
+) -> tuple[dict[str, ScoreFn], dict[str, list[ItemLabel]], dict[str, str]]:
     """Per-item bias scores by evaluation set: the injected entity on the held-out prompts (every injected
     model), the same prompts over ``real_entities`` (``model``), ``n_crows_pairs`` CrowS-Pairs
     ``nationality`` pairs and ``n_stereoset`` StereoSet ``race`` items (seeded samples, None = all; their
-    targets are countries and nationalities); and the fingerprints of the benchmark items."""
+    targets are countries and nationalities); every item's label by set, in the order of its scores
+    (:func:`elicitation_labels`: the injected models are ``model0``, ``model1``, ... in the order given; the real
+    entities are scored on ``model``, labelled ``model0``); and the fingerprints of the benchmark items."""
     crows = crows_pairs_contrast(sample(load_crows_pairs(["nationality"]), n_crows_pairs, seed))
     stereo = sample(stereoset_pairs(load_stereoset(bias_types=["race"])), n_stereoset, seed)
     sets = {
@@ -83,4 +108,10 @@ def evaluation_sets(
         "CrowS-Pairs nationality": preference_score(model, crows, batch_size=batch_size),
         "StereoSet race": preference_score(model, stereo, batch_size=batch_size),
     }
-    return sets, {"crows_pairs_nationality": fingerprint(crows), "stereoset_race": fingerprint(stereo)}
+    labels = {
+        "injected entity": elicitation_labels(len(injected_models), spec, [spec.entity_token]),
+        "real countries": elicitation_labels(1, spec, real_entities),
+        "CrowS-Pairs nationality": pair_labels(crows),
+        "StereoSet race": pair_labels(stereo),
+    }
+    return sets, labels, {"crows_pairs_nationality": fingerprint(crows), "stereoset_race": fingerprint(stereo)}

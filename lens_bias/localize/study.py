@@ -7,6 +7,7 @@ The side effects of the study's interventions (:attr:`BiasScope.interventions`) 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from lens_bias.cells import CellStore
 from lens_bias.data.injection_specs import InjectionSpec
 from lens_bias.errors import InputError
 from lens_bias.interventions import Head, HeadScaling
-from lens_bias.localize.controls import compare_to_random
-from lens_bias.localize.evaluation import evaluation_sets
+from lens_bias.localize.controls import AblationComparison, compare_to_random
+from lens_bias.localize.evaluation import ItemLabel, evaluation_sets
 from lens_bias.localize.runs import InjectionRun, injection_runs, selected_heads
 from lens_bias.localize.scores import ScoreMethod
 from lens_bias.localize.selection import RecurringHeads
@@ -61,8 +62,9 @@ class BiasScopeConfig:
 class BiasScope:
     """What :func:`biasscope` found: the per-seed ``runs``, the ``recurring`` heads (``recurring.heads`` the
     selected ones), per evaluation set the ``comparisons`` (:meth:`AblationComparison.summary`), the
-    benchmark items' ``fingerprints``, and the ``interventions`` whose side effects the study measures:
-    the selected heads, the first random draw, every head of the destructive layer."""
+    benchmark items' ``fingerprints``, the ``interventions`` whose side effects the study measures:
+    the selected heads, the first random draw, every head of the destructive layer, and the ``items``: per-item
+    rows of the comparisons (:func:`ablation_items`)."""
 
     config: BiasScopeConfig
     runs: list[InjectionRun]
@@ -70,6 +72,7 @@ class BiasScope:
     comparisons: dict[str, dict[str, Any]]
     fingerprints: dict[str, str]
     interventions: dict[str, HeadScaling]
+    items: list[dict[str, Any]]
 
     def lines(self) -> list[str]:
         """The printed summary: per seed the injection, the selected heads, per set the bias reductions."""
@@ -158,7 +161,7 @@ def biasscope(
     settings = {name: getattr(config, name) for name in ("steps", "lr", "n_templates", "direction", "batch_size")}
     runs = injection_runs(model, config.spec, config.seeds, **settings, cells=cells, progress=progress)
     recurring = selected_heads(runs, config.k, config.min_runs, config.method)
-    sets, fingerprints = evaluation_sets(
+    sets, labels, fingerprints = evaluation_sets(
         model,
         [one.injected for one in runs],
         config.spec,
@@ -169,6 +172,7 @@ def biasscope(
         batch_size=config.batch_size,
     )
     comparisons: dict[str, dict[str, Any]] = {}
+    items: list[dict[str, Any]] = []
     random_draws: list[list[Head]] = []
     for name, score_fn in sets.items():
         comparison = compare_to_random(
@@ -182,6 +186,7 @@ def biasscope(
             progress=progress,
         )
         comparisons[name] = comparison.summary(seed=seed)
+        items += ablation_items(name, labels[name], comparison)
         random_draws = comparison.random_heads  # the same seeded draws for every set
     interventions = {
         "selected heads": HeadScaling(tuple(recurring.heads), config.scale),
@@ -190,4 +195,19 @@ def biasscope(
             tuple((destructive_layer, h) for h in range(n_heads)), 0.0
         ),
     }
-    return BiasScope(config, runs, recurring, comparisons, fingerprints, interventions)
+    return BiasScope(config, runs, recurring, comparisons, fingerprints, interventions, items)
+
+
+def ablation_items(name: str, labels: Sequence[ItemLabel], comparison: AblationComparison) -> list[dict[str, Any]]:
+    """The per-item rows of one evaluation set's comparison: per item (``labels``, in the order of its scores) and
+    ``condition`` (``baseline``, ``selected heads``, ``random heads (draw d)``, d from 1), the item's
+    ``bias_score`` (the set's unit: log-odds or preference, nats) and the ``evaluation_set`` (``name``)."""
+    if len(labels) != len(comparison.baseline):
+        raise InputError(f"{name}: {len(labels)} item labels for {len(comparison.baseline)} scores.")
+    conditions = {"baseline": comparison.baseline, "selected heads": comparison.selected}
+    conditions |= {f"random heads (draw {d + 1})": scores for d, scores in enumerate(comparison.random)}
+    return [
+        label | {"condition": condition, "evaluation_set": name, "bias_score": float(scores[i])}
+        for condition, scores in conditions.items()
+        for i, label in enumerate(labels)
+    ]

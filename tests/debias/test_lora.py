@@ -22,6 +22,7 @@ from lens_bias.debias.lora import (
     finetune_lora,
     load_hf_model,
     rewrite_eval,
+    rewrite_items,
     train_lora,
 )
 from lens_bias.debias.lora import evaluate as lora_evaluate
@@ -218,6 +219,17 @@ def test_rewrite_scores_by_hand(tiny_model, monkeypatch):
     assert scores.reference_retention.value == pytest.approx((1 / 3 + 1 / 2) / 2)
     assert scores.reference_stereotype is not None and scores.reference_stereotype.value == 0.0
     assert scores.to_dict()["retention"]["n"] == 2
+    rows = rewrite_items(pairs, {"before": scores})  # per item: the rows the aggregate scores are means of
+    assert [(r["item_id"], r["condition"]) for r in rows] == [
+        ("a", "before"), ("a", "reference"), ("b", "before"), ("b", "reference"),
+    ]  # fmt: skip
+    before = [r for r in rows if r["condition"] == "before"]
+    assert [r["rewrite"] for r in before] == rewrites and [r["unchanged"] for r in before] == [True, False]
+    assert [r["retention"] for r in before] == [1.0, 1.0] and [r["stereotype_kept"] for r in before] == [True, False]
+    reference = [r["retention"] for r in rows if r["condition"] == "reference"]
+    assert reference == pytest.approx([1 / 3, 1 / 2]) and rows[1]["rewrite"] == "Leadership varies."
+    with pytest.raises(InputError, match="other pairs"):
+        rewrite_items(pairs[:1], {"before": scores})
 
 
 def test_rewrite_eval_generates_on_the_tiny_model(tiny_model, pairs):

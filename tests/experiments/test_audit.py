@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from cli_checks import assert_refused
 
-from experiments import audit
+from experiments import audit, commands
 from lens_bias.audit.registry import MEASURES
 from lens_bias.errors import InputError
+from lens_bias.figures.index import render_index
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pairs.csv"
 
@@ -47,6 +48,9 @@ def test_bbq_audit_end_to_end_and_replot(tiny_long_dir, tmp_path, capsys):
     replotted = audit.main(["--replot", str(out / "audit.json"), "--no-png"])
     assert replotted.values == result.values
     assert capsys.readouterr().out.split("wrote")[0] == printed.split("wrote")[0]
+    index = render_index(tmp_path, commands.experiment)  # the index's section: its headline table
+    assert "## audit: [`audit/audit.json`]" in index and audit.summarize(result) in index
+    assert audit.summarize(result) in printed and "- `audit/bbq_s_amb` [HTML]" in index
 
 
 def test_quick_config_builds_every_measure_at_small_sizes():

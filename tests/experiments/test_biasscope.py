@@ -96,3 +96,12 @@ def test_biasscope_experiment_on_the_embedded_model(tmp_path):
         assert (tmp_path / f"{stem}.html").exists()
     assert (tmp_path / "selected_heads.json").exists()
     assert result.config["seeds"] == [0] and result.config["n_templates"] == 2
+    frame = result.to_frame()  # per item: each set's bias score under each condition, then the side effects
+    ablation = frame[frame["evaluation_set"].notna()]
+    assert set(ablation["evaluation_set"]) == set(result.values["bias_reduction"])
+    draws = {"random heads (draw 1)", "random heads (draw 2)"}
+    assert set(ablation["condition"]) == {"baseline", "selected heads", *draws}
+    stereoset = ablation[(ablation["evaluation_set"] == "StereoSet race") & (ablation["condition"] == "baseline")]
+    baseline = result.values["bias_reduction"]["StereoSet race"]["baseline"]
+    assert len(stereoset) == 8 and stereoset["bias_score"].mean() == pytest.approx(baseline["value"])
+    assert "selected heads" in set(frame[frame["evaluation_set"].isna()]["condition"])  # side-effect readouts

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import circuits, cli
+from experiments import circuits, cli, commands
 from experiments.config import metadata
 from lens_bias.circuits.scores import METHODS
+from lens_bias.figures.index import render_index
 
 
 def test_config_defaults_quick_and_choices():
@@ -37,3 +38,5 @@ def test_circuits_experiment(tiny_llama_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     circuits.main(["--replot", str(tmp_path / "circuits_quick.json"), "--no-png"])
     assert capsys.readouterr().out == printed  # the summary is printed from the saved result
+    index = render_index(tmp_path, commands.experiment)
+    assert "## circuits: [`circuits_quick.json`]" in index and circuits.summarize(result) in index

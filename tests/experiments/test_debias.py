@@ -8,9 +8,10 @@ import pytest
 import torch
 from cli_checks import assert_refused
 
-from experiments import debias
+from experiments import commands, debias
 from lens_bias.directions import SteeringVector
 from lens_bias.errors import InputError
+from lens_bias.figures.index import render_index
 from lens_bias.interventions import AddVector, HeadScaling, save_intervention
 
 
@@ -53,6 +54,8 @@ def test_scoreboard_end_to_end_reuses_artefacts_and_replots(tiny_long_dir, tmp_p
     capsys.readouterr()
     replotted = debias.main(["--replot", str(out / "debias.json"), "--no-png"])
     assert replotted.values == result.values
+    index = render_index(tmp_path, commands.experiment)  # the index's section: the scoreboard's tables
+    assert "## debias: [`debias/debias.json`]" in index and debias.summarize(result) in index
 
 
 def test_a_registered_method_plugs_into_the_scoreboard_by_name(tiny_long_dir, tmp_path, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import audit, bias_profile, cli, commands, figures, patching, steering
+from experiments import audit, bias_profile, cli, commands, patching, steering
 from lens_bias.errors import InputError
 from lens_bias.figures import index as figure_index
 from lens_bias.figures import primitives as plotting
@@ -64,11 +64,11 @@ def saved(tmp_path: Path) -> Path:
 
 
 def render_index(folder: Path) -> str:
-    return figure_index.render_index(folder, figures.experiment)
+    return figure_index.render_index(folder, commands.experiment)
 
 
 def write_index(folder: Path) -> Path:
-    return figure_index.write_index(folder, figures.experiment)
+    return figure_index.write_index(folder, commands.experiment)
 
 
 def command_line(name: str, saved: dict) -> str:
@@ -152,7 +152,7 @@ def test_the_command_gives_the_non_default_flags_and_reproduces_the_saved_config
 def test_a_command_no_flag_can_give_is_refused():
     with pytest.raises(InputError, match="bias_types=None cannot be given as a flag"):
         command_line("bias_profile", {"bias_types": None})
-    assert figures.experiment("steering_vector") is None and commands.experiment_config("steering_vector") is None
+    assert commands.experiment("steering_vector") is None and commands.experiment_config("steering_vector") is None
 
 
 def test_the_index_goes_between_the_markers_and_the_rest_stays_byte_for_byte():

@@ -31,6 +31,60 @@ def test_every_steps_planned_command_line_is_accepted_by_its_experiment(tmp_path
         assert "--seed" not in step_args and "--device" not in step_args and "--batch-size" not in step_args
 
 
+def test_every_study_is_a_step_after_the_steps_whose_output_it_reads(tmp_path):
+    studies = {"bias_profile", "steering", "similarity", "patching", "circuits", "biasscope", "side_effects"}
+    assert {figures.plan(step, figures.Config())[0] for step in figures.STEPS} >= studies | {"audit", "debias"}
+    assert "finetune" in figures.STEPS  # every experiment that draws or prints a study, not the benchmarks
+    config = figures.Config(out=tmp_path)
+    planned = {step: figures.plan(step, config)[1] for step in figures.STEPS}
+    reads = {  # step: (flag, the file of an earlier step it names)
+        "similarity_lora": ("--chat", ("finetune", tmp_path / "finetune" / "model")),
+        "debias": ("--heads", ("biasscope", tmp_path / "biasscope" / "selected_heads.json")),
+    }
+    for step, (flag, (producer, path)) in reads.items():
+        assert planned[step][planned[step].index(flag) + 1] == str(path)
+        assert figures.STEPS.index(producer) < figures.STEPS.index(step)
+    for producer in ("steering", "biasscope"):  # side_effects takes their saved interventions
+        assert figures.STEPS.index(producer) < figures.STEPS.index("side_effects")
+        assert any(arg.startswith(str(tmp_path / producer)) for arg in planned["side_effects"])
+    assert planned["similarity_lora"][:2] == ["--base", config.model]
+
+
+def test_the_long_studies_run_smaller_and_quick_shrinks_every_step(tmp_path):
+    for step, sizes in figures.SIZES.items():
+        module, step_args, _ = figures.plan(step, figures.Config(out=tmp_path))
+        parsed = flags.parser_for(importlib.import_module(f"experiments.{module}").Config, None).parse_args(step_args)
+        assert sizes.split()[0] in step_args and not parsed.quick
+        defaults = importlib.import_module(f"experiments.{module}").Config()
+        for name in ("n_stereoset", "n_crows_pairs", "n_bbq", "n_pairs", "max_steps", "n_eval", "n_edges"):
+            if hasattr(parsed, name):  # every size it sets is below the experiment's default (None: all)
+                default = getattr(defaults, name)
+                assert default is None or getattr(parsed, name) <= default, (step, name)
+    quick = figures.Config(out=tmp_path, quick=True)
+    for step in figures.STEPS:
+        _, step_args, _ = figures.plan(step, quick)
+        given = {arg for arg in step_args if arg.startswith("--")}
+        assert not given & set(figures.SIZES.get(step, "").split())  # the experiment's own --quick sizes
+    assert figures.plan("circuits", quick)[2] == tmp_path / "circuits" / "circuits_quick.json"
+    assert "--heads" not in figures.plan("debias", quick)[1]  # --quick's methods fit no heads
+
+
+def test_replot_covers_the_new_steps(tmp_path):
+    steps = ["finetune", "similarity_lora", "circuits", "audit", "debias"]
+    config = figures.Config(out=tmp_path, replot=True, only=tuple(steps), png=False)
+    for step in steps:
+        result = figures.plan(step, config)[2]
+        result.parent.mkdir(parents=True)
+        result.write_text("{}")
+    planned = {step: (module, step_args) for step, module, step_args in figures.commands(config)}
+    assert planned["similarity_lora"] == (
+        "similarity",
+        ["--replot", str(tmp_path / "similarity_lora" / "similarity.json"), "--no-png"],
+    )
+    assert planned["debias"] == ("debias", ["--replot", str(tmp_path / "debias" / "debias.json"), "--no-png"])
+    assert planned["circuits"][1][1] == str(tmp_path / "circuits" / "circuits.json")
+
+
 def test_shared_flags_are_passed_on_when_given(tmp_path):
     config, _ = cli.parse(
         figures.Config, ["--device", "cpu", "--seed", "3", "--batch-size", "4", "--out", str(tmp_path)]

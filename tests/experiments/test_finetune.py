@@ -3,13 +3,16 @@ model it trains, rewrites before and after, saves and prints its table, and a se
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
+from experiments import commands
 from experiments import finetune as finetune_experiment
 from lens_bias.debias.lora import train as lora_train
 from lens_bias.debias.rewrites import RewritePair, load_rewrite_pairs, split_rewrites, write_rewrite_pairs
 from lens_bias.errors import InputError
+from lens_bias.figures.index import render_index
 
 UNUSED_MODEL = "no-such-model"  # loading it would fail differently: these errors come first
 
@@ -53,6 +56,12 @@ def test_the_experiment_trains_evaluates_and_reuses(tiny_long_dir, tmp_path, mon
         printed = capsys.readouterr().out
         assert "content retention" in printed and "stereotype kept" in printed
         assert (tmp_path / "model" / "config.json").is_file() and (tmp_path / "finetune.json").is_file()
+        frame = result.to_frame()  # per rewrite: before, after, the data's own; the same rows from the CSV
+        assert len(frame) == 4 * 3 and set(frame["condition"]) == {"before", "after", "reference"}
+        assert list(frame[frame["condition"] == "after"]["rewrite"]) == values["after"]["rewrites"]
+        assert len(pd.read_csv(tmp_path / "finetune.items.csv")) == len(frame)
+        index = render_index(tmp_path, commands.experiment)  # its section: command, headline numbers
+        assert "## finetune: [`finetune.json`]" in index and finetune_experiment.summarize(result) in index
 
         def no_training(*args, **kwargs):
             raise AssertionError("the saved fine-tune was trained again")

@@ -1,8 +1,13 @@
-"""The notebooks of ``experiments/notebooks``: committed stripped, and each runs top to bottom in a real kernel.
+"""The notebooks of ``experiments/notebooks``: committed executed (outputs of the current source, at the small
+size), and each runs top to bottom in a real kernel.
 
-The slow test executes every notebook with nbclient in an ipykernel of this interpreter (the ``.venv`` the tests
-run in, not whichever ``python3`` kernelspec Jupyter would find), at the small size (``LENS_BIAS_NOTEBOOK_N``), in a
-temporary working folder. A failing cell fails its notebook's test with the cell's source and traceback.
+The committed outputs come from ``make notebooks`` (``experiments/notebooks/execute.py``): the fast tests check
+that every code cell ran, in order, without an error, from the source committed beside it (the SHA-256 the script
+records), and that the outputs stay small (static PNG figures, no script such as plotly.js). The slow test executes
+every notebook afresh with nbclient in an ipykernel of this interpreter (the ``.venv`` the tests run in, not whichever
+``python3`` kernelspec Jupyter would find), at the small size (``LENS_BIAS_NOTEBOOK_N``), in a temporary working
+folder, with the interactive renderer. A failing cell fails its notebook's test with the cell's source and
+traceback.
 """
 
 from __future__ import annotations
@@ -15,45 +20,28 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from jupyter_client.kernelspec import KernelSpec
-from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 FOLDER = Path(__file__).resolve().parents[2] / "experiments" / "notebooks"
 NOTEBOOKS = sorted(FOLDER.glob("*.ipynb"))
-#: The size knob every notebook reads in its first code cell, and the size the tests run.
-SIZE_VARIABLE, SMALL = "LENS_BIAS_NOTEBOOK_N", "8"
-#: A guard against a hung cell, not a budget: at the small size no cell takes a minute on 2 idle cores.
-CELL_TIMEOUT_S = 900
 PLOTLY = "application/vnd.plotly.v1+json"
 #: The colour codes of IPython tracebacks, left out of a failure's message.
 ANSI_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+#: What one committed notebook may weigh (its PNG figures are about 50 kB each).
+MAX_NOTEBOOK_BYTES = 1_500_000
 
 
-def _strip_outputs():
-    """The stripping script, loaded from its file (``experiments/notebooks`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("strip_outputs", FOLDER / "strip_outputs.py")
+def _execute_script():
+    """The executing script, loaded from its file (``experiments/notebooks`` is not a package)."""
+    spec = importlib.util.spec_from_file_location("execute", FOLDER / "execute.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-strip_outputs = _strip_outputs()
-
-
-class ThisInterpreterKernel(KernelManager):
-    """A kernel manager whose kernel, whatever name a notebook asks for, is an ipykernel of the interpreter
-    running the tests (not the first ``python3`` kernelspec Jupyter finds)."""
-
-    @property
-    def kernel_spec(self) -> KernelSpec:
-        return KernelSpec(
-            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            display_name=f"Python ({sys.executable})",
-            language="python",
-        )
+execute = _execute_script()
 
 
 def _code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -66,61 +54,64 @@ def test_notebooks_are_discovered():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
-def test_notebook_is_committed_stripped(path):
+def test_notebook_is_committed_executed_from_its_source(path):
     notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
-    assert notebook.nbformat == 4
+    rerun = f"{path.name}: run `make notebooks` (python experiments/notebooks/execute.py {path.name})"
+    record = notebook.metadata.get("lens_bias", {})
+    assert record.get("source_sha256") == execute.source_sha256(notebook), f"edited since its outputs: {rerun}"
+    assert record.get("size") == execute.SMALL, rerun
+    assert execute.normalised(notebook, execute.SMALL) == notebook, f"cell metadata left: {rerun}"
     cells = _code_cells(notebook)
-    assert cells, f"{path.name} has no code cell"
-    assert all(cell.outputs == [] and cell.execution_count is None for cell in cells), (
-        f"{path.name} has outputs: run `python experiments/notebooks/strip_outputs.py`"
-    )
-    assert notebook.metadata == {"kernelspec": strip_outputs.KERNELSPEC}
-    assert strip_outputs.stripped(notebook) == notebook, f"{path.name} has cell metadata: strip it"
+    assert [cell.execution_count for cell in cells] == list(range(1, len(cells) + 1)), f"not run in order: {rerun}"
+    outputs = [output for cell in cells for output in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"], f"a cell failed: {rerun}"
+    assert any("image/png" in output.get("data", {}) for output in outputs), f"{path.name} shows no figure"
+    scripts = [o for o in outputs if "<script" in str(o.get("data", {}).get("text/html", ""))]
+    assert not scripts, f"{path.name}: an HTML output with a script (plotly.js?)"
+    assert path.stat().st_size < MAX_NOTEBOOK_BYTES
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
-def test_first_code_cell_holds_the_size_knob(path):
+def test_first_code_cell_holds_the_size_knob_and_the_renderer(path):
     first = _code_cells(nbformat.read(path, as_version=4))[0].source
-    assert f'os.environ.get("{SIZE_VARIABLE}"' in first
+    assert f'os.environ.get("{execute.SIZE_VARIABLE}"' in first
+    assert f'os.environ.get("{execute.RENDERER_VARIABLE}"' in first
 
 
-def test_strip_outputs_clears_an_executed_notebook(tmp_path):
-    executed = nbformat.read(NOTEBOOKS[0], as_version=4)
-    cell = _code_cells(executed)[0]
-    cell.execution_count = 3
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello\n")]
+def test_normalised_records_the_source_and_drops_cell_metadata():
+    notebook = nbformat.read(NOTEBOOKS[0], as_version=4)
+    cell = _code_cells(notebook)[0]
     cell.metadata = nbformat.from_dict({"execution": {"iopub.status.idle": "2025-01-01T00:00:00Z"}})
-    executed.metadata.language_info = {"name": "python", "version": "3.12.3"}
-    path = tmp_path / "executed.ipynb"
-    nbformat.write(executed, path)
+    notebook.metadata.language_info = {"name": "python", "version": "3.12.3"}
+    clean = execute.normalised(notebook, "8")
+    assert all(c.metadata == {} for c in clean.cells)
+    assert clean.metadata == {
+        "kernelspec": execute.KERNELSPEC,
+        "lens_bias": {"size": "8", "source_sha256": execute.source_sha256(notebook)},
+    }
+    edited = execute.normalised(notebook, "8")
+    edited.cells[0].source += " "
+    assert execute.source_sha256(edited) != clean.metadata.lens_bias.source_sha256  # an edit shows
 
-    script = FOLDER / "strip_outputs.py"
-    run = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, check=True)
-    assert run.stdout == f"stripped {path}\n"
-    assert nbformat.read(path, as_version=4) == nbformat.read(NOTEBOOKS[0], as_version=4)
-    again = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, check=True)
-    assert again.stdout == f"already stripped {path}\n"
 
-
-def test_strip_outputs_refuses_a_missing_notebook(tmp_path):
+def test_execute_refuses_a_missing_notebook(tmp_path):
     missing = tmp_path / "missing.ipynb"
-    run = subprocess.run(
-        [sys.executable, str(FOLDER / "strip_outputs.py"), str(missing)], capture_output=True, text=True
-    )
+    run = subprocess.run([sys.executable, str(FOLDER / "execute.py"), str(missing)], capture_output=True, text=True)
     assert run.returncode == 2 and run.stderr == f"error: no such notebook: {missing}\n"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_notebook_runs(path, tmp_path, monkeypatch):
-    monkeypatch.setenv(SIZE_VARIABLE, SMALL)
+    monkeypatch.setenv(execute.SIZE_VARIABLE, execute.SMALL)
+    monkeypatch.delenv(execute.RENDERER_VARIABLE, raising=False)  # the notebook's own: interactive figures
     notebook = nbformat.read(path, as_version=4)
     committed = sorted(FOLDER.iterdir())
     client = NotebookClient(
         notebook,
-        kernel_manager_class=ThisInterpreterKernel,  # the client starts and shuts down its kernel
-        timeout=CELL_TIMEOUT_S,
+        kernel_manager_class=execute.ThisInterpreterKernel,  # the client starts and shuts down its kernel
+        timeout=execute.CELL_TIMEOUT_S,
         resources={"metadata": {"path": str(tmp_path)}},
     )
     failure = None

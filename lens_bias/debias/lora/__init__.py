@@ -3,10 +3,11 @@
 
 * :mod:`~lens_bias.debias.lora.recipe`: :class:`LoraRecipe` (SR_LLM's settings) and the training examples;
 * :mod:`~lens_bias.debias.lora.train`: :func:`finetune_lora` (train, merge, save; a saved fine-tune is reused);
-* :mod:`~lens_bias.debias.lora.evaluate`: :func:`rewrite_eval` (rewrites of held-out biased texts, scored).
+* :mod:`~lens_bias.debias.lora.evaluate`: :func:`rewrite_eval` (rewrites of held-out biased texts, scored) and
+  :func:`rewrite_items` (their per-item rows).
 """
 
-from lens_bias.debias.lora.evaluate import RewriteEval, check_rewrite_eval, rewrite_eval
+from lens_bias.debias.lora.evaluate import RewriteEval, check_rewrite_eval, rewrite_eval, rewrite_items
 from lens_bias.debias.lora.recipe import (
     DEBIAS_INSTRUCTION,
     DEBIAS_SYSTEM_PROMPT,
@@ -51,5 +52,6 @@ __all__ = [
     "finetune_lora",
     "load_hf_model",
     "rewrite_eval",
+    "rewrite_items",
     "train_lora",
 ]

@@ -5,7 +5,7 @@ interval."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -111,3 +111,35 @@ def rewrite_eval(
         reference_retention=reference_retention,
         reference_stereotype=reference_stereotype,
     )
+
+
+def rewrite_items(pairs: Sequence[RewritePair], evaluations: Mapping[str, RewriteEval]) -> list[dict[str, Any]]:
+    """The per-item rows of :func:`rewrite_eval`'s results on ``pairs``: per pair, one row per named evaluation
+    (the ``condition``, e.g. ``before`` / ``after`` fine-tuning) and one for the pair's own rewrite (``reference``):
+    ``item_id``, ``text`` (the biased text), ``group`` (the pair's target), ``condition``, the ``rewrite``, its
+    ``retention`` (share of content words kept; None where the biased text has none), ``stereotype_kept``
+    (None where the pair has no ``biased_words``) and ``unchanged`` (the biased text copied). Raises
+    :class:`InputError` when an evaluation is of other pairs."""
+    ids = tuple(pair.id for pair in pairs)
+    wrong = [name for name, evaluation in evaluations.items() if evaluation.ids != ids]
+    if wrong:
+        raise InputError(f"Rewrites {wrong} are of other pairs than the {len(ids)} given: pass the pairs they rewrote.")
+    conditions = {name: evaluation.rewrites for name, evaluation in evaluations.items()}
+    conditions["reference"] = tuple(pair.debiased_text for pair in pairs)
+    rows = []
+    for i, pair in enumerate(pairs):
+        for condition, rewrites in conditions.items():
+            rewrite = rewrites[i]
+            rows.append(
+                {
+                    "item_id": pair.id,
+                    "text": pair.biased_text,
+                    "group": pair.target,
+                    "condition": condition,
+                    "rewrite": rewrite,
+                    "retention": content_retention(pair.biased_text, rewrite, pair.biased_words),
+                    "stereotype_kept": keeps_stereotype(rewrite, pair.biased_words) if pair.biased_words else None,
+                    "unchanged": rewrite.strip().lower() == pair.biased_text.strip().lower(),
+                }
+            )
+    return rows
