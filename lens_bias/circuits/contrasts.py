@@ -16,10 +16,13 @@ bias there).
 
 from __future__ import annotations
 
+from typing import Any
+
+from transformer_lens import HookedTransformer
+
 from lens_bias.data import CROWS_BIAS_TYPES, STEREOSET_BIAS_TYPES, load_stereoset, stereoset_pairs
 from lens_bias.errors import InputError
 from lens_bias.patching.screening import Inputs, select_crows_pairs, select_gender_swap_pairs
-from transformer_lens import HookedTransformer
 
 
 def contrast_names() -> tuple[str, ...]:
@@ -62,3 +65,14 @@ def select_contrast(
         return select_crows_pairs(model, [bias_type], **screening)
     pairs = stereoset_pairs(load_stereoset("intrasentence", [bias_type]))
     return select_crows_pairs(model, None, pairs=pairs, **screening)
+
+
+def select_contrasts(
+    model: HookedTransformer, names: tuple[str, ...] | list[str], **selection: Any
+) -> tuple[dict[str, Inputs], dict[str, dict[str, int | float]]]:
+    """:func:`select_contrast` of each name (``selection``: its keywords): the inputs and the counts by name."""
+    check_contrasts(names)
+    chosen = {name: select_contrast(model, name, **selection) for name in names}
+    return {name: inputs for name, (inputs, _) in chosen.items()}, {
+        name: counts for name, (_, counts) in chosen.items()
+    }

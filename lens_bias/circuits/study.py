@@ -1,6 +1,7 @@
 """The circuit study of selected pairs: edge scores, their agreement with exact edge patching on a sample
 of edges (with the time of each), and the faithfulness curve of the top circuits against random circuits of
-the same size, with completeness beside it (:func:`circuit_study`).
+the same size, with completeness beside it (:func:`circuit_study`); the studies of several contrasts and the
+overlap of their circuits (:func:`contrast_studies`).
 
 The two sweeps, exact edge patching (blocks of edges) and circuit evaluation (blocks of circuits), are cells of
 a :class:`~lens_bias.cells.CellStore`: kept in a folder they make a rerun resume, and its executor may run them
@@ -13,7 +14,7 @@ import dataclasses
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -32,6 +33,7 @@ from lens_bias.circuits.faithfulness import (
     random_circuit,
     top_circuit,
 )
+from lens_bias.circuits.overlap import Inputs, compare_contrasts
 from lens_bias.circuits.scores import Method, edge_scores
 from lens_bias.errors import InputError
 from lens_bias.executors import Compute
@@ -207,6 +209,40 @@ def circuit_study(
         "completeness": complete,
     }
     return values, tensors
+
+
+def contrast_studies(
+    model: HookedTransformer,
+    inputs: Mapping[str, Inputs],
+    *,
+    method: Method = "eap_ig",
+    steps: int = 5,
+    overlap_edges: int = 1000,
+    split_half: bool = True,
+    seed: int = 0,
+    **settings: Any,
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """:func:`circuit_study` of each contrast of ``inputs`` (name -> its pairs; ``settings``: the study's
+    other keywords, shared) and :func:`~lens_bias.circuits.overlap.compare_contrasts` of their top
+    ``overlap_edges`` edges (with each one's split-half Jaccard on the diagonal, ``split_half``).
+
+    Returns ``values`` (``contrasts``: name -> its study's values, ``overlap``: the comparison's values and
+    its time ``seconds``) and ``tensors`` (``{name}.{tensor}`` of each study, ``overlap_jaccard``
+    ``[n_contrasts, n_contrasts]``)."""
+    values: dict[str, Any] = {"contrasts": {}}
+    tensors: dict[str, Tensor] = {}
+    for name, pairs in inputs.items():
+        values["contrasts"][name], study = circuit_study(
+            model, pairs, method=method, steps=steps, seed=seed, **settings
+        )
+        tensors |= {f"{name}.{key}": value for key, value in study.items()}
+    started = time.perf_counter()
+    scores = {name: tensors[f"{name}.scores"] for name in inputs}
+    overlap, matrix = compare_contrasts(
+        model, scores, inputs, overlap_edges, method=method, steps=steps, split_half=split_half, seed=seed
+    )
+    values["overlap"] = {**overlap, "seconds": time.perf_counter() - started}
+    return values, {**tensors, "overlap_jaccard": matrix}
 
 
 def _ranks(x: Tensor) -> Tensor:

@@ -52,8 +52,10 @@ def test_repeated_pairs_are_stable_and_the_contrast_matrix(tiny_model):
     one = _inputs([6], [2], seed=4)
     repeated = PatchingInputs(
         [],
-        *(type(b)(b.tokens.repeat(2, 1), b.lengths.repeat(2), {"last": b.positions["last"].repeat(2)}, b.texts * 2)
-          for b in (one.clean, one.corrupted)),
+        *(
+            type(b)(b.tokens.repeat(2, 1), b.lengths.repeat(2), {"last": b.positions["last"].repeat(2)}, b.texts * 2)
+            for b in (one.clean, one.corrupted)
+        ),
         one.positive_ids.repeat(2),
         one.negative_ids.repeat(2),
         {},
