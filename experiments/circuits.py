@@ -17,10 +17,9 @@ the Jaccard of the contrasts' top ``--overlap-edges`` edges, each contrast's spl
 halved, seeded; ``--no-split-half`` skips it) on the diagonal, and chance. Exact patching and circuits are
 resumable cells under ``{out}/cells`` (``--executor ray`` runs them on Ray workers). Writes
 ``{out}/circuits.json`` + ``.safetensors`` and figures ``{out}/circuits_{contrast}_{diagram,faithfulness}``
-and ``{out}/circuits_overlap`` (``.html``, ``.png``; ``circuits_quick*`` with --quick).
+and ``{out}/circuits_overlap`` (``.html``, ``.png``; ``circuits_quick*`` with --quick); ``--replot`` redraws.
 
     python -m experiments.circuits [--pairs gender_swap stereoset:gender crows_pairs:race-color] [--quick]
-    python -m experiments.circuits --replot figures/circuits/circuits.json
 """
 
 from __future__ import annotations
@@ -128,12 +127,18 @@ def run(config: Config) -> Path:
     return result.save(config.out / config.stem)
 
 
+def summarize(result: Result) -> str:
+    """The headline numbers of a saved result, as a run prints them (the figures index reads them too)."""
+    from lens_bias.figures.circuits import summary
+
+    return "\n".join(summary(result))
+
+
 def report(result: Result, path: Path, config: Config) -> None:
     """Print the summary of a saved result and draw its figures next to it."""
-    from lens_bias.figures.circuits import save_figures, summary
+    from lens_bias.figures.circuits import save_figures
 
-    print(*summary(result), sep="\n")
-    print("wrote", path)
+    print(summarize(result), "wrote " + str(path), sep="\n")
     print("wrote", *save_figures(result, Path(path).with_suffix(""), png=config.png))
 
 

@@ -57,7 +57,7 @@ def select_contrast(
     """The screened pairs of contrast ``name`` (module docstring; ``group``: the gender_swap template) and
     the counts of every selection step."""
     check_contrasts([name])
-    screening = {"n_pairs": n_pairs, "min_gap": min_gap, "seed": seed, "batch_size": batch_size}
+    screening: dict[str, Any] = {"n_pairs": n_pairs, "min_gap": min_gap, "seed": seed, "batch_size": batch_size}
     source, _, bias_type = name.partition(":")
     if source == "gender_swap":
         return select_gender_swap_pairs(model, group, **screening)

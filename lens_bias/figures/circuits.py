@@ -170,8 +170,8 @@ def contrast_summary(result: Result) -> list[str]:
         f"graph: {values['graph']['n_edges']} edges; {values['method']} (steps {values['steps']}) in "
         f"{timing['scoring_s']:.1f} s; exact patching of {exact['n_edges']} edges in {timing['exact_s']:.1f} s "
         f"({timing['exact_per_edge_s']:.3f} s/edge, ~{timing['exact_all_edges_s']:.0f} s for every edge)",
-        f"score vs exact effect over {exact['n_edges']} edges: Pearson {exact['pearson']:.3f}, "
-        f"Spearman {exact['spearman']:.3f} (top half: Pearson {exact['pearson_top']:.3f})",
+        f"score vs exact effect over {exact['n_edges']} edges: Pearson {_number(exact['pearson'], '.3f')}, "
+        f"Spearman {_number(exact['spearman'], '.3f')} (top half: Pearson {_number(exact['pearson_top'], '.3f')})",
         "top edges: " + ", ".join(f"{e['edge']} {e['score']:+.3f}" for e in values["top_edges"][:10]),
         f"circuits ({timing['n_circuits']} evaluated in {timing['circuits_s']:.1f} s; outside edges "
         f"{values['ablation']}, baseline metric {values['baseline_metric']:.3f}):",
@@ -179,7 +179,8 @@ def contrast_summary(result: Result) -> list[str]:
     for row in values["curve"]:
         lines.append(
             f"  size {row['size']:>5} (pruned {row['pruned_size']:>5}): faithfulness {row['faithfulness']:+.3f}, "
-            f"random {row['random_mean']:+.3f} ± {row['random_std']:.3f} (pruned {row['random_pruned_size']:.0f}), "
+            f"random {_number(row['random_mean'], '+.3f')} ± {_number(row['random_std'], '.3f')} "
+            f"(pruned {_number(row['random_pruned_size'], '.0f')}), "
             f"completeness {row['completeness']:+.3f}"
         )
     return lines
@@ -194,5 +195,10 @@ def summary(result: Result) -> list[str]:
         f"{overlap['chance']:.3f}; {overlap['seconds']:.1f} s):"
     )
     for name, row in zip(overlap["names"], overlap["jaccard"]):
-        lines.append(f"  {name:>24} " + " ".join("   nan" if v is None else f"{v:6.3f}" for v in row))
+        lines.append(f"  {name:>24} " + " ".join(_number(v, "6.3f") for v in row))
     return lines
+
+
+def _number(value: float | None, spec: str) -> str:
+    """``value`` formatted by ``spec``; NaN (None once saved) as ``nan``."""
+    return format(math.nan if value is None else value, spec)

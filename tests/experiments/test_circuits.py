@@ -40,6 +40,7 @@ def test_config_defaults_quick_and_choices():
 def test_circuits_experiment(tiny_llama_dir, tmp_path, capsys):
     argv = ["--model", str(tiny_llama_dir), "--quick", "--n-pairs", "2", "--min-gap", "0", "--no-png"]
     argv += ["--pairs", "gender_swap", "crows_pairs:gender", "--ablation", "mean", "--overlap-edges", "50"]
+    argv += ["--n-edges", "4", "--n-random", "1"]
     result = circuits.main([*argv, "--circuit-sizes", "5", "1000", "--out", str(tmp_path)])
     n_edges = result.values["contrasts"]["gender_swap"]["graph"]["n_edges"]
     for name in ("gender_swap", "crows_pairs:gender"):
@@ -48,7 +49,7 @@ def test_circuits_experiment(tiny_llama_dir, tmp_path, capsys):
         assert values["ablation"] == "mean" and [row["size"] for row in curve] == [5, n_edges]  # capped
         assert curve[-1]["faithfulness"] == pytest.approx(1.0, abs=1e-3)  # every edge: the clean run
         assert curve[-1]["completeness"] == pytest.approx(0.0, abs=1e-3)  # its complement: the empty circuit
-        assert result.tensors[f"{name}.exact_effects"].shape == (16, 2) and len(values["top_edges"]) == 20
+        assert result.tensors[f"{name}.exact_effects"].shape == (4, 2) and len(values["top_edges"]) == 20
         assert len(result.config["pair_ids"][name]) == 2
         for figure in ("diagram", "faithfulness"):
             assert (tmp_path / f"circuits_quick_{name.replace(':', '_')}_{figure}.html").exists()
