@@ -1,22 +1,25 @@
-"""Which edges carry a stereotype? Edge attribution patching and circuits with measured faithfulness.
+"""Which edges carry a stereotype? Edge attribution patching, circuits with measured faithfulness, and the
+overlap of the circuits of different bias types.
 
-``--pairs gender_swap``: the gender-pronoun term-swap pairs of :mod:`experiments.patching` (one template,
-``--group``; clean prompt with a term stereotyped one way, corrupted with a term stereotyped the other way;
-pairs of the most common token length whose clean metric beats the corrupted one by ``--min-gap`` nats).
-Metric: logit(clean's stereotyped pronoun) - logit(the other pronoun) at the last prompt token.
+``--pairs``: one or more contrasts (:mod:`lens_bias.circuits.contrasts`). ``gender_swap``: the gender-pronoun
+term-swap pairs of :mod:`experiments.patching` (template ``--group``; metric logit(clean's stereotyped pronoun)
+- logit(the other) at the last token). ``stereoset:<type>`` (gender, profession, race, religion; intrasentence)
+and ``crows_pairs:<type>`` (CrowS-Pairs' types): minimal sentence pairs, clean = the stereotype, corrupted =
+the anti-stereotype, metric = log P(shared continuation), so clean - corrupted is the stereotype-vs-anti
+log-probability difference. Each keeps ``--n-pairs`` pairs whose clean - corrupted metric is >= ``--min-gap``.
 
-Every edge of the model's graph (input, attention heads with their query/key/value inputs apart, MLPs,
-logits; :mod:`lens_bias.circuits`) is scored by EAP or EAP-IG (``--method``, ``--steps``); ``--n-edges``
-edges (half the top-scored, half at random) are patched exactly as the ground truth (correlation and time
-of each); the top circuit of each size in ``--circuit-sizes`` (pruned) is evaluated with every other edge
-patched to the corrupted run: faithfulness (1 = clean behaviour, 0 = corrupted), ``--n-random`` random
-circuits of the same size, and completeness (the complement alone). The exact patching and the circuits are
-resumable cells under ``{out}/cells`` (a rerun reuses them; ``--executor ray`` runs them on Ray workers).
-Writes ``{out}/circuits.json`` + ``.safetensors`` and the figures
-``{out}/circuits_{diagram,faithfulness}.{html,png}`` (``circuits_quick*``).
+Per contrast, every edge of the model's graph (input, heads with query/key/value inputs apart, MLPs, logits) is
+scored by EAP or EAP-IG (``--method``, ``--steps``); ``--n-edges`` edges (half top, half random) are patched
+exactly (correlation, time); the top circuit of each of ``--circuit-sizes`` (pruned) is evaluated with every
+other edge patched to the corrupted run or mean-ablated (``--ablation``): faithfulness (1 = clean, 0 = the
+baseline), ``--n-random`` random circuits of the same size, and completeness (the complement alone). Overlap:
+the Jaccard of the contrasts' top ``--overlap-edges`` edges, each contrast's split-half Jaccard (its pairs
+halved, seeded; ``--no-split-half`` skips it) on the diagonal, and chance. Exact patching and circuits are
+resumable cells under ``{out}/cells`` (``--executor ray`` runs them on Ray workers). Writes
+``{out}/circuits.json`` + ``.safetensors`` and figures ``{out}/circuits_{contrast}_{diagram,faithfulness}``
+and ``{out}/circuits_overlap`` (``.html``, ``.png``; ``circuits_quick*`` with --quick); ``--replot`` redraws.
 
-    python -m experiments.circuits [--method eap_ig] [--steps 5] [--n-pairs 16] [--n-edges 40] [--quick]
-    python -m experiments.circuits --replot figures/circuits/circuits.json
+    python -m experiments.circuits [--pairs gender_swap stereoset:gender crows_pairs:race-color] [--quick]
 """
 
 from __future__ import annotations
@@ -26,28 +29,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from experiments import cli
-from experiments.patching import GROUPS
+from experiments.bias_profile import STEREOSET_BIAS_TYPES
+from experiments.patching import CROWS_TYPES, GROUPS
+from lens_bias.errors import InputError
 
 if TYPE_CHECKING:
     from lens_bias.circuits.scores import Method
     from lens_bias.provenance import Result
 
+#: Every contrast (lens_bias.circuits.contrasts.contrast_names, a test checks they agree).
+CONTRASTS = (
+    "gender_swap",
+    *(f"stereoset:{kind}" for kind in STEREOSET_BIAS_TYPES),
+    *(f"crows_pairs:{kind}" for kind in CROWS_TYPES),
+)
 #: What --quick changes (a smoke run).
-QUICK = {
-    "n_pairs": 4,
-    "steps": 2,
-    "n_edges": 16,
-    "n_random": 2,
-    "circuit_sizes": (10, 100, 1000),
-    "stem": "circuits_quick",
-}
+QUICK = {"n_pairs": 4, "steps": 2, "n_edges": 16, "n_random": 2, "circuit_sizes": (10, 100, 1000)}
+QUICK |= {"overlap_edges": 100, "stem": "circuits_quick"}
 
 
 @dataclass(frozen=True)
 class Config(cli.SweepConfig):
-    """Edge scores, exact edge patching and faithfulness curves of term-swap pairs (see the module docstring)."""
+    """Edge scores, exact edge patching, faithfulness curves and overlaps of contrasts (the module docstring)."""
 
-    pairs: str = field(default="gender_swap", metadata={"help": "the pair set", "choices": ["gender_swap"]})
+    pairs: tuple[str, ...] = field(
+        default=("gender_swap",),
+        metadata={"help": "contrasts: gender_swap, stereoset:<type>, crows_pairs:<type> (module docstring)"},
+    )
     group: str = field(
         default="occupation-t0",
         metadata={"help": "gender_swap pairs: the template the pairs come from", "choices": GROUPS},
@@ -63,50 +71,64 @@ class Config(cli.SweepConfig):
         default=(10, 30, 100, 300, 1000, 3000), metadata={"help": "circuit sizes (edges, before pruning)", "min": 1}
     )
     n_random: int = field(default=3, metadata={"help": "random circuits per size (the baseline)", "min": 0})
+    ablation: str = field(
+        default="corrupted",
+        metadata={"help": "edges outside a circuit carry", "choices": ["corrupted", "mean"]},
+    )
+    overlap_edges: int = field(default=1000, metadata={"help": "top edges per contrast compared by Jaccard", "min": 1})
+    split_half: bool = field(default=True, metadata={"help": "each contrast's split-half Jaccard (scores halves)"})
     stem: str = field(
         default="circuits",
         metadata={"help": "file name of the result and the figures, without suffix (--quick: circuits_quick)"},
     )
     out: Path = field(default=Path("figures/circuits"), metadata={"help": "output folder (results, figures)"})
 
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.pairs if name not in CONTRASTS]
+        if not self.pairs or unknown or len(set(self.pairs)) != len(self.pairs):
+            raise InputError(f"--pairs takes distinct contrasts among {', '.join(CONTRASTS)}; got {list(self.pairs)}.")
+        super().__post_init__()
+
 
 def run(config: Config) -> Path:
-    """Select the pairs, score every edge, patch a sample exactly, evaluate the circuits; save, return the path."""
+    """Select each contrast's pairs, score every edge, patch a sample exactly, evaluate the circuits, compare
+    the contrasts' circuits; save, return the path."""
     from lens_bias.cells import CellStore, model_key
-    from lens_bias.circuits.study import circuit_study
+    from lens_bias.circuits.contrasts import select_contrasts
+    from lens_bias.circuits.study import contrast_studies
     from lens_bias.data.records import fingerprint
     from lens_bias.models import load_model, model_record
-    from lens_bias.patching import PatchingInputs, select_pairs
     from lens_bias.provenance import Result, collect_provenance, set_seed
 
     set_seed(config.seed)
     model = load_model(config.model, device=config.device, dtype=config.dtype)
-    inputs, counts = select_pairs(
-        model, config.pairs, group=config.group, n_pairs=config.n_pairs, min_gap=config.min_gap, seed=config.seed
-    )
+    names = ("group", "n_pairs", "min_gap", "seed", "batch_size")  # flags of the same name
+    inputs, counts = select_contrasts(model, config.pairs, **{n: getattr(config, n) for n in names})
     with cli.executor(config) as executor:
-        values, tensors = circuit_study(
+        values, tensors = contrast_studies(
             model,
-            cast("PatchingInputs", inputs),
+            inputs,
             method=cast("Method", config.method),
             steps=config.steps,
+            overlap_edges=config.overlap_edges,
+            split_half=config.split_half,
+            seed=config.seed,
             sizes=config.circuit_sizes,
             n_random=config.n_random,
             n_edges=config.n_edges,
-            seed=config.seed,
             batch_size=config.batch_size,
+            ablation=config.ablation,
             cells=CellStore(config.out / "cells", {"model": model_key(model)}, executor=executor),
         )
-    provenance = collect_provenance(
-        model_record=model_record(model).to_dict(), data={config.pairs: fingerprint(inputs.pairs)}, seed=config.seed
-    )
-    record = {"pair_ids": [pair.id for pair in inputs.pairs]}
+    data = {name: fingerprint(pairs.pairs) for name, pairs in inputs.items()}
+    provenance = collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=config.seed)
+    record = {"pair_ids": {name: [pair.id for pair in pairs.pairs] for name, pairs in inputs.items()}}
     result = Result("circuits", {"pairs": counts, **values}, {**config.to_dict(), **record}, provenance, tensors)
     return result.save(config.out / config.stem)
 
 
 def summarize(result: Result) -> str:
-    """The headline numbers of a saved result (what a run prints): edge scores against exact patching, the circuits."""
+    """The headline numbers of a saved result, as a run prints them (the figures index reads them too)."""
     from lens_bias.figures.circuits import summary
 
     return "\n".join(summary(result))
@@ -116,8 +138,7 @@ def report(result: Result, path: Path, config: Config) -> None:
     """Print the summary of a saved result and draw its figures next to it."""
     from lens_bias.figures.circuits import save_figures
 
-    print(summarize(result))
-    print("wrote", path)
+    print(summarize(result), "wrote " + str(path), sep="\n")
     print("wrote", *save_figures(result, Path(path).with_suffix(""), png=config.png))
 
 

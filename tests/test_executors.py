@@ -200,3 +200,26 @@ def test_ray_gives_the_serial_patching_and_steering_sweep(ray_pool, tiny_long_mo
             for executor in (None, ray_pool)
         ]
     assert rows[0] == rows[1] and len(rows[0]) == 6
+
+
+def test_ray_gives_the_serial_circuit_sweeps(ray_pool, tiny_long_model, tmp_path):
+    from lens_bias.circuits.study import circuit_study
+    from lens_bias.patching import PatchingInputs
+    from lens_bias.prompts import PromptBatch
+
+    tokens = torch.randint(3, 200, (2, 5), generator=torch.Generator().manual_seed(1))
+    swapped = tokens.clone()
+    swapped[:, 1] = 3 + (tokens[:, 1] + 17) % 197
+    lengths = torch.tensor([5, 5])
+    clean, corrupted = (PromptBatch(t, lengths, {"last": lengths - 1}, ["a", "b"]) for t in (tokens, swapped))
+    inputs = PatchingInputs([], clean, corrupted, torch.tensor([5, 6]), torch.tensor([7, 8]), {})
+    tensors = []
+    for executor in (None, ray_pool):
+        store = CellStore(tmp_path / str(executor is None), {"m": 0}, executor=executor)
+        with threads(1):  # a worker's count (cpus_per_worker=1): the same summation order
+            settings = {"method": "eap", "sizes": (5, 50), "n_random": 1, "n_edges": 12, "batch_size": 2}
+            values, study = circuit_study(tiny_long_model, inputs, cells=store, **settings)  # type: ignore[arg-type]
+        assert values["timing"]["cells_computed"] > 2  # both sweeps in several cells
+        tensors.append(study)
+    for name in ("exact_effects", "faithfulness", "random_faithfulness", "completeness"):
+        torch.testing.assert_close(tensors[1][name], tensors[0][name], rtol=0, atol=0, equal_nan=True)

@@ -17,9 +17,18 @@ Faithfulness of circuit C (:func:`faithfulness`): ``(m_C - m_corrupted) / (m_cle
 metric's means over the pairs: 1 = the circuit alone restores the clean behaviour, 0 = no more than the
 corrupted run. Completeness: the faithfulness of C's complement (the model without the circuit): near 0
 when the circuit holds all of the behaviour.
+
+Mean ablation (``ablation="mean"``), the alternative to the corrupted run: an edge outside the circuit carries
+its sender's *mean* output instead, averaged over every real token at that position of the clean and the
+corrupted prompts together (position-wise mean over the pairs' both sides: ``[pos, d_model]`` per sender).
+Faithfulness then takes the empty circuit's metric (every edge mean-ablated) as its baseline in place of
+the corrupted run's: ``(m_C - m_empty) / (m_clean - m_empty)``, so again the full graph is 1 and the empty
+circuit 0.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from jaxtyping import Bool, Float
@@ -28,7 +37,7 @@ from transformer_lens import HookedTransformer
 
 from lens_bias.circuits.graph import Graph, graph_mode
 from lens_bias.circuits.runs import graph_hooks
-from lens_bias.circuits.scores import EdgeScores, sender_outputs
+from lens_bias.circuits.scores import EdgeScores, sender_outputs, top_edges
 from lens_bias.errors import InputError
 from lens_bias.forward.hooks import hooks_added
 from lens_bias.patching.checks import check_pairs, forward_metric
@@ -36,6 +45,9 @@ from lens_bias.patching.metrics import Metric
 from lens_bias.prompts import PromptBatch
 
 Circuit = Bool[Tensor, "n_senders n_receivers"]
+#: What an edge outside the circuit carries: the corrupted run's value, or its sender's mean output.
+Ablation = Literal["corrupted", "mean"]
+ABLATIONS: tuple[Ablation, ...] = ("corrupted", "mean")
 
 
 def top_circuit(scores: EdgeScores, n: int | None = None, *, threshold: float | None = None) -> Circuit:
@@ -45,8 +57,13 @@ def top_circuit(scores: EdgeScores, n: int | None = None, *, threshold: float | 
         raise InputError("Give the circuit's size n or a score threshold, not both.")
     if threshold is not None:
         return (scores.scores.abs() >= threshold) & scores.graph.valid
-    mask = torch.zeros_like(scores.graph.valid)
-    top = scores.top(n)  # type: ignore[arg-type]
+    return top_mask(scores.scores, scores.graph, n)  # type: ignore[arg-type]
+
+
+def top_mask(scores: Float[Tensor, "n_senders n_receivers"], graph: Graph, n: int) -> Circuit:
+    """The mask of the ``n`` edges of ``graph`` with the largest ``|scores|`` (ties by index), not pruned."""
+    mask = torch.zeros_like(graph.valid)
+    top = top_edges(scores, graph, n)
     mask[top[:, 0], top[:, 1]] = True
     return mask
 
@@ -90,9 +107,13 @@ def circuit_metrics(
     circuits: Bool[Tensor, "n_circuits n_senders n_receivers"],
     *,
     batch_size: int = 32,
+    ablation: Ablation = "corrupted",
 ) -> Float[Tensor, "n_circuits n_pairs"]:
-    """The metric per circuit and pair with every edge outside the circuit patched to the corrupted run
-    (module docstring). ``batch_size``: rows per forward (circuits x pairs; at least one circuit)."""
+    """The metric per circuit and pair with every edge outside the circuit patched to the corrupted run or
+    mean-ablated (``ablation``; module docstring). ``batch_size``: rows per forward (circuits x pairs; at
+    least one circuit)."""
+    if ablation not in ABLATIONS:
+        raise InputError(f"Unknown ablation {ablation!r}: use one of {', '.join(ABLATIONS)}.")
     clean, corrupted = check_pairs(clean, corrupted)
     with graph_mode(model) as graph:
         if circuits.ndim != 3 or circuits.shape[1:] != graph.valid.shape:
@@ -101,6 +122,8 @@ def circuit_metrics(
                 f"got {tuple(circuits.shape)}."
             )
         corrupted_out, _ = sender_outputs(model, graph, corrupted, metric)
+        if ablation == "mean":
+            corrupted_out = _mean_outputs(sender_outputs(model, graph, clean, metric)[0], corrupted_out, clean.lengths)
         n_pairs, device = len(clean), model.cfg.device
         per_forward = max(1, batch_size // n_pairs)
         values = []
@@ -108,6 +131,17 @@ def circuit_metrics(
             patched = (graph.valid & ~circuits[start : start + per_forward]).float().to(device)  # [c, s, r]
             values.append(_patched_run(model, graph, clean, metric, corrupted_out, patched))
     return torch.cat(values).cpu()
+
+
+def _mean_outputs(
+    clean_out: Float[Tensor, "b pos s d"], corrupted_out: Float[Tensor, "b pos s d"], lengths: Tensor
+) -> Float[Tensor, "b pos s d"]:
+    """Each sender's output averaged over the real tokens at each position of both runs' rows, repeated
+    for every row."""
+    real = (torch.arange(clean_out.shape[1])[None, :] < lengths[:, None]).to(clean_out)  # [b, pos]
+    total = torch.einsum("bp,bpsd->psd", real, clean_out + corrupted_out)
+    mean = total / (2 * real.sum(0)).clamp(min=1)[:, None, None]
+    return mean.expand_as(clean_out)
 
 
 def _patched_run(

@@ -54,14 +54,19 @@ class EdgeScores:
 
     def top(self, n: int) -> Int[Tensor, "n 2"]:
         """The ``n`` edges with the largest ``|score|`` (ties by index), as (sender, receiver) rows."""
-        if not 0 <= n <= self.graph.n_edges:
-            raise InputError(f"n must be between 0 and the graph's {self.graph.n_edges} edges, got {n}.")
-        magnitude = self.scores.abs().masked_fill(~self.graph.valid, -1.0).flatten()
-        order = torch.sort(magnitude, descending=True, stable=True).indices[:n]
-        return torch.stack([order // self.scores.shape[1], order % self.scores.shape[1]], 1)
+        return top_edges(self.scores, self.graph, n)
 
     def describe(self) -> dict[str, Any]:
         return {"method": self.method, "steps": self.steps, "graph": self.graph.describe()}
+
+
+def top_edges(scores: Float[Tensor, "n_senders n_receivers"], graph: Graph, n: int) -> Int[Tensor, "n 2"]:
+    """The ``n`` edges of ``graph`` with the largest ``|scores|`` (ties by index), as (sender, receiver) rows."""
+    if not 0 <= n <= graph.n_edges:
+        raise InputError(f"n must be between 0 and the graph's {graph.n_edges} edges, got {n}.")
+    magnitude = scores.abs().masked_fill(~graph.valid, -1.0).flatten()
+    order = torch.sort(magnitude, descending=True, stable=True).indices[:n]
+    return torch.stack([order // scores.shape[1], order % scores.shape[1]], 1)
 
 
 def sender_outputs(

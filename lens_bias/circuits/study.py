@@ -1,6 +1,7 @@
 """The circuit study of selected pairs: edge scores, their agreement with exact edge patching on a sample
 of edges (with the time of each), and the faithfulness curve of the top circuits against random circuits of
-the same size, with completeness beside it (:func:`circuit_study`).
+the same size, with completeness beside it (:func:`circuit_study`); the studies of several contrasts and the
+overlap of their circuits (:func:`contrast_studies`).
 
 The two sweeps, exact edge patching (blocks of edges) and circuit evaluation (blocks of circuits), are cells of
 a :class:`~lens_bias.cells.CellStore`: kept in a folder they make a rerun resume, and its executor may run them
@@ -13,7 +14,7 @@ import dataclasses
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -24,11 +25,19 @@ from transformer_lens import HookedTransformer
 
 from lens_bias.cells import CellStore
 from lens_bias.circuits.exact import exact_edge_effects
-from lens_bias.circuits.faithfulness import circuit_metrics, faithfulness, prune, random_circuit, top_circuit
+from lens_bias.circuits.faithfulness import (
+    Ablation,
+    circuit_metrics,
+    faithfulness,
+    prune,
+    random_circuit,
+    top_circuit,
+)
+from lens_bias.circuits.overlap import Inputs, compare_contrasts
 from lens_bias.circuits.scores import Method, edge_scores
 from lens_bias.errors import InputError
 from lens_bias.executors import Compute
-from lens_bias.patching.inputs import PatchingInputs
+from lens_bias.patching.inputs import MinimalPairInputs, PatchingInputs
 from lens_bias.patching.metrics import Metric
 from lens_bias.prompts import PromptBatch
 
@@ -44,6 +53,7 @@ class _Sweeps:
     corrupted: PromptBatch
     metric: Metric
     batch_size: int
+    ablation: Ablation = "corrupted"
 
     def key(self) -> dict[str, Any]:
         if not dataclasses.is_dataclass(self.metric) or isinstance(self.metric, type):
@@ -52,14 +62,16 @@ class _Sweeps:
             )
         tokens = [self.clean.tokens, self.clean.lengths, self.corrupted.tokens, self.corrupted.lengths]
         metric = {"type": type(self.metric).__name__, **vars(self.metric)}
-        return {"tokens": tokens, "metric": metric, "batch_size": self.batch_size}
+        return {"tokens": tokens, "metric": metric, "batch_size": self.batch_size, "ablation": self.ablation}
 
     def exact(self, model: HookedTransformer, edges: Tensor) -> dict[str, np.ndarray]:
         effects = exact_edge_effects(model, self.clean, self.corrupted, self.metric, edges, batch_size=self.batch_size)
         return {"effects": effects.numpy()}
 
     def circuits(self, model: HookedTransformer, masks: Tensor) -> dict[str, np.ndarray]:
-        values = circuit_metrics(model, self.clean, self.corrupted, self.metric, masks, batch_size=self.batch_size)
+        values = circuit_metrics(
+            model, self.clean, self.corrupted, self.metric, masks, batch_size=self.batch_size, ablation=self.ablation
+        )
         return {"metrics": values.numpy()}
 
     def sweep(self, store: CellStore, kind: str, payloads: Tensor, model: HookedTransformer) -> Tensor:
@@ -79,7 +91,7 @@ class _Sweeps:
 
 def circuit_study(
     model: HookedTransformer,
-    inputs: PatchingInputs,
+    inputs: PatchingInputs | MinimalPairInputs,
     *,
     method: Method = "eap_ig",
     steps: int = 5,
@@ -89,23 +101,26 @@ def circuit_study(
     n_top: int = 20,
     seed: int = 0,
     batch_size: int = 64,
+    ablation: Ablation = "corrupted",
     cells: CellStore | None = None,
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Score every edge (:func:`~lens_bias.circuits.scores.edge_scores`), patch ``n_edges`` edges exactly
     (the ``n_edges // 2`` top-scored and as many drawn at random among the rest, seeded) and compare, and
     evaluate the top circuit of each size in ``sizes`` (edges before pruning), its complement and
-    ``n_random`` random circuits of the same size (pruned alike). ``cells``: the store of the two sweeps'
+    ``n_random`` random circuits of the same size (pruned alike), every other edge patched to the corrupted
+    run or mean-ablated (``ablation``; :mod:`~lens_bias.circuits.faithfulness`). ``cells``: the store of the two sweeps'
     cells (default: kept nowhere, run here); timings count the cells computed, not those reused.
 
     Returns ``values`` (JSON-ready: ``top_edges`` names and scores, ``exact``: Pearson and Spearman of
     score vs exact effect over the sample, ``timing`` in seconds, ``curve``: per size the pruned size,
-    faithfulness, random mean/std, completeness; the clean and corrupted metric means) and ``tensors``
+    faithfulness, random mean/std, completeness; the clean and corrupted metric means and the faithfulness
+    baseline's, ``baseline_metric``: the corrupted run's, or the empty circuit's under mean ablation) and ``tensors``
     (``scores`` ``[n_senders, n_receivers]``, ``exact_edges`` ``[n_edges, 2]``, ``exact_effects`` ``[n_edges,
     n_pairs]``, ``faithfulness`` ``[n_sizes]``, ``random_faithfulness`` ``[n_sizes, n_random]``,
     ``completeness`` ``[n_sizes]``)."""
     metric = inputs.metric()
     store = cells if cells is not None else CellStore(None)
-    sweeps = _Sweeps(inputs.clean, inputs.corrupted, metric, batch_size)
+    sweeps = _Sweeps(inputs.clean, inputs.corrupted, metric, batch_size, ablation)
     if store.folder is not None:
         sweeps.key()  # a metric that cannot key a cell: refused before any work
     started = time.perf_counter()
@@ -129,11 +144,13 @@ def circuit_study(
     tops = [prune(graph, top_circuit(scores, n)) for n in sizes]
     randoms = [prune(graph, random_circuit(graph, n, generator)) for n in sizes for _ in range(n_random)]
     complements = [graph.valid & ~circuit for circuit in tops]
-    circuits = torch.stack(tops + randoms + complements)
+    empty = [torch.zeros_like(graph.valid)] * (ablation == "mean")  # the baseline of mean ablation
+    circuits = torch.stack(tops + randoms + complements + empty)
     started = time.perf_counter()
     metrics = sweeps.sweep(store, "circuits", circuits, model)
     circuits_s = time.perf_counter() - started
-    ratio = faithfulness(metrics, scores.clean_metric, scores.corrupted_metric)
+    baseline = metrics[-1] if empty else scores.corrupted_metric
+    ratio = faithfulness(metrics[: len(metrics) - len(empty)], scores.clean_metric, baseline)
     k = len(sizes)
     top_f, random_f, complete = ratio[:k], ratio[k : k + k * n_random].reshape(k, n_random), ratio[-k:]
     curve = [
@@ -157,6 +174,8 @@ def circuit_study(
         "graph": graph.describe(),
         "method": method,
         "steps": scores.steps,
+        "ablation": ablation,
+        "baseline_metric": float(baseline.mean()),
         "clean_metric": float(scores.clean_metric.mean()),
         "corrupted_metric": float(scores.corrupted_metric.mean()),
         "top_edges": [
@@ -190,6 +209,40 @@ def circuit_study(
         "completeness": complete,
     }
     return values, tensors
+
+
+def contrast_studies(
+    model: HookedTransformer,
+    inputs: Mapping[str, Inputs],
+    *,
+    method: Method = "eap_ig",
+    steps: int = 5,
+    overlap_edges: int = 1000,
+    split_half: bool = True,
+    seed: int = 0,
+    **settings: Any,
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """:func:`circuit_study` of each contrast of ``inputs`` (name -> its pairs; ``settings``: the study's
+    other keywords, shared) and :func:`~lens_bias.circuits.overlap.compare_contrasts` of their top
+    ``overlap_edges`` edges (with each one's split-half Jaccard on the diagonal, ``split_half``).
+
+    Returns ``values`` (``contrasts``: name -> its study's values, ``overlap``: the comparison's values and
+    its time ``seconds``) and ``tensors`` (``{name}.{tensor}`` of each study, ``overlap_jaccard``
+    ``[n_contrasts, n_contrasts]``)."""
+    values: dict[str, Any] = {"contrasts": {}}
+    tensors: dict[str, Tensor] = {}
+    for name, pairs in inputs.items():
+        values["contrasts"][name], study = circuit_study(
+            model, pairs, method=method, steps=steps, seed=seed, **settings
+        )
+        tensors |= {f"{name}.{key}": value for key, value in study.items()}
+    started = time.perf_counter()
+    scores = {name: tensors[f"{name}.scores"] for name in inputs}
+    overlap, matrix = compare_contrasts(
+        model, scores, inputs, overlap_edges, method=method, steps=steps, split_half=split_half, seed=seed
+    )
+    values["overlap"] = {**overlap, "seconds": time.perf_counter() - started}
+    return values, {**tensors, "overlap_jaccard": matrix}
 
 
 def _ranks(x: Tensor) -> Tensor:

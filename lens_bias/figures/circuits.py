@@ -1,6 +1,8 @@
-"""Figures of a circuit study (``experiments.circuits``): the circuit diagram (layers as rows, heads and MLPs
-as nodes, edge width = |score|, colour = sign) and the faithfulness curve of the top circuits against random
-circuits of the same size, with completeness; and the printed summary."""
+"""Figures of a circuit study (``experiments.circuits``): per contrast the circuit diagram (layers as rows,
+heads and MLPs as nodes, edge width = |score|, colour = sign) and the faithfulness curve of the top circuits
+against random circuits of the same size, with completeness; the overlap matrix of the contrasts' circuits;
+and the printed summary. A saved result holds every contrast; :func:`contrast_view` is one contrast's part,
+what :func:`diagram`, :func:`faithfulness_curve` and :func:`contrast_summary` read."""
 
 from __future__ import annotations
 
@@ -12,9 +14,18 @@ import torch
 
 from lens_bias.circuits.faithfulness import prune
 from lens_bias.circuits.graph import Graph
-from lens_bias.figures.primitives import lines_with_ci, save_figure
+from lens_bias.figures.primitives import heatmap, lines_with_ci, save_figure
 from lens_bias.provenance import Result
 from lens_bias.stats import Estimate
+
+
+def contrast_view(result: Result, name: str) -> Result:
+    """Contrast ``name``'s part of a saved result: its values (with ``pairs``: its counts, ``contrast``: its
+    name), its ``pair_ids`` and its tensors under their own names."""
+    values = {"pairs": result.values["pairs"][name], "contrast": name, **result.values["contrasts"][name]}
+    prefix = f"{name}."
+    tensors = {key[len(prefix) :]: value for key, value in result.tensors.items() if key.startswith(prefix)}
+    return Result(result.name, values, {"pair_ids": result.config["pair_ids"][name]}, result.provenance, tensors)
 
 
 def _graph(result: Result) -> Graph:
@@ -113,39 +124,81 @@ def faithfulness_curve(result: Result) -> go.Figure:
             "random circuits (mean ± sd)": [point(row["random_mean"], row["random_std"]) for row in curve],
             "complement (completeness)": [point(row["completeness"]) for row in curve],
         },
-        title="Faithfulness by circuit size, against random circuits of the same size",
+        title=f"{result.values['contrast']}: faithfulness by circuit size, against random circuits of the same size"
+        f"<br><sup>edges outside the circuit: {result.values['ablation']}</sup>",
         x_title="circuit size (top edges by |score|, before pruning)",
-        y_title="(m_circuit - m_corrupted) / (m_clean - m_corrupted)",
+        y_title="(m_circuit - m_baseline) / (m_clean - m_baseline)",
     ).update_xaxes(type="log")
 
 
+def overlap_matrix(result: Result) -> go.Figure:
+    """The Jaccard of the contrasts' top-n edge sets; the diagonal: each contrast's split-half Jaccard."""
+    overlap = result.values["overlap"]
+    names = overlap["names"]
+    return heatmap(
+        [[math.nan if v is None else v for v in row] for row in overlap["jaccard"]],
+        names,
+        names,
+        title=f"Overlap of the top {overlap['n_edges']} edges (Jaccard); diagonal: split halves"
+        f"<br><sup>chance {overlap['chance']:.3f}</sup>",
+        x_title="contrast",
+        y_title="contrast",
+        colorscale="Viridis",
+        text_fmt=".2f",
+    )
+
+
 def save_figures(result: Result, stem: str | Path, *, png: bool) -> list[Path]:
-    """``{stem}_diagram`` and ``{stem}_faithfulness`` (``.html``, ``.png``)."""
-    return [
-        *save_figure(diagram(result), f"{stem}_diagram", png=png),
-        *save_figure(faithfulness_curve(result), f"{stem}_faithfulness", png=png),
-    ]
+    """``{stem}_{contrast}_diagram`` and ``{stem}_{contrast}_faithfulness`` per contrast (``:`` in its name
+    written ``_``) and ``{stem}_overlap`` (``.html``, ``.png``)."""
+    paths = []
+    for name in result.values["contrasts"]:
+        view, file = contrast_view(result, name), f"{stem}_{name.replace(':', '_')}"
+        paths += save_figure(diagram(view), f"{file}_diagram", png=png)
+        paths += save_figure(faithfulness_curve(view), f"{file}_faithfulness", png=png)
+    return paths + save_figure(overlap_matrix(result), f"{stem}_overlap", png=png)
 
 
-def summary(result: Result) -> list[str]:
-    """The printed summary: pairs, metric, top edges, agreement with exact patching and times, the curve."""
+def contrast_summary(result: Result) -> list[str]:
+    """One contrast's summary (of :func:`contrast_view`): pairs, metric, top edges, agreement with exact
+    patching and times, the curve."""
     values, counts = result.values, result.values["pairs"]
     timing, exact = values["timing"], values["exact"]
     lines = [
-        f"{result.config['group']}: {counts['candidates']} candidate pairs, {len(result.config['pair_ids'])} kept; "
+        f"{values['contrast']}: {counts['candidates']} candidate pairs, {len(result.config['pair_ids'])} kept; "
         f"metric clean {values['clean_metric']:.3f}, corrupted {values['corrupted_metric']:.3f} nats",
         f"graph: {values['graph']['n_edges']} edges; {values['method']} (steps {values['steps']}) in "
         f"{timing['scoring_s']:.1f} s; exact patching of {exact['n_edges']} edges in {timing['exact_s']:.1f} s "
         f"({timing['exact_per_edge_s']:.3f} s/edge, ~{timing['exact_all_edges_s']:.0f} s for every edge)",
-        f"score vs exact effect over {exact['n_edges']} edges: Pearson {exact['pearson']:.3f}, "
-        f"Spearman {exact['spearman']:.3f} (top half: Pearson {exact['pearson_top']:.3f})",
+        f"score vs exact effect over {exact['n_edges']} edges: Pearson {_number(exact['pearson'], '.3f')}, "
+        f"Spearman {_number(exact['spearman'], '.3f')} (top half: Pearson {_number(exact['pearson_top'], '.3f')})",
         "top edges: " + ", ".join(f"{e['edge']} {e['score']:+.3f}" for e in values["top_edges"][:10]),
-        f"circuits ({timing['n_circuits']} evaluated in {timing['circuits_s']:.1f} s):",
+        f"circuits ({timing['n_circuits']} evaluated in {timing['circuits_s']:.1f} s; outside edges "
+        f"{values['ablation']}, baseline metric {values['baseline_metric']:.3f}):",
     ]
     for row in values["curve"]:
         lines.append(
             f"  size {row['size']:>5} (pruned {row['pruned_size']:>5}): faithfulness {row['faithfulness']:+.3f}, "
-            f"random {row['random_mean']:+.3f} ± {row['random_std']:.3f} (pruned {row['random_pruned_size']:.0f}), "
+            f"random {_number(row['random_mean'], '+.3f')} ± {_number(row['random_std'], '.3f')} "
+            f"(pruned {_number(row['random_pruned_size'], '.0f')}), "
             f"completeness {row['completeness']:+.3f}"
         )
     return lines
+
+
+def summary(result: Result) -> list[str]:
+    """The printed summary: each contrast's (:func:`contrast_summary`), then the overlap matrix."""
+    lines = [line for name in result.values["contrasts"] for line in contrast_summary(contrast_view(result, name))]
+    overlap = result.values["overlap"]
+    lines.append(
+        f"overlap of the top {overlap['n_edges']} edges (Jaccard; diagonal: split halves; chance "
+        f"{overlap['chance']:.3f}; {overlap['seconds']:.1f} s):"
+    )
+    for name, row in zip(overlap["names"], overlap["jaccard"]):
+        lines.append(f"  {name:>24} " + " ".join(_number(v, "6.3f") for v in row))
+    return lines
+
+
+def _number(value: float | None, spec: str) -> str:
+    """``value`` formatted by ``spec``; NaN (None once saved) as ``nan``."""
+    return format(math.nan if value is None else value, spec)

@@ -11,6 +11,7 @@ from lens_bias.circuits.faithfulness import circuit_metrics, faithfulness, prune
 from lens_bias.circuits.graph import Graph
 from lens_bias.circuits.scores import edge_scores
 from lens_bias.errors import InputError
+from lens_bias.patching.metrics import logit_diff_metric
 
 
 def test_full_graph_is_clean_empty_circuit_is_corrupted_and_pruning_changes_nothing(tiny_gqa_model):
@@ -56,3 +57,26 @@ def test_circuits_by_size_threshold_and_at_random(tiny_model):
         top_circuit(scores, 5, threshold=0.1)
     with pytest.raises(InputError):
         random_circuit(scores.graph, scores.graph.n_edges + 1, torch.Generator())
+
+
+def test_mean_ablation_reads_the_position_wise_mean(tiny_model):
+    """With mean ablation, the full graph is still the clean run; cutting only the edges into the logits
+    makes the logits read the mean final residual stream of the pairs' both sides (the same for every pair),
+    computed here independently from the cached runs."""
+    clean, corrupted = make_pairs([6, 6], [2, 3], seed=3)
+    metric = logit_diff_metric([5, 5], [7, 7])
+    graph = Graph.of(tiny_model)
+    no_logits = graph.valid.clone()
+    no_logits[:, graph.logits_receiver] = False
+    circuits = torch.stack([graph.valid, no_logits])
+    values = circuit_metrics(tiny_model, clean, corrupted, metric, circuits, ablation="mean")
+    clean_metric = edge_scores(tiny_model, clean, corrupted, metric).clean_metric
+    torch.testing.assert_close(values[0], clean_metric, atol=1e-5, rtol=1e-4)
+    name = f"blocks.{tiny_model.cfg.n_layers - 1}.hook_resid_post"
+    with torch.no_grad():
+        resid = torch.cat([tiny_model.run_with_cache(b.tokens, names_filter=name)[1][name] for b in (clean, corrupted)])
+        logits = tiny_model.unembed(tiny_model.ln_final(resid.mean(0, keepdim=True)))[0, -1]
+    expected = (logits[5] - logits[7]).expand(2)
+    torch.testing.assert_close(values[1], expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(InputError, match="Unknown ablation"):
+        circuit_metrics(tiny_model, clean, corrupted, metric, circuits, ablation="zero")  # type: ignore[arg-type]

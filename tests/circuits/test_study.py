@@ -9,7 +9,7 @@ from patching.reference import make_pairs
 
 from lens_bias.cells import CellStore
 from lens_bias.circuits.study import circuit_study
-from lens_bias.figures.circuits import diagram, faithfulness_curve, summary
+from lens_bias.figures.circuits import contrast_summary, contrast_view, diagram, faithfulness_curve
 from lens_bias.patching import PatchingInputs
 from lens_bias.provenance import Result
 
@@ -35,8 +35,14 @@ def test_study_resumes_and_its_figures(tiny_gqa_model, tmp_path):
     torch.testing.assert_close(tensors["scores"][edges[:3, 0], edges[:3, 1]].abs(), top3)
     assert tensors["exact_effects"].shape == (6, 3) and tensors["random_faithfulness"].shape == (2, 2)
     result = Result(
-        "circuits", {"pairs": {"candidates": 6}, **values}, {"group": "g", "pair_ids": ["a", "b", "c"]}, {}, tensors
+        "circuits",
+        {"pairs": {"c": {"candidates": 6}}, "contrasts": {"c": values}},
+        {"pair_ids": {"c": ["a", "b", "c"]}},
+        {},
+        {f"c.{name}": tensor for name, tensor in tensors.items()},
     )
-    assert len(faithfulness_curve(result).data) == 6  # three series, each a band and a line
-    assert len(diagram(result, n_edges=n_edges).data) == values["curve"][-1]["pruned_size"] + 1
-    assert summary(result)[0].startswith("g: 6 candidate pairs, 3 kept")
+    view = contrast_view(result, "c")
+    assert view.tensors.keys() == tensors.keys() and view.config["pair_ids"] == ["a", "b", "c"]
+    assert len(faithfulness_curve(view).data) == 6  # three series, each a band and a line
+    assert len(diagram(view, n_edges=n_edges).data) == values["curve"][-1]["pruned_size"] + 1
+    assert contrast_summary(view)[0].startswith("c: 6 candidate pairs, 3 kept")

@@ -158,10 +158,10 @@ def test_alignez_candidate_boosts_and_removes_at_the_most_aligned_layers(tiny_lo
 
 
 def test_methods_are_registered_by_name_and_built_from_options(tmp_path):
-    assert sorted(REGISTRY) == ["alignez_ccs", "alignez_svd", "heads", "lora", "redteam", "steering"]
+    assert sorted(REGISTRY) == ["alignez_ccs", "alignez_svd", "circuit_edges", "heads", "lora", "redteam", "steering"]
     assert method("alignez_ccs")().direction == "ccs"
     with pytest.raises(
-        InputError, match="Unknown debiasing method 'prayer'; known: alignez_ccs, alignez_svd, heads, lora"
+        InputError, match="Unknown debiasing method 'prayer'; known: alignez_ccs, alignez_svd, circuit_edges, heads"
     ):
         method("prayer")
     options = {"steer_bias_types": ("gender", "race"), "layers": (1, 2), "steer_multipliers": (-1.0, 1.0), "k": 3}
@@ -197,3 +197,18 @@ def test_a_registered_toy_method_is_fitted_by_name(tiny_model, tmp_path):
         assert candidate.interventions == (HeadScaling(((0, 0),), 0.25),) and candidate.name == "heads x0.25"
     finally:
         del REGISTRY["toy_halve_heads"]
+
+
+def test_circuit_edges_candidate_ablates_the_fitted_edges_and_is_reused(tiny_model, tmp_path):
+    from lens_bias.circuits.ablation import EdgeAblation
+
+    config = method("circuit_edges")(n_pairs=3, min_gap=-100.0, k=7)
+    context = FitContext(folder=tmp_path, batch_size=8)
+    candidate = config.fit(tiny_model, context)
+    (ablation,) = candidate.interventions
+    assert isinstance(ablation, EdgeAblation) and len(ablation.edges) == 7 and candidate.family == "circuit ablation"
+    assert candidate.details["contrast"] == "gender_swap" and candidate.details["pairs"]["used"] == 3
+    again = config.fit(tiny_model, context)
+    assert again.artefacts == candidate.artefacts and again.interventions[0].edges.equal(ablation.edges)
+    with pytest.raises(InputError):
+        method("circuit_edges")(contrast="stereoset:age")

@@ -1,5 +1,5 @@
-"""experiments.circuits: the flags and their choices; end to end on the tiny model (runs, saves, draws,
-redraws from the saved result)."""
+"""experiments.circuits: the flags and their choices; end to end on the tiny model with two contrasts and mean
+ablation (runs, saves, draws, redraws from the saved result)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,56 @@ from experiments import circuits, cli, commands
 from experiments.config import metadata
 from lens_bias.circuits.scores import METHODS
 from lens_bias.figures.index import render_index
+from lens_bias.errors import InputError
 
 
 def test_config_defaults_quick_and_choices():
     config, _ = cli.parse(circuits.Config, [])
-    assert (config.method, config.n_pairs, config.stem) == ("eap_ig", 16, "circuits")
+    assert (config.pairs, config.method, config.n_pairs, config.ablation, config.stem) == (
+        ("gender_swap",),
+        "eap_ig",
+        16,
+        "corrupted",
+        "circuits",
+    )
     config, _ = cli.parse(circuits.Config, ["--quick"], quick=circuits.QUICK)
-    assert (config.n_pairs, config.steps, config.circuit_sizes, config.stem) == (
+    assert (config.n_pairs, config.steps, config.circuit_sizes, config.overlap_edges, config.stem) == (
         4,
         2,
         (10, 100, 1000),
+        100,
         "circuits_quick",
     )
     assert tuple(metadata(circuits.Config, "method")["choices"]) == METHODS
+    config, _ = cli.parse(circuits.Config, ["--pairs", "gender_swap", "stereoset:race", "crows_pairs:race-color"])
+    assert config.pairs == ("gender_swap", "stereoset:race", "crows_pairs:race-color")
+    for bad in (["stereoset:age"], ["gender_swap", "gender_swap"]):
+        with pytest.raises(InputError, match="--pairs takes distinct contrasts"):
+            cli.parse(circuits.Config, ["--pairs", *bad])
 
 
 @pytest.mark.slow
 def test_circuits_experiment(tiny_llama_dir, tmp_path, capsys):
     argv = ["--model", str(tiny_llama_dir), "--quick", "--n-pairs", "2", "--min-gap", "0", "--no-png"]
+    argv += ["--pairs", "gender_swap", "crows_pairs:gender", "--ablation", "mean", "--overlap-edges", "50"]
+    argv += ["--n-edges", "4", "--n-random", "1"]
     result = circuits.main([*argv, "--circuit-sizes", "5", "1000", "--out", str(tmp_path)])
-    curve = result.values["curve"]
-    assert [row["size"] for row in curve] == [5, result.values["graph"]["n_edges"]]  # capped at every edge
-    assert curve[-1]["faithfulness"] == pytest.approx(1.0, abs=1e-3)  # every edge: the clean run
-    assert curve[-1]["completeness"] == pytest.approx(0.0, abs=1e-3)  # its complement is empty: corrupted
-    assert result.tensors["exact_effects"].shape == (16, 2) and len(result.values["top_edges"]) == 20
-    for figure in ("diagram", "faithfulness"):
-        assert (tmp_path / f"circuits_quick_{figure}.html").exists()
+    n_edges = result.values["contrasts"]["gender_swap"]["graph"]["n_edges"]
+    for name in ("gender_swap", "crows_pairs:gender"):
+        values = result.values["contrasts"][name]
+        curve = values["curve"]
+        assert values["ablation"] == "mean" and [row["size"] for row in curve] == [5, n_edges]  # capped
+        assert curve[-1]["faithfulness"] == pytest.approx(1.0, abs=1e-3)  # every edge: the clean run
+        assert curve[-1]["completeness"] == pytest.approx(0.0, abs=1e-3)  # its complement: the empty circuit
+        assert result.tensors[f"{name}.exact_effects"].shape == (4, 2) and len(values["top_edges"]) == 20
+        assert len(result.config["pair_ids"][name]) == 2
+        for figure in ("diagram", "faithfulness"):
+            assert (tmp_path / f"circuits_quick_{name.replace(':', '_')}_{figure}.html").exists()
+    overlap = result.values["overlap"]
+    assert overlap["names"] == ["gender_swap", "crows_pairs:gender"] and overlap["n_edges"] == 50
+    matrix = result.tensors["overlap_jaccard"]
+    assert matrix[0, 1] == matrix[1, 0] and all(0 <= v <= 1 for v in matrix.flatten().tolist())
+    assert (tmp_path / "circuits_quick_overlap.html").exists()
     printed = capsys.readouterr().out
     circuits.main(["--replot", str(tmp_path / "circuits_quick.json"), "--no-png"])
     assert capsys.readouterr().out == printed  # the summary is printed from the saved result

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lens_bias.circuits.ablation import EdgeAblation
 from lens_bias.directions import SteeringVector, Subspace
 from lens_bias.errors import InputError
 from lens_bias.interventions import (
@@ -39,6 +40,7 @@ def test_every_kind_is_registered_under_its_description_kind():
         AddVector(vector, 2.0, [3], start=None),
         ProjectOut(vector),
         SubspaceEdit(subspace, "remove", [3]),
+        EdgeAblation(torch.tensor([[0, 1]]), torch.zeros(3, 8)),  # registered by lens_bias.circuits
     ]
     assert {example.describe()["kind"]: type(example) for example in examples} == INTERVENTION_KINDS
 

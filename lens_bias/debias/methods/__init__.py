@@ -6,7 +6,9 @@ model) and the interventions applied to it. The registered methods (:data:`REGIS
 
 * interventions on the base model: ``steering`` (:class:`Steering`, one per bias type), ``redteam``
   (:class:`RedTeam`, the refusal-aware red-teaming combination of the steering study), ``alignez_svd`` and
-  ``alignez_ccs`` (:class:`AlignEZ`, :class:`AlignEZCCS`), ``heads`` (:class:`HeadAblation`, BiasScope's heads);
+  ``alignez_ccs`` (:class:`AlignEZ`, :class:`AlignEZCCS`), ``heads`` (:class:`HeadAblation`, BiasScope's heads),
+  ``circuit_edges`` (:class:`CircuitEdges`, the edges that carry a bias, mean-ablated; not in the scoreboard's
+  default ``--methods``: ask for it);
 * a new checkpoint: ``lora`` (:class:`LoraFinetune`), a merged model folder that
   :func:`lens_bias.models.load_model` reads.
 
@@ -48,6 +50,7 @@ from lens_bias.debias.methods.base import (
     register,
     reuse_or_fit,
 )
+from lens_bias.debias.methods.circuit import CircuitEdges
 from lens_bias.debias.methods.heads import HeadAblation
 from lens_bias.debias.methods.lora import LoraFinetune
 from lens_bias.debias.methods.redteam import RedTeam
@@ -60,6 +63,7 @@ __all__ = [
     "AlignEZ",
     "AlignEZCCS",
     "Candidate",
+    "CircuitEdges",
     "FitContext",
     "HeadAblation",
     "LoraFinetune",

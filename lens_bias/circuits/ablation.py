@@ -1,0 +1,145 @@
+"""Cutting a circuit's edges in any forward: the :class:`EdgeAblation` intervention, and the edges that carry a
+bias chosen and fitted from contrast pairs (:func:`bias_edge_ablation`).
+
+:class:`EdgeAblation` mean-ablates edges (sender -> receiver, :mod:`~lens_bias.circuits.graph`): receiver
+``r``'s input gets ``mean_s - out_s`` added for each ablated edge ``s -> r``, where ``out_s`` is sender ``s``'s
+output in this run and ``mean_s`` its mean output ``[d_model]`` over the fit prompts (every real token but the
+first, clean and corrupted sides together). Means do not depend on the position, so the intervention applies to
+prompts of any length; the first position (the document-start token, whose activations are atypical) is left
+unchanged. Every other edge, and every edge of the first position, is untouched.
+
+During the forward of the blocks the model's split query/key/value and MLP-input hooks are on (what edges need;
+they leave the outputs unchanged): the intervention's first hook turns them on and its last (the last block's
+``hook_resid_post``) restores them.
+
+Which edges (:func:`bias_edge_ablation`): the ``k`` edges with the most negative EAP score on the contrast's
+pairs (clean = stereotype, corrupted = anti-stereotype): those whose corruption lowers the stereotype metric
+the most, the edges that carry the stereotype; their ablation should lower the model's stereotype preference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from lens_bias.circuits.graph import Graph, graph_mode
+from lens_bias.circuits.runs import graph_hooks
+from lens_bias.circuits.scores import edge_scores, sender_outputs
+from lens_bias.errors import InputError
+from lens_bias.forward.hooks import ForwardContext, Hookable, HookFn
+from lens_bias.interventions.saved import register
+from lens_bias.models import AnyModel
+from lens_bias.patching.inputs import MinimalPairInputs, PatchingInputs
+
+EDGE_ABLATION = "edge_ablation"
+
+
+@register(EDGE_ABLATION)
+@dataclass(frozen=True)
+class EdgeAblation(Hookable):
+    """Mean-ablate ``edges`` (``[n, 2]`` sender, receiver indices of the model's :class:`Graph`) with ``means``
+    (``[n_senders, d_model]``, each sender's mean output; rows of senders with no ablated edge are unused)
+    at every position but the first (module docstring). An :class:`lens_bias.interventions.Intervention`."""
+
+    edges: Int[Tensor, "n 2"]
+    means: Float[Tensor, "n_senders d_model"]
+
+    def __post_init__(self) -> None:
+        if self.edges.ndim != 2 or self.edges.shape[1] != 2 or len(self.edges) == 0:
+            raise InputError(f"EdgeAblation needs [n, 2] edges (n >= 1), got {tuple(self.edges.shape)}.")
+
+    def check(self, model: AnyModel) -> None:
+        """The edges are edges of ``model``'s graph and the means fit its senders and width."""
+        graph = Graph.of(model)  # type: ignore[arg-type]
+        if self.means.shape != (len(graph.senders), model.cfg.d_model):
+            raise InputError(
+                f"EdgeAblation means {tuple(self.means.shape)} do not fit the model's "
+                f"[{len(graph.senders)} senders, {model.cfg.d_model}]."
+            )
+        s, r = self.edges[:, 0], self.edges[:, 1]
+        inside = (s >= 0) & (s < len(graph.senders)) & (r >= 0) & (r < len(graph.receivers))
+        if not inside.all() or not graph.valid[s, r].all():
+            raise InputError("EdgeAblation edges are not edges of this model's graph.")
+
+    def hooks(self, model: AnyModel, context: ForwardContext) -> list[tuple[str, HookFn]]:
+        graph = Graph.of(model)  # type: ignore[arg-type]
+        device, dtype = model.cfg.device, model.cfg.dtype
+        used = torch.unique(self.edges[:, 0])  # the senders with an ablated edge, in graph order
+        slot = torch.full((len(graph.senders),), -1, dtype=torch.long)
+        slot[used] = torch.arange(len(used))
+        cut = torch.zeros(len(used), len(graph.receivers), device=device, dtype=dtype)
+        cut[slot[self.edges[:, 0]], self.edges[:, 1]] = 1.0
+        means = self.means[used].to(device, dtype)
+        state: dict[str, Any] = {}
+
+        def on_sender(index: slice, value: Tensor) -> None:
+            chosen = (used >= index.start) & (used < index.stop)
+            if chosen.any():
+                difference = means[chosen] - value[:, :, used[chosen] - index.start]
+                difference[:, 0] = 0  # the first position keeps its edges
+                state["difference"][:, :, slot[used[chosen]]] = difference
+
+        def on_receiver(index: slice, value: Tensor) -> Tensor:
+            return value + torch.einsum("bpud,ur->bprd", state["difference"], cut[:, index])
+
+        def start(resid: Tensor, hook) -> None:
+            state["flags"] = model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in
+            model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in = True, True
+            state["difference"] = resid.new_zeros(*resid.shape[:2], len(used), resid.shape[-1])
+
+        def end(resid: Tensor, hook) -> None:
+            model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in = state.pop("flags")
+
+        hooks = graph_hooks(model, graph, on_sender, on_receiver)  # type: ignore[arg-type]
+        last = f"blocks.{graph.n_layers - 1}.hook_resid_post"
+        return [("blocks.0.hook_resid_pre", start), *hooks, (last, end)]
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": EDGE_ABLATION, "n_edges": len(self.edges), "hooks": "graph senders and receivers"}
+
+    def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """The edges and the means, as tensors (see :func:`lens_bias.interventions.save_intervention`)."""
+        return {}, {"edges": self.edges, "means": self.means}
+
+    @classmethod
+    def from_state(
+        cls, description: dict[str, Any], config: dict[str, Any], tensors: dict[str, Tensor]
+    ) -> EdgeAblation:
+        if description.get("kind") != EDGE_ABLATION:
+            raise InputError(f"Not an edge-ablation description: kind {description.get('kind')!r}.")
+        return cls(tensors["edges"], tensors["means"])
+
+
+def bias_edge_ablation(
+    model: HookedTransformer, inputs: PatchingInputs | MinimalPairInputs, k: int
+) -> tuple[EdgeAblation, dict[str, Any]]:
+    """The :class:`EdgeAblation` of the ``k`` edges with the most negative EAP score on ``inputs`` (module
+    docstring), means from the same prompts; and its details (the edges' names and scores, the metrics)."""
+    scores = edge_scores(model, inputs.clean, inputs.corrupted, inputs.metric(), method="eap")
+    graph = scores.graph
+    if not 1 <= k <= graph.n_edges:
+        raise InputError(f"k must be between 1 and the graph's {graph.n_edges} edges, got {k}.")
+    signed = scores.scores.masked_fill(~graph.valid, torch.inf).flatten()
+    order = torch.sort(signed, stable=True).indices[:k]
+    edges = torch.stack([order // graph.valid.shape[1], order % graph.valid.shape[1]], 1)
+    with graph_mode(model):
+        outputs = [
+            sender_outputs(model, graph, batch, inputs.metric())[0] for batch in (inputs.clean, inputs.corrupted)
+        ]
+    lengths = inputs.clean.lengths.to(outputs[0].device)
+    real = torch.arange(outputs[0].shape[1], device=lengths.device)[None, :] < lengths[:, None]
+    real[:, 0] = False
+    total = sum(torch.einsum("bp,bpsd->sd", real.to(out), out) for out in outputs)
+    means = (total / (2 * real.sum())).cpu()
+    details = {
+        "edges": graph.edge_names(edges),
+        "scores": scores.scores[edges[:, 0], edges[:, 1]].tolist(),
+        "clean_metric": float(scores.clean_metric.mean()),
+        "corrupted_metric": float(scores.corrupted_metric.mean()),
+    }
+    return EdgeAblation(edges, means), details

@@ -1,0 +1,135 @@
+"""How much the circuits of different contrasts share: the Jaccard index of their top-``n`` edge sets, as a
+matrix over contrasts, against a split-half baseline (:func:`compare_contrasts`).
+
+Split half: a contrast's pairs are cut in two halves in a seeded random order (:func:`split_halves`), each
+half's edges scored alone, and the Jaccard of the two halves' top-``n`` edges measures how stable a circuit
+of ``n`` edges is when the pairs change; two contrasts' circuits are no more different than chance when their
+Jaccard reaches their split-half values. Chance: the expected Jaccard of two independent uniform ``n``-edge
+sets of ``E`` edges, about ``n / (2E - n)``. Top-``n`` sets are taken before pruning (the edges ranked by
+``|score|``), so every set has exactly ``n`` edges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from lens_bias.circuits.faithfulness import Circuit, top_circuit, top_mask
+from lens_bias.circuits.graph import Graph
+from lens_bias.circuits.scores import Method, edge_scores
+from lens_bias.errors import InputError
+from lens_bias.patching.inputs import MinimalPairInputs, PatchingInputs
+from lens_bias.prompts import PromptBatch
+
+Inputs = PatchingInputs | MinimalPairInputs
+
+
+def jaccard(a: Circuit, b: Circuit) -> float:
+    """``|a & b| / |a | b|`` of two edge masks (0 when both are empty)."""
+    union = int((a | b).sum())
+    return int((a & b).sum()) / union if union else 0.0
+
+
+def chance_jaccard(n: int, n_edges: int) -> float:
+    """The expected Jaccard of two independent uniform ``n``-subsets of ``n_edges`` edges (exact:
+    ``sum_k P(k shared) k / (2n - k)``, hypergeometric)."""
+    if not 0 < n <= n_edges:
+        raise InputError(f"n must be between 1 and {n_edges}, got {n}.")
+    k = torch.arange(n + 1, dtype=torch.float64)
+    log_p = (
+        _log_choose(torch.tensor(float(n)), k)
+        + _log_choose(torch.tensor(float(n_edges - n)), n - k)
+        - _log_choose(torch.tensor(float(n_edges)), torch.tensor(float(n)))
+    )
+    return float((log_p.exp() * k / (2 * n - k)).nansum())
+
+
+def _log_choose(n: Tensor, k: Tensor) -> Tensor:
+    valid = (k >= 0) & (k <= n)
+    value = torch.lgamma(n + 1) - torch.lgamma(k.clamp(min=0) + 1) - torch.lgamma((n - k).clamp(min=0) + 1)
+    return value.masked_fill(~valid, -torch.inf)
+
+
+def split_halves(inputs: Inputs, seed: int) -> tuple[Inputs, Inputs]:
+    """The pairs of ``inputs`` cut in two halves (sizes ``n // 2`` and the rest) in a seeded random order
+    (``torch.randperm``); InputError with fewer than 2 pairs."""
+    n = len(inputs.clean)
+    if n < 2:
+        raise InputError(f"A split half needs at least 2 pairs, got {n}.")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    first, second = order[: n // 2].sort().values, order[n // 2 :].sort().values
+    return _rows(inputs, first), _rows(inputs, second)
+
+
+def _rows(inputs: Inputs, index: Tensor) -> Inputs:
+    def batch(b: PromptBatch) -> PromptBatch:
+        positions = {name: value[index] for name, value in b.positions.items()}
+        return PromptBatch(b.tokens[index], b.lengths[index], positions, [b.texts[i] for i in index], b.meta)
+
+    pairs = [inputs.pairs[i] for i in index] if inputs.pairs else []
+    parts: dict[str, Any] = {"pairs": pairs, "clean": batch(inputs.clean), "corrupted": batch(inputs.corrupted)}
+    if isinstance(inputs, PatchingInputs):
+        parts |= {"positive_ids": inputs.positive_ids[index], "negative_ids": inputs.negative_ids[index]}
+    return dataclasses.replace(inputs, **parts)
+
+
+def split_half_jaccard(
+    model: HookedTransformer, inputs: Inputs, n: int, *, method: Method = "eap", steps: int = 5, seed: int = 0
+) -> float:
+    """The Jaccard of the top-``n`` edges of the two halves of ``inputs`` (:func:`split_halves`), each scored
+    by ``method`` on its own pairs."""
+    halves = [
+        edge_scores(model, half.clean, half.corrupted, half.metric(), method=method, steps=steps)
+        for half in split_halves(inputs, seed)
+    ]
+    return jaccard(*(top_circuit(scores, n) for scores in halves))
+
+
+def compare_contrasts(
+    model: HookedTransformer,
+    scores: Mapping[str, Float[Tensor, "n_senders n_receivers"]],
+    inputs: Mapping[str, Inputs],
+    n: int,
+    *,
+    method: Method = "eap",
+    steps: int = 5,
+    split_half: bool = True,
+    seed: int = 0,
+) -> tuple[dict[str, Any], Float[Tensor, "n_contrasts n_contrasts"]]:
+    """The Jaccard matrix of the top-``n`` edge sets of the contrasts ``scores`` (name -> the edge scores of
+    its pairs ``inputs[name]`` by ``method`` and ``steps``); on its diagonal, with ``split_half``, each
+    contrast's split-half Jaccard (its pairs' halves scored alike; NaN for a contrast of one pair), else 1.
+
+    Returns (``values``: ``names``, ``n_edges``, ``jaccard`` as nested lists, ``split_half`` per name,
+    ``chance``; the matrix ``[n_contrasts, n_contrasts]``)."""
+    names = list(scores)
+    if not names:
+        raise InputError("No contrasts to compare.")
+    graph = Graph.of(model)
+    n = min(n, graph.n_edges)
+    tops = {name: top_mask(scores[name], graph, n) for name in names}
+    matrix = torch.tensor([[jaccard(tops[a], tops[b]) for b in names] for a in names], dtype=torch.float64)
+    halves: dict[str, float] = {}
+    for i, name in enumerate(names):
+        if split_half:
+            enough = len(inputs[name].clean) >= 2
+            halves[name] = (
+                split_half_jaccard(model, inputs[name], n, method=method, steps=steps, seed=seed)
+                if enough
+                else float("nan")
+            )
+            matrix[i, i] = halves[name]
+    values = {
+        "names": names,
+        "n_edges": n,
+        "jaccard": matrix.tolist(),
+        "split_half": halves,
+        "chance": chance_jaccard(n, graph.n_edges),
+    }
+    return values, matrix

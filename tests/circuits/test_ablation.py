@@ -1,0 +1,58 @@
+"""Edge ablation: cutting every edge into the logits makes them read the senders' means (the same for any
+prompt) at every position but the first; the model's hook flags are restored; the most negative edges are
+chosen; a saved ablation loads back and acts the same; bad edges and means are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from patching.reference import make_pairs
+
+from lens_bias.circuits.ablation import EdgeAblation, bias_edge_ablation
+from lens_bias.circuits.graph import Graph
+from lens_bias.circuits.scores import edge_scores
+from lens_bias.errors import InputError
+from lens_bias.interventions import load_intervention, save_intervention
+from lens_bias.patching import PatchingInputs
+
+
+def test_cut_logit_edges_read_the_means_and_flags_are_restored(tiny_model):
+    graph = Graph.of(tiny_model)
+    senders = torch.arange(len(graph.senders))
+    edges = torch.stack([senders, torch.full_like(senders, graph.logits_receiver)], 1)
+    means = torch.randn(len(graph.senders), tiny_model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    ablation = EdgeAblation(edges, means)
+    tokens = torch.randint(3, 200, (2, 7), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        plain = tiny_model(tokens)
+        with ablation.applied(tiny_model):
+            cut = tiny_model(tokens)
+    assert not tiny_model.cfg.use_split_qkv_input and not tiny_model.cfg.use_hook_mlp_in
+    torch.testing.assert_close(cut[:, 0], plain[:, 0])  # the first position keeps its edges
+    torch.testing.assert_close(cut[0, 1:], cut[1, 1:])  # elsewhere the logits read no prompt at all
+    assert not torch.allclose(cut[:, 1:], plain[:, 1:])
+    with pytest.raises(InputError, match="not edges of this model"):
+        EdgeAblation(torch.tensor([[graph.mlp_sender(1), graph.mlp_receiver(0)]]), means).check(tiny_model)
+    with pytest.raises(InputError, match="do not fit"):
+        EdgeAblation(edges, means[:, :3]).check(tiny_model)
+
+
+def test_bias_edges_are_the_most_negative_and_survive_saving(tiny_model, tmp_path):
+    clean, corrupted = make_pairs([6, 7, 6], [2, 3, 1], seed=6)
+    inputs = PatchingInputs([], clean, corrupted, torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10]), {})
+    ablation, details = bias_edge_ablation(tiny_model, inputs, 12)
+    scores = edge_scores(tiny_model, clean, corrupted, inputs.metric()).scores
+    chosen = scores[ablation.edges[:, 0], ablation.edges[:, 1]]
+    graph = Graph.of(tiny_model)
+    rest = scores[graph.valid].sort().values[12]
+    assert len(ablation.edges) == 12 and float(chosen.max()) <= float(rest) and len(details["edges"]) == 12
+    assert ablation.means.shape == (len(graph.senders), tiny_model.cfg.d_model)
+    loaded = load_intervention(save_intervention(ablation, tmp_path / "cut", {}))
+    assert isinstance(loaded, EdgeAblation) and loaded.edges.equal(ablation.edges)
+    with torch.no_grad(), loaded.applied(tiny_model):
+        again = tiny_model(clean.tokens)
+    with torch.no_grad(), ablation.applied(tiny_model):
+        first = tiny_model(clean.tokens)
+    torch.testing.assert_close(again, first)
+    with pytest.raises(InputError):
+        bias_edge_ablation(tiny_model, inputs, 0)
