@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpec
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
@@ -40,9 +40,10 @@ CELL_TIMEOUT_S = 900
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class ThisInterpreterKernel(KernelManager):
+class ThisInterpreterKernel(AsyncKernelManager):
     """A kernel manager whose kernel, whatever name a notebook asks for, is an ipykernel of this interpreter
-    (not the first ``python3`` kernelspec Jupyter finds)."""
+    (not the first ``python3`` kernelspec Jupyter finds). Asynchronous, as nbclient's default: several notebooks
+    can then run at once in one event loop (``tests/experiments/test_notebooks.py``)."""
 
     @property
     def kernel_spec(self) -> KernelSpec:

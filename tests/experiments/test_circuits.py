@@ -8,8 +8,8 @@ import pytest
 from experiments import circuits, cli, commands
 from experiments.config import metadata
 from lens_bias.circuits.scores import METHODS
-from lens_bias.figures.index import render_index
 from lens_bias.errors import InputError
+from lens_bias.figures.index import render_index
 
 
 def test_config_defaults_quick_and_choices():

@@ -6,13 +6,15 @@ that every code cell ran, in order, without an error, from the source committed 
 records), and that the outputs stay small (static PNG figures, no script such as plotly.js). The slow test executes
 every notebook afresh with nbclient in an ipykernel of this interpreter (the ``.venv`` the tests run in, not whichever
 ``python3`` kernelspec Jupyter would find), at the small size (``LENS_BIAS_NOTEBOOK_N``), in a temporary working
-folder, with the interactive renderer. A failing cell fails its notebook's test with the cell's source and
-traceback.
+folder, with the interactive renderer, one kernel per core at a time. A failing cell fails its notebook's test with
+the cell's source and traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -101,26 +103,46 @@ def test_execute_refuses_a_missing_notebook(tmp_path):
     assert run.returncode == 2 and run.stderr == f"error: no such notebook: {missing}\n"
 
 
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory) -> dict[Path, tuple[nbformat.NotebookNode, str | None]]:
+    """Every notebook executed afresh, ``{path: (notebook with its outputs, a failed cell's message or None)}``:
+    as many at once as there are cores, each kernel on one torch thread (the kernels are processes, so they run in
+    parallel; the notebooks' work is mostly single-threaded, and on 2 cores two at once take ~0.6 of one by one)."""
+    at_once = asyncio.Semaphore(max(1, os.cpu_count() or 1))
+
+    async def run(path: Path) -> tuple[nbformat.NotebookNode, str | None]:
+        notebook = nbformat.read(path, as_version=4)
+        client = NotebookClient(
+            notebook,
+            kernel_manager_class=execute.ThisInterpreterKernel,  # the client starts and shuts down its kernel
+            timeout=execute.CELL_TIMEOUT_S,
+            resources={"metadata": {"path": str(tmp_path_factory.mktemp(path.stem))}},
+        )
+        async with at_once:
+            try:
+                await client.async_execute()
+            except (CellExecutionError, CellTimeoutError) as error:
+                return notebook, ANSI_COLOURS.sub("", str(error))
+        return notebook, None
+
+    async def run_all() -> list[tuple[nbformat.NotebookNode, str | None]]:
+        return await asyncio.gather(*(run(path) for path in NOTEBOOKS))
+
+    with pytest.MonkeyPatch.context() as patch:  # what the kernels inherit
+        patch.setenv(execute.SIZE_VARIABLE, execute.SMALL)
+        patch.delenv(execute.RENDERER_VARIABLE, raising=False)  # the notebook's own: interactive figures
+        patch.setenv("OMP_NUM_THREADS", "1")
+        committed = sorted(FOLDER.iterdir())
+        results = dict(zip(NOTEBOOKS, asyncio.run(run_all())))
+    assert sorted(FOLDER.iterdir()) == committed, "a notebook wrote into the repository"
+    return results
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
-def test_notebook_runs(path, tmp_path, monkeypatch):
-    monkeypatch.setenv(execute.SIZE_VARIABLE, execute.SMALL)
-    monkeypatch.delenv(execute.RENDERER_VARIABLE, raising=False)  # the notebook's own: interactive figures
-    notebook = nbformat.read(path, as_version=4)
-    committed = sorted(FOLDER.iterdir())
-    client = NotebookClient(
-        notebook,
-        kernel_manager_class=execute.ThisInterpreterKernel,  # the client starts and shuts down its kernel
-        timeout=execute.CELL_TIMEOUT_S,
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    failure = None
-    try:
-        client.execute()
-    except (CellExecutionError, CellTimeoutError) as error:
-        failure = ANSI_COLOURS.sub("", str(error))
+def test_notebook_runs(path, executed):
+    notebook, failure = executed[path]
     if failure is not None:
         pytest.fail(f"{path.name}: a cell failed\n{failure}", pytrace=False)
     outputs = [output for cell in _code_cells(notebook) for output in cell.outputs]
     assert any(PLOTLY in output.get("data", {}) for output in outputs), f"{path.name} showed no figure"
-    assert sorted(FOLDER.iterdir()) == committed, "the notebook wrote into the repository"
