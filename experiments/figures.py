@@ -1,23 +1,19 @@
 """Every figure of the study from one command: run each experiment (or redraw each from its saved result).
 
-Runs :data:`STEPS` in order (each after the steps whose output it uses), each into its folder under ``--out``
-(default ``figures/``); ``similarity_lora`` compares the model with ``finetune``'s fine-tune, ``side_effects``
-takes the interventions steering and BiasScope saved, ``debias`` reuses BiasScope's heads. ``--device``,
-``--seed`` and ``--batch-size`` are passed on to every step when given; ``--quick`` gives every step its
-experiment's ``--quick``; ``--replot`` redraws every figure from the saved results (no model). Benchmarks
-(``experiments.bench_*``) are not figures: run them on their own.
+Runs :data:`STEPS` in order, each into its folder under ``--out`` (default ``figures/``) after the steps whose
+output it uses (``similarity_lora`` compares the model with ``finetune``'s fine-tune, ``side_effects`` takes the
+interventions of steering and BiasScope, ``debias`` BiasScope's heads). ``--device``, ``--seed`` and
+``--batch-size`` go to every step when given; ``--quick`` gives every step its experiment's ``--quick``. Prints
+each step's wall time. Benchmarks (``experiments.bench_*``) are not figures: run them on their own.
 
-Sizes (:data:`SIZES`): the experiments that default to an hour-long study run smaller here (estimates from the
-runs in ``figures/README.md``, 2 CPU cores): ``audit`` 300 StereoSet items and CrowS-Pairs pairs, 10 BBQ
-questions per category, small persona and service sets, the refusal vector at +0.5 (about 5 min; the full audit
-is ``figures/audit_full``); ``debias`` four methods on 150 items each (about 10 min, not 64); ``finetune`` 20
-steps, 24 rewrites (about 3 min); ``circuits`` 8 pairs, 16 edges patched exactly (about 5 min).
+Sizes (:data:`SIZES`): the experiments that default to an hour-long study run smaller here: ``audit`` 300
+StereoSet items and CrowS-Pairs pairs, 10 BBQ questions per category, small persona and service sets, the refusal
+vector at +0.5 (the full audit is ``figures/audit_full``); ``debias`` four methods on 150 items each;
+``finetune`` 20 steps, 24 rewrites; ``circuits`` 8 pairs, 16 edges patched exactly.
 
-``--replot`` takes no value here: as ``--replot`` without a value in every experiment, it redraws from the
-saved results under ``--out`` (each step's result in its folder; all must exist, checked before any step).
-After a run or a replot, the index at the top of ``{--out}/README.md`` is rewritten from every result saved
-under ``--out`` (:mod:`lens_bias.figures.index`: command, provenance, figures with captions, headline numbers);
-``--index`` only rewrites it, from what is saved, without running anything.
+``--replot`` (no value) redraws every figure from the saved results under ``--out`` (all must exist, checked
+before any step), no model. After a run or a replot, the index at the top of ``{--out}/README.md`` is rewritten
+from every result saved under ``--out`` (:mod:`lens_bias.figures.index`); ``--index`` only rewrites it.
 
     python -m experiments.figures [--model NAME] [--quick] [--only steering similarity ...]
     python -m experiments.figures --replot
@@ -27,6 +23,7 @@ under ``--out`` (:mod:`lens_bias.figures.index`: command, provenance, figures wi
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,10 +60,7 @@ class Config(cli.RunConfig):
         default=False, metadata={"help": "only rewrite {--out}/README.md's index from the saved results (no model)"}
     )
     # None = not passed on (each step's own default), hence the wider type than RunConfig's
-    seed: int | None = field(
-        default=None,  # type: ignore[assignment]
-        metadata={"help": "every step's --seed (default: each step's own)"},
-    )
+    seed: int | None = field(default=None, metadata={"help": "every step's --seed (default: each step's own)"})  # type: ignore[assignment]
     batch_size: int | None = field(
         default=None,  # type: ignore[assignment]
         metadata={"help": "every step's --batch-size (default: each step's own)", "min": 1},
@@ -138,9 +132,15 @@ def commands(config: Config) -> list[tuple[str, str, list[str]]]:
 
 def main(argv: list[str] | None = None) -> None:
     config, _ = cli.parse(Config, argv, description=__doc__)
+    walls: dict[str, float] = {}
     for step, module, step_args in [] if config.index else commands(config):
         print(f"== {step}: python -m experiments.{module} {' '.join(step_args)}", flush=True)
+        start = time.perf_counter()
         importlib.import_module(f"experiments.{module}").main(step_args)
+        walls[step] = time.perf_counter() - start
+    if walls:
+        steps = ", ".join(f"{step} {wall:.0f}" for step, wall in walls.items())
+        print(f"wall time (s, model loads included): {steps}; all steps {sum(walls.values()):.0f}", flush=True)
     from lens_bias.figures.index import write_index  # here, not at the top: --help speed
 
     print("wrote", write_index(config.out, experiment), "(index of the saved results)")

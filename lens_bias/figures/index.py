@@ -10,10 +10,11 @@ Nothing in the index is typed by hand; everything is read from what the experime
   (``python -m experiments.figures --index`` gives :func:`experiments.commands.command_line`).
 * **Provenance**: model name, kind and file hash or revision; data fingerprints; seed; git commit and whether
   the checkout had uncommitted changes; the save time (UTC); the device.
-* **Figures**: the figures in the result's folder, each linked with its caption (the plotly title) and axis
-  titles, from its sidecar ``{stem}.figure.json`` (:func:`lens_bias.figures.primitives.save_figure`) or, for a
-  figure drawn before sidecars existed, from the layout its HTML embeds. In a folder of several results, a figure
-  belongs to the result whose file stem starts its name (the longest such); figures of no result are listed at the end.
+* **Figures**: the figures in the result's folder, each linked (its PNG where one was drawn, else its HTML) with
+  its caption (the plotly title) and axis titles, from its sidecar ``{stem}.figure.json``
+  (:func:`lens_bias.figures.primitives.save_figure`) or, for a figure drawn before sidecars existed, from the layout
+  its HTML embeds. In a folder of several results, a figure belongs to the result whose file stem starts its name
+  (the longest such); figures of no result are listed at the end.
 * **Headline numbers**: the experiment's own ``summarize(result)`` where it has one (what its run prints), and
   links to the Markdown tables (``*.md``) it wrote beside the result.
 
@@ -151,7 +152,8 @@ def render_index(folder: str | Path, experiments: Lookup) -> str:
         "",
         f"Written by `{INDEX_COMMAND}` (and after every `python -m experiments.figures` run) from the results",
         "saved under this folder and the figures drawn beside them; every number below is read from those files.",
-        "Edit only outside the index markers.",
+        "Each figure is linked as its PNG where one was drawn (the interactive HTML beside it, which git ignores, is",
+        "written by every run and `--replot`). Edit only outside the index markers.",
     ]
     for path, (result, experiment) in results.items():
         section = _result_section(folder, path, result, experiment, figures.get(path, []), tables.get(path, []))
@@ -227,7 +229,9 @@ def _fingerprint(value: Any) -> str:
 
 
 def _figure_line(folder: Path, figure: Figure) -> str:
-    links = [f"[{file.suffix.lstrip('.').upper()}]({_link(folder, file)})" for file in figure.files]
+    """One figure's line: its PNG where one was drawn (what the repository keeps), else its HTML."""
+    pngs = [file for file in figure.files if file.suffix == ".png"]
+    links = [f"[{file.suffix.lstrip('.').upper()}]({_link(folder, file)})" for file in pngs or figure.files]
     axes = "; ".join(f"{axis}: {_plain(t)}" for axis, t in (("x", figure.x_title), ("y", figure.y_title)) if t)
     caption = _plain(figure.title) if figure.title else "(no title)"
     name = figure.stem.relative_to(folder).as_posix()

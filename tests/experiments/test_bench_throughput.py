@@ -17,6 +17,8 @@ def test_bad_config_is_refused_before_any_model_loads(monkeypatch):
         bench_throughput.main(["--replot", "x.json"])
     with pytest.raises(InputError, match="at least one precision"):
         bench_throughput.Config(dtypes=())
+    with pytest.raises(InputError, match="--harness-python /no/such/python: cannot run it"):
+        bench_throughput.main(["--harness-python", "/no/such/python"])
 
 
 def test_a_tiny_run_prints_each_path_against_the_reference(tiny_llama_dir, capsys):

@@ -181,3 +181,14 @@ def test_write_index_rewrites_only_its_block_and_is_idempotent(saved):
     assert readme.read_bytes() == first
     with pytest.raises(InputError, match="No folder"):
         write_index(saved / "missing")
+
+
+def test_a_figure_with_a_png_is_linked_as_its_png_the_file_the_repository_keeps(tmp_path):
+    figure = plotting.scatter([1, 2], [3, 4], title="Scores", x_title="layer", y_title="score (nats)")
+    plotting.save_figure(figure, tmp_path / "loose" / "drawn", png=False)
+    plotting.save_figure(figure, tmp_path / "loose" / "html_only", png=False)
+    (tmp_path / "loose" / "drawn.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "loose" / f"drawn{plotting.SIDECAR_SUFFIX}").unlink()  # the HTML's layout and both files
+    text = render_index(tmp_path)
+    assert "- `loose/drawn` [PNG](loose/drawn.png): Scores (x: layer; y: score (nats))" in text
+    assert "- `loose/html_only` [HTML](loose/html_only.html): Scores" in text
