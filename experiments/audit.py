@@ -81,10 +81,10 @@ class Config(cli.PairsConfig, cli.SweepConfig):
         super().__post_init__()
 
 
-QUICK: dict[str, Any] = {"n_stereoset": 60, "n_crows_pairs": 60, "n_bbq": 6, "n_persona_bbq": 2, "n_rewordings": 1}
+QUICK: dict[str, Any] = {"n_stereoset": 40, "n_crows_pairs": 40, "n_bbq": 4, "n_persona_bbq": 2, "n_rewordings": 1}
 QUICK["personas"] = ("elder", "Muslim")
-# quality of service: 3 templates x 12 groups x 1 name x 1 answer of 16 tokens (the default: 30 x 12 x 2 x 2 of 48)
-QUICK.update(n_service_templates=3, n_service_names=1, n_service_samples=1, max_new_tokens=16)
+# quality of service: 2 templates x 12 groups x 1 name x 1 answer of 16 tokens (the default: 30 x 12 x 2 x 2 of 48)
+QUICK.update(n_service_templates=2, n_service_names=1, n_service_samples=1, max_new_tokens=16)
 
 
 def build_measures(config: Config, model: Any) -> list[Any]:

@@ -94,7 +94,7 @@ def run(config: Config) -> Path:
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    model = load_model(config.model, device=config.device)
+    model = load_model(config.model, device=config.device, dtype=config.dtype)
     layers = swept_layers(model.cfg.n_layers, config.n_layers)
     one, _ = bench_inputs(model)
     print(

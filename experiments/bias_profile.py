@@ -62,7 +62,7 @@ def run(config: Config) -> Path:
     from lens_bias.provenance import Result, collect_provenance, set_seed
 
     set_seed(config.seed)
-    model = load_model(config.model, device=config.device)
+    model = load_model(config.model, device=config.device, dtype=config.dtype)
     template = template_for(model)
     seed, batch_size = config.seed, config.batch_size
     per_type, fingerprints, items = bias_profile(

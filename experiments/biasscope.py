@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 ATTRIBUTES = ("bad_at_math", "reckless_driving")  # the injection specs (a literal: --help speed; tested)
 #: What --quick changes (a smoke run of the whole pipeline in about three minutes on 2 CPU cores).
 #: Its injections are too short for stable maps, so it selects by top-k count without a recurrence threshold.
-QUICK = {"steps": 20, "seeds": [0, 1], "n_templates": 3, "min_runs": 1, "n_random": 3, "n_crows_pairs": 24}
-QUICK |= {"n_stereoset": 24, "n_neutral": 30, "n_bbq_disambig": 8, "n_lms": 24, "n_knowledge": 24}
+QUICK = {"steps": 12, "seeds": [0], "n_templates": 2, "min_runs": 1, "n_random": 2, "n_crows_pairs": 16}
+QUICK |= {"n_stereoset": 16, "n_neutral": 16, "n_bbq_disambig": 4, "n_lms": 16, "n_knowledge": 16}
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def run(config: Config) -> Path:
 
     seed = config.seeds[0]
     set_seed(seed)
-    model = load_model(config.model, device=config.device)
+    model = load_model(config.model, device=config.device, dtype=config.dtype)
     record = model_record(model).to_dict()
     with cli.executor(config) as executor:
         cells = CellStore(config.out / "cells", {"model": model_key(model)}, executor=executor)

@@ -75,7 +75,7 @@ class Config(cli.SweepConfig):
 
 
 QUICK = {
-    "methods": ("steering", "redteam"), "steer_bias_types": ("gender",), "layers": (8, 16), "n_pairs": 24,
+    "methods": ("steering", "redteam"), "steer_bias_types": ("gender",), "layers": (12,), "n_pairs": 24,
     "n_stereoset": 40, "n_crows_pairs": 40, "n_bbq": 2,
     "n_neutral": 16, "n_bbq_disambig": 16, "n_lms": 16, "n_knowledge": 24,
 }  # fmt: skip
@@ -92,7 +92,7 @@ def run(config: Config) -> Path:
     from lens_bias.side_effects import SideEffectConfig
 
     set_seed(config.seed)
-    model = load_model(config.model, device=config.device)
+    model = load_model(config.model, device=config.device, dtype=config.dtype)
     check_layers(model, config.layers)
     methods = config.method_configs()
     check_methods(methods, model)  # every method's settings against the model, before the data and the fits

@@ -8,8 +8,9 @@ each step's wall time. Benchmarks (``experiments.bench_*``) are not figures: run
 
 Sizes (:data:`SIZES`): the experiments that default to an hour-long study run smaller here: ``audit`` 300
 StereoSet items and CrowS-Pairs pairs, 10 BBQ questions per category, small persona and service sets, the refusal
-vector at +0.5 (the full audit is ``figures/audit_full``); ``debias`` four methods on 150 items each;
-``finetune`` 20 steps, 24 rewrites; ``circuits`` 8 pairs, 16 edges patched exactly.
+vector at +0.5 (the full audit is ``figures/audit_full``); ``debias`` five methods (the circuit's edges included)
+on 150 items each; ``finetune`` 20 steps, 24 rewrites; ``circuits`` the gender-swap and StereoSet-gender contrasts
+and their overlap, 8 pairs each, EAP-IG with 2 steps, 16 edges patched exactly.
 
 ``--replot`` (no value) redraws every figure from the saved results under ``--out`` (all must exist, checked
 before any step), no model. After a run or a replot, the index at the top of ``{--out}/README.md`` is rewritten
@@ -39,11 +40,12 @@ STEPS = (
 SIZES = {
     "audit": "--n-stereoset 300 --n-crows-pairs 300 --n-bbq 10 --n-persona-bbq 4 --n-rewordings 1 "
     "--n-service-templates 6 --n-service-names 1 --n-service-samples 1 --max-new-tokens 32 --refusal-vector 0.5",
-    "debias": "--methods steering alignez_ccs heads lora --steer-bias-types gender --lora-max-steps 20 --n-pairs 50 "
-    "--alignez-tokens 32 --n-stereoset 150 --n-crows-pairs 150 --n-bbq 6 --n-neutral 40 --n-bbq-disambig 40 "
-    "--n-lms 40 --n-knowledge 60",
+    "debias": "--methods steering alignez_ccs heads lora circuit_edges --steer-bias-types gender --lora-max-steps 20 "
+    "--n-pairs 50 --alignez-tokens 32 --n-stereoset 150 --n-crows-pairs 150 --n-bbq 6 --n-neutral 40 "
+    "--n-bbq-disambig 40 --n-lms 40 --n-knowledge 60",
     "finetune": "--max-steps 20 --n-eval 24",
-    "circuits": "--n-pairs 8 --n-edges 16 --n-random 2",
+    "circuits": "--pairs gender_swap stereoset:gender --steps 2 --n-pairs 8 --n-edges 16 --n-random 2 "
+    "--circuit-sizes 30 100 300 1000 3000",
 }
 
 
@@ -61,10 +63,7 @@ class Config(cli.RunConfig):
     )
     # None = not passed on (each step's own default), hence the wider type than RunConfig's
     seed: int | None = field(default=None, metadata={"help": "every step's --seed (default: each step's own)"})  # type: ignore[assignment]
-    batch_size: int | None = field(
-        default=None,  # type: ignore[assignment]
-        metadata={"help": "every step's --batch-size (default: each step's own)", "min": 1},
-    )
+    batch_size: int | None = field(default=None, metadata={"help": "every step's --batch-size", "min": 1})  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if not self.only:
@@ -100,8 +99,7 @@ def plan(step: str, config: Config) -> tuple[str, list[str], Path]:
         steering = config.out / "steering" / "interventions"
         interventions = [str(steering / f"{name}.json") for name in ("gender", "refusal")]
         interventions.append(str(config.out / "biasscope" / "selected_heads.json"))
-        sizes = ["--n-bbq-disambig", "40", "--n-lms", "40", "--n-neutral", "30"] if config.quick else []
-        return "side_effects", [*model, *common, *sizes, "--intervention", *interventions], out / "side_effects.json"
+        return "side_effects", [*model, *quick, *common, "--intervention", *interventions], out / "side_effects.json"
     if step == "similarity_lora":  # the model against its fine-tune (the finetune step's merged model)
         checkpoints = ["--base", config.model, "--chat", str(config.out / "finetune" / "model")]
         return "similarity", [*checkpoints, *quick, *common], out / "similarity.json"
@@ -138,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         importlib.import_module(f"experiments.{module}").main(step_args)
         walls[step] = time.perf_counter() - start
+        print(f"== {step}: {walls[step]:.0f} s", flush=True)
     if walls:
         steps = ", ".join(f"{step} {wall:.0f}" for step, wall in walls.items())
         print(f"wall time (s, model loads included): {steps}; all steps {sum(walls.values()):.0f}", flush=True)

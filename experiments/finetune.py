@@ -16,6 +16,7 @@ bootstrap interval, next to the same scores of the data's own rewrites; per rewr
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,9 +47,7 @@ class Config(cli.RunConfig):
 
 def _timed_eval(model: Any, config: Config, pairs: list[Any], template: Any) -> tuple[RewriteEval, float, dict]:
     """The rewrite scores of one loaded model, the seconds they took, and the model's record."""
-    import time  # the library is imported here, not at the top: --help stays fast
-
-    from lens_bias.debias.lora import rewrite_eval
+    from lens_bias.debias.lora import rewrite_eval  # the library is imported here, not at the top: --help speed
     from lens_bias.models import model_record
 
     started = time.perf_counter()
@@ -71,14 +70,15 @@ def run(config: Config) -> Path:
     train, held = split_rewrites(pairs, config.held_out, config.seed)
     evaluated = sample(held, config.n_eval, config.seed, key=lambda pair: pair.id)
     recipe = LoraRecipe(seed=config.seed)
-    base = load_model(config.model, device=config.device)  # loaded once: checked and scored before training
+    base = load_model(config.model, device=config.device, dtype=config.dtype)  # checked, scored before training
     template = debias_template(base, recipe)
     check_rewrite_eval(base, evaluated, template=template, max_new_tokens=config.max_new_tokens)
     before, before_s, base_record = _timed_eval(base, config, evaluated, template)
     del base
     tuned = finetune_lora(config.model, train, recipe, config.out / "model", max_steps=config.max_steps)
     print(f"fine-tune: {'reused' if tuned.reused else 'trained'} {tuned.folder} ({tuned.steps} steps)")
-    after, after_s, _ = _timed_eval(load_model(tuned.folder, device=config.device), config, evaluated, tuned.template)
+    tuned_model = load_model(tuned.folder, device=config.device, dtype=config.dtype)
+    after, after_s, _ = _timed_eval(tuned_model, config, evaluated, tuned.template)
     examples = [
         {"biased": pair.biased_text, "reference": pair.debiased_text, "before": b, "after": a}
         for pair, b, a in zip(evaluated[:N_EXAMPLES], before.rewrites, after.rewrites)

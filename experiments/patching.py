@@ -109,7 +109,7 @@ def run(config: Config) -> Path:
 
     set_seed(config.seed)
     own = None if config.pairs_file is None else load_pairs(config.pairs_file, config.columns)
-    model = load_model(config.model, device=config.device)
+    model = load_model(config.model, device=config.device, dtype=config.dtype)
     names = ("group", "crows_types", "n_pairs", "min_gap", "seed", "batch_size")  # flags of the same name
     inputs, counts = select_pairs(model, config.pairs, **{n: getattr(config, n) for n in names}, pairs=own)
     pair_set = config.pairs if own is None else "crows_pairs"  # own pairs are scored the crows_pairs way

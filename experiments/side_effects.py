@@ -11,6 +11,7 @@ and the paired change (see :mod:`lens_bias.side_effects`); every item's score pe
     python -m experiments.side_effects --intervention figures/steering/interventions/gender.json \\
         figures/biasscope/selected_heads.json
     python -m experiments.side_effects --replot figures/side_effects/side_effects.json
+    python -m experiments.side_effects --quick --intervention ...   (16 items per readout, 8 BBQ questions)
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from lens_bias.provenance import Result
     from lens_bias.side_effects import SideEffectConfig
 
+#: What --quick changes (a smoke run: every readout on a few items).
+QUICK = {"n_neutral": 16, "n_bbq_disambig": 8, "n_lms": 16, "n_knowledge": 16}
 #: Asked for without --intervention (and without --replot).
 NO_INTERVENTION = "give --intervention FILE [FILE ...] (or --replot RESULT.json)"
 
@@ -76,7 +79,7 @@ def run(config: Config) -> Path:
     loaded = {str(path): load_intervention(path) for path in config.intervention}
     check_applicable(list(loaded.values()))  # fail before loading the model
     items = config.side_effect_config()
-    model = load_model(config.model, device=config.device)
+    model = load_model(config.model, device=config.device, dtype=config.dtype)
     effects = side_effects_of(
         model, {name: [intervention] for name, intervention in loaded.items()}, items, progress=True
     )
@@ -113,7 +116,7 @@ def report(result: Result, path: Path, config: Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> Result:
-    return cli.main(Config, argv, description=__doc__, quick=None, result_name="side_effects", run=run, report=report)
+    return cli.main(Config, argv, description=__doc__, quick=QUICK, result_name="side_effects", run=run, report=report)
 
 
 if __name__ == "__main__":

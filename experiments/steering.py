@@ -94,14 +94,14 @@ class Config(cli.PairsConfig, cli.SweepConfig):
 #: The defaults --quick changes (a smoke run in under 2 minutes on 2 CPU cores).
 QUICK = {
     "bias_types": ["gender"],
-    "layers": [8, 16],
+    "layers": [12],
     "multipliers": [-4, 0, 4],
-    "refusal_multipliers": [-0.5, 0, 0.5],
+    "refusal_multipliers": [0, 0.5],
     "n_pairs": 32,
-    "n_test": 16,
-    "n_neutral": 16,
-    "n_generations": 3,
-    "max_new_tokens": 16,
+    "n_test": 8,
+    "n_neutral": 8,
+    "n_generations": 1,
+    "max_new_tokens": 12,
 }
 
 
@@ -115,7 +115,7 @@ def run(config: Config) -> Path:
 
     vector_method(config.method)  # an unknown method fails before the model loads
     set_seed(config.seed)
-    model = load_model(config.model, device=config.device)
+    model = load_model(config.model, device=config.device, dtype=config.dtype)
     check_layers(model, config.layers)  # before the first forward pass
     settings = StudySettings(**{f.name: getattr(config, f.name) for f in fields(StudySettings)})
     with cli.executor(config) as executor:

@@ -32,7 +32,7 @@ def test_config_defaults_and_quick():
     config, _ = cli.parse(biasscope.Config, [])
     assert (config.seeds, config.n_templates, config.n_crows_pairs, config.min_runs) == ((0, 1, 2), None, 80, None)
     config, _ = cli.parse(biasscope.Config, ["--quick", "--seeds", "4"], quick=biasscope.QUICK)
-    assert (config.seeds, config.steps, config.min_runs) == ((4,), 20, 1)
+    assert (config.seeds, config.steps, config.min_runs) == ((4,), 12, 1)
     assert config.study().spec.name == "reckless_driving"
     assert cli.parse(biasscope.Config, ["--n-crows-pairs", "all", "--n-stereoset", "all"])[0].n_crows_pairs is None
     with pytest.raises(InputError, match="at least one seed"):

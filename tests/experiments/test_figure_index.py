@@ -4,12 +4,15 @@ captions, missing figures), written between markers with the hand-written rest o
 
 from __future__ import annotations
 
+import re
 import shlex
+import subprocess
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
-from experiments import audit, bias_profile, cli, commands, patching, steering
+from experiments import audit, bias_profile, cli, commands, figures, patching, steering
 from lens_bias.errors import InputError
 from lens_bias.figures import index as figure_index
 from lens_bias.figures import primitives as plotting
@@ -192,3 +195,20 @@ def test_a_figure_with_a_png_is_linked_as_its_png_the_file_the_repository_keeps(
     text = render_index(tmp_path)
     assert "- `loose/drawn` [PNG](loose/drawn.png): Scores (x: layer; y: score (nats))" in text
     assert "- `loose/html_only` [HTML](loose/html_only.html): Scores" in text
+
+
+def test_every_link_of_the_repositorys_figures_readme_is_a_file_of_the_repository_and_every_study_is_indexed():
+    """What a fresh clone shows: the committed index links only committed files (PNGs, results, tables), and it
+    holds a result of every step of ``experiments.figures``."""
+    folder = Path(__file__).resolve().parents[2] / "figures"
+    text = (folder / "README.md").read_text(encoding="utf-8")
+    links = [unquote(link) for link in re.findall(r"\]\(([^)#][^)]*)\)", text) if "://" not in link]
+    assert links and [link for link in links if not (folder / link).is_file()] == []
+    tracked = subprocess.run(
+        ["git", "ls-files", "figures"], cwd=folder.parent, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert {f"figures/{link}" for link in links} <= set(tracked)
+    index = text[text.index(START) : text.index(END)]
+    for step in figures.STEPS:
+        result = figures.plan(step, figures.Config(out=Path(".")))[2]
+        assert f"]({result.as_posix()})" in index, step

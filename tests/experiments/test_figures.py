@@ -26,7 +26,7 @@ def test_every_steps_planned_command_line_is_accepted_by_its_experiment(tmp_path
         module, step_args, result = figures.plan(step, config)
         _accepts(module, step_args)
         assert result.parent == tmp_path / step
-        assert ("--quick" in step_args) == (quick and step != "side_effects")
+        assert ("--quick" in step_args) == quick
         assert step_args[step_args.index("--out") + 1] == str(tmp_path / step) and "--no-png" in step_args
         assert "--seed" not in step_args and "--device" not in step_args and "--batch-size" not in step_args
 

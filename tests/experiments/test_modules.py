@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,14 @@ def test_every_module_of_experiments_is_at_most_150_lines():
     """Experiments are config, run, report; loops, statistics and plots belong in the library."""
     lengths = {path.name: len(path.read_text().splitlines()) for path in (ROOT / "experiments").glob("*.py")}
     assert {name: n for name, n in lengths.items() if n > 150} == {}
+
+
+def test_every_model_an_experiment_loads_takes_its_dtype_flag():
+    """``--dtype`` is a flag of every experiment (RunConfig): a model loaded without it would silently run in fp32."""
+    calls = {
+        f"{path.name}:{number}": line.strip()
+        for path in sorted((ROOT / "experiments").glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bload_model\(", line) and "import" not in line
+    }
+    assert calls and {where: line for where, line in calls.items() if "dtype=config.dtype" not in line} == {}
