@@ -96,7 +96,7 @@ QUICK = {
     "bias_types": ["gender"],
     "layers": [12],
     "multipliers": [-4, 0, 4],
-    "refusal_multipliers": [0, 0.5],
+    "refusal_multipliers": [-0.5, 0, 0.5],
     "n_pairs": 32,
     "n_test": 8,
     "n_neutral": 8,
