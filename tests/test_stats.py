@@ -261,6 +261,35 @@ def test_bootstrap_rows_needs_a_defined_value():
         bootstrap_rows(lambda rows: float("nan"), np.arange(5))
 
 
+def test_bootstrap_sums_draws_what_bootstrap_rows_draws_and_gives_its_interval():
+    """A ratio of counts over clustered rows, some resamples undefined (0/0): the vectorised bootstrap of the
+    column sums equals the per-replicate one exactly, its undefined replicates left out alike."""
+    from lens_bias.stats import bootstrap_rows, bootstrap_sums
+
+    rng = np.random.default_rng(1)
+    clusters = np.repeat(rng.permutation(12), 2)  # labels out of order, two rows each
+    hits, tries = rng.integers(0, 2, 24), (rng.random(24) < 0.15).astype(np.int64)
+    columns = np.stack([hits * tries, tries], 1)
+
+    def ratio(sums):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return sums[:, 0] / sums[:, 1]
+
+    with pytest.warns(RuntimeWarning, match="undefined on"):
+        rows = bootstrap_rows(lambda r: float(ratio(columns[r].sum(0)[None])[0]), clusters, n_resamples=300, seed=4)
+    with pytest.warns(RuntimeWarning, match="undefined on"):
+        fast = bootstrap_sums(columns, ratio, clusters, n_resamples=300, seed=4)
+    assert fast == rows and fast.n == 12
+
+
+def test_bootstrap_sums_refuses_columns_that_do_not_match_the_rows():
+    from lens_bias.errors import InputError
+    from lens_bias.stats import bootstrap_sums
+
+    with pytest.raises(InputError, match=r"expected \[rows, k\]"):
+        bootstrap_sums(np.ones((4, 2)), lambda s: s[:, 0], np.arange(5))
+
+
 def test_paired_change_is_the_bootstrap_mean_of_the_differences() -> None:
     from lens_bias.stats import bootstrap_mean, paired_change
 

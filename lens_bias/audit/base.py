@@ -41,7 +41,7 @@ from lens_bias.data.records import fingerprint
 from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention
 from lens_bias.models import AnyModel
-from lens_bias.stats import SMALL_N, Estimate, bootstrap_rows, small_groups, wilson
+from lens_bias.stats import SMALL_N, Estimate, bootstrap_rows, bootstrap_sums, small_groups, wilson
 
 Rows = dict[str, np.ndarray]
 """Row-aligned arrays of one measure under one condition (each ``[n_rows, ...]``; ``failed``: bool)."""
@@ -55,6 +55,18 @@ N_RESAMPLES = 1000
 
 
 @dataclass(frozen=True)
+class Sums:
+    """How a statistic that is a function of column sums of per-row values (a ratio of counts, say) is computed
+    from them: ``columns(rows, index)``, each row's values ``[len(index), k]``; ``of(sums)``, the statistic of
+    summed columns ``[r, k] -> [r]`` (NaN where undefined). Its bootstrap then takes every replicate in one
+    vectorised step (:func:`lens_bias.stats.bootstrap_sums`) with the interval that calling ``compute`` per
+    replicate gives."""
+
+    columns: Callable[[Rows, np.ndarray], np.ndarray]
+    of: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
 class Statistic:
     """One number of a measure, computed from rows.
 
@@ -62,7 +74,8 @@ class Statistic:
     allowed); NaN when undefined, with ``undefined(rows, index)`` saying why. ``label`` names it with its
     unit; ``ideal`` is the value of an unbiased model (None when there is none). ``proportion(rows, index)``,
     for a statistic that is a share of rows: ``(successes, n)``, and the interval is Wilson's
-    (:func:`lens_bias.stats.wilson`) instead of the bootstrap's, which collapses at 0 or n successes."""
+    (:func:`lens_bias.stats.wilson`) instead of the bootstrap's, which collapses at 0 or n successes. ``sums``,
+    for a statistic of column sums: the same statistic in that form, for a fast bootstrap (:class:`Sums`)."""
 
     name: str
     label: str
@@ -70,6 +83,7 @@ class Statistic:
     undefined: Callable[[Rows, np.ndarray], str]
     ideal: float | None = None
     proportion: Callable[[Rows, np.ndarray], tuple[int, int]] | None = None
+    sums: Sums | None = None
 
 
 def _undefined(reason: str) -> dict[str, Any]:
@@ -85,16 +99,19 @@ def estimate(statistic: Statistic, rows: Rows, index: np.ndarray, clusters: np.n
         return _undefined(statistic.undefined(rows, index))
     if statistic.proportion is not None:
         return wilson(*statistic.proportion(rows, index)).to_dict()
-    return _bootstrap(lambda sub: statistic.compute(rows, index[sub]), clusters[index], seed)
+    if statistic.sums is not None:
+        columns = statistic.sums.columns(rows, index)
+        return _quiet(partial(bootstrap_sums, columns, statistic.sums.of), clusters[index], seed)
+    return _quiet(partial(bootstrap_rows, lambda sub: statistic.compute(rows, index[sub])), clusters[index], seed)
 
 
-def _bootstrap(statistic: Callable[[np.ndarray], float], clusters: np.ndarray, seed: int) -> dict[str, Any]:
+def _quiet(bootstrap: Callable[..., Estimate], clusters: np.ndarray, seed: int) -> dict[str, Any]:
     # Small groups have resamples where a statistic is undefined (e.g. no non-unknown answer): those
-    # replicates are left out of the percentile interval (bootstrap_rows), silently here: an audit has
+    # replicates are left out of the percentile interval (lens_bias.stats), silently here: an audit has
     # hundreds of groups, and a warning per group would bury the output.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return bootstrap_rows(statistic, clusters, n_resamples=N_RESAMPLES, seed=seed).to_dict()
+        return bootstrap(clusters, n_resamples=N_RESAMPLES, seed=seed).to_dict()
 
 
 def paired_change(
@@ -113,7 +130,16 @@ def paired_change(
             statistic.undefined(r, index) for r in (base, other) if not math.isfinite(statistic.compute(r, index))
         }
         return _undefined("; ".join(sorted(reasons)) or "the change is not finite")
-    return _bootstrap(delta, clusters[index], seed)
+    if statistic.sums is None:
+        return _quiet(partial(bootstrap_rows, delta), clusters[index], seed)
+    sums = statistic.sums
+    before, after = sums.columns(base, index), sums.columns(other, index)
+    k = before.shape[1]
+
+    def change(totals: np.ndarray) -> np.ndarray:
+        return sums.of(totals[:, k:]) - sums.of(totals[:, :k])
+
+    return _quiet(partial(bootstrap_sums, np.concatenate([before, after], 1), change), clusters[index], seed)
 
 
 @dataclass(frozen=True)

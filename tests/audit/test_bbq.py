@@ -44,6 +44,35 @@ def test_measure_scores_equal_bbq_bias_scores_and_resume(tiny_long_model, tmp_pa
         assert summary["groups"][category]["n_rows"] == 6
 
 
+@pytest.mark.parametrize("convention", ["authors", "lens_bias"])
+def test_the_fast_bootstrap_of_the_counts_gives_the_per_replicate_interval(convention):
+    """Every BBQ statistic, its interval and its paired change, through the counts (one vectorised bootstrap)
+    and through ``compute`` per replicate: the same numbers, ties, unresolved and failed items included."""
+    from dataclasses import replace
+
+    from lens_bias.audit.base import estimate, paired_change
+
+    every = load_bbq(["Gender_identity"])
+    unresolved = [item for item in every if item.target_loc is None]  # the 16 items of question 13
+    items = unresolved + [item for item in every if item.target_loc is not None][: 120 - len(unresolved)]
+    arrays = item_arrays(items, convention)
+    rng = np.random.default_rng(0)
+    logits = rng.integers(0, 3, (120, 3)).astype(float)  # small integers: many ties
+    rows = {"option_logprob": logits, "letter_logprob": -logits, "failed": rng.random(120) < 0.05, **arrays}
+    other = {**rows, "option_logprob": rng.normal(size=(120, 3))}
+    index, clusters = np.arange(120), np.arange(120) // 2
+    assert convention == "lens_bias" or (arrays["biased"] < 0).any()
+    for key in ("s_amb", "s_dis", "accuracy_ambig", "accuracy_disambig"):
+        for scoring in ("likelihood", "letter"):
+            fast = replace(score_statistic(key, scoring, key, 0.0, convention), proportion=None)  # bootstrapped
+            slow = replace(fast, sums=None)
+            assert fast.sums is not None
+            assert estimate(fast, rows, index, clusters, seed=3) == estimate(slow, rows, index, clusters, seed=3)
+            assert paired_change(fast, rows, other, index, clusters, seed=3) == paired_change(
+                slow, rows, other, index, clusters, seed=3
+            )
+
+
 def test_undefined_scores_say_why():
     """All answers 'unknown': s_DIS has no non-unknown answer, reported undefined (never 0)."""
     measure = BBQMeasure(categories=["Age"], n=8, seed=0)
