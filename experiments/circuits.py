@@ -14,7 +14,10 @@ exactly (correlation, time); the top circuit of each of ``--circuit-sizes`` (pru
 other edge patched to the corrupted run or mean-ablated (``--ablation``): faithfulness (1 = clean, 0 = the
 baseline), ``--n-random`` random circuits of the same size, and completeness (the complement alone). Overlap:
 the Jaccard of the contrasts' top ``--overlap-edges`` edges, each contrast's split-half Jaccard (its pairs
-halved, seeded; ``--no-split-half`` skips it) on the diagonal, and chance. Exact patching and circuits are
+halved, seeded; ``--no-split-half`` skips it) on the diagonal, and chance. ``--compare-checkpoint`` (a second
+checkpoint of the model with its tokenizer, e.g. the LoRA fine-tune of ``experiments.finetune``): each contrast's
+pairs scored on it alike, and the Jaccard of the two checkpoints' top edges beside the split-half Jaccard (figure
+``{out}/circuits_checkpoints``). Exact patching and circuits are
 resumable cells under ``{out}/cells`` (``--executor ray`` runs them on Ray workers). Writes
 ``{out}/circuits.json`` + ``.safetensors`` and figures ``{out}/circuits_{contrast}_{diagram,faithfulness}``
 and ``{out}/circuits_overlap`` (``.html``, ``.png``; ``circuits_quick*`` with --quick); ``--replot`` redraws.
@@ -77,6 +80,11 @@ class Config(cli.SweepConfig):
     )
     overlap_edges: int = field(default=1000, metadata={"help": "top edges per contrast compared by Jaccard", "min": 1})
     split_half: bool = field(default=True, metadata={"help": "each contrast's split-half Jaccard (scores halves)"})
+    compare_checkpoint: str | None = field(
+        default=None,
+        metadata={"help": "a second checkpoint of the model (name, hub id or path, e.g. its fine-tune): each "
+                  "contrast's circuit on it vs the model's (Jaccard of the top --overlap-edges edges)"},
+    )  # fmt: skip
     stem: str = field(
         default="circuits",
         metadata={"help": "file name of the result and the figures, without suffix (--quick: circuits_quick)"},
@@ -102,6 +110,9 @@ def run(config: Config) -> Path:
 
     set_seed(config.seed)
     model = load_model(config.model, device=config.device, dtype=config.dtype)
+    checkpoint = None
+    if config.compare_checkpoint is not None:
+        checkpoint = load_model(config.compare_checkpoint, device=config.device, dtype=config.dtype)
     names = ("group", "n_pairs", "min_gap", "seed", "batch_size")  # flags of the same name
     inputs, counts = select_contrasts(model, config.pairs, **{n: getattr(config, n) for n in names})
     with cli.executor(config) as executor:
@@ -118,10 +129,13 @@ def run(config: Config) -> Path:
             n_edges=config.n_edges,
             batch_size=config.batch_size,
             ablation=config.ablation,
+            checkpoint=checkpoint,
             cells=CellStore(config.out / "cells", {"model": model_key(model)}, executor=executor),
         )
     data = {name: fingerprint(pairs.pairs) for name, pairs in inputs.items()}
     provenance = collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=config.seed)
+    if checkpoint is not None:
+        values["checkpoint"]["model"] = model_record(checkpoint).to_dict()
     record = {"pair_ids": {name: [pair.id for pair in pairs.pairs] for name, pairs in inputs.items()}}
     result = Result("circuits", {"pairs": counts, **values}, {**config.to_dict(), **record}, provenance, tensors)
     return result.save(config.out / config.stem)

@@ -1,5 +1,6 @@
 """How much the circuits of different contrasts share: the Jaccard index of their top-``n`` edge sets, as a
-matrix over contrasts, against a split-half baseline (:func:`compare_contrasts`).
+matrix over contrasts, against a split-half baseline (:func:`compare_contrasts`); and how much a contrast's
+circuit moves between two checkpoints of one model, e.g. a model and its fine-tune (:func:`compare_checkpoints`).
 
 Split half: a contrast's pairs are cut in two halves in a seeded random order (:func:`split_halves`), each
 half's edges scored alone, and the Jaccard of the two halves' top-``n`` edges measures how stable a circuit
@@ -133,3 +134,46 @@ def compare_contrasts(
         "chance": chance_jaccard(n, graph.n_edges),
     }
     return values, matrix
+
+
+def compare_checkpoints(
+    model: HookedTransformer,
+    other: HookedTransformer,
+    scores: Mapping[str, Float[Tensor, "n_senders n_receivers"]],
+    inputs: Mapping[str, Inputs],
+    n: int,
+    *,
+    method: Method = "eap",
+    steps: int = 5,
+    split_half: Mapping[str, float] | None = None,
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Each contrast's circuit on a second checkpoint of the same model (a fine-tune, or a chat model's base):
+    its pairs ``inputs[name]`` (the same tokens) scored by ``method`` and ``steps`` on ``other``, and the Jaccard
+    of the two checkpoints' top-``n`` edges (``scores[name]``: ``model``'s), read against the contrast's split-half
+    Jaccard on ``model`` (``split_half``: the overlap left when only the pairs change) and chance. ``other`` must
+    have ``model``'s graph and vocabulary (else InputError, before any scoring).
+
+    Returns (``values``: ``n_edges``, per contrast ``jaccard`` and ``other``'s ``clean_metric`` and
+    ``corrupted_metric``, ``split_half``, ``chance``; ``tensors``: ``{name}.scores`` ``[n_senders, n_receivers]``
+    on ``other``)."""
+    graph = Graph.of(model)
+    if Graph.of(other) != graph:
+        raise InputError(
+            f"The second checkpoint's graph {Graph.of(other).describe()} differs from the model's {graph.describe()}: "
+            "compare checkpoints of one architecture (a model and its fine-tune)."
+        )
+    if model.tokenizer is None or other.tokenizer is None or model.tokenizer.get_vocab() != other.tokenizer.get_vocab():
+        raise InputError("The two checkpoints' tokenizers differ: the same pairs cannot be scored on both.")
+    n = min(n, graph.n_edges)
+    values: dict[str, Any] = {"n_edges": n, "contrasts": {}, "split_half": dict(split_half or {})}
+    tensors: dict[str, Tensor] = {}
+    for name, pairs in inputs.items():
+        scored = edge_scores(other, pairs.clean, pairs.corrupted, pairs.metric(), method=method, steps=steps)
+        tensors[f"{name}.scores"] = scored.scores
+        values["contrasts"][name] = {
+            "jaccard": jaccard(top_mask(scores[name], graph, n), top_mask(scored.scores, graph, n)),
+            "clean_metric": float(scored.clean_metric.mean()),
+            "corrupted_metric": float(scored.corrupted_metric.mean()),
+        }
+    values["chance"] = chance_jaccard(n, graph.n_edges)
+    return values, tensors

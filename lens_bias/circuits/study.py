@@ -33,7 +33,7 @@ from lens_bias.circuits.faithfulness import (
     random_circuit,
     top_circuit,
 )
-from lens_bias.circuits.overlap import Inputs, compare_contrasts
+from lens_bias.circuits.overlap import Inputs, compare_checkpoints, compare_contrasts
 from lens_bias.circuits.scores import Method, edge_scores
 from lens_bias.errors import InputError
 from lens_bias.executors import Compute
@@ -220,15 +220,19 @@ def contrast_studies(
     overlap_edges: int = 1000,
     split_half: bool = True,
     seed: int = 0,
+    checkpoint: HookedTransformer | None = None,
     **settings: Any,
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """:func:`circuit_study` of each contrast of ``inputs`` (name -> its pairs; ``settings``: the study's
     other keywords, shared) and :func:`~lens_bias.circuits.overlap.compare_contrasts` of their top
-    ``overlap_edges`` edges (with each one's split-half Jaccard on the diagonal, ``split_half``).
+    ``overlap_edges`` edges (with each one's split-half Jaccard on the diagonal, ``split_half``); with a second
+    ``checkpoint`` of the model, :func:`~lens_bias.circuits.overlap.compare_checkpoints` of each contrast's
+    circuit on it.
 
     Returns ``values`` (``contrasts``: name -> its study's values, ``overlap``: the comparison's values and
-    its time ``seconds``) and ``tensors`` (``{name}.{tensor}`` of each study, ``overlap_jaccard``
-    ``[n_contrasts, n_contrasts]``)."""
+    its time ``seconds``, ``checkpoint``: the checkpoints' comparison, with its ``seconds``) and ``tensors``
+    (``{name}.{tensor}`` of each study, ``overlap_jaccard`` ``[n_contrasts, n_contrasts]``,
+    ``checkpoint.{name}.scores`` on the checkpoint)."""
     values: dict[str, Any] = {"contrasts": {}}
     tensors: dict[str, Tensor] = {}
     for name, pairs in inputs.items():
@@ -242,7 +246,22 @@ def contrast_studies(
         model, scores, inputs, overlap_edges, method=method, steps=steps, split_half=split_half, seed=seed
     )
     values["overlap"] = {**overlap, "seconds": time.perf_counter() - started}
-    return values, {**tensors, "overlap_jaccard": matrix}
+    tensors["overlap_jaccard"] = matrix
+    if checkpoint is not None:
+        started = time.perf_counter()
+        compared, other = compare_checkpoints(
+            model,
+            checkpoint,
+            scores,
+            inputs,
+            overlap_edges,
+            method=method,
+            steps=steps,
+            split_half=overlap["split_half"],
+        )
+        values["checkpoint"] = {**compared, "seconds": time.perf_counter() - started}
+        tensors |= {f"checkpoint.{key}": value for key, value in other.items()}
+    return values, tensors
 
 
 def _ranks(x: Tensor) -> Tensor:

@@ -1,8 +1,9 @@
 """Figures of a circuit study (``experiments.circuits``): per contrast the circuit diagram (layers as rows,
 heads and MLPs as nodes, edge width = |score|, colour = sign) and the faithfulness curve of the top circuits
 against random circuits of the same size, with completeness; the overlap matrix of the contrasts' circuits;
-and the printed summary. A saved result holds every contrast; :func:`contrast_view` is one contrast's part,
-what :func:`diagram`, :func:`faithfulness_curve` and :func:`contrast_summary` read."""
+the Jaccard of each contrast's circuits on two checkpoints against its split halves; and the printed summary. A
+saved result holds every contrast; :func:`contrast_view` is one contrast's part, what :func:`diagram`,
+:func:`faithfulness_curve` and :func:`contrast_summary` read."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 
 from lens_bias.circuits.faithfulness import prune
 from lens_bias.circuits.graph import Graph
-from lens_bias.figures.primitives import heatmap, lines_with_ci, save_figure
+from lens_bias.figures.primitives import bars_with_ci, heatmap, lines_with_ci, save_figure
 from lens_bias.provenance import Result
 from lens_bias.stats import Estimate
 
@@ -148,15 +149,41 @@ def overlap_matrix(result: Result) -> go.Figure:
     )
 
 
+def checkpoint_bars(result: Result) -> go.Figure:
+    """Per contrast, the Jaccard of its top-n edges on the two checkpoints, beside its split-half Jaccard on the
+    first (the overlap left when only the pairs change) and chance."""
+    compared = result.values["checkpoint"]
+    names = list(compared["contrasts"])
+
+    def bar(value: float | None) -> Estimate:
+        value = math.nan if value is None else value
+        return Estimate(value, value, value, compared["n_edges"])
+
+    return bars_with_ci(
+        names,
+        {
+            f"model vs {compared['model']['name']}": [bar(compared["contrasts"][n]["jaccard"]) for n in names],
+            "split halves of the model's pairs": [bar(compared["split_half"].get(n)) for n in names],
+        },
+        title=f"Circuits on two checkpoints: Jaccard of the top {compared['n_edges']} edges"
+        f"<br><sup>dashed: chance ({compared['chance']:.3f})</sup>",
+        y_title="Jaccard of the top-edge sets",
+        reference_line=compared["chance"],
+    )
+
+
 def save_figures(result: Result, stem: str | Path, *, png: bool) -> list[Path]:
     """``{stem}_{contrast}_diagram`` and ``{stem}_{contrast}_faithfulness`` per contrast (``:`` in its name
-    written ``_``) and ``{stem}_overlap`` (``.html``, ``.png``)."""
+    written ``_``), ``{stem}_overlap`` and, with a second checkpoint, ``{stem}_checkpoints`` (``.html``, ``.png``)."""
     paths = []
     for name in result.values["contrasts"]:
         view, file = contrast_view(result, name), f"{stem}_{name.replace(':', '_')}"
         paths += save_figure(diagram(view), f"{file}_diagram", png=png)
         paths += save_figure(faithfulness_curve(view), f"{file}_faithfulness", png=png)
-    return paths + save_figure(overlap_matrix(result), f"{stem}_overlap", png=png)
+    paths += save_figure(overlap_matrix(result), f"{stem}_overlap", png=png)
+    if "checkpoint" in result.values:
+        paths += save_figure(checkpoint_bars(result), f"{stem}_checkpoints", png=png)
+    return paths
 
 
 def contrast_summary(result: Result) -> list[str]:
@@ -196,6 +223,17 @@ def summary(result: Result) -> list[str]:
     )
     for name, row in zip(overlap["names"], overlap["jaccard"]):
         lines.append(f"  {name:>24} " + " ".join(_number(v, "6.3f") for v in row))
+    if "checkpoint" in result.values:
+        compared = result.values["checkpoint"]
+        lines.append(
+            f"circuits on {compared['model']['name']} vs this model (Jaccard of the top {compared['n_edges']} edges; "
+            f"chance {compared['chance']:.3f}; {compared['seconds']:.1f} s):"
+        )
+        for name, row in compared["contrasts"].items():
+            lines.append(
+                f"  {name:>24} {row['jaccard']:.3f} (split halves {_number(compared['split_half'].get(name), '.3f')}; "
+                f"metric there clean {row['clean_metric']:.3f}, corrupted {row['corrupted_metric']:.3f} nats)"
+            )
     return lines
 
 

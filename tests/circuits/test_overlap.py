@@ -8,7 +8,14 @@ import torch
 from patching.reference import make_pairs
 
 from lens_bias.circuits.graph import Graph
-from lens_bias.circuits.overlap import chance_jaccard, compare_contrasts, jaccard, split_half_jaccard, split_halves
+from lens_bias.circuits.overlap import (
+    chance_jaccard,
+    compare_checkpoints,
+    compare_contrasts,
+    jaccard,
+    split_half_jaccard,
+    split_halves,
+)
 from lens_bias.circuits.scores import edge_scores
 from lens_bias.errors import InputError
 from lens_bias.patching import PatchingInputs
@@ -73,3 +80,29 @@ def test_repeated_pairs_are_stable_and_the_contrast_matrix(tiny_model):
     assert values["chance"] == pytest.approx(chance_jaccard(30, Graph.of(tiny_model).n_edges))
     _, plain = compare_contrasts(tiny_model, scores, {}, 30, split_half=False)
     assert plain.diagonal().tolist() == [1.0, 1.0] and plain[0, 1] == matrix[0, 1]
+
+
+def test_a_circuit_on_a_second_checkpoint(tiny_model, tiny_gqa_model):
+    """The same weights give the same circuit (Jaccard 1); perturbed weights move it, and the metrics are the
+    second checkpoint's; a checkpoint of another graph is refused before any scoring."""
+    import copy
+
+    inputs = {"pairs": _inputs([6, 7, 5, 6], [1, 2, 3, 4], seed=5)}
+    scores = {name: edge_scores(tiny_model, i.clean, i.corrupted, i.metric()).scores for name, i in inputs.items()}
+    same, tensors = compare_checkpoints(tiny_model, tiny_model, scores, inputs, 30, split_half={"pairs": 0.4})
+    assert same["contrasts"]["pairs"]["jaccard"] == 1.0 and tensors["pairs.scores"].equal(scores["pairs"])
+    assert same["split_half"] == {"pairs": 0.4} and same["n_edges"] == 30
+    assert same["chance"] == pytest.approx(chance_jaccard(30, Graph.of(tiny_model).n_edges))
+
+    tuned = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        for parameter in tuned.parameters():
+            parameter.add_(
+                0.5 * parameter.std() * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(0))
+            )
+    moved, _ = compare_checkpoints(tiny_model, tuned, scores, inputs, 30)
+    clean = edge_scores(tuned, inputs["pairs"].clean, inputs["pairs"].corrupted, inputs["pairs"].metric()).clean_metric
+    assert 0.0 <= moved["contrasts"]["pairs"]["jaccard"] < 1.0
+    assert moved["contrasts"]["pairs"]["clean_metric"] == pytest.approx(float(clean.mean()))
+    with pytest.raises(InputError, match="graph"):
+        compare_checkpoints(tiny_model, tiny_gqa_model, scores, inputs, 30)

@@ -41,7 +41,7 @@ def test_config_defaults_quick_and_choices():
 def test_circuits_experiment(tiny_llama_dir, tmp_path, capsys):
     argv = ["--model", str(tiny_llama_dir), "--quick", "--n-pairs", "2", "--min-gap", "0", "--no-png"]
     argv += ["--pairs", "gender_swap", "crows_pairs:gender", "--ablation", "mean", "--overlap-edges", "50"]
-    argv += ["--n-edges", "4", "--n-random", "1"]
+    argv += ["--n-edges", "4", "--n-random", "1", "--compare-checkpoint", str(tiny_llama_dir)]
     result = circuits.main([*argv, "--circuit-sizes", "5", "1000", "--out", str(tmp_path)])
     n_edges = result.values["contrasts"]["gender_swap"]["graph"]["n_edges"]
     for name in ("gender_swap", "crows_pairs:gender"):
@@ -59,6 +59,9 @@ def test_circuits_experiment(tiny_llama_dir, tmp_path, capsys):
     matrix = result.tensors["overlap_jaccard"]
     assert matrix[0, 1] == matrix[1, 0] and all(0 <= v <= 1 for v in matrix.flatten().tolist())
     assert (tmp_path / "circuits_quick_overlap.html").exists()
+    compared = result.values["checkpoint"]  # the same weights as the second checkpoint: the same circuits
+    assert compared["model"]["name"] and all(row["jaccard"] == 1.0 for row in compared["contrasts"].values())
+    assert compared["split_half"] == overlap["split_half"] and (tmp_path / "circuits_quick_checkpoints.html").exists()
     printed = capsys.readouterr().out
     circuits.main(["--replot", str(tmp_path / "circuits_quick.json"), "--no-png"])
     assert capsys.readouterr().out == printed  # the summary is printed from the saved result
