@@ -67,6 +67,9 @@ def test_the_long_studies_run_smaller_and_quick_shrinks_every_step(tmp_path):
         assert not given & set(figures.SIZES.get(step, "").split())  # the experiment's own --quick sizes
     assert figures.plan("circuits", quick)[2] == tmp_path / "circuits" / "circuits_quick.json"
     assert "--heads" not in figures.plan("debias", quick)[1]  # --quick's methods fit no heads
+    assert "--compare-checkpoint" not in figures.plan("circuits", quick)[1]
+    full = " ".join(figures.plan("circuits", figures.Config(out=tmp_path))[1])  # the finetune step's model
+    assert f"--compare-checkpoint {tmp_path / 'finetune' / 'model'}" in full
 
 
 def test_replot_covers_the_new_steps(tmp_path):
