@@ -41,11 +41,8 @@ if TYPE_CHECKING:
     from lens_bias.provenance import Result
 
 #: Every contrast (lens_bias.circuits.contrasts.contrast_names, a test checks they agree).
-CONTRASTS = (
-    "gender_swap",
-    *(f"stereoset:{kind}" for kind in STEREOSET_BIAS_TYPES),
-    *(f"crows_pairs:{kind}" for kind in CROWS_TYPES),
-)
+CONTRASTS = ("gender_swap", *(f"stereoset:{k}" for k in STEREOSET_BIAS_TYPES))
+CONTRASTS += tuple(f"crows_pairs:{k}" for k in CROWS_TYPES)
 #: What --quick changes (a smoke run).
 QUICK = {"n_pairs": 4, "steps": 2, "n_edges": 16, "n_random": 2, "circuit_sizes": (10, 100, 1000)}
 QUICK |= {"overlap_edges": 100, "stem": "circuits_quick"}
@@ -59,10 +56,7 @@ class Config(cli.SweepConfig):
         default=("gender_swap",),
         metadata={"help": "contrasts: gender_swap, stereoset:<type>, crows_pairs:<type> (module docstring)"},
     )
-    group: str = field(
-        default="occupation-t0",
-        metadata={"help": "gender_swap pairs: the template the pairs come from", "choices": GROUPS},
-    )
+    group: str = field(default="occupation-t0", metadata={"help": "gender_swap pairs' template", "choices": GROUPS})
     n_pairs: int = field(default=16, metadata={"help": "pairs kept among those with the gap", "min": 1})
     min_gap: float = field(
         default=1.0, metadata={"help": "keep pairs whose clean - corrupted metric is at least this (nats)", "min": 0}
@@ -74,10 +68,7 @@ class Config(cli.SweepConfig):
         default=(10, 30, 100, 300, 1000, 3000), metadata={"help": "circuit sizes (edges, before pruning)", "min": 1}
     )
     n_random: int = field(default=3, metadata={"help": "random circuits per size (the baseline)", "min": 0})
-    ablation: str = field(
-        default="corrupted",
-        metadata={"help": "edges outside a circuit carry", "choices": ["corrupted", "mean"]},
-    )
+    ablation: str = field(default="corrupted", metadata={"help": "non-circuit edges", "choices": ["corrupted", "mean"]})
     overlap_edges: int = field(default=1000, metadata={"help": "top edges per contrast compared by Jaccard", "min": 1})
     split_half: bool = field(default=True, metadata={"help": "each contrast's split-half Jaccard (scores halves)"})
     compare_checkpoint: str | None = field(
@@ -85,10 +76,7 @@ class Config(cli.SweepConfig):
         metadata={"help": "a second checkpoint of the model (name, hub id or path, e.g. its fine-tune): each "
                   "contrast's circuit on it vs the model's (Jaccard of the top --overlap-edges edges)"},
     )  # fmt: skip
-    stem: str = field(
-        default="circuits",
-        metadata={"help": "file name of the result and the figures, without suffix (--quick: circuits_quick)"},
-    )
+    stem: str = field(default="circuits", metadata={"help": "result and figure file stem (--quick: circuits_quick)"})
     out: Path = field(default=Path("figures/circuits"), metadata={"help": "output folder (results, figures)"})
 
     def __post_init__(self) -> None:
@@ -110,27 +98,20 @@ def run(config: Config) -> Path:
 
     set_seed(config.seed)
     model = load_model(config.model, device=config.device, dtype=config.dtype)
-    checkpoint = None
-    if config.compare_checkpoint is not None:
-        checkpoint = load_model(config.compare_checkpoint, device=config.device, dtype=config.dtype)
+    other = config.compare_checkpoint
+    checkpoint = None if other is None else load_model(other, device=config.device, dtype=config.dtype)
     names = ("group", "n_pairs", "min_gap", "seed", "batch_size")  # flags of the same name
     inputs, counts = select_contrasts(model, config.pairs, **{n: getattr(config, n) for n in names})
+    same = ("steps", "overlap_edges", "split_half", "seed", "n_random", "n_edges", "batch_size", "ablation")
     with cli.executor(config) as executor:
         values, tensors = contrast_studies(
             model,
             inputs,
             method=cast("Method", config.method),
-            steps=config.steps,
-            overlap_edges=config.overlap_edges,
-            split_half=config.split_half,
-            seed=config.seed,
             sizes=config.circuit_sizes,
-            n_random=config.n_random,
-            n_edges=config.n_edges,
-            batch_size=config.batch_size,
-            ablation=config.ablation,
             checkpoint=checkpoint,
             cells=CellStore(config.out / "cells", {"model": model_key(model)}, executor=executor),
+            **{name: getattr(config, name) for name in same},  # flags of the same name
         )
     data = {name: fingerprint(pairs.pairs) for name, pairs in inputs.items()}
     provenance = collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=config.seed)
