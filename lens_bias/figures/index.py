@@ -12,9 +12,10 @@ Nothing in the index is typed by hand; everything is read from what the experime
   the checkout had uncommitted changes; the save time (UTC); the device.
 * **Figures**: the figures in the result's folder, each linked (its PNG where one was drawn, else its HTML) with
   its caption (the plotly title) and axis titles, from its sidecar ``{stem}.figure.json``
-  (:func:`lens_bias.figures.primitives.save_figure`) or, for a figure drawn before sidecars existed, from the layout
-  its HTML embeds. In a folder of several results, a figure belongs to the result whose file stem starts its name
-  (the longest such); figures of no result are listed at the end.
+  (:func:`lens_bias.figures.primitives.save_figure`; a figure whose HTML is absent, as in a fresh clone, is found
+  by its sidecar) or, for a figure drawn before sidecars existed, from the layout its HTML embeds. In a folder of
+  several results, a figure belongs to the result whose file stem starts its name (the longest such); figures of
+  no result are listed at the end.
 * **Headline numbers**: the experiment's own ``summarize(result)`` where it has one (what its run prints), and
   links to the Markdown tables (``*.md``) it wrote beside the result.
 
@@ -124,6 +125,15 @@ def _hidden(path: Path, folder: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(folder).parts)
 
 
+def _figure_stems(folder: Path) -> list[Path]:
+    """The figures under ``folder``: each drawn figure's HTML or its sidecar (a fresh clone of the repository has
+    the sidecars and PNGs only), by path."""
+    drawn = {html.with_suffix("") for html in folder.rglob("*.html")}
+    sidecars = folder.rglob(f"*{SIDECAR_SUFFIX}")
+    drawn |= {sidecar.with_name(sidecar.name.removesuffix(SIDECAR_SUFFIX)) for sidecar in sidecars}
+    return sorted(stem for stem in drawn if not _hidden(stem, folder))
+
+
 def render_index(folder: str | Path, experiments: Lookup) -> str:
     """The Markdown index of ``folder`` (see the module docstring): every experiment result under it, then the
     figures of no result. Links are relative to ``folder`` (where its README lives)."""
@@ -140,9 +150,9 @@ def render_index(folder: str | Path, experiments: Lookup) -> str:
         by_folder.setdefault(path.parent, []).append(path)
     figures: dict[Path | None, list[Figure]] = {}
     tables: dict[Path | None, list[Path]] = {}
-    for html in sorted(p for p in folder.rglob("*.html") if not _hidden(p, folder)):
-        owner = _owner(html.stem, by_folder.get(html.parent, []))
-        figures.setdefault(owner, []).append(read_figure(html.with_suffix("")))
+    for stem in _figure_stems(folder):
+        owner = _owner(stem.name, by_folder.get(stem.parent, []))
+        figures.setdefault(owner, []).append(read_figure(stem))
     for table in sorted(p for p in folder.rglob("*.md") if not _hidden(p, folder) and p.parent != folder):
         owner = _owner(table.stem, by_folder.get(table.parent, []))
         if owner is not None:

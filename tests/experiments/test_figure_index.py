@@ -4,6 +4,7 @@ captions, missing figures), written between markers with the hand-written rest o
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -195,6 +196,20 @@ def test_a_figure_with_a_png_is_linked_as_its_png_the_file_the_repository_keeps(
     text = render_index(tmp_path)
     assert "- `loose/drawn` [PNG](loose/drawn.png): Scores (x: layer; y: score (nats))" in text
     assert "- `loose/html_only` [HTML](loose/html_only.html): Scores" in text
+
+
+def test_a_fresh_clone_without_the_html_indexes_each_figure_by_its_sidecar_and_png(tmp_path):
+    figure = plotting.scatter([1, 2], [3, 4], title="Scores", x_title="layer", y_title="score (nats)")
+    plotting.save_figure(figure, tmp_path / "loose" / "kept", png=False)
+    (tmp_path / "loose" / "kept.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    sidecar = json.loads((tmp_path / "loose" / f"kept{plotting.SIDECAR_SUFFIX}").read_text(encoding="utf-8"))
+    sidecar["files"] = ["kept.html", "kept.png"]
+    (tmp_path / "loose" / f"kept{plotting.SIDECAR_SUFFIX}").write_text(json.dumps(sidecar), encoding="utf-8")
+    with_html = render_index(tmp_path)
+    (tmp_path / "loose" / "kept.html").unlink()  # what git keeps: the sidecar and the PNG
+    text = render_index(tmp_path)
+    assert "- `loose/kept` [PNG](loose/kept.png): Scores (x: layer; y: score (nats))" in text
+    assert text == with_html
 
 
 def test_every_link_of_the_repositorys_figures_readme_is_a_file_of_the_repository_and_every_study_is_indexed():
