@@ -68,6 +68,11 @@ MC_SCORINGS = {
 HARNESS_SCORINGS = {"harness": "argmax of the summed log-prob of each of the harness's 12 choices after its prompt"}
 
 
+def _column(scoring: str) -> str:
+    """The rows' column of per-option log-probs that ``scoring`` reads."""
+    return "option_logprob" if scoring == "likelihood" else "letter_logprob"
+
+
 def _dropped(rows: Rows, index: np.ndarray, column: str, convention: str) -> np.ndarray:
     """``[len(index)]`` bool: the rows ``convention`` drops before every score (``authors``: unresolved items and
     tied answers; none otherwise)."""
@@ -78,7 +83,7 @@ def _dropped(rows: Rows, index: np.ndarray, column: str, convention: str) -> np.
 
 
 def _scores(rows: Rows, index: np.ndarray, scoring: str, convention: str) -> dict[str, Any]:
-    column = "option_logprob" if scoring == "likelihood" else "letter_logprob"
+    column = _column(scoring)
     index = index[~_dropped(rows, index, column, convention)]
     pred = np.where(rows["failed"][index], -1, rows[column][index].argmax(1))
     return bias_scores_from_arrays(
@@ -88,7 +93,7 @@ def _scores(rows: Rows, index: np.ndarray, scoring: str, convention: str) -> dic
 
 def _count_columns(rows: Rows, index: np.ndarray, scoring: str, convention: str) -> np.ndarray:
     """``[len(index), 10]``: each row's :func:`lens_bias.data.bbq.count_columns` (a dropped or failed row: none)."""
-    column = "option_logprob" if scoring == "likelihood" else "letter_logprob"
+    column = _column(scoring)
     unused = rows["failed"][index] | _dropped(rows, index, column, convention)
     pred = np.where(unused, -1, rows[column][index].argmax(1))
     fields = (rows[name][index] for name in ("label", "unknown", "biased", "ambiguous"))
