@@ -106,3 +106,7 @@ def test_a_circuit_on_a_second_checkpoint(tiny_model, tiny_gqa_model):
     assert moved["contrasts"]["pairs"]["clean_metric"] == pytest.approx(float(clean.mean()))
     with pytest.raises(InputError, match="graph"):
         compare_checkpoints(tiny_model, tiny_gqa_model, scores, inputs, 30)
+    tuned.tokenizer = copy.deepcopy(tiny_model.tokenizer)
+    tuned.tokenizer.add_tokens(["<a token the model's tokenizer lacks>"])
+    with pytest.raises(InputError, match="tokenizers differ"):
+        compare_checkpoints(tiny_model, tuned, scores, inputs, 30)
