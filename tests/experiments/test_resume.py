@@ -17,14 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _kill_after_cells(argv: list[str], cells: Path, n_cells: int, result: Path) -> dict[str, int]:
-    """Run ``python -m <argv>``, SIGKILL it once ``n_cells`` cells are saved; the saved cells' mtimes."""
+    """Run ``python -m <argv>``, SIGKILL it once ``n_cells`` cells are saved (tensors and record); the saved cells'
+    mtimes."""
     process = subprocess.Popen(
         [sys.executable, "-m", *argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
-            if cells.is_dir() and len(list(cells.glob("*.safetensors"))) >= n_cells:
+            # a cell is complete once its record (written after its tensors) is there: kill between cells, not
+            # inside the write of one (a SIGKILL there leaves the temporary file no process can remove)
+            if cells.is_dir() and len(list(cells.glob("*.safetensors.cache.json"))) >= n_cells:
                 break
             time.sleep(0.02)
         assert process.poll() is None, f"the run ended before it was killed: {process.stderr.read().decode()[-2000:]}"
