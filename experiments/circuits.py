@@ -3,10 +3,12 @@ overlap of the circuits of different bias types.
 
 ``--pairs``: one or more contrasts (:mod:`lens_bias.circuits.contrasts`). ``gender_swap``: the gender-pronoun
 term-swap pairs of :mod:`experiments.patching` (template ``--group``; metric logit(clean's stereotyped pronoun)
-- logit(the other) at the last token). ``stereoset:<type>`` (gender, profession, race, religion; intrasentence)
-and ``crows_pairs:<type>`` (CrowS-Pairs' types): minimal sentence pairs, clean = the stereotype, corrupted =
-the anti-stereotype, metric = log P(shared continuation), so clean - corrupted is the stereotype-vs-anti
-log-probability difference. Each keeps ``--n-pairs`` pairs whose clean - corrupted metric is >= ``--min-gap``.
+- logit(the other) at the last token); ``gender_definitional``, its control: the same template with definitional
+gender nouns ("The woman ..." / "The man ...": the pronoun follows from the word). ``stereoset:<type>`` (gender,
+profession, race, religion; intrasentence) and ``crows_pairs:<type>`` (CrowS-Pairs' types): minimal sentence
+pairs, clean = the stereotype, corrupted = the anti-stereotype, metric = log P(shared continuation), so clean -
+corrupted is the stereotype-vs-anti log-probability difference. Each keeps ``--n-pairs`` pairs whose clean -
+corrupted metric is >= ``--min-gap``.
 
 Per contrast, every edge of the model's graph (input, heads with query/key/value inputs apart, MLPs, logits) is
 scored by EAP or EAP-IG (``--method``, ``--steps``); ``--n-edges`` edges (half top, half random) are patched
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from lens_bias.provenance import Result
 
 #: Every contrast (lens_bias.circuits.contrasts.contrast_names, a test checks they agree).
-CONTRASTS = ("gender_swap", *(f"stereoset:{k}" for k in STEREOSET_BIAS_TYPES))
+CONTRASTS = ("gender_swap", "gender_definitional", *(f"stereoset:{k}" for k in STEREOSET_BIAS_TYPES))
 CONTRASTS += tuple(f"crows_pairs:{k}" for k in CROWS_TYPES)
 #: What --quick changes (a smoke run).
 QUICK = {"n_pairs": 4, "steps": 2, "n_edges": 16, "n_random": 2, "circuit_sizes": (10, 100, 1000)}
@@ -54,9 +56,14 @@ class Config(cli.SweepConfig):
 
     pairs: tuple[str, ...] = field(
         default=("gender_swap",),
-        metadata={"help": "contrasts: gender_swap, stereoset:<type>, crows_pairs:<type> (module docstring)"},
+        metadata={
+            "help": "contrasts: gender_swap, gender_definitional, stereoset:<type>, crows_pairs:<type> "
+            "(module docstring)"
+        },
     )
-    group: str = field(default="occupation-t0", metadata={"help": "gender_swap pairs' template", "choices": GROUPS})
+    group: str = field(
+        default="occupation-t0", metadata={"help": "gender_swap / gender_definitional template", "choices": GROUPS}
+    )
     n_pairs: int = field(default=16, metadata={"help": "pairs kept among those with the gap", "min": 1})
     min_gap: float = field(
         default=1.0, metadata={"help": "keep pairs whose clean - corrupted metric is at least this (nats)", "min": 0}

@@ -43,9 +43,10 @@ def experiment(name: str) -> Experiment | None:
 def command_line(name: str, config: type[RunConfig], saved: Mapping[str, Any]) -> str:
     """``python -m experiments.<name> <flags>``: the flags of ``config`` whose value in ``saved`` (a result's
     saved config) differs from the field's default, in field order, by :func:`parser_for`'s rules: a boolean as
-    its switch (``--no-png``), a tuple as several values, None of an optional number as ``all``. Fields ``saved``
-    lacks are left out (today's default). Raises :class:`InputError` for a value no flag can give (None for a
-    field that takes no ``all``, an empty tuple for a flag that needs a value)."""
+    its switch (``--no-png``), a tuple as several values, None of an optional number as ``all``, of another
+    optional value as ``none``. Fields ``saved`` lacks are left out (today's default). Raises :class:`InputError`
+    for a value no flag can give (None for a field that is not optional, an empty tuple for a flag that needs a
+    value)."""
     from lens_bias.provenance import to_jsonable
 
     hints = typing.get_type_hints(config)
@@ -57,8 +58,8 @@ def command_line(name: str, config: type[RunConfig], saved: Mapping[str, Any]) -
         element, optional, several = flag_type(hints[f.name])
         if element is bool:
             words.append(flag)
-        elif value is None and optional and not several and element in (int, float):
-            words += [flag, "all"]
+        elif value is None and optional and not several:
+            words += [flag, "all" if element in (int, float) else "none"]
         elif several and isinstance(value, list) and (value or optional):
             words += [flag, *map(str, value)]
         elif value is None or isinstance(value, (list, dict)):

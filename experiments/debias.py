@@ -2,10 +2,10 @@
 
 Fits (or reuses, from ``{out}/artefacts/``) every method of ``--methods``, registered names of
 :mod:`lens_bias.debias.methods` (``steering`` per ``--steer-bias-types``, ``redteam``, ``alignez_svd``,
-``alignez_ccs``, ``heads``, ``lora``), each set by its flags; then scores the model without intervention and
-under each method on the same held-out items (:mod:`lens_bias.debias.scoreboard`): bias removed (StereoSet,
-CrowS-Pairs, BBQ) and capability retained, with paired intervals. Writes ``{out}/debias.json``, ``debias.md``
-and one Pareto figure per bias statistic (:mod:`lens_bias.figures.debias`).
+``alignez_ccs``, ``heads``, ``lora``, ``circuit_edges``), each set by its flags; then scores the model without
+intervention and under each method on the same held-out items (:mod:`lens_bias.debias.scoreboard`): bias removed
+(StereoSet, CrowS-Pairs, BBQ) and capability retained, with paired intervals. Writes ``{out}/debias.json``,
+``debias.md`` and one Pareto figure per bias statistic (:mod:`lens_bias.figures.debias`).
 
     python -m experiments.debias --quick
     python -m experiments.debias --methods steering alignez_svd --steer-bias-types gender
@@ -51,6 +51,17 @@ class Config(cli.SweepConfig):
     alignez_strength: float = field(default=10.0, metadata={"help": "alignez: boost strength w_s"})
     alignez_top_layers: int = field(default=5, metadata={"help": "alignez: layers edited (most aligned)", "min": 1})
     alignez_tokens: int = field(default=64, metadata={"help": "alignez: tokens per self-generated answer", "min": 1})
+    circuit_contrast: str = field(default="gender_swap", metadata={"help": "circuit_edges: the bias's contrast"})
+    circuit_control: str | None = field(
+        default="gender_definitional",
+        metadata={
+            "help": "circuit_edges: a contrast whose top --circuit-control-edges edges are kept (none: no control)"
+        },
+    )
+    circuit_control_edges: int = field(
+        default=1000, metadata={"help": "circuit_edges: the control's edges kept", "min": 0}
+    )
+    circuit_k: int = field(default=100, metadata={"help": "circuit_edges: edges ablated", "min": 1})
     lora_data: Path | None = field(default=None, metadata={"help": "lora: a CSV of biased_text,debiased_text"})
     lora_max_steps: int | None = field(default=None, metadata={"help": "lora: steps (all: one epoch)", "min": 1})
     n_stereoset: int | None = field(default=400, metadata={"help": "StereoSet items of held-out targets", "min": 1})

@@ -1,5 +1,6 @@
 """A config dataclass as command-line flags: one flag per field (``n_pairs`` -> ``--n-pairs``; a tuple field takes
-several values; ``bool`` fields that default to True get ``--no-<name>``; an optional number takes ``all`` for None),
+several values; ``bool`` fields that default to True get ``--no-<name>``; an optional number takes ``all`` for None,
+another optional value ``none``),
 ``--quick`` (the experiment's smoke-run values; values given explicitly still win) and ``--replot [RESULT.json]``;
 ``--help`` shows each flag's default and its ``--quick`` value. The inverse (a saved config as the command line that
 reproduces it) is :mod:`experiments.commands`. Imports nothing heavy."""
@@ -17,11 +18,12 @@ from typing import Any
 from experiments.config import C, RunConfig, metadata
 
 
-def _optional(element: type) -> Callable[[str], Any]:
-    """argparse type of an optional number: ``all`` is None (no limit), anything else an ``element``."""
+def _optional(element: type, word: str) -> Callable[[str], Any]:
+    """argparse type of an optional value: ``word`` (``all`` for a number, no limit; ``none`` otherwise) is None,
+    anything else an ``element``."""
 
     def convert(text: str) -> Any:
-        return None if text == "all" else element(text)
+        return None if text == word else element(text)
 
     convert.__name__ = element.__name__
     return convert
@@ -85,7 +87,8 @@ def parser_for(
         if element is bool:
             parser.add_argument(flag, dest=f.name, action="store_false" if f.default else "store_true", help=text)
             continue
-        convert = _optional(element) if optional and not several and element in (int, float) else element
+        number = element in (int, float)
+        convert = _optional(element, "all" if number else "none") if optional and not several else element
         kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "type": convert, "help": text}
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]

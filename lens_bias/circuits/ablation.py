@@ -15,6 +15,11 @@ they leave the outputs unchanged): the intervention's first hook turns them on a
 Which edges (:func:`bias_edge_ablation`): the ``k`` edges with the most negative EAP score on the contrast's
 pairs (clean = stereotype, corrupted = anti-stereotype): those whose corruption lowers the stereotype metric
 the most, the edges that carry the stereotype; their ablation should lower the model's stereotype preference.
+Most of them also carry what the model must keep (on the embedded model the gender-swap top edges include
+``input->m0`` and the heads that copy a subject's gender to its pronoun), so with a *control* contrast (e.g.
+``gender_definitional``: "The woman ..." -> she, where the gender is stated, not stereotyped) the control's top
+``control_edges`` edges by ``|score|`` are excluded first: the bias-specific edges are those the bias needs and
+the control does not (a set difference of the two circuits).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from lens_bias.circuits.faithfulness import top_circuit
 from lens_bias.circuits.graph import Graph, graph_mode
 from lens_bias.circuits.runs import graph_hooks
 from lens_bias.circuits.scores import edge_scores, sender_outputs
@@ -116,17 +122,39 @@ class EdgeAblation(Hookable):
 
 
 def bias_edge_ablation(
-    model: HookedTransformer, inputs: PatchingInputs | MinimalPairInputs, k: int
+    model: HookedTransformer,
+    inputs: PatchingInputs | MinimalPairInputs,
+    k: int,
+    *,
+    control: PatchingInputs | MinimalPairInputs | None = None,
+    control_edges: int = 1000,
 ) -> tuple[EdgeAblation, dict[str, Any]]:
     """The :class:`EdgeAblation` of the ``k`` edges with the most negative EAP score on ``inputs`` (module
-    docstring), means from the same prompts; and its details (the edges' names and scores, the metrics)."""
+    docstring), none of the top ``control_edges`` edges of the ``control`` contrast's pairs (if given) among
+    them; means from ``inputs``' prompts. Its details: the edges' names and scores, the metrics, and with a
+    control ``control_circuit``: its metrics and ``excluded_of_top_k``, how many of the plain top ``k`` the
+    control excluded."""
+    graph = Graph.of(model)
+    n_excluded = control_edges if control is not None else 0
+    if not 0 <= n_excluded < graph.n_edges or not 1 <= k <= graph.n_edges - n_excluded:
+        raise InputError(
+            f"k must be >= 1 and control_edges >= 0 with k + control_edges at most the graph's {graph.n_edges} "
+            f"edges, got k={k}, control_edges={n_excluded}."
+        )
     scores = edge_scores(model, inputs.clean, inputs.corrupted, inputs.metric(), method="eap")
-    graph = scores.graph
-    if not 1 <= k <= graph.n_edges:
-        raise InputError(f"k must be between 1 and the graph's {graph.n_edges} edges, got {k}.")
-    signed = scores.scores.masked_fill(~graph.valid, torch.inf).flatten()
-    order = torch.sort(signed, stable=True).indices[:k]
-    edges = torch.stack([order // graph.valid.shape[1], order % graph.valid.shape[1]], 1)
+    excluded = torch.zeros_like(graph.valid)
+    details: dict[str, Any] = {}
+    if control is not None:
+        kept = edge_scores(model, control.clean, control.corrupted, control.metric(), method="eap")
+        excluded = top_circuit(kept, control_edges) if control_edges else excluded
+        plain = _most_negative(scores.scores, graph.valid, min(k, graph.n_edges))
+        details["control_circuit"] = {
+            "clean_metric": float(kept.clean_metric.mean()),
+            "corrupted_metric": float(kept.corrupted_metric.mean()),
+            "excluded_edges": control_edges,
+            "excluded_of_top_k": int(excluded[plain[:, 0], plain[:, 1]].sum()),
+        }
+    edges = _most_negative(scores.scores, graph.valid & ~excluded, k)
     with graph_mode(model):
         outputs = [
             sender_outputs(model, graph, batch, inputs.metric())[0] for batch in (inputs.clean, inputs.corrupted)
@@ -141,5 +169,13 @@ def bias_edge_ablation(
         "scores": scores.scores[edges[:, 0], edges[:, 1]].tolist(),
         "clean_metric": float(scores.clean_metric.mean()),
         "corrupted_metric": float(scores.corrupted_metric.mean()),
+        **details,
     }
     return EdgeAblation(edges, means), details
+
+
+def _most_negative(scores: Tensor, allowed: Tensor, k: int) -> Int[Tensor, "k 2"]:
+    """The ``[k, 2]`` (sender, receiver) indices of the ``k`` lowest ``scores`` among the ``allowed`` edges
+    (ties by index)."""
+    order = torch.sort(scores.masked_fill(~allowed, torch.inf).flatten(), stable=True).indices[:k]
+    return torch.stack([order // allowed.shape[1], order % allowed.shape[1]], 1)

@@ -3,6 +3,9 @@
 * ``gender_swap``: the gender-pronoun term-swap pairs of one template (:func:`lens_bias.patching.select_pairs`):
   clean = a term stereotyped one way, corrupted = one stereotyped the other way; metric = logit(clean's
   stereotyped pronoun) - logit(the other) at the last token (nats).
+* ``gender_definitional``: its control, the same template with definitional gender nouns ("The woman ..." /
+  "The man ..."; :func:`lens_bias.data.gender_swap.definitional_pairs`), metric logit(the clean noun's pronoun)
+  - logit(the other): the edges that carry a stated gender, not a stereotype.
 * ``stereoset:<bias type>``: StereoSet's intrasentence items of that bias type (dev split; gender, profession,
   race, religion), clean = the stereotype sentence, corrupted = the anti-stereotype;
 * ``crows_pairs:<bias type>``: CrowS-Pairs pairs of that bias type, clean = the more stereotyping sentence.
@@ -26,9 +29,11 @@ from lens_bias.patching.screening import Inputs, select_crows_pairs, select_gend
 
 
 def contrast_names() -> tuple[str, ...]:
-    """Every contrast name: ``gender_swap``, ``stereoset:<type>`` and ``crows_pairs:<type>`` per bias type."""
+    """Every contrast name: ``gender_swap``, ``gender_definitional``, ``stereoset:<type>`` and
+    ``crows_pairs:<type>`` per bias type."""
     return (
         "gender_swap",
+        "gender_definitional",
         *(f"stereoset:{kind}" for kind in STEREOSET_BIAS_TYPES),
         *(f"crows_pairs:{kind}" for kind in CROWS_BIAS_TYPES),
     )
@@ -59,8 +64,8 @@ def select_contrast(
     check_contrasts([name])
     screening: dict[str, Any] = {"n_pairs": n_pairs, "min_gap": min_gap, "seed": seed, "batch_size": batch_size}
     source, _, bias_type = name.partition(":")
-    if source == "gender_swap":
-        return select_gender_swap_pairs(model, group, **screening)
+    if source in ("gender_swap", "gender_definitional"):
+        return select_gender_swap_pairs(model, group, definitional=source == "gender_definitional", **screening)
     if source == "crows_pairs":
         return select_crows_pairs(model, [bias_type], **screening)
     pairs = stereoset_pairs(load_stereoset("intrasentence", [bias_type]))

@@ -111,6 +111,16 @@ def stereotyped_activities() -> tuple[GenderedTerm, ...]:
 
 
 @cache
+def definitional_terms() -> tuple[GenderedTerm, ...]:
+    """The 20 definitional gender nouns ("woman", "king", ...; 10 female, then 10 male): the word states the
+    gender, so a pronoun after it is no stereotype (the control of the gender circuits)."""
+    return tuple(
+        GenderedTerm(row["term"], _gender(row["gender"], row["term"]))
+        for row in load_resource("gender")["definitional"]
+    )
+
+
+@cache
 def gender_templates(kind: str) -> tuple[Template, ...]:
     """The (prompt, continuation) templates of one kind of term (see :data:`KINDS`)."""
     if kind not in KINDS:

@@ -27,7 +27,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lens_bias.data.gender_prompts import KINDS, gender_blocks, gender_words, other_gender, slug
+from lens_bias.data.gender_prompts import (
+    KINDS,
+    GenderedTerm,
+    Template,
+    definitional_terms,
+    gender_blocks,
+    gender_templates,
+    gender_words,
+    other_gender,
+    slug,
+)
 from lens_bias.errors import InputError
 
 PATCHING_SOURCE = "lens_bias-gender-swap"
@@ -83,23 +93,42 @@ def gender_swap_pairs(kinds: Sequence[str] = KINDS, groups: Sequence[str] | None
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise InputError(f"Unknown kind(s) {sorted(unknown)}: use any of {KINDS}.")
+    blocks = [(block.kind, block.terms, block.templates) for block in gender_blocks() if block.kind in kinds]
+    return _swap_pairs(blocks, groups, "gender-swap", f"kinds {tuple(kinds)}")
+
+
+def definitional_pairs(groups: Sequence[str] | None = None) -> list[PatchingPair]:
+    """The control of :func:`gender_swap_pairs`: the occupation templates (groups ``"occupation-t{k}"``) filled
+    with definitional gender nouns (:func:`~lens_bias.data.gender_prompts.definitional_terms`, 10 x 10: "The
+    woman walked into the room and" / "The man ..."), where the pronoun follows from the word, not from a
+    stereotype. ``positive`` is the clean term's pronoun. Ids: ``gender-definitional-{group}-{clean}-{corrupted}``."""
+    blocks = [("occupation", definitional_terms(), gender_templates("occupation"))]
+    return _swap_pairs(blocks, groups, "gender-definitional", "the definitional terms")
+
+
+def _swap_pairs(
+    blocks: Sequence[tuple[str, Sequence[GenderedTerm], Sequence[Template]]],
+    groups: Sequence[str] | None,
+    prefix: str,
+    what: str,
+) -> list[PatchingPair]:
+    """Every pair of terms of opposite genders in every template of ``blocks`` (kind, terms, templates) whose
+    continuation starts with a gendered slot, in the templates ``groups`` (None = all); ids ``{prefix}-...``."""
     words = gender_words()
     pairs = []
-    for block in gender_blocks():
-        if block.kind not in kinds:
-            continue
-        for index, (prompt, continuation) in enumerate(block.templates):
+    for kind, terms, templates in blocks:
+        for index, (prompt, continuation) in enumerate(templates):
             slot = _SLOT.match(continuation)
-            group = f"{block.kind}-t{index}"
+            group = f"{kind}-t{index}"
             if slot is None or (groups is not None and group not in groups):
                 continue  # the continuation starts with a shared word ("my sister"): no gendered answer
-            for clean_term, clean_gender in block.terms:
-                for corrupted_term, corrupted_gender in block.terms:
+            for clean_term, clean_gender in terms:
+                for corrupted_term, corrupted_gender in terms:
                     if corrupted_gender == clean_gender:
                         continue
                     pairs.append(
                         PatchingPair(
-                            id=f"gender-swap-{group}-{slug(clean_term)}-{slug(corrupted_term)}",
+                            id=f"{prefix}-{group}-{slug(clean_term)}-{slug(corrupted_term)}",
                             clean=prompt.format(term=clean_term),
                             corrupted=prompt.format(term=corrupted_term),
                             positive=" " + words[clean_gender][slot.group(1)],
@@ -112,7 +141,6 @@ def gender_swap_pairs(kinds: Sequence[str] = KINDS, groups: Sequence[str] | None
     if groups is not None:
         missing = set(groups) - {pair.group for pair in pairs}
         if missing:
-            raise InputError(
-                f"Unknown group(s) {sorted(missing)} for kinds {tuple(kinds)}: use any of {gender_swap_groups(kinds)}."
-            )
+            usable = sorted({pair.group for pair in _swap_pairs(blocks, None, prefix, what)}, key=_group_order)
+            raise InputError(f"Unknown group(s) {sorted(missing)} for {what}: use any of {usable}.")
     return pairs

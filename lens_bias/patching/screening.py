@@ -17,7 +17,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from lens_bias.data import crows_pairs_contrast, load_crows_pairs
-from lens_bias.data.gender_swap import PatchingPair, gender_swap_pairs
+from lens_bias.data.gender_swap import PatchingPair, definitional_pairs, gender_swap_pairs
 from lens_bias.data.records import ContrastPair
 from lens_bias.errors import InputError
 from lens_bias.interventions import run_chunks
@@ -93,13 +93,21 @@ def screen_pairs(
 
 
 def select_gender_swap_pairs(
-    model: HookedTransformer, group: str, *, n_pairs: int | None, min_gap: float, seed: int = 0, batch_size: int = 64
+    model: HookedTransformer,
+    group: str,
+    *,
+    n_pairs: int | None,
+    min_gap: float,
+    seed: int = 0,
+    batch_size: int = 64,
+    definitional: bool = False,
 ) -> tuple[PatchingInputs, dict[str, int | float]]:
-    """Gender-swap pairs of one template (:func:`lens_bias.data.gender_swap.gender_swap_pairs`) ready to
+    """Gender-swap pairs of one template (:func:`lens_bias.data.gender_swap.gender_swap_pairs`; with
+    ``definitional``, its control :func:`~lens_bias.data.gender_swap.definitional_pairs`) ready to
     patch: same clean/corrupted token length; of the most common length (positions line up across pairs);
     screened by :func:`screen_pairs` until ``n_pairs`` (None = all) have a clean - corrupted metric of at
     least ``min_gap`` nats. Returns the inputs and the counts of every step (candidates, dropped, kept)."""
-    candidates = gender_swap_pairs(groups=[group])
+    candidates = (definitional_pairs if definitional else gender_swap_pairs)(groups=[group])
     usable = patching_inputs(model.tokenizer, candidates)
     lengths = usable.clean.lengths.tolist()
     modal = Counter(lengths).most_common(1)[0][0]

@@ -1,6 +1,7 @@
 """Edge ablation: cutting every edge into the logits makes them read the senders' means (the same for any
 prompt) at every position but the first; the model's hook flags are restored; the most negative edges are
-chosen; a saved ablation loads back and acts the same; bad edges and means are refused."""
+chosen, none of a control's top edges among them; a saved ablation loads back and acts the same; bad edges and
+means are refused."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from patching.reference import make_pairs
 
 from lens_bias.circuits.ablation import EdgeAblation, bias_edge_ablation
+from lens_bias.circuits.faithfulness import top_circuit
 from lens_bias.circuits.graph import Graph
 from lens_bias.circuits.scores import edge_scores
 from lens_bias.errors import InputError
@@ -56,3 +58,24 @@ def test_bias_edges_are_the_most_negative_and_survive_saving(tiny_model, tmp_pat
     torch.testing.assert_close(again, first)
     with pytest.raises(InputError):
         bias_edge_ablation(tiny_model, inputs, 0)
+
+
+def test_a_control_keeps_its_top_edges_out_of_the_ablation(tiny_model):
+    clean, corrupted = make_pairs([6, 7, 6], [2, 3, 1], seed=6)
+    inputs = PatchingInputs([], clean, corrupted, torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10]), {})
+    other_clean, other_corrupted = make_pairs([6, 7, 6], [4, 1, 2], seed=7)
+    control = PatchingInputs([], other_clean, other_corrupted, torch.tensor([11, 12, 13]), torch.tensor([5, 6, 7]), {})
+    graph = Graph.of(tiny_model)
+    kept = top_circuit(edge_scores(tiny_model, other_clean, other_corrupted, control.metric()), 40)
+    plain, _ = bias_edge_ablation(tiny_model, inputs, 12)
+    ablation, details = bias_edge_ablation(tiny_model, inputs, 12, control=control, control_edges=40)
+    assert not kept[ablation.edges[:, 0], ablation.edges[:, 1]].any()  # no kept edge is cut
+    excluded = int(kept[plain.edges[:, 0], plain.edges[:, 1]].sum())
+    assert details["control_circuit"]["excluded_of_top_k"] == excluded > 0  # the control changed the choice
+    scores = edge_scores(tiny_model, clean, corrupted, inputs.metric()).scores
+    rest = scores[graph.valid & ~kept].sort().values[12]  # the 12 most negative of the edges left
+    assert float(scores[ablation.edges[:, 0], ablation.edges[:, 1]].max()) <= float(rest)
+    same, _ = bias_edge_ablation(tiny_model, inputs, 12, control=control, control_edges=0)
+    assert same.edges.equal(plain.edges)
+    with pytest.raises(InputError, match="k \\+ control_edges at most"):
+        bias_edge_ablation(tiny_model, inputs, graph.n_edges - 39, control=control, control_edges=40)

@@ -27,6 +27,7 @@ def test_names_and_their_check():
         ("stereoset:religion", MinimalPairInputs, ContinuationLogProb, "stereoset-intrasentence"),
         ("crows_pairs:race-color", MinimalPairInputs, ContinuationLogProb, "crows-pairs"),
         ("gender_swap", PatchingInputs, LogitDiff, None),
+        ("gender_definitional", PatchingInputs, LogitDiff, None),
     ],
 )
 def test_each_source_selects_its_pairs(tiny_model, name, kind, metric, source):
@@ -37,3 +38,11 @@ def test_each_source_selects_its_pairs(tiny_model, name, kind, metric, source):
         bias_type = name.split(":")[1]
         assert {(pair.bias_type, pair.source) for pair in inputs.pairs} == {(bias_type, source)}
         assert all(pair.positive in text for pair, text in zip(inputs.pairs, inputs.clean.texts))
+
+
+def test_the_definitional_control_swaps_stated_genders_in_the_same_template(tiny_model):
+    inputs, counts = select_contrast(tiny_model, "gender_definitional", n_pairs=4, min_gap=-1e9, batch_size=16)
+    assert counts["candidates"] == 200  # 10 female x 10 male nouns, both orientations, one template
+    assert all(pair.id.startswith("gender-definitional-occupation-t0-") for pair in inputs.pairs)
+    stereotyped, _ = select_contrast(tiny_model, "gender_swap", n_pairs=4, min_gap=-1e9, batch_size=16)
+    assert stereotyped.clean.texts[0].split()[2:] == inputs.clean.texts[0].split()[2:]  # same template

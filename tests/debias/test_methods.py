@@ -202,13 +202,27 @@ def test_a_registered_toy_method_is_fitted_by_name(tiny_model, tmp_path):
 def test_circuit_edges_candidate_ablates_the_fitted_edges_and_is_reused(tiny_model, tmp_path):
     from lens_bias.circuits.ablation import EdgeAblation
 
-    config = method("circuit_edges")(n_pairs=3, min_gap=-100.0, k=7)
+    config = method("circuit_edges")(n_pairs=3, min_gap=-100.0, k=7, control_edges=40)
     context = FitContext(folder=tmp_path, batch_size=8)
     candidate = config.fit(tiny_model, context)
     (ablation,) = candidate.interventions
     assert isinstance(ablation, EdgeAblation) and len(ablation.edges) == 7 and candidate.family == "circuit ablation"
     assert candidate.details["contrast"] == "gender_swap" and candidate.details["pairs"]["used"] == 3
+    assert (
+        candidate.details["control_circuit"]["excluded_edges"] == 40 and candidate.details["control_pairs"]["used"] == 3
+    )
+    assert "minus gender_definitional top 40" in candidate.name
+    with pytest.raises(InputError, match="exceed the model's 479 edges"):
+        method("circuit_edges")(k=7).check(tiny_model)  # the default 1,000 control edges: before any fit
     again = config.fit(tiny_model, context)
     assert again.artefacts == candidate.artefacts and again.interventions[0].edges.equal(ablation.edges)
-    with pytest.raises(InputError):
-        method("circuit_edges")(contrast="stereoset:age")
+    plain = method("circuit_edges")(n_pairs=3, min_gap=-100.0, k=7, control=None).fit(tiny_model, context)
+    assert (
+        plain.artefacts != candidate.artefacts and "control_circuit" not in plain.details
+    )  # another fit, its own file
+    for bad in ({"contrast": "stereoset:age"}, {"control": "gender_swap"}, {"control_edges": -1}):
+        with pytest.raises(InputError):
+            method("circuit_edges")(**bad)
+    options = {"circuit_control": None, "circuit_k": 9, "circuit_contrast": "stereoset:gender"}
+    (configured,) = from_options(["circuit_edges"], options)
+    assert (configured.control, configured.k, configured.contrast) == (None, 9, "stereoset:gender")

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from experiments import audit, bias_profile, cli, commands, figures, patching, steering
+from experiments import audit, bias_profile, cli, commands, debias, figures, patching, steering
 from lens_bias.errors import InputError
 from lens_bias.figures import index as figure_index
 from lens_bias.figures import primitives as plotting
@@ -140,6 +140,11 @@ def test_a_figure_reads_the_same_from_its_sidecar_and_from_its_html(tmp_path):
             steering,
             steering.Config(normalize=False, multipliers=(-4.0, 0.0, 4.0), seed=2),
             "--seed 2 --multipliers -4.0 0.0 4.0 --no-normalize",  # a default-true switch: --no-<name>
+        ),
+        (
+            debias,
+            debias.Config(methods=("circuit_edges",), circuit_control=None, circuit_k=50),
+            "--methods circuit_edges --circuit-control none --circuit-k 50",  # an optional name: none is None
         ),
     ],
 )
