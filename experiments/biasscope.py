@@ -15,11 +15,16 @@
    injected stereotype's exact type). Bias on the benchmarks: mean per-token log P(stereotype) - log P(anti).
 4. **Side effects** (:mod:`lens_bias.side_effects`) of the selected heads, of one random draw, and of a
    deliberately destructive ablation (every head of ``--destructive-layer``).
+5. **Circuit** (:mod:`lens_bias.localize.circuit`): each seed's injected bias scored edge by edge (EAP, the
+   localisation contrast), its top ``--circuit-edges`` edges pruned to a circuit, and whether the selected heads
+   sit in it (share, chance, hypergeometric p). ``experiments.circuits --compare-circuits`` compares these
+   circuits with a contrast's (Jaccard).
 
-Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed scores), the per-item rows (``biasscope.items.parquet``
-/ ``.csv``: each set's bias scores per condition, then the side-effect readouts), ``{out}/entity_seed{s}`` (trained
-embeddings), ``{out}/selected_heads.json`` (``lens_bias.interventions.load_intervention`` loads it) and the
-figures ``head_scores_patching``, ``head_scores_dla``, ``topk_overlap``, ``bias_reduction``, ``side_effects``.
+Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed scores and circuit edge scores), the per-item rows
+(``biasscope.items.parquet`` / ``.csv``: each set's bias scores per condition, then the side-effect readouts),
+``{out}/entity_seed{s}`` (trained embeddings), ``{out}/selected_heads.json``
+(``lens_bias.interventions.load_intervention`` loads it) and the figures ``head_scores_patching``,
+``head_scores_dla``, ``topk_overlap``, ``bias_reduction``, ``side_effects``.
 
     python -m experiments.biasscope [--attribute reckless_driving] [--k 5] [--seeds 0 1 2] [--quick] [--replot]
 """
@@ -74,6 +79,9 @@ class Config(cli.SweepConfig):
         default=None, metadata={"help": "side effects: knowledge questions (default all 208)", "min": 2}
     )
     destructive_layer: int = field(default=1, metadata={"help": "layer whose heads are all ablated"})
+    circuit_edges: int = field(
+        default=1000, metadata={"help": "each injected bias's circuit: top edges by EAP (0: none)", "min": 0}
+    )
     out: Path = field(default=Path("figures/biasscope"), metadata={"help": "output folder (results, figures)"})
 
     def __post_init__(self) -> None:

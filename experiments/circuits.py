@@ -19,8 +19,10 @@ the Jaccard of the contrasts' top ``--overlap-edges`` edges, each contrast's spl
 halved, seeded; ``--no-split-half`` skips it) on the diagonal, and chance. ``--compare-checkpoint`` (a second
 checkpoint of the model with its tokenizer, e.g. the LoRA fine-tune of ``experiments.finetune``): each contrast's
 pairs scored on it alike, and the Jaccard of the two checkpoints' top edges beside the split-half Jaccard (figure
-``{out}/circuits_checkpoints``). Exact patching and circuits are
-resumable cells under ``{out}/cells`` (``--executor ray`` runs them on Ray workers). Writes
+``{out}/circuits_checkpoints``). ``--compare-circuits`` (a saved result of the same model with edge scores, e.g.
+``experiments.biasscope``'s ``biasscope.json``: each seed's injected-bias circuit): the Jaccard of each contrast's
+top edges with each saved circuit's (figure ``{out}/circuits_saved``). Exact patching and circuits are resumable
+cells under ``{out}/cells`` (``--executor ray`` runs them on Ray workers). Writes
 ``{out}/circuits.json`` + ``.safetensors`` and figures ``{out}/circuits_{contrast}_{diagram,faithfulness}``
 and ``{out}/circuits_overlap`` (``.html``, ``.png``; ``circuits_quick*`` with --quick); ``--replot`` redraws.
 
@@ -83,6 +85,11 @@ class Config(cli.SweepConfig):
         metadata={"help": "a second checkpoint of the model (name, hub id or path, e.g. its fine-tune): each "
                   "contrast's circuit on it vs the model's (Jaccard of the top --overlap-edges edges)"},
     )  # fmt: skip
+    compare_circuits: Path | None = field(
+        default=None,
+        metadata={"help": "a saved result of this model with edge scores (e.g. biasscope.json: its injected "
+                  "circuits): Jaccard of each contrast's top --overlap-edges edges with each of its circuits"},
+    )  # fmt: skip
     stem: str = field(default="circuits", metadata={"help": "result and figure file stem (--quick: circuits_quick)"})
     out: Path = field(default=Path("figures/circuits"), metadata={"help": "output folder (results, figures)"})
 
@@ -98,6 +105,7 @@ def run(config: Config) -> Path:
     the contrasts' circuits; save, return the path."""
     from lens_bias.cells import CellStore, model_key
     from lens_bias.circuits.contrasts import select_contrasts
+    from lens_bias.circuits.overlap import saved_circuits
     from lens_bias.circuits.study import contrast_studies
     from lens_bias.data.records import fingerprint
     from lens_bias.models import load_model, model_record
@@ -107,6 +115,8 @@ def run(config: Config) -> Path:
     model = load_model(config.model, device=config.device, dtype=config.dtype)
     other = config.compare_checkpoint
     checkpoint = None if other is None else load_model(other, device=config.device, dtype=config.dtype)
+    given = config.compare_circuits
+    saved = None if given is None else saved_circuits(model, Result.load(given))  # before any scoring
     names = ("group", "n_pairs", "min_gap", "seed", "batch_size")  # flags of the same name
     inputs, counts = select_contrasts(model, config.pairs, **{n: getattr(config, n) for n in names})
     same = ("steps", "overlap_edges", "split_half", "seed", "n_random", "n_edges", "batch_size", "ablation")
@@ -117,6 +127,7 @@ def run(config: Config) -> Path:
             method=cast("Method", config.method),
             sizes=config.circuit_sizes,
             checkpoint=checkpoint,
+            saved=saved,
             cells=CellStore(config.out / "cells", {"model": model_key(model)}, executor=executor),
             **{name: getattr(config, name) for name in same},  # flags of the same name
         )
@@ -124,6 +135,8 @@ def run(config: Config) -> Path:
     provenance = collect_provenance(model_record=model_record(model).to_dict(), data=data, seed=config.seed)
     if checkpoint is not None:
         values["checkpoint"]["model"] = model_record(checkpoint).to_dict()
+    if saved is not None:
+        values["saved"]["source"] = str(given)
     record = {"pair_ids": {name: [pair.id for pair in pairs.pairs] for name, pairs in inputs.items()}}
     result = Result("circuits", {"pairs": counts, **values}, {**config.to_dict(), **record}, provenance, tensors)
     return result.save(config.out / config.stem)

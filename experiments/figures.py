@@ -1,16 +1,18 @@
 """Every figure of the study from one command: run each experiment (or redraw each from its saved result).
 
 Runs :data:`STEPS` in order, each into its folder under ``--out`` (default ``figures/``) after the steps whose
-output it uses (``similarity_lora`` and ``circuits`` take ``finetune``'s fine-tune, ``side_effects`` the interventions
-of steering and BiasScope, ``debias`` BiasScope's heads). ``--device``, ``--seed`` and ``--batch-size`` go to every
-step when given; ``--quick`` gives every step its experiment's ``--quick``. Prints each step's wall time.
+output it uses (``similarity_lora`` and ``circuits`` take ``finetune``'s fine-tune, ``circuits`` BiasScope's injected
+circuits too, ``side_effects`` the interventions of steering and BiasScope, ``debias`` BiasScope's heads).
+``--device``, ``--seed`` and ``--batch-size`` go to every step when given; ``--quick`` gives every step its
+experiment's ``--quick``. Prints each step's wall time.
 Benchmarks (``experiments.bench_*``) are not figures: run them on their own.
 
 Sizes (:data:`SIZES`): the experiments that default to an hour-long study run smaller here: ``audit`` 300
 StereoSet items and CrowS-Pairs pairs, 10 BBQ questions per category, small persona and service sets, the refusal
 vector at +0.5 (the full audit is ``figures/audit_full``); ``debias`` five methods (the circuit's edges included)
 on 150 items each; ``finetune`` 20 steps, 24 rewrites; ``circuits`` the gender-swap and StereoSet-gender contrasts
-and their overlap, 8 pairs each, EAP-IG with 2 steps, 16 edges patched exactly, and their circuits on the fine-tune.
+and their overlap, 8 pairs each, EAP-IG with 2 steps, 16 edges patched exactly, their circuits on the fine-tune
+and their overlap with BiasScope's injected circuits.
 
 ``--replot`` (no value) redraws every figure from the saved results under ``--out`` (all must exist, checked
 before any step), no model. After a run or a replot, the index at the top of ``{--out}/README.md`` is rewritten
@@ -33,7 +35,7 @@ from lens_bias.errors import InputError
 
 STEPS = (
     "bias_profile", "steering", "similarity", "finetune", "similarity_lora", "patching", "patching_crows",
-    "circuits", "biasscope", "side_effects", "audit", "debias",
+    "biasscope", "circuits", "side_effects", "audit", "debias",
 )  # fmt: skip
 #: The sizes of the steps run smaller than their experiment's defaults (without --quick; see the docstring).
 SIZES = {
@@ -46,8 +48,12 @@ SIZES = {
     "circuits": "--pairs gender_swap stereoset:gender --steps 2 --n-pairs 8 --n-edges 16 --n-random 2 "
     "--circuit-sizes 30 100 300 1000 3000",
 }
-#: The earlier step's output a step takes (not with --quick): BiasScope's selected heads, the fine-tune.
-TAKES = {"debias": ("--heads", "biasscope/selected_heads.json"), "circuits": ("--compare-checkpoint", "finetune/model")}
+#: The earlier steps' outputs a step takes (not with --quick): BiasScope's selected heads and injected circuits, the
+#: fine-tune.
+TAKES = {
+    "debias": (("--heads", "biasscope/selected_heads.json"),),
+    "circuits": (("--compare-checkpoint", "finetune/model"), ("--compare-circuits", "biasscope/biasscope.json")),
+}
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def plan(step: str, config: Config) -> tuple[str, list[str], Path]:
         checkpoints = ["--base", config.model, "--chat", str(config.out / "finetune" / "model")]
         return "similarity", [*checkpoints, *quick, *common], out / "similarity.json"
     if step in TAKES and not config.quick:  # an earlier step's output, not a refit
-        quick += [TAKES[step][0], str(config.out / TAKES[step][1])]
+        quick += [word for flag, path in TAKES[step] for word in (flag, str(config.out / path))]
     stem = f"{step}_quick" if step == "circuits" and config.quick else step
     return step, [*model, *quick, *common], out / f"{stem}.json"
 

@@ -1,6 +1,8 @@
 """How much the circuits of different contrasts share: the Jaccard index of their top-``n`` edge sets, as a
 matrix over contrasts, against a split-half baseline (:func:`compare_contrasts`); and how much a contrast's
-circuit moves between two checkpoints of one model, e.g. a model and its fine-tune (:func:`compare_checkpoints`).
+circuit moves between two checkpoints of one model, e.g. a model and its fine-tune (:func:`compare_checkpoints`);
+and how much it shares with circuits saved by another study of the same model, e.g. BiasScope's injected biases
+(:func:`saved_circuits`, :func:`compare_saved`).
 
 Split half: a contrast's pairs are cut in two halves in a seeded random order (:func:`split_halves`), each
 half's edges scored alone, and the Jaccard of the two halves' top-``n`` edges measures how stable a circuit
@@ -25,8 +27,10 @@ from lens_bias.circuits.faithfulness import Circuit, top_circuit, top_mask
 from lens_bias.circuits.graph import Graph
 from lens_bias.circuits.scores import Method, edge_scores
 from lens_bias.errors import InputError
+from lens_bias.models import model_record, same_weights
 from lens_bias.patching.inputs import MinimalPairInputs, PatchingInputs
 from lens_bias.prompts import PromptBatch
+from lens_bias.provenance import Result
 
 Inputs = PatchingInputs | MinimalPairInputs
 
@@ -177,3 +181,53 @@ def compare_checkpoints(
         }
     values["chance"] = chance_jaccard(n, graph.n_edges)
     return values, tensors
+
+
+def saved_circuits(model: HookedTransformer, saved: Result) -> dict[str, Float[Tensor, "n_senders n_receivers"]]:
+    """The edge scores a saved result holds for ``model``: every tensor whose name ends in ``scores`` and has the
+    shape of ``model``'s graph ``[n_senders, n_receivers]`` (BiasScope's ``seed{s}/circuit_scores``, a circuit
+    study's ``{contrast}.scores``), by name. InputError when the result was not made on ``model``'s weights
+    (:func:`lens_bias.models.same_weights` of the two records) or holds no such tensor."""
+    record = saved.provenance.get("model") or {}
+    if not same_weights(record, model_record(model).to_dict()):
+        raise InputError(
+            f"The saved result {saved.name!r} was made on {record.get('name', 'an unrecorded model')!r} "
+            f"({record.get('source')}, sha256 {record.get('sha256')}), not on this model's weights "
+            f"({model_record(model).name}): compare circuits of one model."
+        )
+    shape = tuple(Graph.of(model).valid.shape)
+    found = {name: t for name, t in saved.tensors.items() if name.endswith("scores") and tuple(t.shape) == shape}
+    if not found:
+        raise InputError(
+            f"The saved result {saved.name!r} holds no edge scores of this model's graph {list(shape)}: give a "
+            "biasscope or circuits result."
+        )
+    return found
+
+
+def compare_saved(
+    model: HookedTransformer,
+    scores: Mapping[str, Float[Tensor, "n_senders n_receivers"]],
+    others: Mapping[str, Float[Tensor, "n_senders n_receivers"]],
+    n: int,
+) -> tuple[dict[str, Any], Float[Tensor, "n_contrasts n_others"]]:
+    """The Jaccard of each contrast's top-``n`` edges (``scores``) with each saved circuit's (``others``, e.g.
+    :func:`saved_circuits`), against chance.
+
+    Returns (``values``: ``names``, ``others``, ``n_edges``, ``jaccard`` as nested lists, ``chance``; the matrix
+    ``[n_contrasts, n_others]``)."""
+    if not scores or not others:
+        raise InputError("Comparing with saved circuits needs at least one contrast and one saved circuit.")
+    graph = Graph.of(model)
+    n = min(n, graph.n_edges)
+    mine = {name: top_mask(value, graph, n) for name, value in scores.items()}
+    theirs = {name: top_mask(value, graph, n) for name, value in others.items()}
+    matrix = torch.tensor([[jaccard(a, b) for b in theirs.values()] for a in mine.values()], dtype=torch.float64)
+    values = {
+        "names": list(mine),
+        "others": list(theirs),
+        "n_edges": n,
+        "jaccard": matrix.tolist(),
+        "chance": chance_jaccard(n, graph.n_edges),
+    }
+    return values, matrix

@@ -33,7 +33,7 @@ from lens_bias.circuits.faithfulness import (
     random_circuit,
     top_circuit,
 )
-from lens_bias.circuits.overlap import Inputs, compare_checkpoints, compare_contrasts
+from lens_bias.circuits.overlap import Inputs, compare_checkpoints, compare_contrasts, compare_saved
 from lens_bias.circuits.scores import Method, edge_scores
 from lens_bias.errors import InputError
 from lens_bias.executors import Compute
@@ -221,18 +221,22 @@ def contrast_studies(
     split_half: bool = True,
     seed: int = 0,
     checkpoint: HookedTransformer | None = None,
+    saved: Mapping[str, Tensor] | None = None,
     **settings: Any,
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """:func:`circuit_study` of each contrast of ``inputs`` (name -> its pairs; ``settings``: the study's
     other keywords, shared) and :func:`~lens_bias.circuits.overlap.compare_contrasts` of their top
     ``overlap_edges`` edges (with each one's split-half Jaccard on the diagonal, ``split_half``); with a second
     ``checkpoint`` of the model, :func:`~lens_bias.circuits.overlap.compare_checkpoints` of each contrast's
-    circuit on it.
+    circuit on it; with ``saved`` edge scores of the same model (name -> ``[n_senders, n_receivers]``, e.g.
+    :func:`~lens_bias.circuits.overlap.saved_circuits` of a BiasScope result: its injected circuits),
+    :func:`~lens_bias.circuits.overlap.compare_saved` of the contrasts' top ``overlap_edges`` edges with theirs.
 
     Returns ``values`` (``contrasts``: name -> its study's values, ``overlap``: the comparison's values and
-    its time ``seconds``, ``checkpoint``: the checkpoints' comparison, with its ``seconds``) and ``tensors``
-    (``{name}.{tensor}`` of each study, ``overlap_jaccard`` ``[n_contrasts, n_contrasts]``,
-    ``checkpoint.{name}.scores`` on the checkpoint)."""
+    its time ``seconds``, ``checkpoint``: the checkpoints' comparison, with its ``seconds``, ``saved``: the
+    comparison with the saved circuits) and ``tensors`` (``{name}.{tensor}`` of each study, ``overlap_jaccard``
+    ``[n_contrasts, n_contrasts]``, ``checkpoint.{name}.scores`` on the checkpoint, ``saved_jaccard``
+    ``[n_contrasts, n_saved]``)."""
     values: dict[str, Any] = {"contrasts": {}}
     tensors: dict[str, Tensor] = {}
     for name, pairs in inputs.items():
@@ -261,6 +265,8 @@ def contrast_studies(
         )
         values["checkpoint"] = {**compared, "seconds": time.perf_counter() - started}
         tensors |= {f"checkpoint.{key}": value for key, value in other.items()}
+    if saved is not None:
+        values["saved"], tensors["saved_jaccard"] = compare_saved(model, scores, saved, overlap_edges)
     return values, tensors
 
 

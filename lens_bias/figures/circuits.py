@@ -1,7 +1,8 @@
 """Figures of a circuit study (``experiments.circuits``): per contrast the circuit diagram (layers as rows,
 heads and MLPs as nodes, edge width = |score|, colour = sign) and the faithfulness curve of the top circuits
 against random circuits of the same size, with completeness; the overlap matrix of the contrasts' circuits;
-the Jaccard of each contrast's circuits on two checkpoints against its split halves; and the printed summary. A
+the Jaccard of each contrast's circuits on two checkpoints against its split halves; their overlap with saved
+circuits (e.g. BiasScope's injected biases); and the printed summary. A
 saved result holds every contrast; :func:`contrast_view` is one contrast's part, what :func:`diagram`,
 :func:`faithfulness_curve` and :func:`contrast_summary` read."""
 
@@ -111,20 +112,21 @@ def diagram(result: Result, n_edges: int | None = None) -> go.Figure:
 
 
 def faithfulness_curve(result: Result) -> go.Figure:
-    """Faithfulness of the top circuits by size, random circuits of the same size (mean ± sd), completeness."""
+    """Faithfulness of the top circuits by size, random circuits of the same size (mean ± sd; none drawn: no
+    line), completeness."""
     curve, n_pairs = result.values["curve"], len(result.config.get("pair_ids", [])) or 1
 
-    def point(value: float, spread: float = 0.0) -> Estimate:
+    def point(value: float, spread: float | None = 0.0) -> Estimate:
         spread = 0.0 if spread is None or math.isnan(spread) else spread
         return Estimate(value, value - spread, value + spread, n_pairs)
 
+    series = {"top circuit": [point(row["faithfulness"]) for row in curve]}
+    if all(row["random_mean"] is not None and not math.isnan(row["random_mean"]) for row in curve):
+        series["random circuits (mean ± sd)"] = [point(row["random_mean"], row["random_std"]) for row in curve]
+    series["complement (completeness)"] = [point(row["completeness"]) for row in curve]
     return lines_with_ci(
         [row["size"] for row in curve],
-        {
-            "top circuit": [point(row["faithfulness"]) for row in curve],
-            "random circuits (mean ± sd)": [point(row["random_mean"], row["random_std"]) for row in curve],
-            "complement (completeness)": [point(row["completeness"]) for row in curve],
-        },
+        series,
         title=f"{result.values['contrast']}: faithfulness by circuit size, against random circuits of the same size"
         f"<br><sup>edges outside the circuit: {result.values['ablation']}</sup>",
         x_title="circuit size (top edges by |score|, before pruning)",
@@ -172,9 +174,26 @@ def checkpoint_bars(result: Result) -> go.Figure:
     )
 
 
+def saved_matrix(result: Result) -> go.Figure:
+    """The Jaccard of each contrast's top-n edges with each saved circuit's (e.g. BiasScope's injected circuits)."""
+    saved = result.values["saved"]
+    return heatmap(
+        saved["jaccard"],
+        saved["others"],
+        saved["names"],
+        title=f"Overlap with the circuits of {saved['source']} (Jaccard of the top {saved['n_edges']} edges)"
+        f"<br><sup>chance {saved['chance']:.3f}</sup>",
+        x_title="saved circuit",
+        y_title="contrast",
+        colorscale="Viridis",
+        text_fmt=".3f",
+    )
+
+
 def save_figures(result: Result, stem: str | Path, *, png: bool) -> list[Path]:
     """``{stem}_{contrast}_diagram`` and ``{stem}_{contrast}_faithfulness`` per contrast (``:`` in its name
-    written ``_``), ``{stem}_overlap`` and, with a second checkpoint, ``{stem}_checkpoints`` (``.html``, ``.png``)."""
+    written ``_``), ``{stem}_overlap``, with a second checkpoint ``{stem}_checkpoints`` and with saved circuits
+    ``{stem}_saved`` (``.html``, ``.png``)."""
     paths = []
     for name in result.values["contrasts"]:
         view, file = contrast_view(result, name), f"{stem}_{name.replace(':', '_')}"
@@ -183,6 +202,8 @@ def save_figures(result: Result, stem: str | Path, *, png: bool) -> list[Path]:
     paths += save_figure(overlap_matrix(result), f"{stem}_overlap", png=png)
     if "checkpoint" in result.values:
         paths += save_figure(checkpoint_bars(result), f"{stem}_checkpoints", png=png)
+    if "saved" in result.values:
+        paths += save_figure(saved_matrix(result), f"{stem}_saved", png=png)
     return paths
 
 
@@ -234,6 +255,14 @@ def summary(result: Result) -> list[str]:
                 f"  {name:>24} {row['jaccard']:.3f} (split halves {_number(compared['split_half'].get(name), '.3f')}; "
                 f"metric there clean {row['clean_metric']:.3f}, corrupted {row['corrupted_metric']:.3f} nats)"
             )
+    if "saved" in result.values:
+        saved = result.values["saved"]
+        lines.append(
+            f"overlap with the circuits of {saved['source']} (Jaccard of the top {saved['n_edges']} edges; chance "
+            f"{saved['chance']:.3f}): " + ", ".join(saved["others"])
+        )
+        for name, row in zip(saved["names"], saved["jaccard"]):
+            lines.append(f"  {name:>24} " + " ".join(_number(v, "6.3f") for v in row))
     return lines
 
 

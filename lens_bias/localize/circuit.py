@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from jaxtyping import Float
+from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from lens_bias.circuits.faithfulness import prune, top_circuit
@@ -53,13 +55,15 @@ def injected_circuit(
     method: Method = "eap",
     steps: int = 5,
     templates: Sequence[str] | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Float[Tensor, "n_senders n_receivers"]]:
     """The circuit of the bias injected into ``injected`` (a BiasInject run's model, e.g.
     :attr:`InjectionRun.injected <lens_bias.localize.runs.InjectionRun>`, against the real entity ``adversarial``:
     the run's; its top ``n_edges`` edges, pruned; module docstring) and where
     ``heads`` (e.g. BiasScope's selection) fall. Returns JSON-ready values: ``n_edges``, ``pruned_edges``,
     ``circuit_heads`` and ``n_heads`` (all heads), ``selected_in_circuit`` (the selected heads in it), ``share``,
-    ``chance``, ``p_value``, the metric's clean / corrupted means and the top edges' names."""
+    ``chance``, ``p_value``, the metric's clean / corrupted means and the top edges' names; and every edge's
+    score ``[n_senders, n_receivers]`` (nats; 0 off the graph), to compare the circuit with others
+    (:mod:`lens_bias.circuits.overlap`)."""
     if not heads:
         raise InputError("No heads to place in the circuit.")
     contrast = bias_contrast(injected, spec, adversarial, templates)
@@ -70,7 +74,7 @@ def injected_circuit(
     chosen = [tuple(head) for head in heads]
     hits = [head for head in chosen if head in inside]
     total = graph.n_layers * graph.n_heads
-    return {
+    values = {
         "n_edges": n_edges,
         "pruned_edges": int(circuit.sum()),
         "circuit_heads": sorted(inside),
@@ -83,6 +87,7 @@ def injected_circuit(
         "corrupted_metric": float(scores.corrupted_metric.mean()),
         "top_edges": graph.edge_names(scores.top(min(10, graph.n_edges))),
     }
+    return values, scores.scores
 
 
 def _hypergeometric_tail(hits: int, total: int, marked: int, drawn: int) -> float:

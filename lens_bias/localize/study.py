@@ -20,6 +20,7 @@ from lens_bias.cells import CellStore
 from lens_bias.data.injection_specs import InjectionSpec
 from lens_bias.errors import InputError
 from lens_bias.interventions import Head, HeadScaling
+from lens_bias.localize.circuit import injected_circuit
 from lens_bias.localize.controls import AblationComparison, compare_to_random
 from lens_bias.localize.evaluation import ItemLabel, evaluation_sets
 from lens_bias.localize.runs import InjectionRun, injection_runs, selected_heads
@@ -38,7 +39,9 @@ class BiasScopeConfig:
     Control: the selected heads scaled by ``scale`` (0 = ablation) against ``n_random`` random draws, on
     the real entities ``real_entities`` (None = the spec's controls), ``n_crows_pairs`` CrowS-Pairs
     nationality pairs and ``n_stereoset`` StereoSet race items (None = all). Side effects are also measured
-    for every head of ``destructive_layer``. The first seed seeds the samples, draws and bootstraps."""
+    for every head of ``destructive_layer``. Circuit: each run's injected bias scored by EAP on every edge, its top
+    ``circuit_edges`` edges pruned, and whether the selected heads sit in it (0: not computed;
+    :func:`~lens_bias.localize.circuit.injected_circuit`). The first seed seeds the samples, draws and bootstraps."""
 
     spec: InjectionSpec
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -55,6 +58,7 @@ class BiasScopeConfig:
     n_crows_pairs: int | None = 80
     n_stereoset: int | None = 80
     destructive_layer: int = 1
+    circuit_edges: int = 1000
     batch_size: int = 32
 
 
@@ -64,7 +68,8 @@ class BiasScope:
     selected ones), per evaluation set the ``comparisons`` (:meth:`AblationComparison.summary`), the
     benchmark items' ``fingerprints``, the ``interventions`` whose side effects the study measures:
     the selected heads, the first random draw, every head of the destructive layer, and the ``items``: per-item
-    rows of the comparisons (:func:`ablation_items`)."""
+    rows of the comparisons (:func:`ablation_items`); per run its injected ``circuits`` (values and every edge's
+    score, :func:`~lens_bias.localize.circuit.injected_circuit`; none when ``config.circuit_edges`` is 0)."""
 
     config: BiasScopeConfig
     runs: list[InjectionRun]
@@ -73,6 +78,7 @@ class BiasScope:
     fingerprints: dict[str, str]
     interventions: dict[str, HeadScaling]
     items: list[dict[str, Any]]
+    circuits: list[tuple[dict[str, Any], Tensor]]
 
     def lines(self) -> list[str]:
         """The printed summary: per seed the injection, the selected heads, per set the bias reductions."""
@@ -87,6 +93,14 @@ class BiasScope:
                 f"adversarial {one.adversarial}; metric gap {gap:.2f}"
             )
         lines.append(f"selected heads {self.recurring.heads} (top-{self.config.k} counts over {len(self.runs)} runs)")
+        for one, (circuit, _) in zip(self.runs, self.circuits):
+            lines.append(
+                f"seed {one.seed} injected circuit: top {circuit['n_edges']} edges pruned to "
+                f"{circuit['pruned_edges']}, "
+                f"{len(circuit['circuit_heads'])} of {circuit['n_heads']} heads; selected heads in it "
+                f"{len(circuit['selected_in_circuit'])}/{len(self.recurring.heads)} (chance {circuit['chance']:.2f}, "
+                f"p = {circuit['p_value']:.3f})"
+            )
         for name, summary in self.comparisons.items():
             lines.append(
                 f"{name}: baseline {summary['baseline']}; reduction selected {summary['reduction_selected']} "
@@ -95,8 +109,12 @@ class BiasScope:
         return lines
 
     def tensors(self) -> dict[str, Tensor]:
-        """Every seed's per-prompt score tensors, under ``seed{s}/``."""
-        return {name: t for one in self.runs for name, t in one.scores.tensors(prefix=f"seed{one.seed}/").items()}
+        """Every seed's per-prompt score tensors and its injected circuit's edge scores (``seed{s}/circuit_scores``
+        ``[n_senders, n_receivers]``), under ``seed{s}/``."""
+        tensors = {name: t for one in self.runs for name, t in one.scores.tensors(prefix=f"seed{one.seed}/").items()}
+        return tensors | {
+            f"seed{one.seed}/circuit_scores": scores for one, (_, scores) in zip(self.runs, self.circuits)
+        }
 
     def values(self) -> dict[str, Any]:
         """JSON-ready values: runs, recurring and selected heads, seed-mean head and MLP scores of both
@@ -116,6 +134,7 @@ class BiasScope:
             "mean_heads": mean["heads"],
             "mean_mlp": mean["mlp"],
             "bias_reduction": self.comparisons,
+            "injected_circuits": [{"seed": one.seed, **c} for one, (c, _) in zip(self.runs, self.circuits)],
         }
 
     def record(self) -> dict[str, Any]:
@@ -157,6 +176,8 @@ def biasscope(
     (destructive_layer,) = check_layers(model, config.destructive_layer)
     if config.k > n_layers * n_heads:
         raise InputError(f"--k {config.k} is more than the model's {n_layers * n_heads} heads.")
+    if config.circuit_edges < 0:
+        raise InputError(f"--circuit-edges must be >= 0 (0: no circuit), got {config.circuit_edges}.")
     seed = config.seeds[0]
     settings = {name: getattr(config, name) for name in ("steps", "lr", "n_templates", "direction", "batch_size")}
     runs = injection_runs(model, config.spec, config.seeds, **settings, cells=cells, progress=progress)
@@ -195,7 +216,18 @@ def biasscope(
             tuple((destructive_layer, h) for h in range(n_heads)), 0.0
         ),
     }
-    return BiasScope(config, runs, recurring, comparisons, fingerprints, interventions, items)
+    circuits = [
+        injected_circuit(
+            one.injected,
+            config.spec,
+            one.adversarial,
+            recurring.heads,
+            config.circuit_edges,
+            templates=one.scores.templates,
+        )
+        for one in (runs if config.circuit_edges else [])
+    ]
+    return BiasScope(config, runs, recurring, comparisons, fingerprints, interventions, items, circuits)
 
 
 def ablation_items(name: str, labels: Sequence[ItemLabel], comparison: AblationComparison) -> list[dict[str, Any]]:

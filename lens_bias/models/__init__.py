@@ -33,6 +33,7 @@ from lens_bias.models.record import (
     check_layers,
     device_of,
     model_record,
+    same_weights,
     tokenizer_of,
 )
 
@@ -61,5 +62,6 @@ __all__ = [
     "load_model",
     "model_record",
     "resolve_model",
+    "same_weights",
     "tokenizer_of",
 ]

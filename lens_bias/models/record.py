@@ -3,7 +3,7 @@ accessors that analysis code needs of any model (layers, tokenizer, device)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeAlias
 
@@ -112,3 +112,14 @@ def device_of(model: AnyModel) -> str:
     optional; its configs always set it, else the device of the first parameter)."""
     device = model.cfg.device
     return str(device) if device is not None else str(next(model.parameters()).device)
+
+
+def same_weights(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two saved :class:`ModelRecord` dicts provably describe the same weights, processed alike: the same
+    SHA-256 (a file or folder known by its hash), else the same source and revision (a TransformerLens name or a
+    hub id); never for an ``unrecorded`` model (nothing proves what it is)."""
+    if "unrecorded" in (a.get("kind"), b.get("kind")) or a.get("processing") != b.get("processing"):
+        return False
+    if a.get("sha256") is not None or b.get("sha256") is not None:
+        return a.get("sha256") == b.get("sha256")
+    return (a.get("source"), a.get("revision")) == (b.get("source"), b.get("revision"))

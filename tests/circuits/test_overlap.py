@@ -1,5 +1,6 @@
 """Overlap of circuits: Jaccard, its chance level, split halves (seeded, disjoint, complete), a contrast of
-repeated pairs is perfectly stable (split-half Jaccard 1), and the contrasts' matrix."""
+repeated pairs is perfectly stable (split-half Jaccard 1), the contrasts' matrix, a second checkpoint, and circuits
+saved by another study of the same model (only that model's, only edge scores)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from lens_bias.circuits.overlap import (
     chance_jaccard,
     compare_checkpoints,
     compare_contrasts,
+    compare_saved,
     jaccard,
+    saved_circuits,
     split_half_jaccard,
     split_halves,
 )
@@ -110,3 +113,34 @@ def test_a_circuit_on_a_second_checkpoint(tiny_model, tiny_gqa_model):
     tuned.tokenizer.add_tokens(["<a token the model's tokenizer lacks>"])
     with pytest.raises(InputError, match="tokenizers differ"):
         compare_checkpoints(tiny_model, tuned, scores, inputs, 30)
+
+
+def test_circuits_saved_by_another_study_of_the_same_model(tiny_model):
+    import dataclasses
+
+    from lens_bias.models import attach_record, model_record
+    from lens_bias.provenance import Result
+
+    inputs = _inputs([6, 7, 5, 6], [1, 2, 3, 4], seed=5)
+    scores = {"pairs": edge_scores(tiny_model, inputs.clean, inputs.corrupted, inputs.metric()).scores}
+    record = dataclasses.replace(model_record(tiny_model), kind="gguf", source="a.gguf", sha256="ab" * 32)
+    attach_record(tiny_model, record)
+    try:
+        other = torch.randn(scores["pairs"].shape, generator=torch.Generator().manual_seed(1))
+        tensors = {"seed0/circuit_scores": scores["pairs"], "seed1/circuit_scores": other, "seed0/heads": torch.ones(3)}
+        saved = Result("biasscope", {}, {}, {"model": record.to_dict()}, tensors)
+        found = saved_circuits(tiny_model, saved)
+        assert list(found) == ["seed0/circuit_scores", "seed1/circuit_scores"]  # edge scores only
+        values, matrix = compare_saved(tiny_model, scores, found, 30)
+        assert values["names"] == ["pairs"] and values["others"] == list(found) and matrix.shape == (1, 2)
+        assert matrix[0, 0] == 1.0 and 0.0 <= matrix[0, 1] < 1.0  # its own circuit, and another one
+        assert values["chance"] == pytest.approx(chance_jaccard(30, Graph.of(tiny_model).n_edges))
+        elsewhere = {**record.to_dict(), "sha256": "cd" * 32}  # the same name and path, other weights
+        with pytest.raises(InputError, match="not on this model's weights"):
+            saved_circuits(tiny_model, dataclasses.replace(saved, provenance={"model": elsewhere}))
+        with pytest.raises(InputError, match="holds no edge scores"):
+            saved_circuits(tiny_model, dataclasses.replace(saved, tensors={"seed0/heads": torch.ones(3)}))
+    finally:
+        delattr(tiny_model, "lens_bias_record")
+    with pytest.raises(InputError, match="not on this model's weights"):  # an unrecorded model proves nothing
+        saved_circuits(tiny_model, saved)

@@ -105,3 +105,11 @@ def test_biasscope_experiment_on_the_embedded_model(tmp_path):
     baseline = result.values["bias_reduction"]["StereoSet race"]["baseline"]
     assert len(stereoset) == 8 and stereoset["bias_score"].mean() == pytest.approx(baseline["value"])
     assert "selected heads" in set(frame[frame["evaluation_set"].isna()]["condition"])  # side-effect readouts
+    (circuit,) = result.values["injected_circuits"]  # the injected bias's top 1,000 edges, pruned
+    assert circuit["seed"] == 0 and 0 < circuit["pruned_edges"] <= 1000 and circuit["n_heads"] == 270
+    hits = [tuple(head) for head in circuit["selected_in_circuit"]]
+    assert hits == [
+        tuple(h) for h in result.values["selected_heads"] if tuple(h) in map(tuple, circuit["circuit_heads"])
+    ]
+    assert circuit["chance"] == len(circuit["circuit_heads"]) / 270 and 0 < circuit["p_value"] <= 1
+    assert result.tensors["seed0/circuit_scores"].shape == (301, 481)  # every edge's EAP score

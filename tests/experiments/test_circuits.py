@@ -67,3 +67,10 @@ def test_circuits_experiment(tiny_llama_dir, tmp_path, capsys):
     assert capsys.readouterr().out == printed  # the summary is printed from the saved result
     index = render_index(tmp_path, commands.experiment)
     assert "## circuits: [`circuits_quick.json`]" in index and circuits.summarize(result) in index
+    argv = ["--model", str(tiny_llama_dir), "--quick", "--n-pairs", "2", "--min-gap", "0", "--no-png", "--n-edges", "2"]
+    argv += ["--circuit-sizes", "5", "--n-random", "0", "--no-split-half", "--overlap-edges", "50"]
+    argv += ["--compare-circuits", str(tmp_path / "circuits_quick.json"), "--out", str(tmp_path / "again")]
+    again = circuits.main(argv).values["saved"]  # the first run's gender_swap circuit among the saved ones
+    assert again["others"] == [f"{kind}{name}.scores" for kind in ("", "checkpoint.") for name in overlap["names"]]
+    assert again["jaccard"][0][0] == 1.0 and again["source"] == str(tmp_path / "circuits_quick.json")
+    assert (tmp_path / "again" / "circuits_quick_saved.html").exists()

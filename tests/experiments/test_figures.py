@@ -40,6 +40,7 @@ def test_every_study_is_a_step_after_the_steps_whose_output_it_reads(tmp_path):
     reads = {  # step: (flag, the file of an earlier step it names)
         "similarity_lora": ("--chat", ("finetune", tmp_path / "finetune" / "model")),
         "debias": ("--heads", ("biasscope", tmp_path / "biasscope" / "selected_heads.json")),
+        "circuits": ("--compare-circuits", ("biasscope", tmp_path / "biasscope" / "biasscope.json")),
     }
     for step, (flag, (producer, path)) in reads.items():
         assert planned[step][planned[step].index(flag) + 1] == str(path)
@@ -68,6 +69,7 @@ def test_the_long_studies_run_smaller_and_quick_shrinks_every_step(tmp_path):
     assert figures.plan("circuits", quick)[2] == tmp_path / "circuits" / "circuits_quick.json"
     assert "--heads" not in figures.plan("debias", quick)[1]  # --quick's methods fit no heads
     assert "--compare-checkpoint" not in figures.plan("circuits", quick)[1]
+    assert "--compare-circuits" not in figures.plan("circuits", quick)[1]
     full = " ".join(figures.plan("circuits", figures.Config(out=tmp_path))[1])  # the finetune step's model
     assert f"--compare-checkpoint {tmp_path / 'finetune' / 'model'}" in full
 

@@ -38,10 +38,13 @@ def test_injected_circuit_of_a_tiny_run(tiny_model):
     matches = closest_entities(injected, entity.embedding, candidate_entities("countries"))
     adversarial = next(m.entity for m in matches if m.n_tokens == 1)
     graph, templates = Graph.of(tiny_model), localization_prompts(TINY_SPEC)[:2]
-    values = injected_circuit(injected, TINY_SPEC, adversarial, [(0, 0), (1, 2)], graph.n_edges, templates=templates)
+    values, scores = injected_circuit(
+        injected, TINY_SPEC, adversarial, [(0, 0), (1, 2)], graph.n_edges, templates=templates
+    )
+    assert scores.shape == graph.valid.shape and not scores[~graph.valid].any() and scores[graph.valid].any()
     assert values["pruned_edges"] == graph.n_edges and len(values["circuit_heads"]) == values["n_heads"]
     assert values["share"] == values["chance"] == 1.0 and values["p_value"] == pytest.approx(1.0)
-    small = injected_circuit(injected, TINY_SPEC, adversarial, [(0, 0)], 10, templates=templates)
+    small, _ = injected_circuit(injected, TINY_SPEC, adversarial, [(0, 0)], 10, templates=templates)
     assert small["pruned_edges"] <= 10 and small["chance"] == len(small["circuit_heads"]) / small["n_heads"]
     with pytest.raises(InputError):
         injected_circuit(injected, TINY_SPEC, adversarial, [], 10)
