@@ -8,9 +8,11 @@ first, clean and corrupted sides together). Means do not depend on the position,
 prompts of any length; the first position (the document-start token, whose activations are atypical) is left
 unchanged. Every other edge, and every edge of the first position, is untouched.
 
-During the forward of the blocks the model's split query/key/value and MLP-input hooks are on (what edges need;
-they leave the outputs unchanged): the intervention's first hook turns them on and its last (the last block's
-``hook_resid_post``) restores them.
+Only the hook points of the ablated edges' senders and receivers are hooked, and the model's split
+query/key/value (and MLP-input) hooks, which edges into a head's inputs need and which cost a copy of the residual
+stream per head, are on only in the blocks with such an edge (they leave the outputs unchanged): each block's
+``hook_resid_pre`` sets them, and the intervention's last hook (the last block's ``hook_resid_post``) restores
+the model's own flags.
 
 Which edges (:func:`bias_edge_ablation`): the ``k`` edges with the most negative EAP score on the contrast's
 pairs (clean = stereotype, corrupted = anti-stereotype): those whose corruption lowers the stereotype metric
@@ -78,9 +80,8 @@ class EdgeAblation(Hookable):
         used = torch.unique(self.edges[:, 0])  # the senders with an ablated edge, in graph order
         slot = torch.full((len(graph.senders),), -1, dtype=torch.long)
         slot[used] = torch.arange(len(used))
-        cut = torch.zeros(len(used), len(graph.receivers), device=device, dtype=dtype)
-        cut[slot[self.edges[:, 0]], self.edges[:, 1]] = 1.0
         means = self.means[used].to(device, dtype)
+        sender_slots, receivers = slot[self.edges[:, 0]].to(device), self.edges[:, 1].to(device)
         state: dict[str, Any] = {}
 
         def on_sender(index: slice, value: Tensor) -> None:
@@ -91,19 +92,31 @@ class EdgeAblation(Hookable):
                 state["difference"][:, :, slot[used[chosen]]] = difference
 
         def on_receiver(index: slice, value: Tensor) -> Tensor:
-            return value + torch.einsum("bpud,ur->bprd", state["difference"], cut[:, index])
+            into = (receivers >= index.start) & (receivers < index.stop)  # the cut edges into this hook point
+            return value.index_add(2, receivers[into] - index.start, state["difference"][:, :, sender_slots[into]])
 
         def start(resid: Tensor, hook) -> None:
             state["flags"] = model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in
-            model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in = True, True
             state["difference"] = resid.new_zeros(*resid.shape[:2], len(used), resid.shape[-1])
+
+        def flags(layer: int) -> HookFn:
+            split = any(bool(receiving[graph.input_receivers(layer, kind)].any()) for kind in "qkv")
+            mlp_in = graph.has_mlp and bool(receiving[graph.mlp_receiver(layer)])
+
+            def hook(resid: Tensor, hook) -> None:
+                model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in = split, mlp_in
+
+            return hook
 
         def end(resid: Tensor, hook) -> None:
             model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in = state.pop("flags")
 
-        hooks = graph_hooks(model, graph, on_sender, on_receiver)  # type: ignore[arg-type]
+        sending = torch.zeros(len(graph.senders), dtype=torch.bool).index_fill_(0, used, True)
+        receiving = torch.zeros(len(graph.receivers), dtype=torch.bool).index_fill_(0, self.edges[:, 1], True)
+        hooks = graph_hooks(model, graph, on_sender, on_receiver, senders=sending, receivers=receiving)  # type: ignore[arg-type]
+        blocks = [(f"blocks.{layer}.hook_resid_pre", flags(layer)) for layer in range(graph.n_layers)]
         last = f"blocks.{graph.n_layers - 1}.hook_resid_post"
-        return [("blocks.0.hook_resid_pre", start), *hooks, (last, end)]
+        return [("blocks.0.hook_resid_pre", start), *blocks, *hooks, (last, end)]
 
     def describe(self) -> dict[str, Any]:
         return {"kind": EDGE_ABLATION, "n_edges": len(self.edges), "hooks": "graph senders and receivers"}

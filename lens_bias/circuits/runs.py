@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
@@ -26,10 +26,22 @@ OnReceiver = Callable[[slice, Float[Tensor, "rows pos n d_model"]], Tensor | Non
 
 
 def graph_hooks(
-    model: HookedTransformer, graph: Graph, on_sender: OnSender | None, on_receiver: OnReceiver | None
+    model: HookedTransformer,
+    graph: Graph,
+    on_sender: OnSender | None,
+    on_receiver: OnReceiver | None,
+    *,
+    senders: Bool[Tensor, " n_senders"] | None = None,
+    receivers: Bool[Tensor, " n_receivers"] | None = None,
 ) -> list[tuple[str, HookFn]]:
-    """The hooks calling ``on_sender`` / ``on_receiver`` at every sender and receiver of ``graph``."""
+    """The hooks calling ``on_sender`` / ``on_receiver`` at every sender and receiver of ``graph``; with masks
+    ``senders`` / ``receivers`` (graph order), only at the hook points holding at least one marked node (the
+    callbacks still see every node of such a hook point)."""
     hooks: list[tuple[str, HookFn]] = []
+    send: OnSender = on_sender if on_sender is not None else _nothing
+    receive: OnReceiver = on_receiver if on_receiver is not None else _nothing
+    sending = _mask(len(graph.senders), on_sender is not None, senders)
+    receiving = _mask(len(graph.receivers), on_receiver is not None, receivers)
 
     def flat(index: slice, callback: OnSender | OnReceiver) -> HookFn:  # a [rows, pos, d_model] hook: one node
         def hook(activation: Tensor, hook) -> Tensor | None:
@@ -52,22 +64,33 @@ def graph_hooks(
 
         return hook
 
-    if on_sender is not None:
-        hooks.append(("blocks.0.hook_resid_pre", flat(slice(0, 1), on_sender)))
+    if sending[0]:
+        hooks.append(("blocks.0.hook_resid_pre", flat(slice(0, 1), send)))
     for layer in range(graph.n_layers):
-        if on_receiver is not None:
-            for kind in "qkv":
-                index = graph.input_receivers(layer, kind)
-                hooks.append((f"blocks.{layer}.hook_{kind}_input", per_head(index, on_receiver)))
-        if on_sender is not None:
-            hooks.append((f"blocks.{layer}.attn.hook_z", heads_out(layer, on_sender)))
+        for kind in "qkv":
+            index = graph.input_receivers(layer, kind)
+            if receiving[index].any():
+                hooks.append((f"blocks.{layer}.hook_{kind}_input", per_head(index, receive)))
+        if sending[graph.head_senders(layer)].any():
+            hooks.append((f"blocks.{layer}.attn.hook_z", heads_out(layer, send)))
         if graph.has_mlp:
             mlp_in, mlp_out = graph.mlp_receiver(layer), graph.mlp_sender(layer)
-            if on_receiver is not None:
-                hooks.append((f"blocks.{layer}.hook_mlp_in", flat(slice(mlp_in, mlp_in + 1), on_receiver)))
-            if on_sender is not None:
-                hooks.append((f"blocks.{layer}.hook_mlp_out", flat(slice(mlp_out, mlp_out + 1), on_sender)))
-    if on_receiver is not None:
-        logits = graph.logits_receiver
-        hooks.append((f"blocks.{graph.n_layers - 1}.hook_resid_post", flat(slice(logits, logits + 1), on_receiver)))
+            if receiving[mlp_in]:
+                hooks.append((f"blocks.{layer}.hook_mlp_in", flat(slice(mlp_in, mlp_in + 1), receive)))
+            if sending[mlp_out]:
+                hooks.append((f"blocks.{layer}.hook_mlp_out", flat(slice(mlp_out, mlp_out + 1), send)))
+    logits = graph.logits_receiver
+    if receiving[logits]:
+        hooks.append((f"blocks.{graph.n_layers - 1}.hook_resid_post", flat(slice(logits, logits + 1), receive)))
     return hooks
+
+
+def _mask(n: int, enabled: bool, marked: Tensor | None) -> Bool[Tensor, " n"]:
+    """Which of ``n`` nodes get a hook: none without a callback, else the ``marked`` ones (None: all)."""
+    if not enabled:
+        return torch.zeros(n, dtype=torch.bool)
+    return torch.ones(n, dtype=torch.bool) if marked is None else marked.cpu().bool()
+
+
+def _nothing(index: slice, value: Tensor) -> None:
+    """The callback of a side without one (never hooked: its mask is empty)."""

@@ -79,3 +79,44 @@ def test_a_control_keeps_its_top_edges_out_of_the_ablation(tiny_model):
     assert same.edges.equal(plain.edges)
     with pytest.raises(InputError, match="k \\+ control_edges at most"):
         bias_edge_ablation(tiny_model, inputs, graph.n_edges - 39, control=control, control_edges=40)
+
+
+def test_an_edge_into_a_key_input_and_one_into_an_mlp_equal_adding_mean_minus_output_there(tiny_gqa_model):
+    """Only the blocks with a cut edge run with split inputs; the result equals the definition, computed by hand:
+    the receiver's input gets ``mean - out`` of its sender (positions after the first), everything else as is."""
+    model, graph = tiny_gqa_model, Graph.of(tiny_gqa_model)
+    head, kv = graph.head_senders(0).start + 1, graph.input_receivers(1, "k").start + 1  # a0.h1 -> a1.kv1.k
+    mlp, into = graph.mlp_sender(0), graph.mlp_receiver(1)  # m0 -> m1
+    means = torch.randn(len(graph.senders), model.cfg.d_model, generator=torch.Generator().manual_seed(2))
+    ablation = EdgeAblation(torch.tensor([[head, kv], [mlp, into]]), means)
+    tokens = torch.randint(3, 200, (2, 6), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+        outputs = {
+            head: cache["blocks.0.attn.hook_z"][:, :, 1] @ model.blocks[0].attn.W_O[1],
+            mlp: cache["blocks.0.hook_mlp_out"],
+        }
+        deltas = {sender: means[sender] - out for sender, out in outputs.items()}
+        for delta in deltas.values():
+            delta[:, 0] = 0
+
+        def key_input(value, hook):
+            value[:, :, 1] += deltas[head]
+            return value
+
+        def mlp_input(value, hook):
+            return value + deltas[mlp]
+
+        flags = model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in
+        model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in = True, True
+        try:
+            expected = model.run_with_hooks(
+                tokens, fwd_hooks=[("blocks.1.hook_k_input", key_input), ("blocks.1.hook_mlp_in", mlp_input)]
+            )
+        finally:
+            model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in = flags
+        with ablation.applied(model):
+            cut = model(tokens)
+    torch.testing.assert_close(cut, expected)
+    assert not torch.allclose(cut, model(tokens))
+    assert (model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in) == flags
