@@ -1,5 +1,6 @@
 """Cutting a circuit's edges in any forward: the :class:`EdgeAblation` intervention, and the edges that carry a
-bias chosen and fitted from contrast pairs (:func:`bias_edge_ablation`).
+bias chosen and fitted from contrast pairs (:func:`bias_edge_ablation`), and what the cut does to a contrast's gap
+on other pairs (:func:`gap_change`).
 
 :class:`EdgeAblation` mean-ablates edges (sender -> receiver, :mod:`~lens_bias.circuits.graph`): receiver
 ``r``'s input gets ``mean_s - out_s`` added for each ablated edge ``s -> r``, where ``out_s`` is sender ``s``'s
@@ -43,6 +44,7 @@ from lens_bias.forward.hooks import ForwardContext, Hookable, HookFn
 from lens_bias.interventions.saved import register
 from lens_bias.models import AnyModel
 from lens_bias.patching.inputs import MinimalPairInputs, PatchingInputs
+from lens_bias.patching.screening import metric_gaps
 
 EDGE_ABLATION = "edge_ablation"
 
@@ -192,3 +194,18 @@ def _most_negative(scores: Tensor, allowed: Tensor, k: int) -> Int[Tensor, "k 2"
     (ties by index)."""
     order = torch.sort(scores.masked_fill(~allowed, torch.inf).flatten(), stable=True).indices[:k]
     return torch.stack([order // allowed.shape[1], order % allowed.shape[1]], 1)
+
+
+def gap_change(
+    model: HookedTransformer,
+    ablation: EdgeAblation,
+    inputs: PatchingInputs | MinimalPairInputs,
+    *,
+    batch_size: int = 64,
+) -> dict[str, float | int]:
+    """The mean clean - corrupted metric gap of ``inputs``' pairs (nats: the stereotype's margin on a contrast) without
+    and with ``ablation``: how much of the behaviour the cut edges carry, e.g. on pairs they were not chosen on."""
+    before = metric_gaps(model, inputs, batch_size=batch_size)
+    with ablation.applied(model):
+        after = metric_gaps(model, inputs, batch_size=batch_size)
+    return {"n_pairs": len(before), "before": float(before.mean()), "after": float(after.mean())}

@@ -9,7 +9,7 @@ import pytest
 import torch
 from patching.reference import make_pairs
 
-from lens_bias.circuits.ablation import EdgeAblation, bias_edge_ablation
+from lens_bias.circuits.ablation import EdgeAblation, bias_edge_ablation, gap_change
 from lens_bias.circuits.faithfulness import top_circuit
 from lens_bias.circuits.graph import Graph
 from lens_bias.circuits.scores import edge_scores
@@ -120,3 +120,15 @@ def test_an_edge_into_a_key_input_and_one_into_an_mlp_equal_adding_mean_minus_ou
     torch.testing.assert_close(cut, expected)
     assert not torch.allclose(cut, model(tokens))
     assert (model.cfg.use_split_qkv_input, model.cfg.use_hook_mlp_in) == flags
+
+
+def test_cutting_every_edge_into_the_logits_closes_every_gap(tiny_model):
+    clean, corrupted = make_pairs([6, 7, 6], [2, 3, 1], seed=6)
+    inputs = PatchingInputs([], clean, corrupted, torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10]), {})
+    graph = Graph.of(tiny_model)
+    senders = torch.arange(len(graph.senders))
+    edges = torch.stack([senders, torch.full_like(senders, graph.logits_receiver)], 1)
+    means = torch.randn(len(graph.senders), tiny_model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    change = gap_change(tiny_model, EdgeAblation(edges, means), inputs, batch_size=2)
+    assert change["n_pairs"] == 3 and abs(change["before"]) > 1e-3
+    assert change["after"] == pytest.approx(0.0, abs=1e-5)  # the last token's logits read the means alone

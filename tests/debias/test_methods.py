@@ -207,10 +207,12 @@ def test_circuit_edges_candidate_ablates_the_fitted_edges_and_is_reused(tiny_mod
     candidate = config.fit(tiny_model, context)
     (ablation,) = candidate.interventions
     assert isinstance(ablation, EdgeAblation) and len(ablation.edges) == 7 and candidate.family == "circuit ablation"
-    assert candidate.details["contrast"] == "gender_swap" and candidate.details["pairs"]["used"] == 3
-    assert (
-        candidate.details["control_circuit"]["excluded_edges"] == 40 and candidate.details["control_pairs"]["used"] == 3
-    )
+    details = candidate.details
+    assert details["contrast"] == "gender_swap" and details["pairs"]["used"] == 6  # 3 fit on, 3 held out
+    assert details["control_circuit"]["excluded_edges"] == 40 and details["control_pairs"]["used"] == 6
+    held = details["held_out"]  # the gaps of the 3 held-out pairs of each, without and with the cut
+    assert held["contrast"]["n_pairs"] == held["control"]["n_pairs"] == 3
+    assert held["contrast"]["before"] != held["contrast"]["after"]
     assert "minus gender_definitional top 40" in candidate.name
     with pytest.raises(InputError, match="exceed the model's 479 edges"):
         method("circuit_edges")(k=7).check(tiny_model)  # the default 1,000 control edges: before any fit

@@ -7,9 +7,10 @@ from typing import Any
 
 from transformer_lens import HookedTransformer
 
-from lens_bias.circuits.ablation import EdgeAblation, bias_edge_ablation
+from lens_bias.circuits.ablation import EdgeAblation, bias_edge_ablation, gap_change
 from lens_bias.circuits.contrasts import check_contrasts, select_contrast
 from lens_bias.circuits.graph import Graph
+from lens_bias.circuits.overlap import split_halves
 from lens_bias.debias.methods.base import Candidate, FitContext, MethodConfig, fit_key, register, reuse_or_fit
 from lens_bias.errors import InputError
 from lens_bias.interventions.saved import SavableIntervention
@@ -23,7 +24,12 @@ class CircuitEdges(MethodConfig):
     ``min_gap`` nats) that are not among the top ``control_edges`` edges of ``control``'s pairs (its circuit,
     what the model should keep; None: no control), mean-ablated at every position but the first
     (:class:`EdgeAblation`, :func:`bias_edge_ablation`). Default: the gender-pronoun term-swap pairs minus the
-    definitional-gender control, the project's own templates (no benchmark item the scoreboard scores)."""
+    definitional-gender control, the project's own templates (no benchmark item the scoreboard scores).
+
+    Each contrast is screened for ``2 * n_pairs`` pairs, cut in two halves (seeded,
+    :func:`~lens_bias.circuits.overlap.split_halves`): the edges are chosen on one, and the other, held out,
+    measures the fit (``details["held_out"]``, :func:`~lens_bias.circuits.ablation.gap_change`): the contrast's
+    mean gap without and with the ablation (it should shrink) and the control's (it should stay)."""
 
     contrast: str = field(default="gender_swap", metadata={"option": "circuit_contrast"})
     control: str | None = field(default="gender_definitional", metadata={"option": "circuit_control"})
@@ -55,20 +61,24 @@ class CircuitEdges(MethodConfig):
         self.check(model)
         settings = {"contrast": self.contrast, "n_pairs": self.n_pairs, "min_gap": self.min_gap, "k": self.k}
         settings |= {"control": self.control, "control_edges": self.control_edges}
-        select = {"n_pairs": self.n_pairs, "min_gap": self.min_gap, "seed": context.seed}
+        select = {"n_pairs": 2 * self.n_pairs, "min_gap": self.min_gap, "seed": context.seed}
         select |= {"batch_size": context.batch_size}
 
         def fit() -> tuple[list[SavableIntervention], dict[str, Any]]:
-            inputs, counts = select_contrast(model, self.contrast, **select)
-            control, control_counts = (
-                (None, None) if self.control is None else select_contrast(model, self.control, **select)
-            )
+            chosen, counts = select_contrast(model, self.contrast, **select)
+            inputs, held = split_halves(chosen, context.seed)
+            control = control_held = None
+            pairs: dict[str, Any] = {"pairs": counts}
+            if self.control is not None:
+                kept, pairs["control_pairs"] = select_contrast(model, self.control, **select)
+                control, control_held = split_halves(kept, context.seed)
             ablation, details = bias_edge_ablation(
                 model, inputs, self.k, control=control, control_edges=self.control_edges
             )
-            return [ablation], {**details, "pairs": counts} | (
-                {"control_pairs": control_counts} if control_counts else {}
-            )
+            held_out = {"contrast": gap_change(model, ablation, held, batch_size=context.batch_size)}
+            if control_held is not None:
+                held_out["control"] = gap_change(model, ablation, control_held, batch_size=context.batch_size)
+            return [ablation], {**details, **pairs, "held_out": held_out}
 
         key = fit_key(model, "circuit_edges", context.seed, **settings)
         minus = "" if self.control is None else f"-minus-{self.control.replace(':', '-')}{self.control_edges}"
