@@ -10,9 +10,9 @@ Benchmarks (``experiments.bench_*``) are not figures: run them on their own.
 Sizes (:data:`SIZES`): the experiments that default to an hour-long study run smaller here: ``audit`` 300
 StereoSet items and CrowS-Pairs pairs, 10 BBQ questions per category, small persona and service sets, the refusal
 vector at +0.5 (the full audit is ``figures/audit_full``); ``debias`` five methods (the circuit's edges included)
-on 150 items each; ``finetune`` 20 steps, 24 rewrites; ``circuits`` the gender-swap and StereoSet-gender contrasts
-and their overlap, 8 pairs each, EAP-IG with 2 steps, 16 edges patched exactly, their circuits on the fine-tune
-and their overlap with BiasScope's injected circuits.
+on 150 items each; ``finetune`` 20 steps, 24 rewrites; ``circuits`` the gender-swap contrast, its definitional
+control, StereoSet gender and race and CrowS-Pairs race and their overlap, 8 pairs each, EAP-IG with 2 steps, 16
+edges patched exactly, their circuits on the fine-tune and their overlap with BiasScope's injected circuits.
 
 ``--replot`` (no value) redraws every figure from the saved results under ``--out`` (all must exist, checked
 before any step), no model. After a run or a replot, the index at the top of ``{--out}/README.md`` is rewritten
@@ -45,8 +45,8 @@ SIZES = {
     "--n-pairs 50 --alignez-tokens 32 --n-stereoset 150 --n-crows-pairs 150 --n-bbq 6 --n-neutral 40 "
     "--n-bbq-disambig 40 --n-lms 40 --n-knowledge 60",
     "finetune": "--max-steps 20 --n-eval 24",
-    "circuits": "--pairs gender_swap stereoset:gender --steps 2 --n-pairs 8 --n-edges 16 --n-random 2 "
-    "--circuit-sizes 30 100 300 1000 3000",
+    "circuits": "--pairs gender_swap gender_definitional stereoset:gender stereoset:race crows_pairs:race-color "
+    "--steps 2 --n-pairs 8 --n-edges 16 --n-random 2 --circuit-sizes 30 100 300 1000 3000",
 }
 #: The earlier steps' outputs a step takes (not with --quick): BiasScope's selected heads and injected circuits, the
 #: fine-tune.
