@@ -86,9 +86,9 @@ class Config(cli.SweepConfig):
 
 
 QUICK = {
-    "methods": ("steering", "redteam"), "steer_bias_types": ("gender",), "layers": (12,), "n_pairs": 16,
+    "methods": ("steering",), "steer_bias_types": ("gender",), "layers": (12,), "n_pairs": 16,
     "steer_multipliers": (-4.0, -1.0, 1.0, 4.0), "n_stereoset": 24, "n_crows_pairs": 24, "n_bbq": 1,
-    "n_neutral": 8, "n_bbq_disambig": 8, "n_lms": 8, "n_knowledge": 12,
+    "n_neutral": 8, "n_bbq_disambig": 4, "n_lms": 8, "n_knowledge": 12,
 }  # fmt: skip
 
 
