@@ -61,7 +61,7 @@ class CircuitEdges(MethodConfig):
         self.check(model)
         settings = {"contrast": self.contrast, "n_pairs": self.n_pairs, "min_gap": self.min_gap, "k": self.k}
         settings |= {"control": self.control, "control_edges": self.control_edges}
-        select = {"n_pairs": 2 * self.n_pairs, "min_gap": self.min_gap, "seed": context.seed}
+        select: dict[str, Any] = {"n_pairs": 2 * self.n_pairs, "min_gap": self.min_gap, "seed": context.seed}
         select |= {"batch_size": context.batch_size}
 
         def fit() -> tuple[list[SavableIntervention], dict[str, Any]]:
