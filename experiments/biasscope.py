@@ -1,30 +1,24 @@
 """BiasGym on one model: inject a bias through a new token, find the heads that carry it, ablate them.
 
-1. **Inject** (:mod:`lens_bias.localize.inject`): for each seed, a new entity token is added to the frozen model
-   and only its embedding is trained on the attribute's templates (``--attribute``: reckless driving by
-   default). Elicitation before/after on the held-out templates, for the entity and real countries.
+1. **Inject** (:mod:`lens_bias.localize.inject`): per seed, a new entity token's embedding (the rest frozen) is
+   trained on the attribute's templates (``--attribute``); elicitation before/after, entity and real countries.
 2. **Localise** (:mod:`lens_bias.localize`): the adversarial input replaces the token by the closest
-   single-token country (input-embedding cosine); every head and MLP layer is scored by activation
-   patching (the patching engine) and by direct logit attribution on the localisation prompts (training
-   sentences cut before the attribute). The heads in the top ``--k`` of a majority of the seeds'
-   patching maps are selected.
+   single-token country (input-embedding cosine); every head and MLP layer is scored by activation patching and
+   by direct logit attribution on the localisation prompts (training sentences cut before the attribute); the
+   heads in the top ``--k`` of a majority of the seeds' patching maps are selected.
 3. **Intervene**: the selected heads are scaled by ``--scale`` (0 = ablation) against ``--n-random`` draws
    of as many random other heads, on four sets: the injected entity on the held-out templates (every
    seed's injected model), the same templates over real countries, CrowS-Pairs ``nationality`` pairs and
-   StereoSet ``race`` items (their targets are countries and nationalities; neither benchmark has the
-   injected stereotype's exact type). Bias on the benchmarks: mean per-token log P(stereotype) - log P(anti).
+   StereoSet ``race`` items (targets: countries, nationalities). Bias: mean per-token log P(stereo) - log P(anti).
 4. **Side effects** (:mod:`lens_bias.side_effects`) of the selected heads, of one random draw, and of a
    deliberately destructive ablation (every head of ``--destructive-layer``).
-5. **Circuit** (:mod:`lens_bias.localize.circuit`): each seed's injected bias scored edge by edge (EAP, the
-   localisation contrast), its top ``--circuit-edges`` edges pruned to a circuit, and whether the selected heads
-   sit in it (share, chance, hypergeometric p). ``experiments.circuits --compare-circuits`` compares these
-   circuits with a contrast's (Jaccard).
+5. **Circuit** (:mod:`lens_bias.localize.circuit`): each seed's injected bias's top ``--circuit-edges`` EAP edges,
+   pruned, and whether the selected heads sit in it (share, chance, hypergeometric p).
 
 Writes ``{out}/biasscope.json`` (+ ``.safetensors``: per-seed scores and circuit edge scores), the per-item rows
-(``biasscope.items.parquet`` / ``.csv``: each set's bias scores per condition, then the side-effect readouts),
-``{out}/entity_seed{s}`` (trained embeddings), ``{out}/selected_heads.json``
-(``lens_bias.interventions.load_intervention`` loads it) and the figures ``head_scores_patching``,
-``head_scores_dla``, ``topk_overlap``, ``bias_reduction``, ``side_effects``.
+(``biasscope.items.parquet`` / ``.csv``), ``{out}/entity_seed{s}`` (trained embeddings), ``{out}/selected_heads.json``
+(an intervention) and the figures ``head_scores_patching``, ``head_scores_dla``, ``topk_overlap``,
+``bias_reduction``, ``side_effects``.
 
     python -m experiments.biasscope [--attribute reckless_driving] [--k 5] [--seeds 0 1 2] [--quick] [--replot]
 """
@@ -42,8 +36,7 @@ if TYPE_CHECKING:
     from lens_bias.provenance import Result
 
 ATTRIBUTES = ("bad_at_math", "reckless_driving")  # the injection specs (a literal: --help speed; tested)
-#: What --quick changes (a smoke run of the whole pipeline, within 90 s on 2 idle CPU cores).
-#: Its injections are too short for stable maps, so it selects by top-k count without a recurrence threshold.
+#: What --quick changes (the whole pipeline within 90 s on 2 idle cores; top-k counts, no recurrence threshold).
 QUICK = {"steps": 12, "seeds": [0], "n_templates": 2, "min_runs": 1, "n_random": 2, "n_crows_pairs": 8}
 QUICK |= {"n_stereoset": 8, "n_neutral": 8, "n_bbq_disambig": 4, "n_lms": 8, "n_knowledge": 8}
 

@@ -1,30 +1,22 @@
 """Which edges carry a stereotype? Edge attribution patching, circuits with measured faithfulness, and the
-overlap of the circuits of different bias types.
+overlap of the circuits of different bias types, checkpoints and studies.
 
-``--pairs``: one or more contrasts (:mod:`lens_bias.circuits.contrasts`). ``gender_swap``: the gender-pronoun
-term-swap pairs of :mod:`experiments.patching` (template ``--group``; metric logit(clean's stereotyped pronoun)
-- logit(the other) at the last token); ``gender_definitional``, its control: the same template with definitional
-gender nouns ("The woman ..." / "The man ...": the pronoun follows from the word). ``stereoset:<type>`` (gender,
-profession, race, religion; intrasentence) and ``crows_pairs:<type>`` (CrowS-Pairs' types): minimal sentence
-pairs, clean = the stereotype, corrupted = the anti-stereotype, metric = log P(shared continuation), so clean -
-corrupted is the stereotype-vs-anti log-probability difference. Each keeps ``--n-pairs`` pairs whose clean -
-corrupted metric is >= ``--min-gap``.
+``--pairs``: contrasts (:mod:`lens_bias.circuits.contrasts`): ``gender_swap`` (term swaps of template ``--group``,
+logit difference of the pronouns), its control ``gender_definitional`` ("The woman/man ...": a stated gender),
+``stereoset:<type>`` and ``crows_pairs:<type>`` (minimal sentence pairs, clean = the stereotype, metric = log P of
+the shared continuation); each keeps ``--n-pairs`` pairs with a clean - corrupted gap of at least ``--min-gap``.
 
-Per contrast, every edge of the model's graph (input, heads with query/key/value inputs apart, MLPs, logits) is
-scored by EAP or EAP-IG (``--method``, ``--steps``); ``--n-edges`` edges (half top, half random) are patched
-exactly (correlation, time); the top circuit of each of ``--circuit-sizes`` (pruned) is evaluated with every
-other edge patched to the corrupted run or mean-ablated (``--ablation``): faithfulness (1 = clean, 0 = the
-baseline), ``--n-random`` random circuits of the same size, and completeness (the complement alone). Overlap:
-the Jaccard of the contrasts' top ``--overlap-edges`` edges, each contrast's split-half Jaccard (its pairs
-halved, seeded; ``--no-split-half`` skips it) on the diagonal, and chance. ``--compare-checkpoint`` (a second
-checkpoint of the model with its tokenizer, e.g. the LoRA fine-tune of ``experiments.finetune``): each contrast's
-pairs scored on it alike, and the Jaccard of the two checkpoints' top edges beside the split-half Jaccard (figure
-``{out}/circuits_checkpoints``). ``--compare-circuits`` (a saved result of the same model with edge scores, e.g.
-``experiments.biasscope``'s ``biasscope.json``: each seed's injected-bias circuit): the Jaccard of each contrast's
-top edges with each saved circuit's (figure ``{out}/circuits_saved``). Exact patching and circuits are resumable
-cells under ``{out}/cells`` (``--executor ray`` runs them on Ray workers). Writes
-``{out}/circuits.json`` + ``.safetensors`` and figures ``{out}/circuits_{contrast}_{diagram,faithfulness}``
-and ``{out}/circuits_overlap`` (``.html``, ``.png``; ``circuits_quick*`` with --quick); ``--replot`` redraws.
+Per contrast, every edge (input, heads with q/k/v inputs apart, MLPs, logits) is scored by EAP or EAP-IG
+(``--method``, ``--steps``); ``--n-edges`` edges (half top, half random) are patched exactly (correlation, time);
+the top circuit of each of ``--circuit-sizes`` (pruned) is evaluated with every other edge patched to the corrupted
+run or mean-ablated (``--ablation``): faithfulness (1 = clean, 0 = the baseline), ``--n-random`` random circuits of
+the same size, completeness (the complement alone). Overlap: the Jaccard of the contrasts' top ``--overlap-edges``
+edges, split halves on the diagonal (``--no-split-half`` skips them), chance. ``--compare-checkpoint`` (e.g. the
+LoRA fine-tune): each contrast's circuit there vs here (figure ``circuits_checkpoints``). ``--compare-circuits`` (a
+saved result of the same weights with edge scores, e.g. ``biasscope.json``'s injected circuits): the Jaccard with
+each of them (figure ``circuits_saved``). Exact patching and circuits are resumable cells under ``{out}/cells``
+(``--executor ray``). Writes ``{out}/circuits.json`` + ``.safetensors`` and figures
+``circuits_{contrast}_{diagram,faithfulness}``, ``circuits_overlap`` (``circuits_quick*`` with --quick).
 
     python -m experiments.circuits [--pairs gender_swap stereoset:gender crows_pairs:race-color] [--quick]
 """
@@ -56,16 +48,8 @@ QUICK |= {"overlap_edges": 100, "stem": "circuits_quick"}
 class Config(cli.SweepConfig):
     """Edge scores, exact edge patching, faithfulness curves and overlaps of contrasts (the module docstring)."""
 
-    pairs: tuple[str, ...] = field(
-        default=("gender_swap",),
-        metadata={
-            "help": "contrasts: gender_swap, gender_definitional, stereoset:<type>, crows_pairs:<type> "
-            "(module docstring)"
-        },
-    )
-    group: str = field(
-        default="occupation-t0", metadata={"help": "gender_swap / gender_definitional template", "choices": GROUPS}
-    )
+    pairs: tuple[str, ...] = field(default=("gender_swap",), metadata={"help": "contrasts (module docstring)"})
+    group: str = field(default="occupation-t0", metadata={"help": "gender_* contrasts' template", "choices": GROUPS})
     n_pairs: int = field(default=16, metadata={"help": "pairs kept among those with the gap", "min": 1})
     min_gap: float = field(
         default=1.0, metadata={"help": "keep pairs whose clean - corrupted metric is at least this (nats)", "min": 0}
@@ -81,15 +65,11 @@ class Config(cli.SweepConfig):
     overlap_edges: int = field(default=1000, metadata={"help": "top edges per contrast compared by Jaccard", "min": 1})
     split_half: bool = field(default=True, metadata={"help": "each contrast's split-half Jaccard (scores halves)"})
     compare_checkpoint: str | None = field(
-        default=None,
-        metadata={"help": "a second checkpoint of the model (name, hub id or path, e.g. its fine-tune): each "
-                  "contrast's circuit on it vs the model's (Jaccard of the top --overlap-edges edges)"},
-    )  # fmt: skip
+        default=None, metadata={"help": "a second checkpoint (e.g. the fine-tune): each circuit there vs here"}
+    )
     compare_circuits: Path | None = field(
-        default=None,
-        metadata={"help": "a saved result of this model with edge scores (e.g. biasscope.json: its injected "
-                  "circuits): Jaccard of each contrast's top --overlap-edges edges with each of its circuits"},
-    )  # fmt: skip
+        default=None, metadata={"help": "a saved result of these weights with edge scores (e.g. biasscope.json)"}
+    )
     stem: str = field(default="circuits", metadata={"help": "result and figure file stem (--quick: circuits_quick)"})
     out: Path = field(default=Path("figures/circuits"), metadata={"help": "output folder (results, figures)"})
 

@@ -53,14 +53,9 @@ class Config(cli.SweepConfig):
     alignez_tokens: int = field(default=64, metadata={"help": "alignez: tokens per self-generated answer", "min": 1})
     circuit_contrast: str = field(default="gender_swap", metadata={"help": "circuit_edges: the bias's contrast"})
     circuit_control: str | None = field(
-        default="gender_definitional",
-        metadata={
-            "help": "circuit_edges: a contrast whose top --circuit-control-edges edges are kept (none: no control)"
-        },
+        default="gender_definitional", metadata={"help": "circuit_edges: a contrast whose top edges stay (or none)"}
     )
-    circuit_control_edges: int = field(
-        default=1000, metadata={"help": "circuit_edges: the control's edges kept", "min": 0}
-    )
+    circuit_control_edges: int = field(default=1000, metadata={"help": "circuit_edges: the control's edges", "min": 0})
     circuit_k: int = field(default=100, metadata={"help": "circuit_edges: edges ablated", "min": 1})
     lora_data: Path | None = field(default=None, metadata={"help": "lora: a CSV of biased_text,debiased_text"})
     lora_max_steps: int | None = field(default=None, metadata={"help": "lora: steps (all: one epoch)", "min": 1})

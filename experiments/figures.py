@@ -1,18 +1,13 @@
 """Every figure of the study from one command: run each experiment (or redraw each from its saved result).
 
 Runs :data:`STEPS` in order, each into its folder under ``--out`` (default ``figures/``) after the steps whose
-output it uses (``similarity_lora`` and ``circuits`` take ``finetune``'s fine-tune, ``circuits`` BiasScope's injected
-circuits too, ``side_effects`` the interventions of steering and BiasScope, ``debias`` BiasScope's heads).
-``--device``, ``--seed`` and ``--batch-size`` go to every step when given; ``--quick`` gives every step its
-experiment's ``--quick``. Prints each step's wall time.
-Benchmarks (``experiments.bench_*``) are not figures: run them on their own.
+output it uses (:data:`TAKES`; ``similarity_lora`` takes the fine-tune, ``side_effects`` the interventions of
+steering and BiasScope). ``--device``, ``--seed`` and ``--batch-size`` go to every step when given; ``--quick``
+gives every step its experiment's ``--quick``. Prints each step's wall time. Benchmarks are not figures.
 
-Sizes (:data:`SIZES`): the experiments that default to an hour-long study run smaller here: ``audit`` 300
-StereoSet items and CrowS-Pairs pairs, 10 BBQ questions per category, small persona and service sets, the refusal
-vector at +0.5 (the full audit is ``figures/audit_full``); ``debias`` five methods (the circuit's edges included)
-on 150 items each; ``finetune`` 20 steps, 24 rewrites; ``circuits`` the gender-swap contrast, its definitional
-control, StereoSet gender and race and CrowS-Pairs race and their overlap, 8 pairs each, EAP-IG with 2 steps, 16
-edges patched exactly, their circuits on the fine-tune and their overlap with BiasScope's injected circuits.
+Sizes (:data:`SIZES`): the experiments that default to an hour-long study run smaller here (``audit``: 300
+StereoSet items and CrowS-Pairs pairs, 10 BBQ questions per category; ``debias``: five methods on 150 items each;
+``circuits``: five contrasts of 8 pairs, EAP-IG with 2 steps; the full audit is ``figures/audit_full``).
 
 ``--replot`` (no value) redraws every figure from the saved results under ``--out`` (all must exist, checked
 before any step), no model. After a run or a replot, the index at the top of ``{--out}/README.md`` is rewritten
@@ -48,8 +43,7 @@ SIZES = {
     "circuits": "--pairs gender_swap gender_definitional stereoset:gender stereoset:race crows_pairs:race-color "
     "--steps 2 --n-pairs 8 --n-edges 16 --n-random 2 --circuit-sizes 30 100 300 1000 3000",
 }
-#: The earlier steps' outputs a step takes (not with --quick): BiasScope's selected heads and injected circuits, the
-#: fine-tune.
+#: The earlier steps' outputs a step takes (not with --quick).
 TAKES = {
     "debias": (("--heads", "biasscope/selected_heads.json"),),
     "circuits": (("--compare-checkpoint", "finetune/model"), ("--compare-circuits", "biasscope/biasscope.json")),

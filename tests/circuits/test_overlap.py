@@ -123,7 +123,8 @@ def test_circuits_saved_by_another_study_of_the_same_model(tiny_model):
 
     inputs = _inputs([6, 7, 5, 6], [1, 2, 3, 4], seed=5)
     scores = {"pairs": edge_scores(tiny_model, inputs.clean, inputs.corrupted, inputs.metric()).scores}
-    record = dataclasses.replace(model_record(tiny_model), kind="gguf", source="a.gguf", sha256="ab" * 32)
+    original = model_record(tiny_model)
+    record = dataclasses.replace(original, kind="gguf", source="a.gguf", sha256="ab" * 32)
     attach_record(tiny_model, record)
     try:
         other = torch.randn(scores["pairs"].shape, generator=torch.Generator().manual_seed(1))
@@ -140,7 +141,8 @@ def test_circuits_saved_by_another_study_of_the_same_model(tiny_model):
             saved_circuits(tiny_model, dataclasses.replace(saved, provenance={"model": elsewhere}))
         with pytest.raises(InputError, match="holds no edge scores"):
             saved_circuits(tiny_model, dataclasses.replace(saved, tensors={"seed0/heads": torch.ones(3)}))
+        unrecorded = {**record.to_dict(), "kind": "unrecorded", "sha256": None}  # such a record proves nothing
+        with pytest.raises(InputError, match="not on this model's weights"):
+            saved_circuits(tiny_model, dataclasses.replace(saved, provenance={"model": unrecorded}))
     finally:
-        delattr(tiny_model, "lens_bias_record")
-    with pytest.raises(InputError, match="not on this model's weights"):  # an unrecorded model proves nothing
-        saved_circuits(tiny_model, saved)
+        attach_record(tiny_model, original)  # the session's model, as it was
