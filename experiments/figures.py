@@ -7,7 +7,7 @@ gives every step its experiment's ``--quick``. Prints each step's wall time. Ben
 
 Sizes (:data:`SIZES`): the experiments that default to an hour-long study run smaller here (``audit``: 300
 StereoSet items and CrowS-Pairs pairs, 10 BBQ questions per category; ``debias``: five methods on 150 items each;
-``circuits``: five contrasts of 8 pairs, EAP-IG with 2 steps; the full audit is ``figures/audit_full``).
+``circuits``: four contrasts of 8 pairs, EAP-IG with 2 steps; the full audit is ``figures/audit_full``).
 
 ``--replot`` (no value) redraws every figure from the saved results under ``--out`` (all must exist, checked
 before any step), no model. After a run or a replot, the index at the top of ``{--out}/README.md`` is rewritten
@@ -40,7 +40,7 @@ SIZES = {
     "--n-pairs 50 --alignez-tokens 32 --n-stereoset 150 --n-crows-pairs 150 --n-bbq 6 --n-neutral 40 "
     "--n-bbq-disambig 40 --n-lms 40 --n-knowledge 60",
     "finetune": "--max-steps 20 --n-eval 24",
-    "circuits": "--pairs gender_swap gender_definitional stereoset:gender stereoset:race crows_pairs:race-color "
+    "circuits": "--pairs gender_swap gender_definitional stereoset:gender stereoset:race "
     "--steps 2 --n-pairs 8 --n-edges 16 --n-random 2 --circuit-sizes 30 100 300 1000 3000",
 }
 #: The earlier steps' outputs a step takes (not with --quick).
