@@ -38,6 +38,7 @@ from lens_bias.models.gguf import hf_from_gguf, load_gguf
 from lens_bias.models.hf import check_hf_config, check_hf_sizes, hf_from_pretrained
 from lens_bias.models.hub import HUB_ID, hub_snapshot
 from lens_bias.models.identity import embedded_gguf_path, folder_sha256
+from lens_bias.models.layout import forward_layout
 from lens_bias.models.precision import MIXED, to_mixed_precision
 from lens_bias.models.record import ModelLoadError, ModelRecord, attach_record
 
@@ -278,6 +279,7 @@ def load_model(
         del hf_model
     if mixed:
         model = to_mixed_precision(model)
+    forward_layout(model)
 
     cfg = model.cfg
     attach_record(
