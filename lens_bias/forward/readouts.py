@@ -71,6 +71,20 @@ def span_logprob_sum(
     return (token_lp * mask).sum(1), mask.sum(1)
 
 
+def by_length(batch: PromptBatch) -> tuple[PromptBatch, Int[Tensor, " batch"]]:
+    """``batch``'s rows sorted by length (stable) and ``order``: sorted row i is row ``order[i]`` of ``batch``.
+    Chunks of the sorted rows carry less padding; ``result[order] = sorted_result`` restores the order."""
+    order = torch.argsort(batch.lengths, stable=True)
+    sorted_batch = PromptBatch(
+        batch.tokens[order],
+        batch.lengths[order],
+        {name: index[order] for name, index in batch.positions.items()},
+        [batch.texts[i] for i in order.tolist()],
+        batch.meta,
+    )
+    return sorted_batch, order
+
+
 def batch_logprobs(
     model: AnyModel,
     batch: PromptBatch,
@@ -80,9 +94,10 @@ def batch_logprobs(
     progress: bool | str = False,
 ) -> LogProbs:
     """Log-probabilities of the tokens from ``batch.positions["continuation"]`` to the last real token,
-    each given everything before it."""
+    each given everything before it (rows of similar length share a forward; results in the batch's order)."""
     if "continuation" not in batch.positions:
         raise InputError("The batch has no 'continuation' position: build it with continuation_batch().")
+    batch, order = by_length(batch)
     totals, counts = [], []
     for chunk, logits in run_chunks(
         model, batch, interventions=interventions, batch_size=batch_size, progress=progress
@@ -90,7 +105,8 @@ def batch_logprobs(
         total, count = span_logprob_sum(logits, chunk.tokens, chunk.positions["continuation"], chunk.positions["last"])
         totals.append(total.cpu())
         counts.append(count.cpu())
-    total, n_tokens = torch.cat(totals), torch.cat(counts)
+    total, n_tokens = torch.empty(len(order)), torch.empty(len(order), dtype=torch.long)
+    total[order], n_tokens[order] = torch.cat(totals), torch.cat(counts)
     return LogProbs(total=total, mean=total / n_tokens, n_tokens=n_tokens)
 
 
@@ -135,17 +151,21 @@ def token_logprobs(
     and the tokens before it.
 
     The batch is :func:`continuation_logprobs`' with prompt ``""`` (same tokens, same positions for
-    interventions), so ``logprobs[i].sum()`` is its ``total`` for text i; only real positions are read."""
-    batch = continuation_batch(tokenizer_of(model), [""] * len(texts), texts, start_id=start_id)
-    tokens, logprobs = [], []
+    interventions), so ``logprobs[i].sum()`` is its ``total`` for text i; only real positions are read. Texts of
+    similar length share a forward (less padding); the results come back in the texts' order."""
+    batch, order = by_length(continuation_batch(tokenizer_of(model), [""] * len(texts), texts, start_id=start_id))
+    tokens: list[Tensor] = [torch.zeros(0)] * len(texts)
+    logprobs: list[Tensor] = [torch.zeros(0)] * len(texts)
+    rows = iter(order.tolist())
     for chunk, logits in run_chunks(
         model, batch, interventions=interventions, batch_size=batch_size, progress=progress
     ):
         ids = chunk.tokens.to(logits.device)
         token_lp = logits[:, :-1].float().log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0].cpu()
         for row, length in enumerate(chunk.lengths.tolist()):
-            tokens.append(chunk.tokens[row, 1:length].cpu())
-            logprobs.append(token_lp[row, : length - 1])
+            text = next(rows)
+            tokens[text] = chunk.tokens[row, 1:length].cpu()
+            logprobs[text] = token_lp[row, : length - 1]
     return TokenLogProbs(tokens=tokens, logprobs=logprobs)
 
 

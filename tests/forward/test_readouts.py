@@ -176,7 +176,7 @@ def test_token_logprobs_by_hand_and_batched(tiny_model):
     from lens_bias.prompts import document_start_id
 
     texts = ["The nurse walked in and she smiled.", "Paris.", "People from Italy drive recklessly"]
-    batched = token_logprobs(tiny_model, texts, batch_size=3)
+    batched = token_logprobs(tiny_model, texts, batch_size=2)
     totals = continuation_logprobs(tiny_model, [""] * len(texts), texts).total
     for i, text in enumerate(texts):
         ids = tiny_model.tokenizer(text, add_special_tokens=False)["input_ids"]
