@@ -30,7 +30,7 @@ from transformers import AutoTokenizer
 from lens_bias.benchmarks.crows_pairs import score_crows_pairs
 from lens_bias.data.crows_pairs import CrowsPair
 from lens_bias.errors import InputError
-from lens_bias.forward.readouts import token_logprobs
+from lens_bias.forward.readouts import target_logprobs, token_logprobs
 from lens_bias.models import load_hf, load_model, resolve_model, tokenizer_of
 from lens_bias.prompts import continuation_batch, harness_prefix_id
 
@@ -74,7 +74,7 @@ def plain_forward_sums(hf_model: Any, tokenizer: Any, texts: Sequence[str], *, b
         for chunk in batch.chunks(batch_size):
             mask = torch.arange(chunk.tokens.shape[1])[None] < chunk.lengths[:, None]
             logits = hf_model(input_ids=chunk.tokens, attention_mask=mask.long()).logits
-            token_lp = logits[:, :-1].float().log_softmax(-1).gather(-1, chunk.tokens[:, 1:, None])[..., 0]
+            token_lp = target_logprobs(logits[:, :-1], chunk.tokens[:, 1:])
             sums.append((token_lp * mask[:, 1:]).sum(1).double())
     return torch.cat(sums).numpy()
 

@@ -54,6 +54,14 @@ class LogProbs:
     n_tokens: Tensor
 
 
+def target_logprobs(logits: Float[Tensor, "*rows d_vocab"], targets: Int[Tensor, "*rows"]) -> Float[Tensor, "*rows"]:
+    """log P(target) per row of ``logits`` (nats, fp32): the target's logit minus the log-sum-exp of the row, the
+    log-softmax read at one entry without writing the whole ``[rows, d_vocab]`` log-softmax (on a 49k vocabulary
+    that costs about as much as the transformer's blocks)."""
+    logits = logits.float()
+    return logits.gather(-1, targets[..., None])[..., 0] - logits.logsumexp(-1)
+
+
 def span_logprob_sum(
     logits: Float[Tensor, "batch pos d_vocab"],
     tokens: Int[Tensor, "batch pos"],
@@ -64,11 +72,29 @@ def span_logprob_sum(
     token given every token before it, and the number of tokens summed. ``logits`` are the forward's
     over ``tokens``; positions outside the span (padding included) are never read into the sum."""
     tokens = tokens.to(logits.device)
-    logprobs = logits[:, :-1].float().log_softmax(-1)
-    token_lp = logprobs.gather(-1, tokens[:, 1:, None])[..., 0]  # [batch, pos-1]: column t predicts token t+1
+    token_lp = target_logprobs(logits[:, :-1], tokens[:, 1:])  # [batch, pos-1]: column t predicts token t+1
     index = torch.arange(1, tokens.shape[1], device=logits.device)
     mask = (index[None] >= start.to(logits.device)[:, None]) & (index[None] <= last.to(logits.device)[:, None])
     return (token_lp * mask).sum(1), mask.sum(1)
+
+
+def _span_from_residual(
+    model: HookedTransformer,
+    residual: Float[Tensor, "batch pos d_model"],
+    tokens: Int[Tensor, "batch pos"],
+    start: Int[Tensor, " batch"],
+    last: Int[Tensor, " batch"],
+) -> tuple[Float[Tensor, " batch"], Int[Tensor, " batch"]]:
+    """:func:`span_logprob_sum` from the final residual stream, unembedding only the positions that predict a span
+    token (a prompt's other positions need no logits)."""
+    device = residual.device
+    count = (last - start + 1).clamp_min(0)
+    rows = torch.repeat_interleave(torch.arange(len(tokens)), count.cpu())
+    positions = torch.cat([torch.arange(a, b + 1) for a, b in zip(start.tolist(), last.tolist())])
+    rows, positions = rows.to(device), positions.to(device)
+    logprobs = target_logprobs(unembed_rows(model, residual[rows, positions - 1]), tokens.to(device)[rows, positions])
+    total = torch.zeros(len(tokens), device=device, dtype=logprobs.dtype).index_add_(0, rows, logprobs)
+    return total, count
 
 
 def by_length(batch: PromptBatch) -> tuple[PromptBatch, Int[Tensor, " batch"]]:
@@ -98,11 +124,21 @@ def batch_logprobs(
     if "continuation" not in batch.positions:
         raise InputError("The batch has no 'continuation' position: build it with continuation_batch().")
     batch, order = by_length(batch)
+    hooked = isinstance(model, HookedTransformer)  # its blocks stop before the unembedding (stop_at_layer)
     totals, counts = [], []
-    for chunk, logits in run_chunks(
-        model, batch, interventions=interventions, batch_size=batch_size, progress=progress
+    for chunk, output in run_chunks(
+        model,
+        batch,
+        interventions=interventions,
+        batch_size=batch_size,
+        progress=progress,
+        stop_at_layer=model.cfg.n_layers if hooked else None,
     ):
-        total, count = span_logprob_sum(logits, chunk.tokens, chunk.positions["continuation"], chunk.positions["last"])
+        start, last = chunk.positions["continuation"], chunk.positions["last"]
+        if hooked:
+            total, count = _span_from_residual(model, output, chunk.tokens, start, last)
+        else:
+            total, count = span_logprob_sum(output, chunk.tokens, start, last)
         totals.append(total.cpu())
         counts.append(count.cpu())
     total, n_tokens = torch.empty(len(order)), torch.empty(len(order), dtype=torch.long)
@@ -161,7 +197,7 @@ def token_logprobs(
         model, batch, interventions=interventions, batch_size=batch_size, progress=progress
     ):
         ids = chunk.tokens.to(logits.device)
-        token_lp = logits[:, :-1].float().log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0].cpu()
+        token_lp = target_logprobs(logits[:, :-1], ids[:, 1:]).cpu()
         for row, length in enumerate(chunk.lengths.tolist()):
             text = next(rows)
             tokens[text] = chunk.tokens[row, 1:length].cpu()
@@ -496,13 +532,13 @@ def shared_prompt_logprobs(
                     past_kv_cache=_cache_rows(cache, owner.to(device)),
                     attention_mask=torch.ones_like(input_tokens, device=device),
                 )
-                later = dict(zip(running, logits.float().log_softmax(-1).cpu()))
+                later = dict(zip(running, logits.float().cpu()))
         for r, row in enumerate(rows):
             continuation = continuations[row]
             total = first_lp[chunk_rows[r], continuation[0]]
             if len(continuation) > 1:
                 steps = torch.arange(len(continuation) - 1)
-                total = total + later[runner[r]][steps, continuation[1:]].sum()
+                total = total + target_logprobs(later[runner[r]][steps], continuation[1:]).sum()
             totals[row] = total
             counts[row] = len(continuation)
     total, n_tokens = torch.stack(totals), torch.tensor(counts)

@@ -31,7 +31,7 @@ def test_plain_forward_and_project_scoring_read_the_same_tokens_and_decide_alike
     assert all(t.seconds > 0 and t.tokens_per_s > 0 for t in timings)
     # the plain forward's whole-sentence margins are the project's fp32 ones (the same tokens, no hooks)
     expected = score_crows_pairs(load_model(str(tiny_llama_dir), device="cpu"), PAIRS)["whole"]
-    np.testing.assert_allclose(ours.margin, expected[:, 0] - expected[:, 1], atol=1e-9)
+    np.testing.assert_allclose(ours.margin, expected[:, 0] - expected[:, 1], atol=1e-5)  # other batch sizes
     np.testing.assert_allclose(plain.margin, ours.margin, atol=1e-4)
     assert agreement(plain, ours)["whole"] == 1.0 and "shared" not in agreement(plain, ours)
     assert agreement(ours, ours) == {"whole": 1.0, "flipped_margins": [], "shared": 1.0}
@@ -118,7 +118,7 @@ def test_the_harness_runs_on_the_same_weights_and_the_projects_harness_path_matc
     np.testing.assert_allclose(ours_harness.margin, harness.margin, atol=1e-4)
     assert agreement(ours_harness, harness)["whole"] == 1.0
     scores = score_crows_pairs(load_model(str(tiny_llama_dir), device="cpu"), PAIRS, harness=True)["whole_harness"]
-    np.testing.assert_allclose(ours_harness.margin, scores[:, 0] - scores[:, 1], atol=1e-9)
+    np.testing.assert_allclose(ours_harness.margin, scores[:, 0] - scores[:, 1], atol=1e-5)
 
 
 def test_an_interpreter_without_lm_eval_is_refused_before_any_model_loads(tmp_path, monkeypatch):

@@ -53,7 +53,8 @@ def test_continuation_metric_patching_matches_transformer_lens(tiny_model, targe
 
 
 def test_continuation_logprob_is_the_readouts_sum(tiny_model):
-    """The patching metric and :func:`lens_bias.forward.readouts.batch_logprobs` share one sum: equal, not close."""
+    """The patching metric (from the full logits) equals :func:`lens_bias.forward.readouts.batch_logprobs` (which
+    unembeds only the span's positions) to float rounding."""
     batch = continuation_batch(
         tiny_model.tokenizer,
         ["The nurse walked in and", "People from Italy"],
@@ -61,7 +62,7 @@ def test_continuation_logprob_is_the_readouts_sum(tiny_model):
     )
     with torch.inference_mode():
         logits = tiny_model(batch.tokens)
-    assert torch.equal(ContinuationLogProb()(logits, batch), batch_logprobs(tiny_model, batch).total)
+    torch.testing.assert_close(ContinuationLogProb()(logits, batch), batch_logprobs(tiny_model, batch).total)
 
 
 def test_set_logit_diff_metric_is_the_difference_of_mean_logits(tiny_model):
