@@ -124,7 +124,6 @@ def batch_logprobs(
     if "continuation" not in batch.positions:
         raise InputError("The batch has no 'continuation' position: build it with continuation_batch().")
     batch, order = by_length(batch)
-    hooked = isinstance(model, HookedTransformer)  # its blocks stop before the unembedding (stop_at_layer)
     totals, counts = [], []
     for chunk, output in run_chunks(
         model,
@@ -132,10 +131,10 @@ def batch_logprobs(
         interventions=interventions,
         batch_size=batch_size,
         progress=progress,
-        stop_at_layer=model.cfg.n_layers if hooked else None,
+        stop_at_layer=model.cfg.n_layers if isinstance(model, HookedTransformer) else None,  # before the unembedding
     ):
         start, last = chunk.positions["continuation"], chunk.positions["last"]
-        if hooked:
+        if isinstance(model, HookedTransformer):
             total, count = _span_from_residual(model, output, chunk.tokens, start, last)
         else:
             total, count = span_logprob_sum(output, chunk.tokens, start, last)
