@@ -17,7 +17,7 @@ one-at-a-time scores (tested to 1e-5).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,27 @@ def target_logprobs(logits: Float[Tensor, "*rows d_vocab"], targets: Int[Tensor,
     return logits.gather(-1, targets[..., None])[..., 0] - logits.logsumexp(-1)
 
 
+def _span_sum(
+    predict: Callable[[Tensor, Tensor], Float[Tensor, "n d_vocab"]],
+    tokens: Int[Tensor, "batch pos"],
+    start: Int[Tensor, " batch"],
+    last: Int[Tensor, " batch"],
+    device: Any,
+) -> tuple[Float[Tensor, " batch"], Int[Tensor, " batch"]]:
+    """Per row, the summed log-probability of ``tokens[start..last]`` and the number of tokens summed, from
+    ``predict(rows, positions)``: the ``[n, d_vocab]`` logits at those (row, position) pairs, each predicting the
+    token after it; only the span's positions are ever predicted or read."""
+    start = start.cpu().clamp_min(1)  # the first token has no prediction
+    last = last.cpu()
+    count = (last - start + 1).clamp_min(0)
+    rows = torch.repeat_interleave(torch.arange(len(tokens)), count)
+    positions = torch.cat([torch.arange(a, a + n) for a, n in zip(start.tolist(), count.tolist())])
+    rows, positions = rows.to(device), positions.to(device)
+    logprobs = target_logprobs(predict(rows, positions - 1), tokens.to(device)[rows, positions])
+    total = torch.zeros(len(tokens), device=device, dtype=logprobs.dtype).index_add(0, rows, logprobs)
+    return total, count.to(device)
+
+
 def span_logprob_sum(
     logits: Float[Tensor, "batch pos d_vocab"],
     tokens: Int[Tensor, "batch pos"],
@@ -71,11 +92,7 @@ def span_logprob_sum(
     """Per row, the summed log-probability (nats) of ``tokens[start..last]`` (both ends included), each
     token given every token before it, and the number of tokens summed. ``logits`` are the forward's
     over ``tokens``; positions outside the span (padding included) are never read into the sum."""
-    tokens = tokens.to(logits.device)
-    token_lp = target_logprobs(logits[:, :-1], tokens[:, 1:])  # [batch, pos-1]: column t predicts token t+1
-    index = torch.arange(1, tokens.shape[1], device=logits.device)
-    mask = (index[None] >= start.to(logits.device)[:, None]) & (index[None] <= last.to(logits.device)[:, None])
-    return (token_lp * mask).sum(1), mask.sum(1)
+    return _span_sum(lambda rows, positions: logits[rows, positions], tokens, start, last, logits.device)
 
 
 def _span_from_residual(
@@ -87,14 +104,9 @@ def _span_from_residual(
 ) -> tuple[Float[Tensor, " batch"], Int[Tensor, " batch"]]:
     """:func:`span_logprob_sum` from the final residual stream, unembedding only the positions that predict a span
     token (a prompt's other positions need no logits)."""
-    device = residual.device
-    count = (last - start + 1).clamp_min(0)
-    rows = torch.repeat_interleave(torch.arange(len(tokens)), count.cpu())
-    positions = torch.cat([torch.arange(a, b + 1) for a, b in zip(start.tolist(), last.tolist())])
-    rows, positions = rows.to(device), positions.to(device)
-    logprobs = target_logprobs(unembed_rows(model, residual[rows, positions - 1]), tokens.to(device)[rows, positions])
-    total = torch.zeros(len(tokens), device=device, dtype=logprobs.dtype).index_add_(0, rows, logprobs)
-    return total, count
+    return _span_sum(
+        lambda rows, positions: unembed_rows(model, residual[rows, positions]), tokens, start, last, residual.device
+    )
 
 
 def by_length(batch: PromptBatch) -> tuple[PromptBatch, Int[Tensor, " batch"]]:
@@ -376,13 +388,9 @@ def _prefix_cache(model: HookedTransformer, prefixes: Sequence[Tensor], pad: int
 
     if not any(len(p) for p in prefixes):
         return None
-    width = max(len(p) for p in prefixes)
-    tokens = torch.full((len(prefixes), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(prefixes), width), dtype=torch.long)
-    for row, prefix in enumerate(prefixes):
-        if len(prefix):
-            tokens[row, width - len(prefix) :] = prefix
-            mask[row, width - len(prefix) :] = 1
+    lengths = torch.tensor([len(p) for p in prefixes])
+    right = torch.nn.utils.rnn.pad_sequence(list(prefixes), batch_first=True, padding_value=pad)
+    tokens, mask, _ = PromptBatch(right, lengths, {}, [""] * len(prefixes)).left_padded(pad)
     cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, len(prefixes))
     model(tokens.to(device), past_kv_cache=cache, attention_mask=mask.to(device), stop_at_layer=model.cfg.n_layers)
     return cache

@@ -45,7 +45,14 @@ def test_shared_prefixes_and_nested_answers_score_as_pair_by_pair(tiny_model):
         "The nurse said that",
         "A cat",
     ]
-    answers = [" she was", " she", " he was not", " it"]
+    answers = [" she was", " she w", " he was not", " he was", " it"]
+
+    def tokenize(text: str) -> tuple[int, ...]:
+        return tuple(tiny_model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    assert max(len(g.members) for g in prefix_groups([tokenize(p) for p in prompts], max_members=4)) >= 2
+    inputs = {j: tokenize(a)[:-1] for j, a in enumerate(answers) if len(tokenize(a)) > 1}
+    assert len(set(_runners(inputs, [0] * len(answers)).values())) < len(inputs)  # some answers ride on others
     shared = shared_prompt_logprobs(tiny_model, None, prompts, answers, batch_size=8)
     full = continuation_logprobs(tiny_model, [p for p in prompts for _ in answers], answers * len(prompts))
     assert torch.allclose(shared.total, full.total, atol=1e-4), (shared.total - full.total).abs().max()
