@@ -30,7 +30,7 @@ from transformers import AutoTokenizer
 from lens_bias.benchmarks.crows_pairs import score_crows_pairs
 from lens_bias.data.crows_pairs import CrowsPair
 from lens_bias.errors import InputError
-from lens_bias.forward.readouts import target_logprobs, token_logprobs
+from lens_bias.forward.readouts import by_length, target_logprobs, token_logprobs
 from lens_bias.models import load_hf, load_model, resolve_model, tokenizer_of
 from lens_bias.prompts import continuation_batch, harness_prefix_id
 
@@ -67,8 +67,9 @@ class PathTiming:
 
 def plain_forward_sums(hf_model: Any, tokenizer: Any, texts: Sequence[str], *, batch_size: int) -> np.ndarray:
     """``[n]`` summed log P (nats) of every token of each text after the document-start token, by a plain Hugging
-    Face forward over exactly the tokens of the project's readouts (right padding, attention mask)."""
-    batch = continuation_batch(tokenizer, [""] * len(texts), texts)
+    Face forward over exactly the tokens of the project's readouts (right padding, attention mask; the texts sorted
+    by length, as lm-evaluation-harness and the project's readouts batch them, so the floor carries little padding)."""
+    batch, order = by_length(continuation_batch(tokenizer, [""] * len(texts), texts))
     sums = []
     with torch.inference_mode():
         for chunk in batch.chunks(batch_size):
@@ -76,7 +77,9 @@ def plain_forward_sums(hf_model: Any, tokenizer: Any, texts: Sequence[str], *, b
             logits = hf_model(input_ids=chunk.tokens, attention_mask=mask.long()).logits
             token_lp = target_logprobs(logits[:, :-1], chunk.tokens[:, 1:])
             sums.append((token_lp * mask[:, 1:]).sum(1).double())
-    return torch.cat(sums).numpy()
+    out = torch.empty(len(texts), dtype=torch.float64)
+    out[order] = torch.cat(sums)
+    return out.numpy()
 
 
 def _timed(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, float, Any]:

@@ -21,7 +21,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from lens_bias.errors import InputError
 from lens_bias.forward.hooks import ForwardContext, Intervention, applied
-from lens_bias.forward.readouts import last_position_logits
+from lens_bias.forward.kv_cache import last_position_logits
 from lens_bias.models import AnyModel, device_of, tokenizer_of
 from lens_bias.prompts import ChatTemplate, PromptBatch, chat_batch
 

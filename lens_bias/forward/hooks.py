@@ -156,6 +156,15 @@ def describe_all(interventions: Sequence[Intervention]) -> list[dict[str, Any]]:
     return [intervention.describe() for intervention in interventions]
 
 
+def check_context(model: AnyModel, width: int) -> None:
+    """An InputError unless rows of ``width`` tokens fit the model's context (checked before any forward)."""
+    if width > model.cfg.n_ctx:
+        raise InputError(
+            f"The longest prompt has {width} tokens, more than the model's context of "
+            f"{model.cfg.n_ctx}: shorten or drop the long items (or use a model with a longer context)."
+        )
+
+
 def run_chunks(
     model: AnyModel,
     batch: PromptBatch,
@@ -173,11 +182,7 @@ def run_chunks(
     import torch
     from tqdm.auto import tqdm
 
-    if batch.tokens.shape[1] > model.cfg.n_ctx:
-        raise InputError(
-            f"The longest prompt has {batch.tokens.shape[1]} tokens, more than the model's context of "
-            f"{model.cfg.n_ctx}: shorten or drop the long items (or use a model with a longer context)."
-        )
+    check_context(model, batch.tokens.shape[1])
     chunks = list(batch.chunks(batch_size))
     desc = progress if isinstance(progress, str) else "forward"
     device = model.cfg.device

@@ -58,3 +58,14 @@ def prefix_groups(prompts: Sequence[Sequence[int]], max_members: int) -> list[Pr
                 continue
         groups.append(PrefixGroup(len(prompt) - 1, [i]))
     return groups
+
+
+def packed(groups: Sequence[PrefixGroup], size: int) -> list[list[PrefixGroup]]:
+    """``groups`` in order, packed into chunks of at most ``size`` members each (a group is never split; a group
+    larger than ``size`` is a chunk of its own)."""
+    chunks: list[list[PrefixGroup]] = []
+    for group in groups:
+        if not chunks or sum(len(g.members) for g in chunks[-1]) + len(group.members) > size:
+            chunks.append([])
+        chunks[-1].append(group)
+    return chunks

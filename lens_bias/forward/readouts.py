@@ -29,7 +29,9 @@ from transformer_lens import HookedTransformer
 from lens_bias.data.records import ABItem, ContrastPair
 from lens_bias.errors import InputError
 from lens_bias.forward.hooks import ForwardContext, Intervention, applied, run_chunks
-from lens_bias.forward.prefixes import PrefixGroup, prefix_groups
+from lens_bias.forward.kv_cache import cache_rows, prefix_forward, unembed_rows
+from lens_bias.forward.prefixes import PrefixGroup, packed, prefix_groups
+from lens_bias.forward.shared_prefix import shared_prefix_logprobs
 from lens_bias.models import AnyModel, device_of, tokenizer_of
 from lens_bias.prompts import (
     ChatTemplate,
@@ -123,6 +125,19 @@ def by_length(batch: PromptBatch) -> tuple[PromptBatch, Int[Tensor, " batch"]]:
     return sorted_batch, order
 
 
+def _prefix_shared(
+    model: HookedTransformer, batch: PromptBatch, starts: Int[Tensor, " batch"], batch_size: int, progress: bool | str
+) -> list[Float[Tensor, " _scored"]]:
+    """Per row of ``batch``, the log-probabilities of its tokens from ``starts`` (at least 1) to its last real token,
+    by :func:`lens_bias.forward.shared_prefix.shared_prefix_logprobs`."""
+    tokenizer = tokenizer_of(model)
+    pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    sequences = [batch.tokens[i, : batch.lengths[i]] for i in range(len(batch))]
+    return shared_prefix_logprobs(
+        model, sequences, starts.clamp_min(1).tolist(), pad=pad, batch_size=batch_size, progress=progress
+    )
+
+
 def batch_logprobs(
     model: AnyModel,
     batch: PromptBatch,
@@ -132,9 +147,16 @@ def batch_logprobs(
     progress: bool | str = False,
 ) -> LogProbs:
     """Log-probabilities of the tokens from ``batch.positions["continuation"]`` to the last real token,
-    each given everything before it (rows of similar length share a forward; results in the batch's order)."""
+    each given everything before it (rows of similar length share a forward; results in the batch's order).
+    A HookedTransformer without interventions runs rows that begin alike from one prefix
+    (:func:`lens_bias.forward.shared_prefix.shared_prefix_logprobs`); otherwise each row runs whole."""
     if "continuation" not in batch.positions:
         raise InputError("The batch has no 'continuation' position: build it with continuation_batch().")
+    if isinstance(model, HookedTransformer) and not interventions:
+        per_token = _prefix_shared(model, batch, batch.positions["continuation"], batch_size, progress)
+        total = torch.stack([row.sum() for row in per_token])
+        n_tokens = torch.tensor([len(row) for row in per_token])
+        return LogProbs(total=total, mean=total / n_tokens, n_tokens=n_tokens)
     batch, order = by_length(batch)
     totals, counts = [], []
     for chunk, output in run_chunks(
@@ -199,9 +221,15 @@ def token_logprobs(
 
     The batch is :func:`continuation_logprobs`' with prompt ``""`` (same tokens, same positions for
     interventions), so ``logprobs[i].sum()`` is its ``total`` for text i; only real positions are read. Texts of
-    similar length share a forward (less padding); the results come back in the texts' order."""
-    batch, order = by_length(continuation_batch(tokenizer_of(model), [""] * len(texts), texts, start_id=start_id))
-    tokens: list[Tensor] = [torch.zeros(0)] * len(texts)
+    similar length share a forward (less padding), texts that begin alike their beginning (as
+    :func:`batch_logprobs`); the results come back in the texts' order."""
+    batch = continuation_batch(tokenizer_of(model), [""] * len(texts), texts, start_id=start_id)
+    if isinstance(model, HookedTransformer) and not interventions:
+        per_token = _prefix_shared(model, batch, torch.ones(len(texts), dtype=torch.long), batch_size, progress)
+        tokens = [batch.tokens[i, 1 : batch.lengths[i]] for i in range(len(texts))]
+        return TokenLogProbs(tokens=tokens, logprobs=per_token)
+    batch, order = by_length(batch)
+    tokens = [torch.zeros(0)] * len(texts)
     logprobs: list[Tensor] = [torch.zeros(0)] * len(texts)
     rows = iter(order.tolist())
     for chunk, logits in run_chunks(
@@ -330,21 +358,6 @@ def answer_logprobs(
     return batch_logprobs(model, batch, interventions=interventions, batch_size=batch_size, progress=progress)
 
 
-def _cache_rows(cache: Any, index: Int[Tensor, " rows"]) -> Any:
-    """A new TransformerLens KV cache whose row j is row ``index[j]`` of ``cache`` (one prompt's cache serving
-    several continuations); ``cache`` is left as it is."""
-    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-    from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
-
-    return TransformerLensKeyValueCache(
-        [
-            TransformerLensKeyValueCacheEntry(entry.past_keys[index], entry.past_values[index])
-            for entry in cache.entries
-        ],
-        cache.previous_attention_mask[index],
-    )
-
-
 def _runners(inputs: dict[int, tuple[int, ...]], prompt_of: Sequence[int]) -> dict[int, int]:
     """For each row r of ``inputs`` (row -> the tokens it feeds after its prompt), the row of the same prompt whose
     tokens begin with r's and are the longest (the first such row on ties): a forward of that row alone gives r's
@@ -358,42 +371,6 @@ def _runners(inputs: dict[int, tuple[int, ...]], prompt_of: Sequence[int]) -> di
         ]
         runner[r] = max(extending, key=lambda q: (len(inputs[q]), -q))
     return runner
-
-
-def unembed_rows(model: HookedTransformer, residual: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_vocab"]:
-    """The logits of final-layer residual rows: the final norm, the unembedding and the logit soft-cap, as the
-    model's forward applies them, on these rows only."""
-    from transformer_lens.utilities import apply_softcap
-
-    residual = residual[:, None]
-    if model.cfg.normalization_type is not None:
-        residual = model.ln_final(residual)
-    return apply_softcap(model.unembed(residual), model.cfg.output_logits_soft_cap)[:, 0]
-
-
-def last_position_logits(
-    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], cache: Any, mask: Tensor
-) -> Float[Tensor, "batch d_vocab"]:
-    """The logits of the last position only: the blocks run on every position (filling ``cache``, a
-    TransformerLens KV cache, or None), the final norm and the unembedding (a fifth of a small model's compute
-    when applied everywhere) on the last."""
-    residual = model(tokens, past_kv_cache=cache, attention_mask=mask, stop_at_layer=model.cfg.n_layers)
-    return unembed_rows(model, residual[:, -1])
-
-
-def _prefix_cache(model: HookedTransformer, prefixes: Sequence[Tensor], pad: int, device: Any) -> Any:
-    """A TransformerLens KV cache holding the forward of ``prefixes`` (one row each, left-padded; the blocks only,
-    no unembedding), or None when every prefix is empty."""
-    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-
-    if not any(len(p) for p in prefixes):
-        return None
-    lengths = torch.tensor([len(p) for p in prefixes])
-    right = torch.nn.utils.rnn.pad_sequence(list(prefixes), batch_first=True, padding_value=pad)
-    tokens, mask, _ = PromptBatch(right, lengths, {}, [""] * len(prefixes)).left_padded(pad)
-    cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, len(prefixes))
-    model(tokens.to(device), past_kv_cache=cache, attention_mask=mask.to(device), stop_at_layer=model.cfg.n_layers)
-    return cache
 
 
 def shared_prompt_logprobs(
@@ -475,11 +452,7 @@ def shared_prompt_logprobs(
     else:
         groups = prefix_groups([p.tolist() for p in prompts], per_chunk)
         groups.sort(key=lambda g: (g.shared, max(len(prompts[u]) for u in g.members)))
-    chunks: list[list[PrefixGroup]] = []
-    for group in groups:
-        if not chunks or sum(len(g.members) for g in chunks[-1]) + len(group.members) > per_chunk:
-            chunks.append([])
-        chunks[-1].append(group)
+    chunks = packed(groups, per_chunk)
     totals: list[Tensor] = [torch.zeros(())] * len(flat_users)
     counts = [0] * len(flat_users)
     for chunk in tqdm(
@@ -507,12 +480,12 @@ def shared_prompt_logprobs(
         running = sorted(set(runner.values()))
         context = ForwardContext(prompt_batch.to(device))
         with applied(model, interventions, context), torch.inference_mode():
-            cache = _prefix_cache(model, [prompts[g.members[0]][: g.shared] for g in chunk], pad, device)
+            cache, _, _ = prefix_forward(model, [prompts[g.members[0]][: g.shared] for g in chunk], pad, device)
             if cache is None:
                 cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, len(members))
             else:
                 group_of = [gi for gi, group in enumerate(chunk) for _ in group.members]
-                cache = _cache_rows(cache, torch.tensor(group_of, device=device))
+                cache = cache_rows(cache, torch.tensor(group_of, device=device))
             residual = model(
                 prompt_batch.tokens.to(device),
                 past_kv_cache=cache,
@@ -536,7 +509,7 @@ def shared_prompt_logprobs(
                 ).to(device)
                 logits = model(
                     input_tokens.to(device),
-                    past_kv_cache=_cache_rows(cache, owner.to(device)),
+                    past_kv_cache=cache_rows(cache, owner.to(device)),
                     attention_mask=torch.ones_like(input_tokens, device=device),
                 )
                 later = dict(zip(running, logits.float().cpu()))
