@@ -11,7 +11,7 @@ once into a KV cache and every member's remaining tokens from it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -60,12 +60,17 @@ def prefix_groups(prompts: Sequence[Sequence[int]], max_members: int) -> list[Pr
     return groups
 
 
-def packed(groups: Sequence[PrefixGroup], size: int) -> list[list[PrefixGroup]]:
-    """``groups`` in order, packed into chunks of at most ``size`` members each (a group is never split; a group
-    larger than ``size`` is a chunk of its own)."""
+def packed(
+    groups: Sequence[PrefixGroup], size: int, weight: Callable[[PrefixGroup], int] = lambda g: len(g.members)
+) -> list[list[PrefixGroup]]:
+    """``groups`` in order, packed into chunks whose ``weight`` (default: members) sums to at most ``size`` (a group
+    is never split; a group heavier than ``size`` is a chunk of its own)."""
     chunks: list[list[PrefixGroup]] = []
+    load = 0
     for group in groups:
-        if not chunks or sum(len(g.members) for g in chunks[-1]) + len(group.members) > size:
+        if not chunks or load + weight(group) > size:
             chunks.append([])
+            load = 0
         chunks[-1].append(group)
+        load += weight(group)
     return chunks

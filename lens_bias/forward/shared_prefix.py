@@ -26,6 +26,12 @@ from lens_bias.forward.kv_cache import cache_rows, prefix_forward, unembed_rows
 from lens_bias.forward.prefixes import PrefixGroup, packed, prefix_groups
 from lens_bias.models import device_of
 
+TOKENS_PER_ROW = 64
+"""A chunk holds the tokens of ``batch_size`` rows of this many tokens: short sentences (CrowS-Pairs, StereoSet:
+about 15 tokens) then fill a forward as the plain path's ``batch_size`` rows do, and their split into a prefix
+forward and a remainder forward keeps matrix products large enough to run efficiently (measured: with chunks of
+``batch_size`` sentences the two smaller forwards cost what the shared tokens saved)."""
+
 
 def _read(
     logits: Float[Tensor, "n d_vocab"], index: Int[Tensor, " k"], targets: Int[Tensor, " k"], lse: Tensor
@@ -45,9 +51,10 @@ def shared_prefix_logprobs(
 ) -> list[Float[Tensor, " _scored"]]:
     """``out[i]``: ``[len_i - starts[i]]`` log P(``sequences[i][t]`` | ``sequences[i][:t]``) (nats, fp32, on the
     CPU) for every ``t`` from ``starts[i]`` to the last token. Each sequence has at least 2 tokens and
-    ``1 <= starts[i] < len_i``; ``pad`` fills the padded positions (masked, never read). At most ``batch_size``
-    sequences share a forward. No interventions: the prefix's forward serves several sequences, so a hook acting per
-    sequence or from a named position could not be honoured (callers run interventions one sequence per row)."""
+    ``1 <= starts[i] < len_i``; ``pad`` fills the padded positions (masked, never read). A chunk holds at most
+    ``batch_size`` sequences' worth of tokens at :data:`TOKENS_PER_ROW` each (at least one group). No
+    interventions: the prefix's forward serves several sequences, so a hook acting per sequence or from a named
+    position could not be honoured (callers run interventions one sequence per row)."""
     if len(sequences) != len(starts):
         raise InputError(f"{len(sequences)} sequences for {len(starts)} start positions: the lists must pair up.")
     for seq, start in zip(sequences, starts):
@@ -61,7 +68,8 @@ def shared_prefix_logprobs(
     groups.sort(key=lambda g: (g.shared, max(len(sequences[m]) for m in g.members)))
     out: list[Tensor] = [torch.zeros(0)] * len(sequences)
     desc = progress if isinstance(progress, str) else "score"
-    for chunk in tqdm(packed(groups, batch_size), desc=desc, disable=not progress, leave=False):
+    chunks = packed(groups, batch_size * TOKENS_PER_ROW, lambda g: sum(len(sequences[m]) for m in g.members))
+    for chunk in tqdm(chunks, desc=desc, disable=not progress, leave=False):
         with torch.inference_mode():
             _score_chunk(model, chunk, sequences, starts, pad, device, out)
     return out

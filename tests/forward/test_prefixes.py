@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lens_bias.forward.prefixes import prefix_groups
+from lens_bias.forward.prefixes import PrefixGroup, packed, prefix_groups
 from lens_bias.forward.readouts import _runners, continuation_logprobs, shared_prompt_logprobs
 
 
@@ -57,3 +57,11 @@ def test_shared_prefixes_and_nested_answers_score_as_pair_by_pair(tiny_model):
     full = continuation_logprobs(tiny_model, [p for p in prompts for _ in answers], answers * len(prompts))
     assert torch.allclose(shared.total, full.total, atol=1e-4), (shared.total - full.total).abs().max()
     assert torch.equal(shared.n_tokens, full.n_tokens)
+
+
+def test_packed_fills_chunks_by_weight_without_splitting_a_group():
+    groups = [PrefixGroup(1, [0, 1]), PrefixGroup(1, [2]), PrefixGroup(1, [3, 4, 5]), PrefixGroup(1, [6])]
+    assert [[len(g.members) for g in chunk] for chunk in packed(groups, 3)] == [[2, 1], [3], [1]]
+    lengths = [10, 10, 50, 5, 5, 5, 90]
+    by_tokens = packed(groups, 60, lambda g: sum(lengths[m] for m in g.members))
+    assert [[g.members for g in chunk] for chunk in by_tokens] == [[[0, 1]], [[2]], [[3, 4, 5]], [[6]]]
