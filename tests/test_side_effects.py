@@ -116,8 +116,10 @@ def test_a_no_op_intervention_changes_nothing_and_the_lms_is_stereosets(tiny_mod
         "knowledge_accuracy",
     ]
     assert report.effects[-1].unit == "share correct (chance 1/4)" and report.details["n"]["knowledge"] == 8
+    # the baseline's sentences share their prefixes (lens_bias.forward.shared_prefix), an intervention's run one per
+    # row: the same numbers up to the order of float sums
     for effect in report.effects:
-        assert effect.delta.value == 0.0 and effect.baseline.value == effect.intervened.value
+        assert abs(effect.delta.value) < 1e-6 and effect.baseline.value == pytest.approx(effect.intervened.value)
     lms = next(e for e in report.effects if e.name == "stereoset_lms")
     assert lms.baseline.value == pytest.approx(stereoset_scores(tiny_baseline.stereoset)["overall"]["lms"])
     assert report.details["stereoset"]["baseline"]["n_scored"] == 8

@@ -95,7 +95,8 @@ def test_evaluate_scores_every_method_against_one_baseline(scored):
     assert list(methods) == ["identity", "noise", "heads", "same checkpoint"]
     for name in ("identity", "same checkpoint"):  # no change: nothing removed, nothing lost
         assert methods[name]["bias"]["crows_pairs.metric_score"]["removed"]["value"] == 0.0
-        assert all(effect["delta"]["value"] == 0.0 for effect in methods[name]["retention"].values())
+        # up to float order: the baseline's sentences share their prefixes, an intervention's run one per row
+        assert all(abs(effect["delta"]["value"]) < 1e-6 for effect in methods[name]["retention"].values())
     assert methods["noise"]["retention"]["neutral_logprob"]["delta"]["value"] != 0.0
     assert set(scored["retention_readouts"]) >= {"neutral_logprob", "knowledge_accuracy"}
     items = pd.DataFrame(scored["items"])  # per item: every measure's row and retention readout, per method
