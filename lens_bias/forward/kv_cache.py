@@ -21,6 +21,11 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from lens_bias.prompts import PromptBatch
 
 
+def pad_id(tokenizer: Any) -> int:
+    """The id that fills padded positions (masked, never read): the tokenizer's EOS, else 0."""
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+
+
 def unembed_rows(model: HookedTransformer, residual: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch d_vocab"]:
     """The logits of final-layer residual rows: the final norm, the unembedding and the logit soft-cap, as the
     model's forward applies them, on these rows only."""

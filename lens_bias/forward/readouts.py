@@ -11,8 +11,8 @@
 * :func:`refusal_propensity`: log sum P(refusal openers) - log sum P(compliance openers) at the start
   of the answer.
 
-Every readout batches with right padding and reads only real positions, so batched scores equal
-one-at-a-time scores (tested to 1e-5).
+Every readout masks its padding and reads only real positions, so batched scores equal one-at-a-time scores
+(tested to 1e-5; to 1e-4 where prompts that begin alike share a left-padded prefix in a KV cache).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from transformer_lens import HookedTransformer
 from lens_bias.data.records import ABItem, ContrastPair
 from lens_bias.errors import InputError
 from lens_bias.forward.hooks import ForwardContext, Intervention, applied, run_chunks
-from lens_bias.forward.kv_cache import cache_rows, prefix_forward, unembed_rows
+from lens_bias.forward.kv_cache import cache_rows, pad_id, prefix_forward, unembed_rows
 from lens_bias.forward.prefixes import PrefixGroup, packed, prefix_groups
 from lens_bias.forward.shared_prefix import shared_prefix_logprobs
 from lens_bias.models import AnyModel, device_of, tokenizer_of
@@ -130,11 +130,14 @@ def _prefix_shared(
 ) -> list[Float[Tensor, " _scored"]]:
     """Per row of ``batch``, the log-probabilities of its tokens from ``starts`` (at least 1) to its last real token,
     by :func:`lens_bias.forward.shared_prefix.shared_prefix_logprobs`."""
-    tokenizer = tokenizer_of(model)
-    pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
     sequences = [batch.tokens[i, : batch.lengths[i]] for i in range(len(batch))]
     return shared_prefix_logprobs(
-        model, sequences, starts.clamp_min(1).tolist(), pad=pad, batch_size=batch_size, progress=progress
+        model,
+        sequences,
+        starts.clamp_min(1).tolist(),
+        pad=pad_id(tokenizer_of(model)),
+        batch_size=batch_size,
+        progress=progress,
     )
 
 
@@ -431,7 +434,7 @@ def shared_prompt_logprobs(
         batch = pairs_batch(flat_users, flat_answers)
         return batch_logprobs(model, batch, interventions=interventions, batch_size=batch_size, progress=progress)
     device = device_of(model)
-    pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    pad = pad_id(tokenizer)
     per_chunk = max(1, batch_size // 2)
     full = pairs_batch(flat_users, flat_answers)
     starts, lasts = full.positions["continuation"], full.positions["last"]

@@ -129,3 +129,30 @@ def test_what_is_not_supported_is_one_clear_error_before_loading(tiny_llama_dir,
     (folder / "config.json").write_text(json.dumps({**config, **edit}))
     with pytest.raises(ModelLoadError, match=message):
         resolve_model(folder)
+
+
+def test_shared_prefix_scoring_equals_a_plain_forward(tiny_family_model):
+    """Scores without interventions run the common prefix left-padded into a KV cache and the rest from it
+    (lens_bias.forward.shared_prefix): equal to one plain forward per text in every family (absolute and rotary
+    positions, Gemma 2's and Mistral's 4-token sliding windows, soft caps)."""
+    from lens_bias.forward.prefixes import prefix_groups
+    from lens_bias.forward.readouts import token_logprobs
+    from lens_bias.prompts import continuation_batch
+
+    model = tiny_family_model
+    texts = [
+        "The nurse said that she would be late again today.",
+        "The nurse said that she would be early again.",
+        "The nurse said that",
+        "Paris is the capital of France.",
+    ]
+    batch = continuation_batch(model.tokenizer, [""] * len(texts), texts)
+    sequences = [batch.tokens[i, : batch.lengths[i]].tolist() for i in range(len(texts))]
+    groups = prefix_groups(sequences, max_members=4)
+    assert max(len(g.members) for g in groups) >= 2 and len({g.shared for g in groups}) >= 2  # shared, left-padded
+    got = token_logprobs(model, texts, batch_size=4)
+    for i in range(len(texts)):
+        sequence = batch.tokens[i, : batch.lengths[i]]
+        with torch.inference_mode():
+            want = model(sequence[None]).log_softmax(-1)[0, :-1].gather(-1, sequence[1:, None])[:, 0]
+        assert torch.allclose(got.logprobs[i], want, atol=1e-4), (texts[i], (got.logprobs[i] - want).abs().max())
