@@ -156,3 +156,29 @@ def test_shared_prefix_scoring_equals_a_plain_forward(tiny_family_model):
         with torch.inference_mode():
             want = model(sequence[None]).log_softmax(-1)[0, :-1].gather(-1, sequence[1:, None])[:, 0]
         assert torch.allclose(got.logprobs[i], want, atol=1e-4), (texts[i], (got.logprobs[i] - want).abs().max())
+
+
+def test_one_load_of_the_processed_weights_equals_transformer_lens_key_by_key(tiny_family_dir):
+    """:func:`load_processed` gives the parameters, buffers and processed config of TransformerLens's own
+    ``load_and_process_state_dict`` (which loads one key at a time), in every family."""
+    from transformer_lens import HookedTransformer
+    from transformers import AutoModelForCausalLM
+
+    from lens_bias.models.families import convert_weights, hooked_config_of
+    from lens_bias.models.hf import load_processed
+
+    hf_model = AutoModelForCausalLM.from_pretrained(tiny_family_dir)
+    processing = {"fold_ln": True, "center_writing_weights": True, "center_unembed": True, "fold_value_biases": True}
+
+    def fresh() -> HookedTransformer:
+        cfg = hooked_config_of(hf_model.config, dtype=torch.float32, device="cpu", model_name="tiny")
+        return HookedTransformer(cfg, move_to_device=False)
+
+    ours, theirs = fresh(), fresh()
+    load_processed(ours, convert_weights(hf_model, ours.cfg), processing)
+    theirs.load_and_process_state_dict(convert_weights(hf_model, theirs.cfg), **processing)
+    mine, reference = ours.state_dict(), theirs.state_dict()
+    assert mine.keys() == reference.keys()
+    assert all(torch.equal(value, reference[key]) for key, value in mine.items())
+    assert ours.cfg.normalization_type == theirs.cfg.normalization_type
+    assert "load_state_dict" not in vars(ours)  # the method is the class's again
