@@ -286,7 +286,7 @@ def bootstrap_rows(
     if n_clusters == 1:
         return Estimate(value, value, value, 1, level)
     replicates = np.empty(n_resamples)
-    for r, drawn in enumerate(_cluster_draws(n_clusters, n_resamples, seed)):
+    for r, drawn in enumerate(drawn for batch in _cluster_draws(n_clusters, n_resamples, seed) for drawn in batch):
         lengths = sizes[drawn]
         # positions in `order` of every row of every drawn cluster, in one vectorised step
         offsets = np.repeat(starts[drawn] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
@@ -309,8 +309,9 @@ def bootstrap_sums(
     ``columns[i]`` holds row i's values; ``statistic(sums)`` maps summed columns ``[r, k]`` to ``[r]`` (NaN
     where undefined). The same clusters are drawn as :func:`bootstrap_rows` draws with the same ``seed``, so a
     statistic that ``bootstrap_rows`` would compute from the same rows gets the same interval (exactly, for
-    integer columns), but each replicate's sums come from per-cluster sums and ``statistic`` runs once on all
-    replicates instead of once per replicate. ``value`` is the statistic of all rows' sums."""
+    integer columns), but each replicate's sums are a matrix product (how often it drew each cluster, times the
+    per-cluster sums) and ``statistic`` runs once on all replicates instead of once per replicate. ``value`` is
+    the statistic of all rows' sums."""
     _check_level(level)
     values = np.asarray(columns)
     if values.ndim != 2 or values.shape[0] != np.asarray(clusters).reshape(-1).size:
@@ -324,7 +325,10 @@ def bootstrap_sums(
         raise InputError(f"the statistic is not finite on the observed rows ({value})")
     if n_clusters == 1:
         return Estimate(value, value, value, 1, level)
-    sums = np.stack([per_cluster[drawn].sum(0) for drawn in _cluster_draws(n_clusters, n_resamples, seed)])
+    per_cluster = per_cluster.astype(np.float64)
+    sums = np.concatenate(
+        [_draw_counts(batch) @ per_cluster for batch in _cluster_draws(n_clusters, n_resamples, seed)]
+    )
     low, high = _finite_percentile_interval(np.asarray(statistic(sums), dtype=np.float64), level)
     return Estimate(value, low, high, n_clusters, level)
 
@@ -337,11 +341,21 @@ def _cluster_codes(clusters: Any) -> Int[np.ndarray, " n"]:
     return codes
 
 
-def _cluster_draws(n_clusters: int, n_resamples: int, seed: int) -> Iterator[Int[np.ndarray, " n_clusters"]]:
-    """The clusters each bootstrap replicate draws (n_clusters of them, with replacement), seeded."""
+def _cluster_draws(n_clusters: int, n_resamples: int, seed: int) -> Iterator[Int[np.ndarray, "b n_clusters"]]:
+    """The clusters each bootstrap replicate draws (n_clusters of them, with replacement), seeded: batches of
+    replicates, ``[b, n_clusters]`` with ``b x n_clusters`` at most :data:`_BATCH_ELEMENTS`. The generator's
+    stream does not depend on the shape drawn, so the replicates are the same in any batching."""
     rng = np.random.default_rng(seed)
-    for _ in range(n_resamples):
-        yield rng.integers(0, n_clusters, n_clusters)
+    per_batch = max(1, _BATCH_ELEMENTS // n_clusters)
+    for start in range(0, n_resamples, per_batch):
+        yield rng.integers(0, n_clusters, (min(per_batch, n_resamples - start), n_clusters))
+
+
+def _draw_counts(draws: Int[np.ndarray, "b n_clusters"]) -> Float[np.ndarray, "b n_clusters"]:
+    """How many times each replicate of ``draws`` drew each cluster (float64, for a matrix product)."""
+    b, n_clusters = draws.shape
+    flat = (draws + n_clusters * np.arange(b)[:, None]).reshape(-1)
+    return np.bincount(flat, minlength=b * n_clusters).reshape(b, n_clusters).astype(np.float64)
 
 
 def _z(level: float) -> float:

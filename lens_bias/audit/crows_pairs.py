@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 from jaxtyping import Float
 
-from lens_bias.audit.base import Arrays, MeasureOptions, RowMeasure, Rows, Statistic, item_chunks
+from lens_bias.audit.base import Arrays, MeasureOptions, RowMeasure, Rows, Statistic, Sums, item_chunks
 from lens_bias.benchmarks.crows_pairs import (
     CONVENTIONS,
     DEFAULT_CONVENTION,
@@ -50,7 +50,18 @@ def _metric_statistic(convention: str, name: str, label: str) -> Statistic:
         scores: Float[np.ndarray, "n 2"] = rows[f"score_{convention}"][ok]
         return float(crows_group_score(scores[:, 0], scores[:, 1])["metric_score"])
 
-    return Statistic(name, label, compute, _all_failed, 50.0)
+    def columns(rows: Rows, index: np.ndarray) -> np.ndarray:  # [scored, prefers sent_more] per pair
+        more, less = rows[f"score_{convention}"][index].T
+        scored = ~rows["failed"][index] & ~np.isnan(more) & ~np.isnan(less)
+        return np.stack([scored, scored & (more > less)], 1).astype(np.float64)
+
+    return Statistic(name, label, compute, _all_failed, 50.0, sums=Sums(columns, _percent))
+
+
+def _percent(totals: np.ndarray) -> np.ndarray:
+    """``100 x column 1 / column 0`` of summed ``[r, 2]`` columns, NaN where column 0 is 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 100.0 * totals[:, 1] / totals[:, 0]
 
 
 def _all_failed(rows: Rows, index: np.ndarray) -> str:
@@ -63,10 +74,15 @@ def _differ_statistic(convention: str, headline: str) -> Statistic:
         if not ok.size:
             return float("nan")
         verdicts = [rows[f"score_{c}"][ok] for c in (convention, headline)]
-        return 100.0 * float(np.mean(np.not_equal(*(v[:, 0] > v[:, 1] for v in verdicts))))
+        return 100.0 * int(np.not_equal(*(v[:, 0] > v[:, 1] for v in verdicts)).sum()) / ok.size
+
+    def columns(rows: Rows, index: np.ndarray) -> np.ndarray:  # [scored, verdicts differ] per pair
+        verdicts = [rows[f"score_{c}"][index] for c in (convention, headline)]
+        ok = ~rows["failed"][index]
+        return np.stack([ok, ok & np.not_equal(*(v[:, 0] > v[:, 1] for v in verdicts))], 1).astype(np.float64)
 
     label = f"% pairs whose verdict under {convention} differs from {headline}"
-    return Statistic(f"differ_{convention}", label, compute, _all_failed, None)
+    return Statistic(f"differ_{convention}", label, compute, _all_failed, None, sums=Sums(columns, _percent))
 
 
 class CrowsPairsMeasure(RowMeasure):

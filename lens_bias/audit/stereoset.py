@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lens_bias.audit.base import Arrays, MeasureOptions, RowMeasure, Rows, Statistic, item_chunks
+from lens_bias.audit.base import Arrays, MeasureOptions, RowMeasure, Rows, Statistic, Sums, item_chunks
 from lens_bias.benchmarks.stereoset import SCORING_VERSION, score_stereoset
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
@@ -42,7 +42,9 @@ from lens_bias.data.stereoset import (
     StereoSetItem,
     load_stereoset,
     load_stereoset_file,
+    stereoset_columns,
     stereoset_statistics,
+    stereoset_statistics_of_sums,
 )
 from lens_bias.errors import InputError
 from lens_bias.interventions import Intervention
@@ -57,7 +59,12 @@ def _statistic(name: str, label: str, ideal: float) -> Statistic:
     def undefined(rows: Rows, index: np.ndarray) -> str:
         return f"no scored items: all {index.size} failed"
 
-    return Statistic(name, label, compute, undefined, ideal)
+    def columns(rows: Rows, index: np.ndarray) -> np.ndarray:  # a failed item's columns are zero: not counted
+        values = stereoset_columns(rows["scores"][index], rows["target"][index])
+        return values * ~rows["failed"][index][:, None]
+
+    sums = Sums(columns, lambda totals: stereoset_statistics_of_sums(totals)[name])
+    return Statistic(name, label, compute, undefined, ideal, sums=sums)
 
 
 class StereoSetMeasure(RowMeasure):
