@@ -282,6 +282,21 @@ def test_bootstrap_sums_draws_what_bootstrap_rows_draws_and_gives_its_interval()
     assert fast == rows and fast.n == 12
 
 
+def test_the_draws_are_the_same_in_any_batching():
+    """5,000 clusters: the replicates come in batches of 400 (2e6 draws each), and both bootstraps see the
+    draws of one replicate at a time from the seeded stream."""
+    from lens_bias.stats import _cluster_draws, bootstrap_rows, bootstrap_sums
+
+    batches = list(_cluster_draws(5000, 1000, seed=2))
+    assert [len(batch) for batch in batches] == [400, 400, 200]
+    rng = np.random.default_rng(2)
+    assert all(np.array_equal(drawn, rng.integers(0, 5000, 5000)) for drawn in np.concatenate(batches))
+    columns = np.random.default_rng(3).integers(0, 4, (5000, 2))
+    fast = bootstrap_sums(columns, lambda sums: sums[:, 0] / sums[:, 1], np.arange(5000), n_resamples=1000, seed=2)
+    rows = bootstrap_rows(lambda r: columns[r, 0].sum() / columns[r, 1].sum(), np.arange(5000), seed=2)
+    assert fast == rows
+
+
 def test_bootstrap_sums_refuses_columns_that_do_not_match_the_rows():
     from lens_bias.errors import InputError
     from lens_bias.stats import bootstrap_sums
