@@ -50,7 +50,12 @@ from lens_bias.data.bbq import (
     load_bbq,
     scores_of_counts,
 )
-from lens_bias.data.bbq_harness import harness_choice_roles, harness_scores
+from lens_bias.data.bbq_harness import (
+    harness_choice_roles,
+    harness_count_columns,
+    harness_scores,
+    harness_scores_of_counts,
+)
 from lens_bias.data.records import fingerprint
 from lens_bias.data.sampling import sample
 from lens_bias.data.tables import load_bbq_items
@@ -151,8 +156,14 @@ def harness_statistic(key: str, label: str, ideal: float) -> Statistic:
         context = {"s_amb": "ambiguous", "s_dis": "disambiguated"}.get(key, key.removeprefix("accuracy_"))
         return f"no answered items in {context} contexts" if key != "acc" else "no answered items"
 
+    def columns(rows: Rows, index: np.ndarray) -> np.ndarray:  # a failed item's columns are zero: not counted
+        target, biased, unknown, ambiguous = (rows[key][index] for key in ("target", "biased", "unknown", "ambiguous"))
+        counts = harness_count_columns(rows["choice_total"][index].argmax(1), target, biased, unknown, ambiguous)
+        return counts * ~rows["failed"][index][:, None]
+
     proportion = counts if key.startswith("acc") else None  # a share of the answered questions: Wilson's
-    return Statistic(key, f"{label} (harness)", compute, undefined, ideal, proportion)
+    sums = Sums(columns, lambda totals: harness_scores_of_counts(totals)[key])
+    return Statistic(key, f"{label} (harness)", compute, undefined, ideal, proportion, sums)
 
 
 def format_mass(rows: Rows, index: np.ndarray) -> float:

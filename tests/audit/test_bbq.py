@@ -73,6 +73,37 @@ def test_the_fast_bootstrap_of_the_counts_gives_the_per_replicate_interval(conve
             )
 
 
+def test_the_fast_bootstrap_of_the_harness_counts_gives_the_per_replicate_interval():
+    """The harness convention's s_AMB and s_DIS (and its accuracies, bootstrapped), their intervals and paired
+    changes through the counts and through ``compute`` per replicate: the same numbers, with groups where no
+    answer is biased (its 0.0 rule), failed items and questions with two or no biased answers."""
+    from dataclasses import replace
+
+    from lens_bias.audit.base import estimate, paired_change
+    from lens_bias.audit.bbq import harness_statistic
+
+    rng = np.random.default_rng(0)
+    unknown = np.zeros((120, 12), bool)
+    unknown[:, 2:] = True
+    ambiguous = np.arange(120) % 2 == 0
+    target = np.where(ambiguous[:, None], unknown, np.eye(12, dtype=bool)[rng.integers(0, 2, 120)])
+    biased = np.zeros((120, 12), bool)
+    biased[:, :2] = rng.random((120, 2)) < 0.5  # one, two or no biased answer
+    choice = rng.integers(-3, 0, (120, 12)).astype(float)  # small integers: many ties
+    rows = {"choice_total": choice, "target": target, "biased": biased, "unknown": unknown,
+            "ambiguous": ambiguous, "failed": rng.random(120) < 0.05}  # fmt: skip
+    other = {**rows, "choice_total": rng.normal(size=(120, 12))}
+    index, clusters = np.arange(120), np.arange(120) // 2
+    for key in ("s_amb", "s_dis", "accuracy_ambig", "acc"):
+        fast = replace(harness_statistic(key, key, 0.0), proportion=None)  # bootstrapped
+        slow = replace(fast, sums=None)
+        assert fast.sums is not None
+        assert estimate(fast, rows, index, clusters, seed=3) == estimate(slow, rows, index, clusters, seed=3)
+        assert paired_change(fast, rows, other, index, clusters, seed=3) == paired_change(
+            slow, rows, other, index, clusters, seed=3
+        )
+
+
 def test_undefined_scores_say_why():
     """All answers 'unknown': s_DIS has no non-unknown answer, reported undefined (never 0)."""
     measure = BBQMeasure(categories=["Age"], n=8, seed=0)
