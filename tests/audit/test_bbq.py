@@ -45,7 +45,7 @@ def test_measure_scores_equal_bbq_bias_scores_and_resume(tiny_long_model, tmp_pa
 
 
 @pytest.mark.parametrize("convention", ["authors", "lens_bias"])
-def test_the_fast_bootstrap_of_the_counts_gives_the_per_replicate_interval(convention):
+def test_the_fast_bootstrap_of_the_counts_gives_the_per_replicate_interval(convention, few_resamples):
     """Every BBQ statistic, its interval and its paired change, through the counts (one vectorised bootstrap)
     and through ``compute`` per replicate: the same numbers, ties, unresolved and failed items included."""
     from dataclasses import replace
@@ -73,7 +73,7 @@ def test_the_fast_bootstrap_of_the_counts_gives_the_per_replicate_interval(conve
             )
 
 
-def test_the_fast_bootstrap_of_the_harness_counts_gives_the_per_replicate_interval():
+def test_the_fast_bootstrap_of_the_harness_counts_gives_the_per_replicate_interval(few_resamples):
     """The harness convention's s_AMB and s_DIS (and its accuracies, bootstrapped), their intervals and paired
     changes through the counts and through ``compute`` per replicate: the same numbers, with groups where no
     answer is biased (its 0.0 rule), failed items and questions with two or no biased answers."""

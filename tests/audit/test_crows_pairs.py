@@ -122,7 +122,7 @@ def test_figures_one_per_scoring(measure):
     assert list(bar.x) == ["overall", *BIAS_TYPES] and bar.y[0] == pytest.approx(50.0)
 
 
-def test_the_fast_bootstrap_of_the_counts_gives_the_per_replicate_interval(measure):
+def test_the_fast_bootstrap_of_the_counts_gives_the_per_replicate_interval(measure, few_resamples):
     """Every CrowS-Pairs statistic, its interval and its paired change, through summed columns (one vectorised
     bootstrap) and through ``compute`` per replicate: the same numbers, ties, NaN scores and failed pairs
     included."""

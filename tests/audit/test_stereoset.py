@@ -262,7 +262,7 @@ def test_real_model_stereoset_and_crows_pairs(smollm):
         assert 0 < value < 100 if name.startswith("metric_score") else 0 <= value <= 100
 
 
-def test_the_fast_bootstrap_of_the_sums_gives_the_per_replicate_interval():
+def test_the_fast_bootstrap_of_the_sums_gives_the_per_replicate_interval(few_resamples):
     """Every StereoSet statistic (macro over target terms and micro), its interval and its paired change,
     through summed per-target columns (one vectorised bootstrap) and through ``compute`` per replicate: the same
     numbers, ties, failed items and target terms absent from a resample included."""
