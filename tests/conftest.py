@@ -202,3 +202,15 @@ def smollm():
     from lens_bias.models import load_model
 
     return load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm_hf():
+    """The same embedded GGUF file read by transformers' own GGUF loader (fp32, CPU), the independent reference of
+    the parity tests, loaded once per test session (tests must leave it as they found it: no hooks left)."""
+    from transformers import AutoModelForCausalLM
+
+    from lens_bias.models import embedded_gguf_path
+
+    path = embedded_gguf_path()
+    return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)

@@ -43,12 +43,8 @@ def test_local_llama_folder_matches_hf(request, fixture):
 
 
 @pytest.mark.slow
-def test_embedded_model_matches_hf(smollm):
-    from transformers import AutoModelForCausalLM
-
-    path = embedded_gguf_path()
-    hf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-    assert _max_logprob_gap(smollm, hf_model, PROMPTS) < 1e-4
+def test_embedded_model_matches_hf(smollm, smollm_hf):
+    assert _max_logprob_gap(smollm, smollm_hf, PROMPTS) < 1e-4
     record = model_record(smollm)
     assert (record.n_layers, record.d_model, record.n_heads, record.n_key_value_heads) == (30, 576, 9, 3)
     assert record.kind == "embedded-gguf" and len(record.sha256) == 64

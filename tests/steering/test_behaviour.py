@@ -109,19 +109,13 @@ def test_steered_generation_kv_cache_equivalence_on_embedded_model(smollm, gende
     assert [g.tokens for g in cached] == [g.tokens for g in full]
 
 
-def test_vector_equals_hf_forward_hook_computation(smollm):
+def test_vector_equals_hf_forward_hook_computation(smollm, smollm_hf):
     """Independent check: the HF model from the same GGUF file, PyTorch hooks on decoder layer 8."""
-    from transformers import AutoModelForCausalLM
-
-    from lens_bias.models import embedded_gguf_path
-
     from .hf_reference import hf_last_token_mean_difference
 
     split = contrast_split("gender_prompts", n_train=16, seed=0)
     vector = build_vector("last", contrast_activations(smollm, split.train, [LAYER]))
-    path = embedded_gguf_path()
-    hf = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-    reference = hf_last_token_mean_difference(hf, smollm.tokenizer, split.train, LAYER)
+    reference = hf_last_token_mean_difference(smollm_hf, smollm.tokenizer, split.train, LAYER)
     cosine = torch.nn.functional.cosine_similarity(reference, vector.at(LAYER), dim=0)
     assert cosine >= 0.9999
 
